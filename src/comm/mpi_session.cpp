@@ -1,0 +1,77 @@
+// mpi_session.cpp: see mpi_session.hpp.
+#include "comm/mpi_session.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace sdnn {
+
+MpiSession::MpiSession(int* argc, char*** argv) {
+  int provided = 0;
+  if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+    std::fprintf(stderr, "sdnn: MPI_Init_thread failed\n");
+    std::exit(1);
+  }
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+  MPI_Comm_size(MPI_COMM_WORLD, &size_);
+}
+
+MpiSession::~MpiSession() { MPI_Finalize(); }
+
+bool MpiSession::any(bool failed) const {
+  int mine = failed ? 1 : 0, all = 0;
+  MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
+  return all != 0;
+}
+
+std::string MpiSession::first_failure(bool failed, const std::string& message) const {
+  int mine = failed ? rank_ : size_, first = size_;
+  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (first == size_) return "";
+  std::uint64_t length = rank_ == first ? message.size() : 0;
+  MPI_Bcast(&length, 1, MPI_UINT64_T, first, MPI_COMM_WORLD);
+  std::string text = rank_ == first ? message : std::string(length, ' ');
+  MPI_Bcast(text.data(), static_cast<int>(length), MPI_CHAR, first, MPI_COMM_WORLD);
+  return text;
+}
+
+std::vector<std::uint32_t> MpiSession::gather_to_root(const std::vector<std::uint32_t>& mine) const {
+  const int count = static_cast<int>(mine.size());
+  std::vector<int> counts(is_root() ? size_ : 0), displacements;
+  MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD);
+  std::vector<std::uint32_t> all;
+  if (is_root()) {
+    displacements.resize(size_);
+    long long total = 0;
+    for (int r = 0; r < size_; ++r) {
+      displacements[r] = static_cast<int>(total);
+      total += counts[r];
+    }
+    all.resize(static_cast<std::size_t>(total));
+  }
+  MPI_Gatherv(mine.data(), count, MPI_UINT32_T, all.data(), counts.data(), displacements.data(), MPI_UINT32_T, 0,
+              MPI_COMM_WORLD);
+  return all;
+}
+
+double MpiSession::sum(double mine) const {
+  double all = 0;
+  MPI_Allreduce(&mine, &all, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  return all;
+}
+
+double MpiSession::max(double mine) const {
+  double all = 0;
+  MPI_Allreduce(&mine, &all, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return all;
+}
+
+std::uint64_t MpiSession::sum(std::uint64_t mine) const {
+  std::uint64_t all = 0;
+  MPI_Allreduce(&mine, &all, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+  return all;
+}
+
+void MpiSession::barrier() const { MPI_Barrier(MPI_COMM_WORLD); }
+
+}  // namespace sdnn

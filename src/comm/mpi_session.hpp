@@ -1,0 +1,41 @@
+// mpi_session.hpp: the MPI environment of the program (RAII init/finalize) and the few
+// collectives the driver needs: agreeing on failure, gathering index lists and summing or
+// maximising scalars. It moves numbers; it knows nothing of networks.
+#pragma once
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sdnn {
+
+class MpiSession {
+ public:
+  MpiSession(int* argc, char*** argv);
+  ~MpiSession();
+  MpiSession(const MpiSession&) = delete;
+  MpiSession& operator=(const MpiSession&) = delete;
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  bool is_root() const { return rank_ == 0; }
+
+  // Collective: true on every rank when `failed` is true on any rank.
+  bool any(bool failed) const;
+  // Collective: the message of the lowest failing rank (failed ranks pass their message), on
+  // every rank; "" when none failed.
+  std::string first_failure(bool failed, const std::string& message) const;
+  // Collective: the concatenation, in rank order, of every rank's list, on rank 0 (empty elsewhere).
+  std::vector<std::uint32_t> gather_to_root(const std::vector<std::uint32_t>& mine) const;
+  double sum(double mine) const;
+  double max(double mine) const;
+  std::uint64_t sum(std::uint64_t mine) const;
+  void barrier() const;
+
+ private:
+  int rank_ = 0, size_ = 1;
+};
+
+}  // namespace sdnn

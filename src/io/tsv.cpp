@@ -1,0 +1,234 @@
+// tsv.cpp: parallel TSV triplet parsing, the official readers and the atomic writers.
+#include "io/tsv.hpp"
+
+#include <fcntl.h>
+#include <omp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <unordered_set>
+
+#include "io/input_error.hpp"
+
+namespace sdnn {
+
+std::uint64_t line_of(std::string_view text, std::size_t offset) {
+  return 1 + static_cast<std::uint64_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(std::min(offset, text.size())), '\n'));
+}
+
+std::string read_whole_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) throw InputError(path, std::string("cannot open: ") + std::strerror(errno));
+  struct stat info {};
+  if (::fstat(fd, &info) != 0 || S_ISDIR(info.st_mode)) {
+    ::close(fd);
+    throw InputError(path, "is a directory, not a file");
+  }
+  std::string bytes;
+  bytes.resize(static_cast<std::size_t>(info.st_size));
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int saved = errno;
+      ::close(fd);
+      throw InputError(path, std::string("cannot read: ") + std::strerror(saved));
+    }
+    if (n == 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  bytes.resize(done);
+  ::close(fd);
+  return bytes;
+}
+
+namespace {
+
+struct Fault {
+  std::size_t offset = std::string_view::npos;  // where in the text
+  std::string what;
+};
+
+// Parses a 1-based index in 1..limit at p; returns "" or what is wrong.
+std::string parse_index(const char*& p, const char* stop, Index limit, const char* name, Index& index) {
+  if (p < stop && *p == '-') return std::string("negative ") + name + " index";
+  std::uint64_t x = 0;
+  const auto [next, ec] = std::from_chars(p, stop, x);
+  if (ec == std::errc::result_out_of_range) return std::string(name) + " index too large (allowed 1.." + std::to_string(limit) + ")";
+  if (ec != std::errc()) return std::string("expected a ") + name + " index (a positive integer)";
+  if (x < 1 || x > limit)
+    return std::string(name) + " index " + std::to_string(x) + " out of range 1.." + std::to_string(limit);
+  p = next;
+  index = static_cast<Index>(x - 1);
+  return "";
+}
+
+// Parses the lines of text[begin, end): begin and end are line starts (or the end of text).
+void parse_lines(std::string_view text, std::size_t begin, std::size_t end, Index rows, Index cols,
+                 std::vector<Triplet>& out, Fault& fault) {
+  const char* const base = text.data();
+  const char* p = base + begin;
+  const char* const stop = base + end;
+  auto fail = [&](const char* at, std::string what) {
+    fault.offset = static_cast<std::size_t>(at - base);
+    fault.what = std::move(what);
+  };
+  while (p < stop) {
+    Triplet t{};
+    std::string why = parse_index(p, stop, rows, "row", t.row);
+    if (!why.empty()) return fail(p, why);
+    if (p >= stop || *p != '\t') return fail(p, "expected a tab after the row index");
+    ++p;
+    why = parse_index(p, stop, cols, "column", t.col);
+    if (!why.empty()) return fail(p, why);
+    if (p >= stop || *p != '\t') return fail(p, "expected a tab after the column index");
+    ++p;
+    const auto [next, ec] = std::from_chars(p, stop, t.value);
+    if (ec == std::errc::result_out_of_range) return fail(p, "value out of the range of float");
+    if (ec != std::errc()) return fail(p, "expected a value (a number)");
+    if (!std::isfinite(t.value)) return fail(p, "value is not finite");
+    p = next;
+    if (p < stop && *p == '\r') ++p;
+    if (p < stop && *p != '\n') return fail(p, "unexpected text after the value (expected the end of the line)");
+    ++p;
+    out.push_back(t);
+  }
+}
+
+}  // namespace
+
+std::vector<Triplet> parse_triplets(const std::string& path, std::string_view text, Index rows, Index cols,
+                                    int threads) {
+  if (text.empty()) throw InputError(path, "empty file: no entries");
+  threads = std::max(1, std::min<int>(threads, static_cast<int>(text.size() / (1 << 16)) + 1));
+  // Chunk boundaries at line starts.
+  std::vector<std::size_t> starts(threads + 1, text.size());
+  starts[0] = 0;
+  for (int t = 1; t < threads; ++t) {
+    std::size_t at = std::max(starts[t - 1], text.size() * t / threads);
+    while (at < text.size() && at > 0 && text[at - 1] != '\n') ++at;
+    starts[t] = at;
+  }
+  std::vector<std::vector<Triplet>> parts(threads);
+  std::vector<Fault> faults(threads);
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+  for (int t = 0; t < threads; ++t) {
+    parts[t].reserve((starts[t + 1] - starts[t]) / 12 + 1);
+    parse_lines(text, starts[t], starts[t + 1], rows, cols, parts[t], faults[t]);
+  }
+  for (const Fault& f : faults)  // the first fault in the file
+    if (f.offset != std::string_view::npos) throw InputError(path, line_of(text, f.offset), f.what);
+  std::size_t total = 0;
+  for (const auto& part : parts) total += part.size();
+  std::vector<Triplet> triplets;
+  triplets.reserve(total);
+  for (const auto& part : parts) triplets.insert(triplets.end(), part.begin(), part.end());
+  return triplets;
+}
+
+CsrMatrix read_triplet_matrix(const std::string& path, Index rows, Index cols, int threads) {
+  const std::string text = read_whole_file(path);
+  const std::vector<Triplet> triplets = parse_triplets(path, text, rows, cols, threads);
+  try {
+    return from_triplets<RowMajor>(rows, cols, triplets);
+  } catch (const DuplicateEntry&) {
+    // Every line holds one triplet, so triplet k is on line k + 1: find the first repeat.
+    std::unordered_set<std::uint64_t> seen;
+    for (std::size_t k = 0; k < triplets.size(); ++k) {
+      const std::uint64_t key = (static_cast<std::uint64_t>(triplets[k].row) << 32) | triplets[k].col;
+      if (!seen.insert(key).second)
+        throw InputError(path, k + 1,
+                         "duplicate entry (" + std::to_string(triplets[k].row + 1) + ", " +
+                             std::to_string(triplets[k].col + 1) + ")");
+    }
+    throw;
+  }
+}
+
+std::string layer_path(const std::string& dir, Index neurons, Index layer) {
+  return dir + "/n" + std::to_string(neurons) + "-l" + std::to_string(layer) + ".tsv";
+}
+
+Network read_network(const std::string& dir, Index neurons, Index layers, Value bias, int threads) {
+  struct stat info {};
+  if (::stat(dir.c_str(), &info) != 0) throw InputError(dir, "network directory not found");
+  if (!S_ISDIR(info.st_mode)) throw InputError(dir, "not a directory (--network takes the folder of nN-lK.tsv files)");
+  for (Index l = 1; l <= layers; ++l) {
+    const std::string path = layer_path(dir, neurons, l);
+    if (::stat(path.c_str(), &info) != 0)
+      throw InputError(path, "missing layer file (layer " + std::to_string(l) + " of " + std::to_string(layers) + ")");
+  }
+  Network network(layers);
+  std::vector<std::exception_ptr> errors(layers);
+  // Layers are many small files: one file per thread at a time.
+#pragma omp parallel for num_threads(std::max(1, threads)) schedule(dynamic, 1)
+  for (Index l = 0; l < layers; ++l) {
+    try {
+      network[l].weights_csr = read_triplet_matrix(layer_path(dir, neurons, l + 1), neurons, neurons, 1);
+      network[l].bias.assign(neurons, bias);
+    } catch (...) {
+      errors[l] = std::current_exception();
+    }
+  }
+  for (const std::exception_ptr& e : errors)  // the first bad layer
+    if (e) std::rethrow_exception(e);
+  return network;
+}
+
+std::vector<Index> read_categories(const std::string& path, Index rows) {
+  const std::string text = read_whole_file(path);
+  std::vector<Index> categories;
+  const char* p = text.data();
+  const char* const stop = text.data() + text.size();
+  while (p < stop) {
+    const char* line = p;
+    auto fail = [&](const std::string& what) {
+      return InputError(path, line_of(text, static_cast<std::size_t>(line - text.data())), what);
+    };
+    Index row = 0;
+    const std::string why = parse_index(p, stop, rows, "row", row);
+    if (!why.empty()) throw fail(why);
+    if (p < stop && *p == '\r') ++p;
+    if (p < stop && *p != '\n') throw fail("unexpected text after the row number");
+    ++p;
+    if (!categories.empty() && row <= categories.back())
+      throw fail(row == categories.back() ? "repeated row " + std::to_string(row + 1)
+                                          : "rows not in ascending order (" + std::to_string(row + 1) + " after " +
+                                                std::to_string(categories.back() + 1) + ")");
+    categories.push_back(row);
+  }
+  return categories;
+}
+
+void write_file_atomically(const std::string& path, const std::string& text) {
+  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
+  std::FILE* f = std::fopen(temporary.c_str(), "wb");
+  if (f == nullptr) throw InputError(path, std::string("cannot write: ") + std::strerror(errno));
+  const bool written = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  const bool closed = std::fclose(f) == 0;
+  if (!written || !closed || std::rename(temporary.c_str(), path.c_str()) != 0) {
+    const int saved = errno;
+    std::remove(temporary.c_str());
+    throw InputError(path, std::string("cannot write: ") + std::strerror(saved));
+  }
+}
+
+void write_categories(const std::string& path, const std::vector<Index>& categories) {
+  std::string text;
+  text.reserve(categories.size() * 7);
+  for (Index row : categories) {
+    text += std::to_string(row + 1);
+    text += '\n';
+  }
+  write_file_atomically(path, text);
+}
+
+}  // namespace sdnn

@@ -1,0 +1,49 @@
+// tsv.hpp: readers and writers of the official Graph Challenge files (SPEC.md, 'Files').
+//
+// - inputs (sparse-images-N.tsv) and layers (nN-lK.tsv): TSV triplets "row<TAB>col<TAB>value",
+//   1-based, read into 0-based CSR matrices whose shape comes from the problem, not the file;
+// - categories: one 1-based row number per line, ascending.
+// Text is parsed in parallel (one chunk per thread, std::from_chars). Any fault throws
+// InputError naming the file, the line and the fault. Files are written atomically (a temporary
+// file beside the target, then rename), so no half-written file is ever left.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "spmm/layer.hpp"
+#include "spmm/sparse_matrix.hpp"
+
+namespace sdnn {
+
+// The whole file as bytes. Throws InputError when it is missing, unreadable or a directory.
+std::string read_whole_file(const std::string& path);
+
+// TSV triplets of `text` (the content of `path`), 0-based, each checked: 1 <= row <= rows,
+// 1 <= col <= cols, value finite. An empty text is an error. CRLF line ends are accepted.
+std::vector<Triplet> parse_triplets(const std::string& path, std::string_view text, Index rows, Index cols,
+                                    int threads);
+
+// A rows x cols CSR matrix from a TSV triplet file; duplicate entries are an error.
+CsrMatrix read_triplet_matrix(const std::string& path, Index rows, Index cols, int threads);
+
+// Path of layer `layer` (1-based) of an N-neuron network in directory `dir`: dir/nN-lK.tsv.
+std::string layer_path(const std::string& dir, Index neurons, Index layer);
+
+// Layers 1..layers from `dir`, weights as CSR, bias `bias` on every neuron.
+Network read_network(const std::string& dir, Index neurons, Index layers, Value bias, int threads);
+
+// Categories file: 0-based rows, checked ascending, unique and within 1..rows.
+std::vector<Index> read_categories(const std::string& path, Index rows);
+
+// Writes 0-based `categories` as 1-based lines, atomically.
+void write_categories(const std::string& path, const std::vector<Index>& categories);
+
+// Writes `text` to `path` atomically (temporary file in the same directory, then rename).
+void write_file_atomically(const std::string& path, const std::string& text);
+
+// The line number (1-based) of byte `offset` of `text`.
+std::uint64_t line_of(std::string_view text, std::size_t offset);
+
+}  // namespace sdnn

@@ -1,0 +1,109 @@
+// options.cpp: see options.hpp.
+#include "main/options.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <stdexcept>
+
+namespace sdnn {
+namespace {
+
+template <class T>
+T parse_number(const std::string& option, const std::string& text, T min_value) {
+  T value{};
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < min_value)
+    throw std::invalid_argument(option + " needs a number >= " + std::to_string(min_value) + ", not '" + text + "'");
+  return value;
+}
+
+}  // namespace
+
+Options parse_options(const std::vector<std::string>& args) {
+  Options o;
+  bool neurons_given = false, layers_given = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    auto value = [&]() -> const std::string& {
+      if (i + 1 >= args.size()) throw std::invalid_argument(arg + " needs a value (see --help)");
+      return args[++i];
+    };
+    if (arg == "--help" || arg == "-h") o.help = true;
+    else if (arg == "--network") o.network_dir = value();
+    else if (arg == "--input") o.input_path = value();
+    else if (arg == "--truth") o.truth_path = value();
+    else if (arg == "--out") o.out_path = value();
+    else if (arg == "--neurons") { o.neurons = parse_number<std::uint32_t>(arg, value(), 1); neurons_given = true; }
+    else if (arg == "--layers") { o.layers = parse_number<std::uint32_t>(arg, value(), 0); layers_given = true; }
+    else if (arg == "--inputs") o.inputs = parse_number<std::uint32_t>(arg, value(), 1);
+    else if (arg == "--bias") {
+      const std::string& text = value();
+      char* end = nullptr;
+      const float b = std::strtof(text.c_str(), &end);
+      if (text.empty() || *end != '\0' || !std::isfinite(b)) throw std::invalid_argument("--bias needs a number, not '" + text + "'");
+      o.bias = b;
+    }
+    else if (arg == "--seed") o.seed = parse_number<std::uint64_t>(arg, value(), 0);
+    else if (arg == "--format") o.format = parse_format(value());
+    else if (arg == "--parallel") o.parallel = parse_parallelism(value());
+    else if (arg == "--threads") o.threads = parse_number<int>(arg, value(), 1);
+    else if (arg == "--block-rows") o.block_rows = parse_number<std::uint32_t>(arg, value(), 1);
+    else if (arg == "--verify") o.verify = true;
+    else if (arg == "--quiet" || arg == "-q") o.quiet = true;
+    else throw std::invalid_argument("unknown option '" + arg + "' (see --help)");
+  }
+  if (o.help) return o;
+  check_combination(o.format, o.parallel);
+  if (o.network_dir.empty() != o.input_path.empty())
+    throw std::invalid_argument("--network and --input go together (or give neither to run the generated problem)");
+  if (!o.network_dir.empty() && (!neurons_given || !layers_given))
+    throw std::invalid_argument("--network needs --neurons N and --layers L");
+  if (o.generated() && !o.truth_path.empty())
+    throw std::invalid_argument("--truth compares official-format runs; the generated problem is checked with the verifier");
+  if (o.generated()) o.verify = true;  // the embedded problem always checks itself
+  return o;
+}
+
+std::string usage_text() {
+  return R"(sdnn: inference of sparse deep neural networks (Graph Challenge Sparse DNN), MPI + OpenMP.
+
+Usage:
+  sdnn [options]                         the generated default problem (1024 neurons, 120 layers,
+                                         60,000 synthetic inputs), checked with the verifier
+  sdnn --network DIR --neurons N --layers L --input FILE [options]
+                                         official-format data: DIR holds nN-l1.tsv ... nN-lL.tsv
+  mpirun -np P sdnn ...                  P ranks, each a shard of the input rows
+
+Problem:
+  --network DIR      folder of the layer files nN-lK.tsv (as unpacked from neuronN.tar.gz)
+  --input FILE       input activations, sparse-images-N.tsv
+  --neurons N        neurons per layer (default 1024)
+  --layers L         layers to run, 1..L (default 120)
+  --inputs M         input rows (default 60000); the matrix is M x N whatever the file holds
+  --bias B           bias of every neuron (default: -0.3, -0.35, -0.4, -0.45 for N = 1024, 4096,
+                     16384, 65536; -0.3 - 0.025*log2(N/1024) for other N)
+  --seed S           seed of the generated network and inputs (default 42)
+  --truth FILE       official categories: prints Challenge: PASS or FAIL (exact comparison)
+  --out FILE         write the categories there (official format, written atomically)
+
+Execution:
+  --format csr|csc   csr: left multiplication, row by row; csc: right multiplication, column by
+                     column (default csr)
+  --parallel data|model
+                     data: threads take blocks of input rows through all layers; model: threads
+                     split each layer's output columns (needs --format csc) (default data)
+  --threads T        OpenMP threads per rank (default: OMP_NUM_THREADS, else all cores)
+  --block-rows B     rows per block in data parallelism (default 256)
+  --verify           also run the serial verifier and compare every final value
+                     (always on for the generated problem)
+  --quiet, -q        no progress on stderr
+  --help, -h         this text
+
+Output: read time, inference time, rate (inputs x connections / inference time), categories,
+Verifier and Challenge verdicts, and last a line "summary key=value ..." for scripts.
+Exit status: 0 when every check asked for passed, 1 on a failed check or bad input, 2 on a bad
+command line.
+)";
+}
+
+}  // namespace sdnn

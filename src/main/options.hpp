@@ -1,0 +1,40 @@
+// options.hpp: the command line of sdnn. parse_options turns argv into Options or throws
+// std::invalid_argument with a message that names the option; usage_text is --help.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "spmm/engine.hpp"
+
+namespace sdnn {
+
+struct Options {
+  // The problem: official-format files, or a generated problem when network is empty.
+  std::string network_dir;     // --network DIR: holds nN-l1.tsv ... nN-lL.tsv
+  std::string input_path;      // --input FILE: sparse-images-N.tsv
+  std::string truth_path;      // --truth FILE: categories to compare with
+  std::string out_path;        // --out FILE: categories written here
+  std::uint32_t neurons = 1024;
+  std::uint32_t layers = 120;
+  std::uint32_t inputs = 60000;
+  std::optional<float> bias;   // --bias B (default: the challenge's value for N)
+  std::uint64_t seed = 42;     // generator seed for the generated problem
+  // How to run it.
+  Format format = Format::csr;
+  Parallelism parallel = Parallelism::data;
+  int threads = 0;             // 0: OMP_NUM_THREADS, else all cores
+  std::uint32_t block_rows = 256;
+  bool verify = false;
+  bool quiet = false;
+  bool help = false;
+
+  bool generated() const { return network_dir.empty(); }
+};
+
+Options parse_options(const std::vector<std::string>& args);
+std::string usage_text();
+
+}  // namespace sdnn

@@ -1,0 +1,55 @@
+// engine.hpp: inference of a whole network on one process, with OpenMP threads. No MPI here.
+//
+// Inputs: the network (layers with weights in the format the engine needs) and the input
+// activations Y0 (a CSR matrix, one row per input, N columns). Output: the final activations
+// Y_L (same shape, sorted column indices), from which the categories follow.
+//
+// Two ways to split the work between threads:
+// - data parallelism: blocks of input rows, dynamically scheduled; a thread takes its block
+//   through all the layers with its own buffers (CSR: left multiplication; CSC: right).
+// - model parallelism: all rows together in CSC; the threads split each layer's output columns.
+// CSR with model parallelism is not offered (its rows would have to be split by columns).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "layer.hpp"
+#include "sparse_matrix.hpp"
+
+namespace sdnn {
+
+enum class Format { csr, csc };
+enum class Parallelism { data, model };
+
+std::string to_string(Format f);
+std::string to_string(Parallelism p);
+Format parse_format(const std::string& s);            // throws std::invalid_argument
+Parallelism parse_parallelism(const std::string& s);  // throws std::invalid_argument
+// Throws std::invalid_argument with a clear message for a combination the engine refuses.
+void check_combination(Format f, Parallelism p);
+
+struct EngineOptions {
+  Format format = Format::csr;
+  Parallelism parallel = Parallelism::data;
+  int threads = 1;
+  Index block_rows = 256;  // rows per block in data parallelism
+  // Called now and then with the fraction of the work done (0..1) and a short label.
+  std::function<void(double fraction, const std::string& label)> progress;
+};
+
+struct InferenceResult {
+  CsrMatrix activations;                // Y_L: input rows x N, sorted column indices
+  std::uint64_t active_nonzeros = 0;    // sum over layers of nnz(Y_{l-1}) actually multiplied
+};
+
+// Makes sure every layer holds its weights in the format(s) asked for (converting as needed).
+void prepare_weights(Network& network, bool need_csr, bool need_csc);
+
+InferenceResult infer(const Network& network, const CsrMatrix& input, const EngineOptions& options);
+
+// Rows [first, last) of a CSR matrix as a matrix of their own.
+CsrMatrix slice_rows(const CsrMatrix& a, Index first, Index last);
+
+}  // namespace sdnn
