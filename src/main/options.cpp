@@ -49,6 +49,7 @@ Options parse_options(const std::vector<std::string>& args) {
     else if (arg == "--threads") o.threads = parse_number<int>(arg, value(), 1);
     else if (arg == "--block-rows") o.block_rows = parse_number<std::uint32_t>(arg, value(), 1);
     else if (arg == "--verify") o.verify = true;
+    else if (arg == "--no-verify") o.no_verify = true;
     else if (arg == "--quiet" || arg == "-q") o.quiet = true;
     else throw std::invalid_argument("unknown option '" + arg + "' (see --help)");
   }
@@ -60,7 +61,8 @@ Options parse_options(const std::vector<std::string>& args) {
     throw std::invalid_argument("--network needs --neurons N and --layers L");
   if (o.generated() && !o.truth_path.empty())
     throw std::invalid_argument("--truth compares official-format runs; the generated problem is checked with the verifier");
-  if (o.generated()) o.verify = true;  // the embedded problem always checks itself
+  if (o.verify && o.no_verify) throw std::invalid_argument("--verify and --no-verify contradict each other");
+  if (o.generated() && !o.no_verify) o.verify = true;  // the embedded problem checks itself unless told not to
   return o;
 }
 
@@ -95,7 +97,8 @@ Execution:
   --threads T        OpenMP threads per rank (default: OMP_NUM_THREADS, else all cores)
   --block-rows B     rows per block in data parallelism (default 256)
   --verify           also run the serial verifier and compare every final value
-                     (always on for the generated problem)
+                     (on by default for the generated problem)
+  --no-verify        skip the verifier of the generated problem (for timing runs)
   --quiet, -q        no progress on stderr
   --help, -h         this text
 

@@ -28,6 +28,7 @@ struct Options {
   int threads = 0;             // 0: OMP_NUM_THREADS, else all cores
   std::uint32_t block_rows = 256;
   bool verify = false;
+  bool no_verify = false;       // --no-verify: skip the verifier of the generated problem (benchmarks)
   bool quiet = false;
   bool help = false;
 

@@ -89,7 +89,7 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
     input = o.generated() ? generate_inputs(o.inputs, o.neurons, o.seed)
                           : read_triplet_matrix(o.input_path, o.inputs, o.neurons, threads);
     input_s = seconds_since(start);
-    prepare_weights(network, o.format == Format::csr || o.verify, o.format == Format::csc);
+    prepare_weights(network, o.format == Format::csr || o.verify, true);  // csr uses columns for dense rows
     if (!o.verify && o.format == Format::csc)
       for (Layer& layer : network) layer.weights_csr = CsrMatrix();
   });

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "dense_rows.hpp"
 #include "spmm.hpp"
 
 namespace sdnn {
@@ -123,17 +124,29 @@ void load_block(const CsrMatrix& input, Index first, Index last, ActiveRows& blo
   block.ids.resize(kept);
 }
 
+// Whether rows are dense enough for panels, and positive (so that "reached" is "sum > 0").
+bool worth_dense(const ActiveRows& a, Index neurons, double threshold) {
+  if (static_cast<double>(a.rows.nnz()) < threshold * static_cast<double>(a.rows.rows()) * neurons) return false;
+  for (Offset p = 0; p < a.rows.nnz(); ++p)
+    if (!(a.rows.values[p] > 0.0f)) return false;
+  return true;
+}
+
 InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& input, const EngineOptions& options) {
   const Index rows = input.rows(), neurons = neurons_of(network, input);
   const Index block_rows = std::max<Index>(1, options.block_rows);
   const Index blocks = (rows + block_rows - 1) / block_rows;
   std::vector<ActiveRows> results(blocks);
   ProgressMeter meter(options, rows);
+  bool dense_allowed = options.dense_threshold <= 1.0;
+  for (const Layer& layer : network) dense_allowed = dense_allowed && layer.weights_csc.cols() == neurons;
   std::uint64_t active = 0;
 #pragma omp parallel num_threads(options.threads) reduction(+ : active)
   {
     ActiveRows current, next;
     LeftMultiplier left(neurons);
+    DenseRows panels, next_panels;
+    DenseMultiplier dense;
     RightMultiplier right(block_rows);
     CscMatrix current_csc, next_csc;
 #pragma omp for schedule(dynamic, 1)
@@ -141,12 +154,35 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
       const Index first = b * block_rows, last = std::min(rows, first + block_rows);
       load_block(input, first, last, current);
       if (options.format == Format::csr) {
+        bool in_panels = false;
+        Offset panel_nonzeros = 0;
         for (const Layer& layer : network) {
-          if (current.rows.rows() == 0) break;
-          active += current.rows.nnz();
-          left.multiply(current, layer.weights_csr, layer.bias.data(), next);
-          std::swap(current, next);
+          if (!in_panels) {
+            if (current.rows.rows() == 0) break;
+            if (dense_allowed && worth_dense(current, neurons, options.dense_threshold)) {
+              panel_nonzeros = current.rows.nnz();
+              to_dense(current, neurons, panels);
+              in_panels = true;
+            }
+          }
+          if (in_panels) {
+            if (panels.rows() == 0) break;
+            active += panel_nonzeros;
+            dense.multiply(panels, layer.weights_csc, layer.bias.data(), next_panels);
+            std::swap(panels, next_panels);
+            panel_nonzeros = dense.last_nonzeros();
+            if (static_cast<double>(panel_nonzeros) <
+                0.25 * options.dense_threshold * static_cast<double>(panels.rows()) * neurons) {
+              to_sparse(panels, current);
+              in_panels = false;
+            }
+          } else {
+            active += current.rows.nnz();
+            left.multiply(current, layer.weights_csr, layer.bias.data(), next);
+            std::swap(current, next);
+          }
         }
+        if (in_panels) to_sparse(panels, current);
         results[b].rows = current.rows.clone();
         results[b].ids = current.ids;
       } else {

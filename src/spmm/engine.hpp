@@ -35,6 +35,10 @@ struct EngineOptions {
   Parallelism parallel = Parallelism::data;
   int threads = 1;
   Index block_rows = 256;  // rows per block in data parallelism
+  // CSR data parallelism: a block whose alive rows hold at least this share of their N
+  // entries moves to dense panels (dense_rows.hpp), and back below a quarter of it. Above 1:
+  // never. Needs the weights by columns too.
+  double dense_threshold = 0.125;
   // Called now and then with the fraction of the work done (0..1) and a short label.
   std::function<void(double fraction, const std::string& label)> progress;
 };

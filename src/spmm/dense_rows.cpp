@@ -1,0 +1,161 @@
+// dense_rows.cpp: dense-panel layer kernel and conversions (see dense_rows.hpp).
+#include "dense_rows.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#if defined(__AVX512F__)
+// GCC 12's own _mm512_cvtpd_ps starts from an undefined vector, which -Wmaybe-uninitialized flags.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#endif
+
+namespace sdnn {
+
+void to_dense(const ActiveRows& in, Index neurons, DenseRows& out) {
+  out.neurons = neurons;
+  out.ids = in.ids;
+  out.panel.assign(static_cast<std::size_t>(out.panels()) * neurons * kPanelRows, 0.0f);
+  for (Index r = 0; r < in.rows.rows(); ++r) {
+    Value* base = out.panel.data() + static_cast<std::size_t>(r / kPanelRows) * neurons * kPanelRows + r % kPanelRows;
+    for (Offset p = in.rows.begin(r); p < in.rows.end(r); ++p) base[std::size_t{in.rows.indices[p]} * kPanelRows] = in.rows.values[p];
+  }
+}
+
+void to_sparse(const DenseRows& in, ActiveRows& out) {
+  out.rows.reset(in.rows(), in.neurons);
+  out.ids.clear();
+  Offset count = 0;
+  Index kept = 0;
+  for (Index r = 0; r < in.rows(); ++r) {
+    out.rows.reserve_nonzeros(count + in.neurons);
+    const Offset row_start = count;
+    for (Index k = 0; k < in.neurons; ++k) {
+      const Value v = in.at(r, k);
+      if (v != 0.0f) {
+        out.rows.indices[count] = k;
+        out.rows.values[count] = v;
+        ++count;
+      }
+    }
+    if (count > row_start) {
+      out.ids.push_back(in.ids[r]);
+      out.rows.offsets[++kept] = count;
+    }
+  }
+  out.rows.resize_major(kept);
+}
+
+namespace {
+
+// One panel, portable version: for every output neuron j, sums over the weights of column j in
+// double.
+[[maybe_unused]] void multiply_panel_portable(const Value* __restrict in, const CscMatrix& w, const Value* bias,
+                                              Index first, Index neurons, Value* __restrict out, char* alive) {
+  for (Index j = first; j < neurons; ++j) {
+    double sum[kPanelRows] = {};
+    Value reach[kPanelRows] = {};
+    for (Offset q = w.begin(j); q < w.end(j); ++q) {
+      const Value* column = in + std::size_t{w.indices[q]} * kPanelRows;
+      const double weight = w.values[q];
+      for (Index r = 0; r < kPanelRows; ++r) {
+        sum[r] += static_cast<double>(column[r]) * weight;
+        reach[r] += column[r];
+      }
+    }
+    Value* target = out + std::size_t{j} * kPanelRows;
+    for (Index r = 0; r < kPanelRows; ++r) {
+      target[r] = reach[r] > 0.0f ? activate(sum[r], bias[j]) : 0.0f;
+      alive[r] |= target[r] > 0.0f;
+    }
+  }
+}
+
+#if defined(__AVX512F__)
+// AVX-512: one zmm of 8 doubles per output neuron, four output neurons at a time so that four
+// independent multiply-add chains hide the latency.
+void multiply_panel(const Value* __restrict in, const CscMatrix& w, const Value* bias, Index neurons,
+                    Value* __restrict out, char* alive) {
+  static_assert(kPanelRows == 8, "one __m512d per panel column");
+  constexpr Index kColumns = 4;
+  const __m256 zero = _mm256_setzero_ps(), cap = _mm256_set1_ps(kActivationCap);
+  __mmask8 any_alive = 0;
+  Index j = 0;
+  for (; j + kColumns <= neurons; j += kColumns) {
+    __m512d sum[kColumns];
+    __m256 reach[kColumns];
+    Offset begin[kColumns], length[kColumns];
+    Offset common = ~Offset{0};
+    for (Index c = 0; c < kColumns; ++c) {
+      sum[c] = _mm512_setzero_pd();
+      reach[c] = zero;
+      begin[c] = w.begin(j + c);
+      length[c] = w.end(j + c) - begin[c];
+      common = std::min(common, length[c]);
+    }
+    for (Offset t = 0; t < common; ++t)
+      for (Index c = 0; c < kColumns; ++c) {
+        const Offset q = begin[c] + t;
+        const __m256 column = _mm256_loadu_ps(in + std::size_t{w.indices[q]} * kPanelRows);
+        sum[c] = _mm512_fmadd_pd(_mm512_cvtps_pd(column), _mm512_set1_pd(w.values[q]), sum[c]);
+        reach[c] = _mm256_add_ps(reach[c], column);
+      }
+    for (Index c = 0; c < kColumns; ++c) {
+      for (Offset t = common; t < length[c]; ++t) {
+        const Offset q = begin[c] + t;
+        const __m256 column = _mm256_loadu_ps(in + std::size_t{w.indices[q]} * kPanelRows);
+        sum[c] = _mm512_fmadd_pd(_mm512_cvtps_pd(column), _mm512_set1_pd(w.values[q]), sum[c]);
+        reach[c] = _mm256_add_ps(reach[c], column);
+      }
+      // activate(): the sum plus the bias in double, rounded once, ReLU, cap; only where reached.
+      const __m256 z = _mm512_cvtpd_ps(_mm512_add_pd(sum[c], _mm512_set1_pd(static_cast<double>(bias[j + c]))));
+      const __mmask8 keep = _mm256_cmp_ps_mask(z, zero, _CMP_GT_OQ) & _mm256_cmp_ps_mask(reach[c], zero, _CMP_GT_OQ);
+      _mm256_storeu_ps(out + std::size_t{j + c} * kPanelRows, _mm256_maskz_mov_ps(keep, _mm256_min_ps(z, cap)));
+      any_alive |= keep;
+    }
+  }
+  for (Index r = 0; r < kPanelRows; ++r) alive[r] |= (any_alive >> r) & 1;
+  multiply_panel_portable(in, w, bias, j, neurons, out, alive);
+}
+#else
+void multiply_panel(const Value* __restrict in, const CscMatrix& w, const Value* bias, Index neurons,
+                    Value* __restrict out, char* alive) {
+  multiply_panel_portable(in, w, bias, 0, neurons, out, alive);
+}
+#endif
+
+}  // namespace
+
+void DenseMultiplier::multiply(const DenseRows& in, const CscMatrix& weights, const Value* bias, DenseRows& out) {
+  const Index n = in.neurons, panels = in.panels();
+  const std::size_t panel_size = std::size_t{n} * kPanelRows;
+  scratch_.neurons = n;
+  scratch_.ids = in.ids;
+  scratch_.panel.resize(panels * panel_size);
+  alive_.assign(static_cast<std::size_t>(panels) * kPanelRows, 0);
+  for (Index p = 0; p < panels; ++p)
+    multiply_panel(in.panel.data() + p * panel_size, weights, bias, n, scratch_.panel.data() + p * panel_size,
+                   alive_.data() + std::size_t{p} * kPanelRows);
+  // Keep the rows that live, compacted into out's panels.
+  out.neurons = n;
+  out.ids.clear();
+  for (Index r = 0; r < in.rows(); ++r)
+    if (alive_[r]) out.ids.push_back(in.ids[r]);
+  if (out.rows() == in.rows()) {
+    std::swap(out.panel, scratch_.panel);
+  } else {
+    out.panel.assign(static_cast<std::size_t>(out.panels()) * panel_size, 0.0f);
+    Index to = 0;
+    for (Index r = 0; r < in.rows(); ++r) {
+      if (!alive_[r]) continue;
+      const Value* from_panel = scratch_.panel.data() + (r / kPanelRows) * panel_size + r % kPanelRows;
+      Value* to_panel = out.panel.data() + (to / kPanelRows) * panel_size + to % kPanelRows;
+      for (Index k = 0; k < n; ++k) to_panel[std::size_t{k} * kPanelRows] = from_panel[std::size_t{k} * kPanelRows];
+      ++to;
+    }
+  }
+  nonzeros_ = 0;
+  for (Value v : out.panel) nonzeros_ += v != 0.0f;
+}
+
+}  // namespace sdnn

@@ -1,0 +1,49 @@
+// dense_rows.hpp: the layer kernel for rows that have become dense (saturated survivors).
+//
+// Rows are kept in panels of kPanelRows rows, stored column by column: the kPanelRows values of
+// neuron k of panel p are contiguous, so one layer is, for every output neuron j and each of its
+// weights W(k,j), one SIMD multiply-add over the panel's rows (SIMD over a block of rows, no
+// index per value). Sums are in double and rounded once (SPEC.md, 'Numerics'), exactly as in the
+// sparse kernels; an output entry is structural when some present input reaches it, which for
+// positive activations is "the sum of the inputs it reads is positive". Rows that die are
+// dropped, so dead rows cost nothing in later layers. No MPI here.
+#pragma once
+
+#include <vector>
+
+#include "layer.hpp"
+#include "spmm.hpp"
+
+namespace sdnn {
+
+inline constexpr Index kPanelRows = 8;
+
+struct DenseRows {
+  Index neurons = 0;
+  std::vector<Index> ids;    // the id of each row, in order
+  std::vector<Value> panel;  // panels x neurons x kPanelRows; padding rows hold 0
+  Index rows() const { return static_cast<Index>(ids.size()); }
+  Index panels() const { return (rows() + kPanelRows - 1) / kPanelRows; }
+  Value at(Index row, Index neuron) const {
+    return panel[(static_cast<std::size_t>(row / kPanelRows) * neurons + neuron) * kPanelRows + row % kPanelRows];
+  }
+};
+
+// Sparse rows to dense panels and back (values must be positive for the dense kernel).
+void to_dense(const ActiveRows& in, Index neurons, DenseRows& out);
+void to_sparse(const DenseRows& in, ActiveRows& out);
+
+class DenseMultiplier {
+ public:
+  // out = activate(in * W + bias) with W by columns; rows that die are left out.
+  void multiply(const DenseRows& in, const CscMatrix& weights, const Value* bias, DenseRows& out);
+  // Nonzeros of the last output (to decide when to go back to sparse rows).
+  Offset last_nonzeros() const { return nonzeros_; }
+
+ private:
+  DenseRows scratch_;
+  std::vector<char> alive_;
+  Offset nonzeros_ = 0;
+};
+
+}  // namespace sdnn
