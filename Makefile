@@ -30,10 +30,12 @@ NP       ?= 1
 LIB_SRC   := $(wildcard src/spmm/*.cpp src/io/*.cpp src/hash/*.cpp src/partition/*.cpp src/comm/*.cpp)
 MAIN_SRC  := $(wildcard src/main/*.cpp)
 TEST_SRC  := $(wildcard tests/*.cpp)
+MPI_TEST_SRC := $(wildcard tests/mpi/*.cpp)
 BENCH_SRC := $(wildcard bench/*.cpp)
 LIB_OBJ   := $(LIB_SRC:%.cpp=$(BUILD)/%.o)
 MAIN_OBJ  := $(MAIN_SRC:%.cpp=$(BUILD)/%.o)
 TEST_OBJ  := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
+MPI_TEST_OBJ := $(MPI_TEST_SRC:%.cpp=$(BUILD)/%.o)
 BENCH_OBJ := $(BENCH_SRC:%.cpp=$(BUILD)/%.o)
 
 .PHONY: all deps build run test bench clean
@@ -48,6 +50,10 @@ $(BUILD)/sdnn: $(MAIN_OBJ) $(LIB_OBJ)
 $(BUILD)/sdnn_tests: $(TEST_OBJ) $(LIB_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS) -lgtest -lgtest_main -pthread
 
+# MPI tests: their own main (tests/mpi/main.cpp initialises MPI), run under mpirun with 1-4 ranks.
+$(BUILD)/sdnn_mpi_tests: $(MPI_TEST_OBJ) $(LIB_OBJ)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS) -lgtest -pthread
+
 $(BUILD)/sdnn_bench: $(BENCH_OBJ) $(LIB_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS) -lbenchmark -lbenchmark_main -pthread
 
@@ -55,7 +61,7 @@ $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c -o $@ $<
 
--include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(MPI_TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d)
 
 deps:
 	@missing=""; \
@@ -69,15 +75,15 @@ deps:
 	fi
 
 build: deps
-	@$(MAKE) --no-print-directory -j$(NPROC) sdnn $(BUILD)/sdnn_tests
+	@$(MAKE) --no-print-directory -j$(NPROC) sdnn $(BUILD)/sdnn_tests $(BUILD)/sdnn_mpi_tests
 
 run: deps
 	@$(MAKE) --no-print-directory -j$(NPROC) sdnn
 	$(MPIRUN) -np $(NP) ./sdnn
 
 test: deps
-	@$(MAKE) --no-print-directory -j$(NPROC) sdnn $(BUILD)/sdnn_tests
-	SDNN_TEST_BINARY=$(BUILD)/sdnn_tests MPIRUN="$(MPIRUN)" bash tests/run_all.sh
+	@$(MAKE) --no-print-directory -j$(NPROC) sdnn $(BUILD)/sdnn_tests $(BUILD)/sdnn_mpi_tests
+	SDNN_TEST_BINARY=$(BUILD)/sdnn_tests SDNN_MPI_TEST_BINARY=$(BUILD)/sdnn_mpi_tests MPIRUN="$(MPIRUN)" bash tests/run_all.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory -j$(NPROC) sdnn $(BUILD)/sdnn_bench

@@ -98,7 +98,7 @@ void parse_lines(std::string_view text, std::size_t begin, std::size_t end, Inde
     p = next;
     if (p < stop && *p == '\r') ++p;
     if (p < stop && *p != '\n') return fail(p, "unexpected text after the value (expected the end of the line)");
-    ++p;
+    if (p < stop) ++p;
     out.push_back(t);
   }
 }
@@ -198,7 +198,7 @@ std::vector<Index> read_categories(const std::string& path, Index rows) {
     if (!why.empty()) throw fail(why);
     if (p < stop && *p == '\r') ++p;
     if (p < stop && *p != '\n') throw fail("unexpected text after the row number");
-    ++p;
+    if (p < stop) ++p;
     if (!categories.empty() && row <= categories.back())
       throw fail(row == categories.back() ? "repeated row " + std::to_string(row + 1)
                                           : "rows not in ascending order (" + std::to_string(row + 1) + " after " +

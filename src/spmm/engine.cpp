@@ -239,6 +239,7 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
       }
 #pragma omp for schedule(static)
       for (Index j = 0; j < neurons; ++j) {
+        if (kept[j] == 0) continue;  // next's buffers may be empty (null): memcpy must not see them
         std::memcpy(next.indices.data() + next.offsets[j], staging.indices.data() + bound_start[j], kept[j] * sizeof(Index));
         std::memcpy(next.values.data() + next.offsets[j], staging.values.data() + bound_start[j], kept[j] * sizeof(Value));
       }
@@ -264,8 +265,11 @@ InferenceResult infer(const Network& network, const CsrMatrix& input, const Engi
                                                        : layer.weights_csc.cols() != input.cols();
     if (missing) throw std::invalid_argument("the network's weights are not prepared in the engine's format");
   }
-  if (options.parallel == Parallelism::data) return infer_data_parallel(network, input, options);
-  return infer_model_parallel(network, input, options);
+  if (options.threads < 1) throw std::invalid_argument("the engine needs at least one thread");
+  InferenceResult result = options.parallel == Parallelism::data ? infer_data_parallel(network, input, options)
+                                                                 : infer_model_parallel(network, input, options);
+  if (options.progress) options.progress(1.0, "done");  // also when every row died early
+  return result;
 }
 
 }  // namespace sdnn

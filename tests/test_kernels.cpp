@@ -1,0 +1,443 @@
+// test_kernels.cpp: one layer of the CSR (Left), CSC (Right) and dense-panel kernels against reference_inference,
+// entry by entry, on seeded random problems (empty rows/columns, dying rows, the cap, N not a power of two);
+// symbolic counts against a brute-force boolean product; ActiveRows ids; buffer reuse; activate()'s rounding.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "spmm/dense_rows.hpp"
+#include "spmm/layer.hpp"
+#include "spmm/reference.hpp"
+#include "spmm/spmm.hpp"
+#include "test_support.hpp"
+
+namespace sdnn {
+namespace {
+
+struct Problem {
+  CsrMatrix y;
+  Layer layer;
+};
+
+// Y (rows x n) with every 6th row (5, 11, ...) empty; W (n x n) with every 5th row and 7th column empty.
+Problem random_problem(Index rows, Index n, std::uint32_t seed, double w_density, float w_lo, float w_hi,
+                       float b_lo, float b_hi) {
+  std::mt19937 rng(seed);
+  Problem p;
+  p.y = test::random_inputs(rows, n, 0.5, 0.1f, 2.0f, rng, 6);
+  p.layer.weights_csr = test::random_csr(n, n, w_density, w_lo, w_hi, rng, 5, 7);
+  p.layer.weights_csc = to_csc(p.layer.weights_csr);
+  std::uniform_real_distribution<float> b(b_lo, b_hi);
+  p.layer.bias.resize(n);
+  for (Value& x : p.layer.bias) x = b(rng);
+  return p;
+}
+
+CsrMatrix reference_one_layer(const Layer& layer, const CsrMatrix& y) {
+  Network one;
+  one.push_back(Layer{layer.weights_csr.clone(), CscMatrix(), layer.bias});
+  return reference_inference(one, y);
+}
+
+ActiveRows all_rows(const CsrMatrix& y, Index id_base = 0, Index id_step = 1) {
+  ActiveRows a;
+  a.rows = y.clone();
+  for (Index i = 0; i < y.rows(); ++i) a.ids.push_back(id_base + i * id_step);
+  return a;
+}
+
+// The rows of `a` put back at their ids in a rows x cols matrix, sorted.
+CsrMatrix place(const ActiveRows& a, Index rows, Index cols, Index id_base = 0, Index id_step = 1) {
+  std::vector<Triplet> t;
+  for (Index r = 0; r < a.rows.rows(); ++r)
+    for (Offset p = a.rows.begin(r); p < a.rows.end(r); ++p)
+      t.push_back({(a.ids[r] - id_base) / id_step, a.rows.indices[p], a.rows.values[p]});
+  return from_triplets<RowMajor>(rows, cols, t);
+}
+
+CsrMatrix left_one_layer(const Layer& layer, const CsrMatrix& y) {
+  LeftMultiplier left(y.cols());
+  ActiveRows out;
+  left.multiply(all_rows(y), layer.weights_csr, layer.bias.data(), out);
+  EXPECT_EQ(out.ids.size(), out.rows.rows());
+  EXPECT_EQ(out.rows.cols(), layer.weights_csr.cols());
+  for (Index r = 0; r < out.rows.rows(); ++r) EXPECT_LT(out.rows.begin(r), out.rows.end(r)) << "kept an empty row";
+  return place(out, y.rows(), layer.weights_csr.cols());
+}
+
+CsrMatrix dense_one_layer(const Layer& layer, const CsrMatrix& y) {
+  ActiveRows in = all_rows(y);
+  DenseRows panels, out_panels;
+  to_dense(in, y.cols(), panels);
+  DenseMultiplier dense;
+  dense.multiply(panels, layer.weights_csc, layer.bias.data(), out_panels);
+  ActiveRows out;
+  to_sparse(out_panels, out);
+  EXPECT_EQ(dense.last_nonzeros(), out.rows.nnz());
+  for (Index r = 0; r < out.rows.rows(); ++r) EXPECT_LT(out.rows.begin(r), out.rows.end(r)) << "kept an empty row";
+  return place(out, y.rows(), layer.weights_csc.cols());
+}
+
+CsrMatrix right_one_layer(const Layer& layer, const CsrMatrix& y) {
+  RightMultiplier right(y.rows());
+  CscMatrix out;
+  right.multiply(to_csc(y), layer.weights_csc, layer.bias.data(), out);
+  EXPECT_EQ(out.rows(), y.rows());
+  EXPECT_EQ(out.cols(), layer.weights_csc.cols());
+  return to_csr(out);
+}
+
+// Exact structural nonzeros of each row of Y*W by a dense boolean product.
+std::vector<Offset> brute_force_row_sizes(const CsrMatrix& y, const CsrMatrix& w) {
+  const auto py = test::pattern_of(y), pw = test::pattern_of(w);
+  std::vector<Offset> sizes(y.rows(), 0);
+  for (Index i = 0; i < y.rows(); ++i)
+    for (Index j = 0; j < w.cols(); ++j) {
+      bool any = false;
+      for (Index k = 0; k < w.rows() && !any; ++k) any = py[i][k] && pw[k][j];
+      sizes[i] += any;
+    }
+  return sizes;
+}
+std::vector<Offset> brute_force_column_sizes(const CsrMatrix& y, const CsrMatrix& w) {
+  const auto py = test::pattern_of(y), pw = test::pattern_of(w);
+  std::vector<Offset> sizes(w.cols(), 0);
+  for (Index j = 0; j < w.cols(); ++j)
+    for (Index i = 0; i < y.rows(); ++i) {
+      bool any = false;
+      for (Index k = 0; k < w.rows() && !any; ++k) any = py[i][k] && pw[k][j];
+      sizes[j] += any;
+    }
+  return sizes;
+}
+
+Offset nonempty_rows(const CsrMatrix& a) { return categories_of(a).size(); }
+
+struct Shape {
+  Index rows, n;
+};
+
+class KernelsRandom : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(KernelsRandom, BothKernelsEqualReference) {
+  const Shape s = GetParam();
+  Offset died = 0, survived = 0, checked = 0;
+  for (std::uint32_t seed = 1; seed <= 6; ++seed) {
+    const double density = 0.05 + 0.05 * seed;
+    const Problem p = random_problem(s.rows, s.n, seed * 101 + s.n, density, -1.0f, 1.0f, -0.6f, 0.2f);
+    const CsrMatrix expected = reference_one_layer(p.layer, p.y);
+    EXPECT_EQ(first_difference(left_one_layer(p.layer, p.y), expected), "") << "seed " << seed;
+    EXPECT_EQ(first_difference(right_one_layer(p.layer, p.y), expected), "") << "seed " << seed;
+    EXPECT_EQ(first_difference(dense_one_layer(p.layer, p.y), expected), "") << "seed " << seed;
+    died += nonempty_rows(p.y) - nonempty_rows(expected);
+    survived += nonempty_rows(expected);
+    checked += expected.nnz();
+  }
+  // The problems are not trivial: some rows die in this layer, some survive, entries are compared.
+  EXPECT_GT(survived, 0u);
+  EXPECT_GT(checked, 0u);
+  if (s.rows >= 30) {
+    EXPECT_GT(died, 0u);
+    EXPECT_GT(checked, 100u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, KernelsRandom,
+                         ::testing::Values(Shape{1, 37}, Shape{30, 37}, Shape{50, 64}, Shape{80, 100}, Shape{13, 3}),
+                         [](const ::testing::TestParamInfo<Shape>& shape) {
+                           return "rows" + std::to_string(shape.param.rows) + "_n" + std::to_string(shape.param.n);
+                         });
+
+TEST(Kernels, EmptyColumnsOfWeightsGiveEmptyOutputColumns) {
+  const Problem p = random_problem(40, 37, 3, 0.6, 0.1f, 1.0f, -0.1f, 0.0f);
+  const CsrMatrix left = left_one_layer(p.layer, p.y), right = right_one_layer(p.layer, p.y);
+  EXPECT_EQ(first_difference(left, reference_one_layer(p.layer, p.y)), "");
+  EXPECT_EQ(first_difference(right, left), "");
+  const CscMatrix by_column = to_csc(left);
+  Offset nonempty = 0;
+  for (Index j = 0; j < 37; ++j) {
+    if (j % 7 == 6)
+      EXPECT_EQ(by_column.begin(j), by_column.end(j)) << "column " << j << " of W is empty";
+    else
+      nonempty += by_column.end(j) > by_column.begin(j);
+  }
+  EXPECT_GT(nonempty, 20u);
+  // Empty input rows stay empty.
+  for (Index i = 5; i < 40; i += 6) EXPECT_EQ(left.begin(i), left.end(i));
+}
+
+TEST(Kernels, RowsThatDieAtTheFirstLayer) {
+  // Only negative weights: every row dies; then a problem where only some die.
+  const Problem all_die = random_problem(25, 37, 9, 0.4, -1.0f, -0.01f, -0.3f, 0.0f);
+  ASSERT_GT(nonempty_rows(all_die.y), 15u);
+  EXPECT_EQ(reference_one_layer(all_die.layer, all_die.y).nnz(), 0u);
+  LeftMultiplier left(37);
+  ActiveRows out;
+  left.multiply(all_rows(all_die.y), all_die.layer.weights_csr, all_die.layer.bias.data(), out);
+  EXPECT_EQ(out.rows.rows(), 0u);
+  EXPECT_TRUE(out.ids.empty());
+  EXPECT_EQ(out.rows.nnz(), 0u);
+  EXPECT_EQ(right_one_layer(all_die.layer, all_die.y).nnz(), 0u);
+  // A large negative bias kills rows whose sums are small, but not all.
+  const Problem some_die = random_problem(60, 64, 10, 0.2, -0.5f, 1.0f, -1.5f, -1.0f);
+  const CsrMatrix expected = reference_one_layer(some_die.layer, some_die.y);
+  EXPECT_GT(nonempty_rows(some_die.y), nonempty_rows(expected));
+  EXPECT_GT(nonempty_rows(expected), 0u);
+  EXPECT_EQ(first_difference(left_one_layer(some_die.layer, some_die.y), expected), "");
+  EXPECT_EQ(first_difference(right_one_layer(some_die.layer, some_die.y), expected), "");
+  EXPECT_EQ(first_difference(dense_one_layer(some_die.layer, some_die.y), expected), "");
+}
+
+TEST(Kernels, ValuesReachTheCap) {
+  const Problem p = random_problem(40, 100, 12, 0.3, -2.0f, 20.0f, -0.5f, 0.5f);
+  const CsrMatrix expected = reference_one_layer(p.layer, p.y);
+  const Offset capped = test::count_equal(expected, kActivationCap);
+  EXPECT_GT(capped, 100u);
+  EXPECT_LT(capped, expected.nnz()) << "some values stay below the cap";
+  for (Offset q = 0; q < expected.nnz(); ++q) EXPECT_LE(expected.values[q], kActivationCap);
+  EXPECT_EQ(first_difference(left_one_layer(p.layer, p.y), expected), "");
+  EXPECT_EQ(first_difference(right_one_layer(p.layer, p.y), expected), "");
+  EXPECT_EQ(first_difference(dense_one_layer(p.layer, p.y), expected), "");
+}
+
+TEST(Kernels, HandComputedLayer) {
+  // Y = [1 2 0; 0 0 0; 0 0 3], W = [1 -1 0; 0.5 1 0; 0 0 20], b = (0.5, -2.5, -1).
+  // Y*W = [2 1 0; 0 0 0; 0 0 60]; + b on the entries -> [2.5 -1.5 .; . . .; . . 59] -> [2.5 . .; . . .; . . 32].
+  Layer layer;
+  layer.weights_csr = from_triplets<RowMajor>(3, 3, {{0, 0, 1.0f}, {0, 1, -1.0f}, {1, 0, 0.5f}, {1, 1, 1.0f}, {2, 2, 20.0f}});
+  layer.weights_csc = to_csc(layer.weights_csr);
+  layer.bias = {0.5f, -2.5f, -1.0f};
+  const CsrMatrix y = from_triplets<RowMajor>(3, 3, {{0, 0, 1.0f}, {0, 1, 2.0f}, {2, 2, 3.0f}});
+  const CsrMatrix expected = from_triplets<RowMajor>(3, 3, {{0, 0, 2.5f}, {2, 2, 32.0f}});
+  EXPECT_EQ(first_difference(reference_one_layer(layer, y), expected), "");
+  EXPECT_EQ(first_difference(left_one_layer(layer, y), expected), "");
+  EXPECT_EQ(first_difference(right_one_layer(layer, y), expected), "");
+  EXPECT_EQ(first_difference(dense_one_layer(layer, y), expected), "");
+}
+
+TEST(Kernels, BiasOnlyOnStructuralNonzeros) {
+  // A positive bias must not create entries where no product reached.
+  Layer layer;
+  layer.weights_csr = from_triplets<RowMajor>(4, 4, {{0, 1, 1.0f}, {2, 3, 1.0f}});
+  layer.weights_csc = to_csc(layer.weights_csr);
+  layer.bias = {5.0f, 5.0f, 5.0f, 5.0f};
+  const CsrMatrix y = from_triplets<RowMajor>(2, 4, {{0, 0, 1.0f}, {1, 1, 1.0f}});
+  const CsrMatrix expected = from_triplets<RowMajor>(2, 4, {{0, 1, 6.0f}});
+  EXPECT_EQ(first_difference(reference_one_layer(layer, y), expected), "");
+  EXPECT_EQ(first_difference(left_one_layer(layer, y), expected), "");
+  EXPECT_EQ(first_difference(right_one_layer(layer, y), expected), "");
+  EXPECT_EQ(first_difference(dense_one_layer(layer, y), expected), "");
+}
+
+TEST(Kernels, SymbolicCountsEqualBruteForce) {
+  for (std::uint32_t seed = 20; seed < 26; ++seed) {
+    const Index n = seed % 2 ? 37 : 64;
+    const Problem p = random_problem(30, n, seed, 0.03 * (seed - 19), -1.0f, 1.0f, -0.5f, 0.0f);
+    const std::vector<Offset> rows = brute_force_row_sizes(p.y, p.layer.weights_csr);
+    const std::vector<Offset> cols = brute_force_column_sizes(p.y, p.layer.weights_csr);
+    Offset total = 0;
+    for (Offset r : rows) total += r;
+    ASSERT_GT(total, 0u);
+    ASSERT_LT(total, Offset{30} * n) << "the product is not dense";
+
+    LeftMultiplier left(n);
+    std::vector<Offset> row_sizes;
+    EXPECT_EQ(left.symbolic(p.y, p.layer.weights_csr, row_sizes), total) << "seed " << seed;
+    EXPECT_EQ(row_sizes, rows);
+
+    RightMultiplier right(30);
+    std::vector<Offset> column_sizes(n, 12345);
+    EXPECT_EQ(right.symbolic(to_csc(p.y), p.layer.weights_csc, 0, n, column_sizes.data()), total);
+    EXPECT_EQ(column_sizes, cols);
+    // A sub-range of columns counts only those columns and writes nothing else.
+    std::vector<Offset> part(n, 777);
+    const Index first = n / 3, last = 2 * n / 3;
+    Offset expected_part = 0;
+    for (Index j = first; j < last; ++j) expected_part += cols[j];
+    EXPECT_EQ(right.symbolic(to_csc(p.y), p.layer.weights_csc, first, last, part.data()), expected_part);
+    for (Index j = 0; j < n; ++j) EXPECT_EQ(part[j], j >= first && j < last ? cols[j] : 777u) << "column " << j;
+
+    // The multiply's symbolic pass is the same, and bounds what survives.
+    ActiveRows out;
+    left.multiply(all_rows(p.y), p.layer.weights_csr, p.layer.bias.data(), out);
+    EXPECT_EQ(left.last_row_sizes(), rows);
+    EXPECT_LE(out.rows.nnz(), total);
+  }
+}
+
+TEST(Kernels, ActiveRowsDropDeadRowsAndKeepIds) {
+  const Problem p = random_problem(70, 64, 31, 0.05, -1.0f, 1.0f, -1.5f, -0.5f);
+  const CsrMatrix expected = reference_one_layer(p.layer, p.y);
+  const std::vector<Index> alive = categories_of(expected);
+  ASSERT_GT(alive.size(), 5u);
+  ASSERT_LT(alive.size(), nonempty_rows(p.y) - 5);
+  const Index base = 1000, step = 3;  // ids in the caller's numbering, not positions
+  LeftMultiplier left(64);
+  ActiveRows out;
+  left.multiply(all_rows(p.y, base, step), p.layer.weights_csr, p.layer.bias.data(), out);
+  std::vector<Index> expected_ids;
+  for (Index i : alive) expected_ids.push_back(base + step * i);
+  EXPECT_EQ(out.ids, expected_ids);
+  EXPECT_EQ(out.rows.rows(), alive.size());
+  EXPECT_EQ(first_difference(place(out, 70, 64, base, step), expected), "");
+
+  // The survivors, fed on as they are (ids and all), go through a second layer like the reference.
+  const Problem q = random_problem(70, 64, 32, 0.15, -1.0f, 1.0f, -0.8f, 0.0f);
+  Network two;
+  two.push_back(Layer{p.layer.weights_csr.clone(), CscMatrix(), p.layer.bias});
+  two.push_back(Layer{q.layer.weights_csr.clone(), CscMatrix(), q.layer.bias});
+  ActiveRows out2;
+  left.multiply(out, q.layer.weights_csr, q.layer.bias.data(), out2);
+  CsrMatrix got = place(out2, 70, 64, base, step);
+  EXPECT_EQ(first_difference(got, reference_inference(two, p.y)), "");
+  EXPECT_GT(got.nnz(), 0u);
+}
+
+TEST(Kernels, LeftBuffersAreReused) {
+  const Problem big = random_problem(80, 64, 41, 0.3, -0.5f, 1.0f, -0.3f, 0.0f);
+  const Problem small = random_problem(5, 64, 42, 0.1, -0.5f, 1.0f, -0.3f, 0.0f);
+  LeftMultiplier left(64);
+  ActiveRows out;
+  left.multiply(all_rows(big.y), big.layer.weights_csr, big.layer.bias.data(), out);
+  const CsrMatrix first = place(out, 80, 64);
+  const std::size_t capacity = out.rows.indices.size();
+  ASSERT_GE(capacity, out.rows.nnz());
+  left.multiply(all_rows(big.y), big.layer.weights_csr, big.layer.bias.data(), out);
+  EXPECT_GE(out.rows.indices.size(), capacity);
+  EXPECT_EQ(out.rows.indices.size(), out.rows.values.size());
+  EXPECT_EQ(first_difference(place(out, 80, 64), first), "");
+  EXPECT_EQ(first_difference(first, reference_one_layer(big.layer, big.y)), "");
+  // A smaller layer into the same buffers: nothing shrinks, only nnz() counts.
+  left.multiply(all_rows(small.y), small.layer.weights_csr, small.layer.bias.data(), out);
+  EXPECT_GE(out.rows.indices.size(), capacity);
+  EXPECT_LT(out.rows.nnz(), capacity);
+  EXPECT_EQ(first_difference(place(out, 5, 64), reference_one_layer(small.layer, small.y)), "");
+}
+
+TEST(Kernels, RightBuffersAreReused) {
+  const Problem big = random_problem(80, 64, 43, 0.3, -0.5f, 1.0f, -0.3f, 0.0f);
+  const Problem small = random_problem(5, 64, 44, 0.1, -0.5f, 1.0f, -0.3f, 0.0f);
+  RightMultiplier right(80);
+  CscMatrix out;
+  right.multiply(to_csc(big.y), big.layer.weights_csc, big.layer.bias.data(), out);
+  const CsrMatrix first = to_csr(out);
+  const std::size_t capacity = out.indices.size();
+  right.multiply(to_csc(big.y), big.layer.weights_csc, big.layer.bias.data(), out);
+  EXPECT_GE(out.indices.size(), capacity);
+  EXPECT_EQ(first_difference(to_csr(out), first), "");
+  EXPECT_EQ(first_difference(first, reference_one_layer(big.layer, big.y)), "");
+  right.multiply(to_csc(small.y), small.layer.weights_csc, small.layer.bias.data(), out);
+  EXPECT_GE(out.indices.size(), capacity);
+  EXPECT_EQ(out.rows(), 5u);
+  EXPECT_EQ(first_difference(to_csr(out), reference_one_layer(small.layer, small.y)), "");
+}
+
+TEST(Kernels, RightNumericOverColumnRanges) {
+  // What model parallelism does: symbolic bounds, then numeric on separate column ranges.
+  const Index n = 100;
+  const Problem p = random_problem(45, n, 51, 0.1, -1.0f, 1.0f, -0.4f, 0.1f);
+  const CscMatrix y = to_csc(p.y);
+  RightMultiplier right(45);
+  std::vector<Offset> sizes(n), start(n + 1, 0), kept(n, 999);
+  right.symbolic(y, p.layer.weights_csc, 0, n, sizes.data());
+  for (Index j = 0; j < n; ++j) start[j + 1] = start[j] + sizes[j];
+  std::vector<Index> indices(start[n]);
+  std::vector<Value> values(start[n]);
+  // A range's surviving entries are written compactly from the range's start position.
+  std::vector<Offset> position(n);
+  Offset written = 0;
+  for (Index first = 0; first < n; first += 17) {
+    const Index last = std::min<Index>(n, first + 17);
+    const Offset count = right.numeric(y, p.layer.weights_csc, p.layer.bias.data(), first, last, start[first],
+                                       indices.data(), values.data(), kept.data());
+    Offset at = start[first];
+    for (Index j = first; j < last; ++j) {
+      position[j] = at;
+      at += kept[j];
+    }
+    EXPECT_EQ(at - start[first], count);
+    written += count;
+  }
+  CscMatrix out(45, n);
+  for (Index j = 0; j < n; ++j) {
+    EXPECT_LE(kept[j], sizes[j]);
+    out.offsets[j + 1] = out.offsets[j] + kept[j];
+    for (Offset q = 0; q < kept[j]; ++q) {
+      out.indices.push_back(indices[position[j] + q]);
+      out.values.push_back(values[position[j] + q]);
+    }
+  }
+  EXPECT_EQ(written, out.nnz());
+  EXPECT_GT(written, 0u);
+  EXPECT_EQ(first_difference(to_csr(out), reference_one_layer(p.layer, p.y)), "");
+}
+
+TEST(Kernels, DensePanelsRoundTripAndZeroSums) {
+  // Rows to panels and back (rows 0..10: one full panel and a partial one), ids kept.
+  const Problem p = random_problem(11, 37, 61, 0.2, -1.0f, 1.0f, -0.5f, 0.0f);
+  ActiveRows in = all_rows(p.y, 50, 2);
+  DenseRows panels;
+  to_dense(in, 37, panels);
+  EXPECT_EQ(panels.rows(), 11u);
+  EXPECT_EQ(panels.panels(), (11 + kPanelRows - 1) / kPanelRows);
+  const auto dense = test::dense_of(p.y);
+  for (Index r = 0; r < 11; ++r)
+    for (Index k = 0; k < 37; ++k) EXPECT_EQ(panels.at(r, k), dense[r][k]);
+  ActiveRows back;
+  to_sparse(panels, back);
+  EXPECT_EQ(first_difference(place(back, 11, 37, 50, 2), p.y), "");
+  // A reached entry whose products cancel exactly is structural: it takes the (positive) bias,
+  // while an entry no input reaches stays empty.
+  Layer layer;
+  layer.weights_csr = from_triplets<RowMajor>(3, 3, {{0, 0, 1.0f}, {1, 0, -1.0f}, {2, 2, 1.0f}});
+  layer.weights_csc = to_csc(layer.weights_csr);
+  layer.bias = {0.5f, 0.5f, 0.5f};
+  const CsrMatrix y = from_triplets<RowMajor>(1, 3, {{0, 0, 2.0f}, {0, 1, 2.0f}});
+  const CsrMatrix expected = from_triplets<RowMajor>(1, 3, {{0, 0, 0.5f}});
+  EXPECT_EQ(first_difference(reference_one_layer(layer, y), expected), "");
+  EXPECT_EQ(first_difference(left_one_layer(layer, y), expected), "");
+  EXPECT_EQ(first_difference(right_one_layer(layer, y), expected), "");
+  EXPECT_EQ(first_difference(dense_one_layer(layer, y), expected), "");
+}
+
+TEST(Activate, RuleAndSingleRounding) {
+  EXPECT_EQ(activate(1.0, -0.25f), 0.75f);
+  EXPECT_EQ(activate(0.25, -0.25f), 0.0f);  // zero is pruned
+  EXPECT_EQ(activate(-3.0, 1.0f), 0.0f);
+  EXPECT_EQ(activate(31.5, 0.25f), 31.75f);
+  EXPECT_EQ(activate(32.0, 0.0f), 32.0f);
+  EXPECT_EQ(activate(1e30, -0.3f), kActivationCap);
+  EXPECT_EQ(kActivationCap, 32.0f);
+  // Sum and bias in double, rounded once: 1 + 2^-24 is a tie that would round to 1 alone, but the
+  // bias 2^-40 lifts it above the tie, so the single rounding gives 1 + 2^-23.
+  const double sum = 1.0 + std::ldexp(1.0, -24);
+  const Value bias = std::ldexp(1.0f, -40);
+  EXPECT_EQ(activate(sum, bias), 1.0f + std::ldexp(1.0f, -23));
+  EXPECT_NE(static_cast<float>(static_cast<float>(sum) + bias), 1.0f + std::ldexp(1.0f, -23));
+}
+
+TEST(SparseAccumulator, PatternInFirstTouchOrder) {
+  SparseAccumulator spa(10);
+  spa.start();
+  spa.add(7, 1.5);
+  spa.add(2, 2.0);
+  spa.add(7, 0.25);
+  EXPECT_EQ(spa.pattern(), (std::vector<Index>{7, 2}));
+  EXPECT_EQ(spa.sum(7), 1.75);
+  EXPECT_EQ(spa.sum(2), 2.0);
+  spa.start();  // a fresh pattern; old sums are not carried over
+  EXPECT_TRUE(spa.pattern().empty());
+  spa.add(2, -1.0);
+  spa.touch(9);
+  spa.touch(2);
+  EXPECT_EQ(spa.pattern(), (std::vector<Index>{2, 9}));
+  EXPECT_EQ(spa.sum(2), -1.0);
+  spa.resize(20);
+  spa.start();
+  spa.add(19, 3.0);
+  EXPECT_EQ(spa.pattern(), (std::vector<Index>{19}));
+}
+
+}  // namespace
+}  // namespace sdnn
