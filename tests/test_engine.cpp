@@ -19,7 +19,7 @@ struct Combination {
   Format format;
   Parallelism parallel;
   int threads;
-  double dense_threshold = EngineOptions().dense_threshold;  // CSR data only
+  double dense_threshold = EngineOptions().dense_threshold;
 };
 
 constexpr double kAlwaysDense = 0.0, kNeverDense = 2.0;
@@ -32,8 +32,13 @@ const std::vector<Combination> kCombinations = {
     {Format::csr, Parallelism::data, 2, kAlwaysDense},
     {Format::csc, Parallelism::data, 1},
     {Format::csc, Parallelism::data, 2},
+    {Format::csc, Parallelism::data, 2, kNeverDense},
+    {Format::csc, Parallelism::data, 2, kAlwaysDense},
     {Format::csc, Parallelism::model, 1},
-    {Format::csc, Parallelism::model, 2}};
+    {Format::csc, Parallelism::model, 2},
+    {Format::csc, Parallelism::model, 2, kNeverDense},
+    {Format::csc, Parallelism::model, 1, kAlwaysDense},
+    {Format::csc, Parallelism::model, 2, kAlwaysDense}};
 
 std::string name_of(const Combination& c) {
   return to_string(c.format) + "/" + to_string(c.parallel) + "/" + std::to_string(c.threads) + "t/dense " +

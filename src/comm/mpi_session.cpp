@@ -24,6 +24,12 @@ bool MpiSession::any(bool failed) const {
   return all != 0;
 }
 
+void MpiSession::agree(const std::exception_ptr& failure) const {
+  if (!any(failure != nullptr)) return;
+  if (failure) std::rethrow_exception(failure);
+  throw PeerFailure();
+}
+
 std::string MpiSession::first_failure(bool failed, const std::string& message) const {
   int mine = failed ? rank_ : size_, first = size_;
   MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);

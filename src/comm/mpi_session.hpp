@@ -6,10 +6,18 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <exception>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace sdnn {
+
+// Thrown on the ranks that did not fail when another rank did (see MpiSession::agree): the
+// failing rank's own exception carries the message.
+struct PeerFailure : std::runtime_error {
+  PeerFailure() : std::runtime_error("another rank failed") {}
+};
 
 class MpiSession {
  public:
@@ -24,6 +32,9 @@ class MpiSession {
 
   // Collective: true on every rank when `failed` is true on any rank.
   bool any(bool failed) const;
+  // Collective: when any rank passes a failure, rethrows it on that rank and throws PeerFailure
+  // on the others; does nothing when none failed.
+  void agree(const std::exception_ptr& failure) const;
   // Collective: the message of the lowest failing rank (failed ranks pass their message), on
   // every rank; "" when none failed.
   std::string first_failure(bool failed, const std::string& message) const;

@@ -23,19 +23,32 @@ std::uint64_t line_of(std::string_view text, std::size_t offset) {
   return 1 + static_cast<std::uint64_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(std::min(offset, text.size())), '\n'));
 }
 
-std::string read_whole_file(const std::string& path) {
+namespace {
+// Opens a file for reading; InputError when missing, unreadable or a directory.
+int open_regular_file(const std::string& path, struct stat& info) {
   const int fd = ::open(path.c_str(), O_RDONLY);
   if (fd < 0) throw InputError(path, std::string("cannot open: ") + std::strerror(errno));
-  struct stat info {};
   if (::fstat(fd, &info) != 0 || S_ISDIR(info.st_mode)) {
     ::close(fd);
     throw InputError(path, "is a directory, not a file");
   }
-  std::string bytes;
-  bytes.resize(static_cast<std::size_t>(info.st_size));
+  return fd;
+}
+}  // namespace
+
+std::uint64_t file_size(const std::string& path) {
+  struct stat info {};
+  ::close(open_regular_file(path, info));
+  return static_cast<std::uint64_t>(info.st_size);
+}
+
+std::string read_file_range(const std::string& path, std::uint64_t first, std::uint64_t last) {
+  struct stat info {};
+  const int fd = open_regular_file(path, info);
+  std::string bytes(last > first ? last - first : 0, '\0');
   std::size_t done = 0;
   while (done < bytes.size()) {
-    const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
+    const ssize_t n = ::pread(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(first + done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       const int saved = errno;
@@ -45,9 +58,22 @@ std::string read_whole_file(const std::string& path) {
     if (n == 0) break;
     done += static_cast<std::size_t>(n);
   }
-  bytes.resize(done);
   ::close(fd);
+  bytes.resize(done);
   return bytes;
+}
+
+std::string read_whole_file(const std::string& path) { return read_file_range(path, 0, file_size(path)); }
+
+std::uint64_t count_lines_before(const std::string& path, std::uint64_t end) {
+  constexpr std::uint64_t kPiece = 1 << 24;
+  std::uint64_t lines = 0;
+  for (std::uint64_t at = 0; at < end; at += kPiece) {
+    const std::string piece = read_file_range(path, at, std::min(end, at + kPiece));
+    lines += static_cast<std::uint64_t>(std::count(piece.begin(), piece.end(), '\n'));
+    if (piece.empty()) break;
+  }
+  return lines;
 }
 
 namespace {
@@ -108,6 +134,11 @@ void parse_lines(std::string_view text, std::size_t begin, std::size_t end, Inde
 std::vector<Triplet> parse_triplets(const std::string& path, std::string_view text, Index rows, Index cols,
                                     int threads) {
   if (text.empty()) throw InputError(path, "empty file: no entries");
+  return parse_triplet_lines(path, text, rows, cols, threads, nullptr);
+}
+
+std::vector<Triplet> parse_triplet_lines(const std::string& path, std::string_view text, Index rows, Index cols,
+                                         int threads, const std::function<std::uint64_t()>& lines_before) {
   threads = std::max(1, std::min<int>(threads, static_cast<int>(text.size() / (1 << 16)) + 1));
   // Chunk boundaries at line starts.
   std::vector<std::size_t> starts(threads + 1, text.size());
@@ -125,7 +156,8 @@ std::vector<Triplet> parse_triplets(const std::string& path, std::string_view te
     parse_lines(text, starts[t], starts[t + 1], rows, cols, parts[t], faults[t]);
   }
   for (const Fault& f : faults)  // the first fault in the file
-    if (f.offset != std::string_view::npos) throw InputError(path, line_of(text, f.offset), f.what);
+    if (f.offset != std::string_view::npos)
+      throw InputError(path, (lines_before ? lines_before() : 0) + line_of(text, f.offset), f.what);
   std::size_t total = 0;
   for (const auto& part : parts) total += part.size();
   std::vector<Triplet> triplets;
@@ -157,7 +189,7 @@ std::string layer_path(const std::string& dir, Index neurons, Index layer) {
   return dir + "/n" + std::to_string(neurons) + "-l" + std::to_string(layer) + ".tsv";
 }
 
-Network read_network(const std::string& dir, Index neurons, Index layers, Value bias, int threads) {
+void read_network_files_exist(const std::string& dir, Index neurons, Index layers) {
   struct stat info {};
   if (::stat(dir.c_str(), &info) != 0) throw InputError(dir, "network directory not found");
   if (!S_ISDIR(info.st_mode)) throw InputError(dir, "not a directory (--network takes the folder of nN-lK.tsv files)");
@@ -166,6 +198,10 @@ Network read_network(const std::string& dir, Index neurons, Index layers, Value 
     if (::stat(path.c_str(), &info) != 0)
       throw InputError(path, "missing layer file (layer " + std::to_string(l) + " of " + std::to_string(layers) + ")");
   }
+}
+
+Network read_network(const std::string& dir, Index neurons, Index layers, Value bias, int threads) {
+  read_network_files_exist(dir, neurons, layers);
   Network network(layers);
   std::vector<std::exception_ptr> errors(layers);
   // Layers are many small files: one file per thread at a time.

@@ -8,6 +8,7 @@
 // file beside the target, then rename), so no half-written file is ever left.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,11 +26,27 @@ std::string read_whole_file(const std::string& path);
 std::vector<Triplet> parse_triplets(const std::string& path, std::string_view text, Index rows, Index cols,
                                     int threads);
 
+// The same for a share of a file: `text` holds whole lines from somewhere inside `path`; may be
+// empty. A fault's line number is lines_before() (called only on a fault) plus its line in text.
+std::vector<Triplet> parse_triplet_lines(const std::string& path, std::string_view text, Index rows, Index cols,
+                                         int threads, const std::function<std::uint64_t()>& lines_before);
+
+// Size of a file in bytes; InputError when it is missing, unreadable or a directory.
+std::uint64_t file_size(const std::string& path);
+// Bytes [first, last) of a file (fewer at the end of the file).
+std::string read_file_range(const std::string& path, std::uint64_t first, std::uint64_t last);
+// Newlines in bytes [0, end) of a file (for the line number of a fault in a share).
+std::uint64_t count_lines_before(const std::string& path, std::uint64_t end);
+
 // A rows x cols CSR matrix from a TSV triplet file; duplicate entries are an error.
 CsrMatrix read_triplet_matrix(const std::string& path, Index rows, Index cols, int threads);
 
 // Path of layer `layer` (1-based) of an N-neuron network in directory `dir`: dir/nN-lK.tsv.
 std::string layer_path(const std::string& dir, Index neurons, Index layer);
+
+// Checks that `dir` is a folder holding nN-l1.tsv ... nN-lL.tsv; InputError naming the first
+// missing file (and its layer number) otherwise.
+void read_network_files_exist(const std::string& dir, Index neurons, Index layers);
 
 // Layers 1..layers from `dir`, weights as CSR, bias `bias` on every neuron.
 Network read_network(const std::string& dir, Index neurons, Index layers, Value bias, int threads);

@@ -12,6 +12,14 @@
 
 namespace sdnn {
 
+bool worth_dense(const CsrMatrix& rows, Index neurons, double threshold) {
+  if (rows.rows() == 0 || static_cast<double>(rows.nnz()) < threshold * static_cast<double>(rows.rows()) * neurons)
+    return false;
+  for (Offset p = 0; p < rows.nnz(); ++p)
+    if (!(rows.values[p] > 0.0f)) return false;
+  return true;
+}
+
 void to_dense(const ActiveRows& in, Index neurons, DenseRows& out) {
   out.neurons = neurons;
   out.ids = in.ids;
@@ -74,14 +82,14 @@ namespace {
 #if defined(__AVX512F__)
 // AVX-512: one zmm of 8 doubles per output neuron, four output neurons at a time so that four
 // independent multiply-add chains hide the latency.
-void multiply_panel(const Value* __restrict in, const CscMatrix& w, const Value* bias, Index neurons,
+void multiply_panel(const Value* __restrict in, const CscMatrix& w, const Value* bias, Index first, Index last,
                     Value* __restrict out, char* alive) {
   static_assert(kPanelRows == 8, "one __m512d per panel column");
   constexpr Index kColumns = 4;
   const __m256 zero = _mm256_setzero_ps(), cap = _mm256_set1_ps(kActivationCap);
   __mmask8 any_alive = 0;
-  Index j = 0;
-  for (; j + kColumns <= neurons; j += kColumns) {
+  Index j = first;
+  for (; j + kColumns <= last; j += kColumns) {
     __m512d sum[kColumns];
     __m256 reach[kColumns];
     Offset begin[kColumns], length[kColumns];
@@ -115,47 +123,57 @@ void multiply_panel(const Value* __restrict in, const CscMatrix& w, const Value*
     }
   }
   for (Index r = 0; r < kPanelRows; ++r) alive[r] |= (any_alive >> r) & 1;
-  multiply_panel_portable(in, w, bias, j, neurons, out, alive);
+  multiply_panel_portable(in, w, bias, j, last, out, alive);
 }
 #else
-void multiply_panel(const Value* __restrict in, const CscMatrix& w, const Value* bias, Index neurons,
+void multiply_panel(const Value* __restrict in, const CscMatrix& w, const Value* bias, Index first, Index last,
                     Value* __restrict out, char* alive) {
-  multiply_panel_portable(in, w, bias, 0, neurons, out, alive);
+  multiply_panel_portable(in, w, bias, first, last, out, alive);
 }
 #endif
 
 }  // namespace
 
-void DenseMultiplier::multiply(const DenseRows& in, const CscMatrix& weights, const Value* bias, DenseRows& out) {
-  const Index n = in.neurons, panels = in.panels();
+void multiply_panel_columns(const DenseRows& in, const CscMatrix& weights, const Value* bias, Index first,
+                            Index last, DenseRows& out, char* alive) {
+  const std::size_t panel_size = std::size_t{in.neurons} * kPanelRows;
+  for (Index p = 0; p < in.panels(); ++p)
+    multiply_panel(in.panel.data() + p * panel_size, weights, bias, first, last, out.panel.data() + p * panel_size,
+                   alive + std::size_t{p} * kPanelRows);
+}
+
+Offset keep_alive_rows(const DenseRows& computed, const char* alive, DenseRows& out) {
+  const Index n = computed.neurons;
   const std::size_t panel_size = std::size_t{n} * kPanelRows;
-  scratch_.neurons = n;
-  scratch_.ids = in.ids;
-  scratch_.panel.resize(panels * panel_size);
-  alive_.assign(static_cast<std::size_t>(panels) * kPanelRows, 0);
-  for (Index p = 0; p < panels; ++p)
-    multiply_panel(in.panel.data() + p * panel_size, weights, bias, n, scratch_.panel.data() + p * panel_size,
-                   alive_.data() + std::size_t{p} * kPanelRows);
-  // Keep the rows that live, compacted into out's panels.
   out.neurons = n;
   out.ids.clear();
-  for (Index r = 0; r < in.rows(); ++r)
-    if (alive_[r]) out.ids.push_back(in.ids[r]);
-  if (out.rows() == in.rows()) {
-    std::swap(out.panel, scratch_.panel);
-  } else {
-    out.panel.assign(static_cast<std::size_t>(out.panels()) * panel_size, 0.0f);
-    Index to = 0;
-    for (Index r = 0; r < in.rows(); ++r) {
-      if (!alive_[r]) continue;
-      const Value* from_panel = scratch_.panel.data() + (r / kPanelRows) * panel_size + r % kPanelRows;
-      Value* to_panel = out.panel.data() + (to / kPanelRows) * panel_size + to % kPanelRows;
-      for (Index k = 0; k < n; ++k) to_panel[std::size_t{k} * kPanelRows] = from_panel[std::size_t{k} * kPanelRows];
-      ++to;
-    }
+  for (Index r = 0; r < computed.rows(); ++r)
+    if (alive[r]) out.ids.push_back(computed.ids[r]);
+  out.panel.assign(static_cast<std::size_t>(out.panels()) * panel_size, 0.0f);
+  Index to = 0;
+  for (Index r = 0; r < computed.rows(); ++r) {
+    if (!alive[r]) continue;
+    const Value* from_panel = computed.panel.data() + (r / kPanelRows) * panel_size + r % kPanelRows;
+    Value* to_panel = out.panel.data() + (to / kPanelRows) * panel_size + to % kPanelRows;
+    for (Index k = 0; k < n; ++k) to_panel[std::size_t{k} * kPanelRows] = from_panel[std::size_t{k} * kPanelRows];
+    ++to;
   }
-  nonzeros_ = 0;
-  for (Value v : out.panel) nonzeros_ += v != 0.0f;
+  Offset nonzeros = 0;
+  for (Value v : out.panel) nonzeros += v != 0.0f;
+  return nonzeros;
+}
+
+void prepare_panel_output(const DenseRows& in, DenseRows& out) {
+  out.neurons = in.neurons;
+  out.ids = in.ids;
+  out.panel.resize(static_cast<std::size_t>(in.panels()) * in.neurons * kPanelRows);
+}
+
+void DenseMultiplier::multiply(const DenseRows& in, const CscMatrix& weights, const Value* bias, DenseRows& out) {
+  prepare_panel_output(in, scratch_);
+  alive_.assign(static_cast<std::size_t>(in.panels()) * kPanelRows, 0);
+  multiply_panel_columns(in, weights, bias, 0, in.neurons, scratch_, alive_.data());
+  nonzeros_ = keep_alive_rows(scratch_, alive_.data(), out);
 }
 
 }  // namespace sdnn

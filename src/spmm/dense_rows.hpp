@@ -33,6 +33,19 @@ struct DenseRows {
 void to_dense(const ActiveRows& in, Index neurons, DenseRows& out);
 void to_sparse(const DenseRows& in, ActiveRows& out);
 
+// The pieces of one layer, for callers that split the output columns between threads:
+// prepare_panel_output sizes `out` like `in`; multiply_panel_columns computes output neurons
+// [first, last) of every panel into `out` and ORs into alive[r] whether row r kept an entry;
+// keep_alive_rows copies the rows marked alive into `kept` and returns its nonzeros.
+void prepare_panel_output(const DenseRows& in, DenseRows& out);
+void multiply_panel_columns(const DenseRows& in, const CscMatrix& weights, const Value* bias, Index first,
+                            Index last, DenseRows& out, char* alive);
+Offset keep_alive_rows(const DenseRows& computed, const char* alive, DenseRows& kept);
+
+// Whether rows are worth dense panels: at least `threshold` of their entries set, all positive
+// (so that "reached" is "the sum of the inputs read is positive").
+bool worth_dense(const CsrMatrix& rows, Index neurons, double threshold);
+
 class DenseMultiplier {
  public:
   // out = activate(in * W + bias) with W by columns; rows that die are left out.

@@ -104,33 +104,139 @@ CsrMatrix assemble(Index rows, Index cols, const std::vector<ActiveRows>& blocks
   return y;
 }
 
-// The rows of input [first, last) that hold any entry, with their ids.
-void load_block(const CsrMatrix& input, Index first, Index last, ActiveRows& block) {
-  block.rows.reset(last - first, input.cols());
-  block.ids.resize(last - first);
+// The rows of `a` in [first, last) that hold any entry, with their ids (ids[i], or i itself when
+// ids is null).
+void gather_nonempty_rows(const CsrMatrix& a, Index first, Index last, const Index* ids, ActiveRows& out) {
+  out.rows.reset(last - first, a.cols());
+  out.ids.resize(last - first);
   Offset count = 0;
   Index kept = 0;
   for (Index i = first; i < last; ++i) {
-    const Offset n = input.end(i) - input.begin(i);
+    const Offset n = a.end(i) - a.begin(i);
     if (n == 0) continue;
-    block.rows.reserve_nonzeros(count + n);
-    std::copy_n(input.indices.begin() + static_cast<std::ptrdiff_t>(input.begin(i)), n, block.rows.indices.begin() + static_cast<std::ptrdiff_t>(count));
-    std::copy_n(input.values.begin() + static_cast<std::ptrdiff_t>(input.begin(i)), n, block.rows.values.begin() + static_cast<std::ptrdiff_t>(count));
+    out.rows.reserve_nonzeros(count + n);
+    std::copy_n(a.indices.begin() + static_cast<std::ptrdiff_t>(a.begin(i)), n,
+                out.rows.indices.begin() + static_cast<std::ptrdiff_t>(count));
+    std::copy_n(a.values.begin() + static_cast<std::ptrdiff_t>(a.begin(i)), n,
+                out.rows.values.begin() + static_cast<std::ptrdiff_t>(count));
     count += n;
-    block.ids[kept] = i;
-    block.rows.offsets[++kept] = count;
+    out.ids[kept] = ids ? ids[i] : i;
+    out.rows.offsets[++kept] = count;
   }
-  block.rows.resize_major(kept);
-  block.ids.resize(kept);
+  out.rows.resize_major(kept);
+  out.ids.resize(kept);
 }
 
-// Whether rows are dense enough for panels, and positive (so that "reached" is "sum > 0").
-bool worth_dense(const ActiveRows& a, Index neurons, double threshold) {
-  if (static_cast<double>(a.rows.nnz()) < threshold * static_cast<double>(a.rows.rows()) * neurons) return false;
-  for (Offset p = 0; p < a.rows.nnz(); ++p)
-    if (!(a.rows.values[p] > 0.0f)) return false;
-  return true;
+// Rows of a CSC matrix that hold any entry; all_positive tells whether every value is > 0.
+Index csc_alive_rows(const CscMatrix& a, std::vector<char>& mark, bool& all_positive) {
+  mark.assign(a.rows(), 0);
+  Index alive = 0;
+  all_positive = true;
+  for (Offset p = 0; p < a.nnz(); ++p) {
+    alive += mark[a.indices[p]] == 0;
+    mark[a.indices[p]] = 1;
+    all_positive = all_positive && a.values[p] > 0.0f;
+  }
+  return alive;
 }
+
+bool dense_enough(Offset nonzeros, Index rows, Index neurons, double threshold) {
+  return rows > 0 && static_cast<double>(nonzeros) >= threshold * static_cast<double>(rows) * neurons;
+}
+
+bool panels_possible(const Network& network, Index neurons, const EngineOptions& options) {
+  bool possible = options.dense_threshold <= 1.0;
+  for (const Layer& layer : network) possible = possible && layer.weights_csc.cols() == neurons;
+  return possible;
+}
+
+// Takes one block of rows through every layer on one thread (data parallelism), with buffers
+// of its own that live across blocks: sparse CSR rows (left multiplication) or sparse CSC
+// (right multiplication) while the rows are sparse, dense panels once they are dense enough.
+class BlockRunner {
+ public:
+  BlockRunner(Index neurons, Index block_rows, const EngineOptions& options, bool dense_allowed)
+      : neurons_(neurons), options_(options), dense_allowed_(dense_allowed), left_(neurons), right_(block_rows) {}
+
+  // rows: the block's nonempty rows with their ids; on return, the survivors of every layer.
+  // Returns the nonzeros multiplied (the sum over layers of nnz of the layer's input).
+  std::uint64_t run(const Network& network, ActiveRows& rows) {
+    const bool csr = options_.format == Format::csr;
+    std::uint64_t active = 0;
+    bool in_panels = false;
+    Offset panel_nonzeros = 0;
+    if (!csr) csc_ = to_csc(rows.rows);  // local row r is rows.ids[r]
+    for (const Layer& layer : network) {
+      if (!in_panels) {
+        const Offset nonzeros = csr ? rows.rows.nnz() : csc_.nnz();
+        if (nonzeros == 0) break;
+        if (dense_allowed_ && enter_panels(csr, rows)) {
+          in_panels = true;
+          panel_nonzeros = nonzeros;
+        }
+      }
+      if (in_panels) {
+        if (panels_.rows() == 0) break;
+        active += panel_nonzeros;
+        dense_.multiply(panels_, layer.weights_csc, layer.bias.data(), next_panels_);
+        std::swap(panels_, next_panels_);
+        panel_nonzeros = dense_.last_nonzeros();
+        if (!dense_enough(panel_nonzeros, panels_.rows(), neurons_, 0.25 * options_.dense_threshold)) {
+          to_sparse(panels_, rows);
+          if (!csr) csc_ = to_csc(rows.rows);
+          in_panels = false;
+        }
+      } else if (csr) {
+        active += rows.rows.nnz();
+        left_.multiply(rows, layer.weights_csr, layer.bias.data(), next_rows_);
+        std::swap(rows, next_rows_);
+      } else {
+        active += csc_.nnz();
+        right_.multiply(csc_, layer.weights_csc, layer.bias.data(), next_csc_);
+        std::swap(csc_, next_csc_);
+      }
+    }
+    if (in_panels) {
+      to_sparse(panels_, rows);
+    } else if (!csr) {
+      rows_from_csc(rows);
+    }
+    return active;
+  }
+
+ private:
+  // rows <- the nonempty rows of csc_, whose local row r is rows.ids[r].
+  void rows_from_csc(ActiveRows& rows) {
+    const CsrMatrix all = to_csr(csc_);
+    ids_ = rows.ids;
+    gather_nonempty_rows(all, 0, all.rows(), ids_.data(), rows);
+  }
+  // Moves the block into panels when it is dense enough and positive.
+  bool enter_panels(bool csr, ActiveRows& rows) {
+    if (csr) {
+      if (!worth_dense(rows.rows, neurons_, options_.dense_threshold)) return false;
+    } else {
+      bool positive = false;
+      const Index alive = csc_alive_rows(csc_, mark_, positive);
+      if (!positive || !dense_enough(csc_.nnz(), alive, neurons_, options_.dense_threshold)) return false;
+      rows_from_csc(rows);
+    }
+    to_dense(rows, neurons_, panels_);
+    return true;
+  }
+
+  Index neurons_;
+  const EngineOptions& options_;
+  bool dense_allowed_;
+  LeftMultiplier left_;
+  RightMultiplier right_;
+  DenseMultiplier dense_;
+  ActiveRows next_rows_;
+  CscMatrix csc_, next_csc_;
+  DenseRows panels_, next_panels_;
+  std::vector<char> mark_;
+  std::vector<Index> ids_;
+};
 
 InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& input, const EngineOptions& options) {
   const Index rows = input.rows(), neurons = neurons_of(network, input);
@@ -138,64 +244,19 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
   const Index blocks = (rows + block_rows - 1) / block_rows;
   std::vector<ActiveRows> results(blocks);
   ProgressMeter meter(options, rows);
-  bool dense_allowed = options.dense_threshold <= 1.0;
-  for (const Layer& layer : network) dense_allowed = dense_allowed && layer.weights_csc.cols() == neurons;
+  const bool dense_allowed = panels_possible(network, neurons, options);
   std::uint64_t active = 0;
 #pragma omp parallel num_threads(options.threads) reduction(+ : active)
   {
-    ActiveRows current, next;
-    LeftMultiplier left(neurons);
-    DenseRows panels, next_panels;
-    DenseMultiplier dense;
-    RightMultiplier right(block_rows);
-    CscMatrix current_csc, next_csc;
+    BlockRunner runner(neurons, block_rows, options, dense_allowed);
+    ActiveRows block;
 #pragma omp for schedule(dynamic, 1)
     for (Index b = 0; b < blocks; ++b) {
       const Index first = b * block_rows, last = std::min(rows, first + block_rows);
-      load_block(input, first, last, current);
-      if (options.format == Format::csr) {
-        bool in_panels = false;
-        Offset panel_nonzeros = 0;
-        for (const Layer& layer : network) {
-          if (!in_panels) {
-            if (current.rows.rows() == 0) break;
-            if (dense_allowed && worth_dense(current, neurons, options.dense_threshold)) {
-              panel_nonzeros = current.rows.nnz();
-              to_dense(current, neurons, panels);
-              in_panels = true;
-            }
-          }
-          if (in_panels) {
-            if (panels.rows() == 0) break;
-            active += panel_nonzeros;
-            dense.multiply(panels, layer.weights_csc, layer.bias.data(), next_panels);
-            std::swap(panels, next_panels);
-            panel_nonzeros = dense.last_nonzeros();
-            if (static_cast<double>(panel_nonzeros) <
-                0.25 * options.dense_threshold * static_cast<double>(panels.rows()) * neurons) {
-              to_sparse(panels, current);
-              in_panels = false;
-            }
-          } else {
-            active += current.rows.nnz();
-            left.multiply(current, layer.weights_csr, layer.bias.data(), next);
-            std::swap(current, next);
-          }
-        }
-        if (in_panels) to_sparse(panels, current);
-        results[b].rows = current.rows.clone();
-        results[b].ids = current.ids;
-      } else {
-        current_csc = to_csc(current.rows);  // local rows 0..alive-1, ids in current.ids
-        for (const Layer& layer : network) {
-          if (current_csc.nnz() == 0) break;
-          active += current_csc.nnz();
-          right.multiply(current_csc, layer.weights_csc, layer.bias.data(), next_csc);
-          std::swap(current_csc, next_csc);
-        }
-        results[b].rows = to_csr(current_csc);
-        results[b].ids = current.ids;
-      }
+      gather_nonempty_rows(input, first, last, nullptr, block);
+      active += runner.run(network, block);
+      results[b].rows = block.rows.clone();
+      results[b].ids = block.ids;
       meter.advance(last - first, "rows through all layers");
     }
   }
@@ -205,19 +266,62 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
   return result;
 }
 
+CsrMatrix rows_to_matrix(Index rows, Index neurons, const DenseRows& panels) {
+  std::vector<ActiveRows> one(1);
+  to_sparse(panels, one[0]);
+  return assemble(rows, neurons, one);
+}
+
+// Model parallelism: all rows in one CSC matrix; each layer's output columns are split between
+// the threads (symbolic, one prefix sum, numeric into a staging buffer, compaction). Once the
+// alive rows are dense enough they move to panels, whose output columns are split the same way.
 InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& input, const EngineOptions& options) {
   const Index rows = input.rows(), neurons = neurons_of(network, input);
   CscMatrix current = to_csc(input), next(rows, neurons), staging(rows, neurons);
   std::vector<Offset> sizes(neurons), bound_start(neurons + 1), kept(neurons);
   ProgressMeter meter(options, network.size());
+  const bool dense_allowed = panels_possible(network, neurons, options);
+  bool in_panels = false;
+  DenseRows panels, computed;
+  std::vector<char> alive, mark;
+  Offset panel_nonzeros = 0;
   std::uint64_t active = 0;
-  constexpr int kColumnChunk = 16;
+  constexpr Index kColumnChunk = 16;
 #pragma omp parallel num_threads(options.threads)
   {
     RightMultiplier right(rows);
+    std::vector<char> my_alive;
     for (std::size_t l = 0; l < network.size(); ++l) {
       const Layer& layer = network[l];
-      if (current.nnz() == 0) break;  // the same decision on every thread: current changes only in a single
+      // Every decision reads state that changes only inside a single (ended by its barrier), so
+      // all threads take the same branch.
+      if (in_panels ? panels.rows() == 0 : current.nnz() == 0) break;
+      if (in_panels) {
+#pragma omp single
+        {
+          active += panel_nonzeros;
+          prepare_panel_output(panels, computed);
+          alive.assign(static_cast<std::size_t>(panels.panels()) * kPanelRows, 0);
+        }
+        my_alive.assign(alive.size(), 0);
+#pragma omp for schedule(dynamic, 1) nowait
+        for (Index j = 0; j < neurons; j += kColumnChunk)
+          multiply_panel_columns(panels, layer.weights_csc, layer.bias.data(), j,
+                                 std::min(neurons, j + kColumnChunk), computed, my_alive.data());
+#pragma omp critical(sdnn_alive)
+        for (std::size_t r = 0; r < alive.size(); ++r) alive[r] |= my_alive[r];
+#pragma omp barrier
+#pragma omp single
+        {
+          panel_nonzeros = keep_alive_rows(computed, alive.data(), panels);
+          if (!dense_enough(panel_nonzeros, panels.rows(), neurons, 0.25 * options.dense_threshold)) {
+            current = to_csc(rows_to_matrix(rows, neurons, panels));
+            in_panels = false;
+          }
+          meter.advance(1, "layers");
+        }
+        continue;
+      }
 #pragma omp for schedule(dynamic, kColumnChunk)
       for (Index j = 0; j < neurons; ++j) right.symbolic(current, layer.weights_csc, j, j + 1, sizes.data());
 #pragma omp single
@@ -240,18 +344,29 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
 #pragma omp for schedule(static)
       for (Index j = 0; j < neurons; ++j) {
         if (kept[j] == 0) continue;  // next's buffers may be empty (null): memcpy must not see them
-        std::memcpy(next.indices.data() + next.offsets[j], staging.indices.data() + bound_start[j], kept[j] * sizeof(Index));
-        std::memcpy(next.values.data() + next.offsets[j], staging.values.data() + bound_start[j], kept[j] * sizeof(Value));
+        std::memcpy(next.indices.data() + next.offsets[j], staging.indices.data() + bound_start[j],
+                    kept[j] * sizeof(Index));
+        std::memcpy(next.values.data() + next.offsets[j], staging.values.data() + bound_start[j],
+                    kept[j] * sizeof(Value));
       }
 #pragma omp single
       {
         std::swap(current, next);
         meter.advance(1, "layers");
+        bool positive = false;
+        const Index alive_rows = dense_allowed ? csc_alive_rows(current, mark, positive) : 0;
+        if (dense_allowed && positive && dense_enough(current.nnz(), alive_rows, neurons, options.dense_threshold)) {
+          ActiveRows survivors;
+          gather_nonempty_rows(to_csr(current), 0, rows, nullptr, survivors);
+          panel_nonzeros = current.nnz();
+          to_dense(survivors, neurons, panels);
+          in_panels = true;
+        }
       }
     }
   }
   InferenceResult result;
-  result.activations = to_csr(current);
+  result.activations = in_panels ? rows_to_matrix(rows, neurons, panels) : to_csr(current);
   result.active_nonzeros = active;
   return result;
 }
