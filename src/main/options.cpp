@@ -1,6 +1,8 @@
 // options.cpp: see options.hpp.
 #include "main/options.hpp"
 
+#include "hash/hash.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <stdexcept>
@@ -48,12 +50,31 @@ Options parse_options(const std::vector<std::string>& args) {
     else if (arg == "--parallel") o.parallel = parse_parallelism(value());
     else if (arg == "--threads") o.threads = parse_number<int>(arg, value(), 1);
     else if (arg == "--block-rows") o.block_rows = parse_number<std::uint32_t>(arg, value(), 1);
+    else if (arg == "--strategy") {
+      o.strategy = value();
+      if (o.strategy != "data" && o.strategy != "model")
+        throw std::invalid_argument("--strategy must be data or model, not '" + o.strategy + "'");
+    }
+    else if (arg == "--grid") {
+      const std::string& text = value();
+      const auto x = text.find('x');
+      if (x == std::string::npos) throw std::invalid_argument("--grid needs DxM (row groups x column blocks), not '" + text + "'");
+      o.grid_rows = parse_number<std::uint32_t>(arg, text.substr(0, x), 1);
+      o.grid_columns = parse_number<std::uint32_t>(arg, text.substr(x + 1), 1);
+    }
+    else if (arg == "--hash") o.hash = to_string(parse_hash_mode(value()));
+    else if (arg == "--hash-seed") o.hash_seed = parse_number<std::uint64_t>(arg, value(), 0);
+    else if (arg == "--report") o.report_path = value();
+    else if (arg == "--report-layers") o.report_layers = true;
+    else if (arg == "--no-overlap") o.no_overlap = true;
     else if (arg == "--verify") o.verify = true;
     else if (arg == "--no-verify") o.no_verify = true;
     else if (arg == "--quiet" || arg == "-q") o.quiet = true;
     else throw std::invalid_argument("unknown option '" + arg + "' (see --help)");
   }
   if (o.help) return o;
+  if (o.grid_rows != 0 && o.strategy != "model") throw std::invalid_argument("--grid goes with --strategy model");
+  if (o.report_layers && o.report_path.empty()) throw std::invalid_argument("--report-layers needs --report FILE");
   check_combination(o.format, o.parallel);
   if (o.network_dir.empty() != o.input_path.empty())
     throw std::invalid_argument("--network and --input go together (or give neither to run the generated problem)");
@@ -89,6 +110,23 @@ Problem:
   --out FILE         write the categories there (official format, written atomically)
 
 Execution:
+  --strategy data|model
+                     data: ranks own independent shards of the input rows (data x data);
+                     model: a grid of ranks, row groups x column blocks of the network, each
+                     rank pulling the remote activation columns it needs with MPI_Get
+                     (data x model) (default data)
+  --grid DxM         the model strategy's grid: D row groups x M column blocks, D*M = ranks
+                     (default 1 x ranks)
+  --hash none|input|network|both
+                     input: permute the input rows before sharding (balance); network: permute
+                     neuron ids (columns of Y, rows and columns of W); both (default none).
+                     Every hash is undone before results are written
+  --hash-seed S      seed of the hashing permutations (default 1)
+  --report FILE      per-rank report: FILE as JSON and FILE with .csv as CSV (rows, nonzeros,
+                     compute, communication and idle time, bytes, imbalance)
+  --report-layers    the report also holds every layer of every rank
+  --no-overlap       model strategy: wait for the remote columns before computing anything
+                     (to measure what overlapping communication with local work gains)
   --format csr|csc   csr: left multiplication, row by row; csc: right multiplication, column by
                      column (default csr)
   --parallel data|model

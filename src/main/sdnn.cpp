@@ -1,14 +1,16 @@
 // sdnn.cpp: the sdnn program. One driver for every way of running: it loads (or generates) the
-// problem, splits the input rows into one shard per MPI rank, runs the engine on each shard with
-// its OpenMP threads, gathers the categories, checks them (the serial verifier, the official
-// truth) and prints the figures, last a "summary key=value ..." line for scripts.
+// problem with every rank parsing a share (main/load.cpp), runs the chosen strategy (data x data:
+// the OpenMP engine on each rank's row shard; data x model: main/strategy_model.cpp), undoes the
+// hashing, gathers the categories, checks them (the serial verifier, the official truth), prints
+// the figures and the per-rank report, last a "summary key=value ..." line for scripts.
 //
-// Errors: every phase ends with a collective agreement, so a fault on any rank (bad file,
-// failed allocation) reaches every rank, which all exit non-zero with one message, no hang.
+// Errors: every phase ends with a collective agreement, so a fault on any rank (bad file, failed
+// allocation) reaches every rank, which all exit non-zero with one message, no hang.
 #include <omp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -16,10 +18,14 @@
 #include <vector>
 
 #include "comm/mpi_session.hpp"
+#include "hash/hash.hpp"
 #include "io/generate.hpp"
 #include "io/input_error.hpp"
 #include "io/tsv.hpp"
+#include "main/load.hpp"
 #include "main/options.hpp"
+#include "main/report.hpp"
+#include "main/strategy_model.hpp"
 #include "partition/row_partition.hpp"
 #include "spmm/engine.hpp"
 #include "spmm/reference.hpp"
@@ -34,13 +40,16 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 
 // Runs `work` on every rank, then agrees: when it threw on any rank, rank 0 prints the message of
-// the lowest failing rank and every rank throws PhaseFailed.
+// the lowest rank that failed on its own (not through PeerFailure) and every rank throws
+// PhaseFailed.
 template <class Work>
 void phase(const MpiSession& mpi, Work&& work) {
-  bool failed = false;
+  bool failed = false, peer_failed = false;
   std::string message;
   try {
     work();
+  } catch (const PeerFailure&) {
+    peer_failed = true;
   } catch (const std::bad_alloc&) {
     failed = true;
     message = "out of memory (a rank could not allocate what the run needs)";
@@ -49,7 +58,7 @@ void phase(const MpiSession& mpi, Work&& work) {
     message = e.what();
   }
   const std::string first = mpi.first_failure(failed, message);
-  if (!first.empty()) {
+  if (!first.empty() || peer_failed) {
     if (mpi.is_root()) std::fprintf(stderr, "sdnn: error: %s\n", first.c_str());
     throw PhaseFailed{};
   }
@@ -65,122 +74,215 @@ void check_output_folder(const std::string& path) {
   if (::access(folder.c_str(), W_OK) != 0) throw InputError(path, "cannot write: folder '" + folder + "' is not writable");
 }
 
+// Columns [first, last) of a CSR matrix, renumbered from 0.
+CsrMatrix columns_of(const CsrMatrix& a, Index first, Index last) {
+  CsrMatrix out(a.rows(), last - first);
+  for (Index i = 0; i < a.rows(); ++i) {
+    for (Offset p = a.begin(i); p < a.end(i); ++p)
+      if (a.indices[p] >= first && a.indices[p] < last) {
+        out.indices.push_back(a.indices[p] - first);
+        out.values.push_back(a.values[p]);
+      }
+    out.offsets[i + 1] = out.indices.size();
+  }
+  return out;
+}
+
+__extension__ typedef unsigned __int128 UnsignedSum;
+
+// The sum of every rank's exact checksum, on every rank.
+double global_checksum(ExactSum mine) {
+  // An __int128 as two 64-bit halves; the high half signed. Summed on rank 0 exactly.
+  const std::uint64_t halves[2] = {static_cast<std::uint64_t>(mine), static_cast<std::uint64_t>(mine >> 64)};
+  int ranks = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+  std::vector<std::uint64_t> all(2 * static_cast<std::size_t>(ranks));
+  MPI_Allgather(halves, 2, MPI_UINT64_T, all.data(), 2, MPI_UINT64_T, MPI_COMM_WORLD);
+  ExactSum total = 0;
+  for (int r = 0; r < ranks; ++r)
+    total += static_cast<ExactSum>((static_cast<UnsignedSum>(all[2 * r + 1]) << 64) | all[2 * r]);
+  return to_double(total);
+}
+
 int run(const MpiSession& mpi, const Options& o, int threads) {
   const bool root = mpi.is_root();
   const bool show_progress = root && !o.quiet && ::isatty(2);
-  const Value bias = o.bias ? *o.bias : default_bias(o.neurons);
+  const HashMode hash = parse_hash_mode(o.hash);
+  const bool model = o.strategy == "model";
+
+  // The grid: data x data is P x 1 (every rank a row shard, the whole network); data x model
+  // is D x M (row groups x column blocks), rank = d * M + m.
+  Grid grid{mpi.size(), 1};
+  if (model) {
+    grid = o.grid_rows ? Grid{static_cast<int>(o.grid_rows), static_cast<int>(o.grid_columns)} : Grid{1, mpi.size()};
+    if (grid.rows * grid.columns != mpi.size()) {
+      if (root)
+        std::fprintf(stderr, "sdnn: error: --grid %dx%d needs %d ranks, not %d\n", grid.rows, grid.columns,
+                     grid.rows * grid.columns, mpi.size());
+      return 2;
+    }
+  }
+  LoadPlan plan;
+  plan.row_groups = model ? grid.rows : mpi.size();
+  plan.row_group = model ? mpi.rank() / grid.columns : mpi.rank();
+  plan.column_groups = model ? grid.columns : 1;
+  plan.column_group = model ? mpi.rank() % grid.columns : 0;
+  plan.rows = hashes_input(hash) ? Permutation::hashing(o.inputs, o.hash_seed) : Permutation::identity(o.inputs);
+  plan.neurons =
+      hashes_network(hash) ? Permutation::hashing(o.neurons, o.hash_seed + 1) : Permutation::identity(o.neurons);
+  plan.bias = o.bias ? *o.bias : default_bias(o.neurons);
+  plan.threads = threads;
 
   std::vector<Index> truth;
   phase(mpi, [&] {
     if (!o.out_path.empty()) check_output_folder(o.out_path);
+    if (!o.report_path.empty()) {
+      check_output_folder(o.report_path);
+      check_output_folder(csv_path_of(o.report_path));
+    }
     if (root && !o.truth_path.empty()) truth = read_categories(o.truth_path, o.inputs);
   });
 
-  // Load or generate the problem (every rank holds the whole network).
-  Network network;
-  CsrMatrix input;
-  double network_s = 0, input_s = 0;
+  LoadedProblem problem;
   phase(mpi, [&] {
-    auto start = std::chrono::steady_clock::now();
-    network = o.generated() ? generate_network(o.neurons, o.layers, o.seed, bias)
-                            : read_network(o.network_dir, o.neurons, o.layers, bias, threads);
-    network_s = seconds_since(start);
-    start = std::chrono::steady_clock::now();
-    input = o.generated() ? generate_inputs(o.inputs, o.neurons, o.seed)
-                          : read_triplet_matrix(o.input_path, o.inputs, o.neurons, threads);
-    input_s = seconds_since(start);
-    prepare_weights(network, o.format == Format::csr || o.verify, true);  // csr uses columns for dense rows
-    if (!o.verify && o.format == Format::csc)
-      for (Layer& layer : network) layer.weights_csr = CsrMatrix();
+    problem = load_problem(mpi, o, plan);
+    if (model) {
+      prepare_weights(problem.network, false, true);  // a 1-column-block grid loads whole CSR layers
+      for (Layer& layer : problem.network) layer.weights_csr = CsrMatrix();
+    } else {
+      prepare_weights(problem.network, o.format == Format::csr || o.verify, true);
+    }
   });
-  std::uint64_t connections = 0;
-  for (const Layer& layer : network)
-    connections += o.format == Format::csr ? layer.weights_csr.nnz() : layer.weights_csc.nnz();
-
-  // This rank's shard of the input rows.
-  const RowRange shard = shard_of(o.inputs, mpi.size(), mpi.rank());
-  CsrMatrix local_input = slice_rows(input, shard.first, shard.last);
-  input = CsrMatrix();
+  const double read_s = mpi.max(problem.network_s + problem.input_s);
 
   if (root) {
-    std::printf("sdnn: neurons=%u layers=%u inputs=%u ranks=%d threads=%d format=%s parallel=%s%s\n", o.neurons,
-                o.layers, o.inputs, mpi.size(), threads, to_string(o.format).c_str(), to_string(o.parallel).c_str(),
+    std::printf("sdnn: neurons=%u layers=%u inputs=%u ranks=%d threads=%d strategy=%s", o.neurons, o.layers,
+                o.inputs, mpi.size(), threads, o.strategy.c_str());
+    if (model) std::printf(" grid=%dx%d", grid.rows, grid.columns);
+    std::printf(" format=%s parallel=%s hash=%s%s\n", model ? "csc" : to_string(o.format).c_str(),
+                model ? "model" : to_string(o.parallel).c_str(), o.hash.c_str(),
                 o.generated() ? " (generated problem)" : "");
-    std::printf("%s: %.3f s (network %.3f s, input %.3f s)\n", o.generated() ? "generate" : "read",
-                network_s + input_s, network_s, input_s);
+    std::printf("%s: %.3f s (network %.3f s, input %.3f s)\n", o.generated() ? "generate" : "read", read_s,
+                problem.network_s, problem.input_s);
     std::fflush(stdout);
   }
 
   EngineOptions engine;
-  engine.format = o.format;
-  engine.parallel = o.parallel;
+  engine.format = model ? Format::csc : o.format;
+  engine.parallel = model ? Parallelism::model : o.parallel;
   engine.threads = threads;
   engine.block_rows = o.block_rows;
   if (show_progress)
     engine.progress = [](double fraction, const std::string& label) {
-      std::fprintf(stderr, "\r[sdnn] %3.0f%% %s", 100 * fraction, label.c_str());
+      std::fprintf(stderr, "\r[sdnn] rank 0: %3.0f%% %s", 100 * fraction, label.c_str());
       std::fflush(stderr);
     };
 
-  InferenceResult result;
-  double infer_s = 0;
+  // Inference: the final activations of this rank's rows (and columns, for the model strategy).
+  CsrMatrix final_rows;
+  RankFigures figures;
+  figures.rank = mpi.rank();
+  figures.rows_owned = problem.rows.size();
+  figures.columns_owned = problem.columns.size();
+  figures.load_bytes_parsed = problem.bytes_parsed;
+  figures.load_bytes_pulled = problem.bytes_pulled;
   phase(mpi, [&] {
     mpi.barrier();
     const auto start = std::chrono::steady_clock::now();
-    result = infer(network, local_input, engine);
-    infer_s = seconds_since(start);
+    if (model) {
+      final_rows = run_data_model(mpi, problem, grid, engine, !o.no_overlap, figures);
+    } else {
+      InferenceResult result = infer(problem.network, problem.input, engine);
+      final_rows = std::move(result.activations);
+      figures.active_nonzeros = result.active_nonzeros;
+      figures.layer_nonzeros = std::move(result.layer_nonzeros);
+      figures.layer_compute_s = std::move(result.layer_seconds);
+      figures.layer_comm_s.assign(figures.layer_compute_s.size(), 0.0);
+      figures.layer_bytes.assign(figures.layer_compute_s.size(), 0);
+    }
+    figures.compute_s = seconds_since(start) - figures.comm_s;
   });
+  {
+    const auto start = std::chrono::steady_clock::now();
+    mpi.barrier();  // the wait for the slowest rank
+    figures.idle_s = seconds_since(start);
+  }
   if (show_progress) std::fprintf(stderr, "\n");
-  infer_s = mpi.max(infer_s);
-  const double rate = infer_s > 0 ? static_cast<double>(o.inputs) * static_cast<double>(connections) / infer_s : 0;
+  const double infer_s = mpi.max(figures.compute_s + figures.comm_s);
+  const double rate = infer_s > 0 ? static_cast<double>(o.inputs) * static_cast<double>(problem.connections) / infer_s : 0;
 
-  std::vector<Index> local_categories = categories_of(result.activations);
-  for (Index& row : local_categories) row += shard.first;
-  const std::vector<Index> categories = mpi.gather_to_root(local_categories);
-  const double checksum = mpi.sum(checksum_of(result.activations));
-  const std::uint64_t active = mpi.sum(static_cast<std::uint64_t>(result.active_nonzeros));
+  // Categories in the original numbering: local row r is hashed row rows.first + r.
+  std::vector<Index> local_categories;
+  for (Index r : categories_of(final_rows)) local_categories.push_back(plan.rows.inverse(problem.rows.first + r));
+  std::vector<Index> categories = mpi.gather_to_root(local_categories);
+  std::sort(categories.begin(), categories.end());
+  categories.erase(std::unique(categories.begin(), categories.end()), categories.end());  // a row in several blocks
+  const double checksum = global_checksum(exact_sum_of(final_rows));
+  const std::uint64_t active = mpi.sum(static_cast<std::uint64_t>(figures.active_nonzeros));
 
-  // The serial verifier, each rank on its own shard.
+  // The serial verifier, each rank on its own rows (and, for the model strategy, its columns).
   std::string verdict = "skipped";
   double verify_s = 0;
   if (o.verify) {
     std::string difference;
     phase(mpi, [&] {
       const auto start = std::chrono::steady_clock::now();
-      const CsrMatrix expected = reference_inference(network, local_input);
-      verify_s = mpi.max(seconds_since(start));
-      difference = first_difference(expected, result.activations);
+      if (model) {
+        LoadPlan whole = plan;
+        whole.column_groups = 1;
+        whole.column_group = 0;
+        LoadedProblem reference = load_problem(mpi, o, whole);
+        const CsrMatrix expected = reference_inference(reference.network, reference.input);
+        difference = first_difference(columns_of(expected, problem.columns.first, problem.columns.last), final_rows);
+      } else {
+        difference = first_difference(reference_inference(problem.network, problem.input), final_rows);
+      }
+      verify_s = seconds_since(start);
     });
+    verify_s = mpi.max(verify_s);
     const std::string first = mpi.first_failure(!difference.empty(), difference);
     verdict = first.empty() ? "PASS" : "FAIL";
     if (root) {
       std::printf("Verifier: %s (serial verifier %.3f s)\n", verdict.c_str(), verify_s);
-      if (!first.empty()) std::printf("  first difference (shard row numbering): %s\n", first.c_str());
+      if (!first.empty()) std::printf("  first difference (hashed, rank-local numbering): %s\n", first.c_str());
     }
   }
 
+  const std::vector<RankFigures> ranks = gather_figures(mpi, figures, o.report_layers);
   std::string challenge = "none";
+  RunDescription description{o.strategy, model ? "csc" : to_string(o.format),
+                             model ? "model" : to_string(o.parallel), o.hash,
+                             std::to_string(grid.rows) + "x" + std::to_string(grid.columns), o.neurons, o.layers,
+                             o.inputs, mpi.size(), threads, read_s, infer_s, rate, categories.size()};
   phase(mpi, [&] {
     if (!root) return;
     if (!o.truth_path.empty()) challenge = categories == truth ? "PASS" : "FAIL";
     if (!o.out_path.empty()) write_categories(o.out_path, categories);
+    if (!o.report_path.empty()) write_report(o.report_path, description, ranks, o.report_layers);
   });
 
   if (root) {
+    const double balance = imbalance(ranks), ratio = comm_compute_ratio(ranks);
     std::printf("inference: %.3f s\n", infer_s);
     std::printf("rate: %.4e edges/s (%u inputs x %llu connections)\n", rate, o.inputs,
-                static_cast<unsigned long long>(connections));
+                static_cast<unsigned long long>(problem.connections));
     std::printf("multiply-adds: %.4e (active nonzeros x 32 weights per row of W)\n", static_cast<double>(active) * 32);
+    std::printf("imbalance: %.3f (max over mean compute time of %d rank(s))", balance, mpi.size());
+    if (model) std::printf(", communication/compute: %.3f", ratio);
+    std::printf("\n");
     std::printf("categories: %zu\n", categories.size());
     if (!o.truth_path.empty())
       std::printf("Challenge: %s (%zu categories expected)\n", challenge.c_str(), truth.size());
     if (!o.out_path.empty()) std::printf("categories written to %s\n", o.out_path.c_str());
+    if (!o.report_path.empty())
+      std::printf("report written to %s and %s\n", o.report_path.c_str(), csv_path_of(o.report_path).c_str());
     std::printf(
-        "summary neurons=%u layers=%u inputs=%u ranks=%d threads=%d format=%s parallel=%s read_s=%.6f infer_s=%.6f "
-        "rate=%.6e categories=%zu checksum=%.17g verify=%s challenge=%s\n",
-        o.neurons, o.layers, o.inputs, mpi.size(), threads, to_string(o.format).c_str(),
-        to_string(o.parallel).c_str(), network_s + input_s, infer_s, rate, categories.size(), checksum,
-        verdict.c_str(), challenge.c_str());
+        "summary neurons=%u layers=%u inputs=%u ranks=%d threads=%d strategy=%s grid=%dx%d format=%s parallel=%s "
+        "hash=%s read_s=%.6f infer_s=%.6f rate=%.6e categories=%zu checksum=%.17g imbalance=%.4f comm_ratio=%.4f "
+        "verify=%s challenge=%s\n",
+        o.neurons, o.layers, o.inputs, mpi.size(), threads, o.strategy.c_str(), grid.rows, grid.columns,
+        description.format.c_str(), description.parallel.c_str(), o.hash.c_str(), read_s, infer_s, rate,
+        categories.size(), checksum, balance, ratio, verdict.c_str(), challenge.c_str());
     std::fflush(stdout);
   }
   return (verdict == "FAIL" || challenge == "FAIL") ? 1 : 0;

@@ -158,6 +158,9 @@ class BlockRunner {
   BlockRunner(Index neurons, Index block_rows, const EngineOptions& options, bool dense_allowed)
       : neurons_(neurons), options_(options), dense_allowed_(dense_allowed), left_(neurons), right_(block_rows) {}
 
+  std::vector<std::uint64_t> layer_nonzeros;  // this thread's figures, over all its blocks
+  std::vector<double> layer_seconds;
+
   // rows: the block's nonempty rows with their ids; on return, the survivors of every layer.
   // Returns the nonzeros multiplied (the sum over layers of nnz of the layer's input).
   std::uint64_t run(const Network& network, ActiveRows& rows) {
@@ -166,7 +169,12 @@ class BlockRunner {
     bool in_panels = false;
     Offset panel_nonzeros = 0;
     if (!csr) csc_ = to_csc(rows.rows);  // local row r is rows.ids[r]
-    for (const Layer& layer : network) {
+    layer_nonzeros.resize(network.size(), 0);
+    layer_seconds.resize(network.size(), 0.0);
+    for (std::size_t l = 0; l < network.size(); ++l) {
+      const Layer& layer = network[l];
+      const double start = omp_get_wtime();
+      const std::uint64_t active_before = active;
       if (!in_panels) {
         const Offset nonzeros = csr ? rows.rows.nnz() : csc_.nnz();
         if (nonzeros == 0) break;
@@ -195,6 +203,8 @@ class BlockRunner {
         right_.multiply(csc_, layer.weights_csc, layer.bias.data(), next_csc_);
         std::swap(csc_, next_csc_);
       }
+      layer_nonzeros[l] += active - active_before;
+      layer_seconds[l] += omp_get_wtime() - start;
     }
     if (in_panels) {
       to_sparse(panels_, rows);
@@ -246,6 +256,9 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
   ProgressMeter meter(options, rows);
   const bool dense_allowed = panels_possible(network, neurons, options);
   std::uint64_t active = 0;
+  InferenceResult result;
+  result.layer_nonzeros.assign(network.size(), 0);
+  result.layer_seconds.assign(network.size(), 0.0);
 #pragma omp parallel num_threads(options.threads) reduction(+ : active)
   {
     BlockRunner runner(neurons, block_rows, options, dense_allowed);
@@ -259,8 +272,12 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
       results[b].ids = block.ids;
       meter.advance(last - first, "rows through all layers");
     }
+#pragma omp critical(sdnn_layer_figures)
+    for (std::size_t l = 0; l < runner.layer_seconds.size(); ++l) {
+      result.layer_nonzeros[l] += runner.layer_nonzeros[l];
+      result.layer_seconds[l] += runner.layer_seconds[l];
+    }
   }
-  InferenceResult result;
   result.activations = assemble(rows, neurons, results);
   result.active_nonzeros = active;
   return result;
@@ -286,6 +303,10 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
   std::vector<char> alive, mark;
   Offset panel_nonzeros = 0;
   std::uint64_t active = 0;
+  InferenceResult result;
+  result.layer_nonzeros.assign(network.size(), 0);
+  result.layer_seconds.assign(network.size(), 0.0);
+  double layer_start = 0;
   constexpr Index kColumnChunk = 16;
 #pragma omp parallel num_threads(options.threads)
   {
@@ -293,6 +314,8 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
     std::vector<char> my_alive;
     for (std::size_t l = 0; l < network.size(); ++l) {
       const Layer& layer = network[l];
+#pragma omp single
+      layer_start = omp_get_wtime();
       // Every decision reads state that changes only inside a single (ended by its barrier), so
       // all threads take the same branch.
       if (in_panels ? panels.rows() == 0 : current.nnz() == 0) break;
@@ -300,6 +323,7 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
 #pragma omp single
         {
           active += panel_nonzeros;
+          result.layer_nonzeros[l] = panel_nonzeros;
           prepare_panel_output(panels, computed);
           alive.assign(static_cast<std::size_t>(panels.panels()) * kPanelRows, 0);
         }
@@ -318,6 +342,7 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
             current = to_csc(rows_to_matrix(rows, neurons, panels));
             in_panels = false;
           }
+          result.layer_seconds[l] = omp_get_wtime() - layer_start;
           meter.advance(1, "layers");
         }
         continue;
@@ -327,6 +352,7 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
 #pragma omp single
       {
         active += current.nnz();
+        result.layer_nonzeros[l] = current.nnz();
         bound_start[0] = 0;
         for (Index j = 0; j < neurons; ++j) bound_start[j + 1] = bound_start[j] + sizes[j];
         staging.reserve_nonzeros(bound_start[neurons]);
@@ -352,6 +378,7 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
 #pragma omp single
       {
         std::swap(current, next);
+        result.layer_seconds[l] = omp_get_wtime() - layer_start;
         meter.advance(1, "layers");
         bool positive = false;
         const Index alive_rows = dense_allowed ? csc_alive_rows(current, mark, positive) : 0;
@@ -365,7 +392,6 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
       }
     }
   }
-  InferenceResult result;
   result.activations = in_panels ? rows_to_matrix(rows, neurons, panels) : to_csr(current);
   result.active_nonzeros = active;
   return result;

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "layer.hpp"
 #include "sparse_matrix.hpp"
@@ -46,6 +47,8 @@ struct EngineOptions {
 struct InferenceResult {
   CsrMatrix activations;                // Y_L: input rows x N, sorted column indices
   std::uint64_t active_nonzeros = 0;    // sum over layers of nnz(Y_{l-1}) actually multiplied
+  std::vector<std::uint64_t> layer_nonzeros;  // nnz(Y_{l-1}) multiplied in layer l
+  std::vector<double> layer_seconds;          // time in layer l (data: summed over threads)
 };
 
 // Makes sure every layer holds its weights in the format(s) asked for (converting as needed).

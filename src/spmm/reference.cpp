@@ -1,6 +1,7 @@
 // reference.cpp: the serial verifier (see reference.hpp).
 #include "reference.hpp"
 
+#include <cmath>
 #include <sstream>
 
 namespace sdnn {
@@ -56,11 +57,14 @@ std::vector<Index> categories_of(const CsrMatrix& activations) {
   return rows;
 }
 
-double checksum_of(const CsrMatrix& activations) {
-  double sum = 0.0;
-  for (Offset p = 0; p < activations.nnz(); ++p) sum += activations.values[p];
+ExactSum exact_sum_of(const CsrMatrix& activations) {
+  ExactSum sum = 0;  // each term is below 2^5 * 2^60; 2^127 leaves room for 2^61 of them
+  for (Offset p = 0; p < activations.nnz(); ++p)
+    sum += static_cast<ExactSum>(std::trunc(std::ldexp(static_cast<double>(activations.values[p]), 60)));
   return sum;
 }
+
+double to_double(ExactSum sum) { return std::ldexp(static_cast<double>(sum), -60); }
 
 std::string first_difference(const CsrMatrix& a, const CsrMatrix& b) {
   std::ostringstream why;

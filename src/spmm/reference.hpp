@@ -21,8 +21,13 @@ CsrMatrix reference_inference(const Network& network, const CsrMatrix& input);
 // 0-based numbers of the rows that hold any nonzero, ascending.
 std::vector<Index> categories_of(const CsrMatrix& activations);
 
-// Sum of all values in double, row by row in column order: the same for equal matrices.
-double checksum_of(const CsrMatrix& activations);
+// The checksum of final values: their sum in fixed point (each value truncated to a multiple of
+// 2^-60, summed as a 128-bit integer). Integer sums do not depend on their order, so the
+// checksum is the same however the values are split (rows, columns, ranks, hashing).
+__extension__ typedef __int128 ExactSum;
+ExactSum exact_sum_of(const CsrMatrix& activations);
+double to_double(ExactSum sum);
+inline double checksum_of(const CsrMatrix& activations) { return to_double(exact_sum_of(activations)); }
 
 // "" when a and b hold the same entries with the same float values (both with sorted columns),
 // else a description of the first difference.

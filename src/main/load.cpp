@@ -1,0 +1,244 @@
+// load.cpp: shares of files parsed on every rank, buckets exchanged through MPI windows.
+#include "main/load.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <exception>
+
+#include "comm/window.hpp"
+#include "io/generate.hpp"
+#include "io/input_error.hpp"
+#include "io/tsv.hpp"
+
+namespace sdnn {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Which of `groups` balanced groups of `total` items holds item i (shard_of's inverse).
+int group_of(Index i, Index total, int groups) {
+  int g = static_cast<int>(static_cast<std::uint64_t>(i) * static_cast<std::uint64_t>(groups) / total);
+  while (g + 1 < groups && shard_of(total, groups, g + 1).first <= i) ++g;
+  while (g > 0 && shard_of(total, groups, g).first > i) --g;
+  return g;
+}
+
+// The lines of `path` that start in this rank's byte range [size*r/P, size*(r+1)/P), parsed.
+std::vector<Triplet> parse_share(const std::string& path, Index rows, Index cols, int rank, int ranks, int threads,
+                                 std::uint64_t& bytes_parsed) {
+  const std::uint64_t size = file_size(path);
+  if (size == 0) throw InputError(path, "empty file: no entries");
+  const std::uint64_t begin = size * rank / ranks, end = size * (rank + 1) / ranks;
+  if (begin == end) return {};
+  // Bytes [begin - 1, end), then on until the newline that ends the line holding byte end - 1.
+  const std::uint64_t from = begin > 0 ? begin - 1 : 0;
+  std::string text = read_file_range(path, from, end);
+  constexpr std::uint64_t kPiece = 1 << 16;
+  while (from + text.size() < size && text.find('\n', end - 1 - from) == std::string::npos)
+    text += read_file_range(path, from + text.size(), std::min(size, from + text.size() + kPiece));
+  // First line that starts at or after `begin`, last that starts before `end`.
+  std::size_t first = 0;
+  if (begin > 0) {
+    const std::size_t newline = text.find('\n');
+    first = newline == std::string::npos ? text.size() : newline + 1;
+  }
+  const std::size_t newline_at_end = text.find('\n', end - 1 - from);
+  const std::size_t last = newline_at_end == std::string::npos ? text.size() : newline_at_end + 1;
+  if (first >= last || from + first >= end) return {};
+  bytes_parsed += last - first;
+  const std::string_view lines(text.data() + first, last - first);
+  return parse_triplet_lines(path, lines, rows, cols, threads,
+                             [&] { return count_lines_before(path, from + first); });
+}
+
+// Every rank holds, for each of `files`, its triplets split into `groups` buckets
+// (mine[file][group]). Every rank receives, for each file, bucket `wanted` of every rank,
+// concatenated in rank order, and hands it to consume(file, triplets). Collective; an exception
+// from consume() stops the consuming on that rank but not the protocol, and is rethrown at the
+// end, after the window is freed on every rank.
+template <class Consume>
+std::uint64_t exchange_buckets(const MpiSession& mpi, const std::vector<std::vector<std::vector<Triplet>>>& mine,
+                               int groups, int wanted, Consume&& consume) {
+  const std::size_t files = mine.size();
+  const int ranks = mpi.size();
+  // My counts, file by file, bucket by bucket; the same table from every rank.
+  std::vector<std::uint64_t> counts(files * groups);
+  std::uint64_t total = 0;
+  for (std::size_t f = 0; f < files; ++f)
+    for (int g = 0; g < groups; ++g) total += counts[f * groups + g] = mine[f][g].size();
+  std::vector<std::uint64_t> all_counts(counts.size() * ranks);
+  MPI_Allgather(counts.data(), static_cast<int>(counts.size()), MPI_UINT64_T, all_counts.data(),
+                static_cast<int>(counts.size()), MPI_UINT64_T, MPI_COMM_WORLD);
+  Window window(MPI_COMM_WORLD, total * sizeof(Triplet));
+  {
+    Triplet* out = window.as<Triplet>();
+    for (std::size_t f = 0; f < files; ++f)
+      for (int g = 0; g < groups; ++g) out = std::copy(mine[f][g].begin(), mine[f][g].end(), out);
+  }
+  window.barrier();  // every segment is filled before anyone reads
+  std::exception_ptr failure;
+  std::uint64_t pulled = 0;
+  std::vector<Triplet> gathered;
+  std::vector<std::uint64_t> position(ranks, 0);  // element offset of file f's buckets on each rank
+  for (std::size_t f = 0; f < files; ++f) {
+    std::uint64_t needed = 0;
+    for (int r = 0; r < ranks; ++r) needed += all_counts[(r * files + f) * groups + wanted];
+    if (!failure) {
+      try {
+        gathered.resize(needed);
+        std::uint64_t at = 0;
+        for (int r = 0; r < ranks; ++r) {
+          std::uint64_t offset = position[r];
+          for (int g = 0; g < wanted; ++g) offset += all_counts[(r * files + f) * groups + g];
+          const std::uint64_t count = all_counts[(r * files + f) * groups + wanted];
+          window.get_elements(gathered.data() + at, count, r, offset);
+          if (r != mpi.rank()) pulled += count * sizeof(Triplet);
+          at += count;
+        }
+        window.flush_all();
+        consume(f, gathered);
+      } catch (...) {
+        failure = std::current_exception();
+      }
+    }
+    for (int r = 0; r < ranks; ++r)
+      for (int g = 0; g < groups; ++g) position[r] += all_counts[(r * files + f) * groups + g];
+  }
+  window.free();
+  if (failure) std::rethrow_exception(failure);
+  return pulled;
+}
+
+}  // namespace
+
+LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPlan& plan) {
+  LoadedProblem problem;
+  const Index n = o.neurons, m = o.inputs;
+  problem.rows = shard_of(m, plan.row_groups, plan.row_group);
+  problem.columns = shard_of(n, plan.column_groups, plan.column_group);
+  const RowRange rows = problem.rows, columns = problem.columns;
+  const bool whole_network = plan.column_groups == 1;
+  problem.network.resize(o.layers);
+
+  // Triplets (already hashed) of one layer into this rank's layer.
+  auto build_layer = [&](std::size_t l, std::vector<Triplet>& triplets, const std::string& path) {
+    Layer& layer = problem.network[l];
+    try {
+      if (whole_network) {
+        layer.weights_csr = from_triplets<RowMajor>(n, n, triplets);
+      } else {
+        for (Triplet& t : triplets) t.col -= columns.first;
+        layer.weights_csc = from_triplets<ColMajor>(n, columns.size(), triplets);
+      }
+    } catch (const DuplicateEntry&) {
+      read_triplet_matrix(path, n, n, 1);  // names the line of the repeat; throws
+      throw;
+    }
+    layer.bias.assign(whole_network ? n : columns.size(), plan.bias);
+  };
+  auto hash_input = [&](Triplet& t) {
+    t.row = plan.rows(t.row);
+    t.col = plan.neurons(t.col);
+  };
+  auto hash_weight = [&](Triplet& t) {
+    t.row = plan.neurons(t.row);
+    t.col = plan.neurons(t.col);
+  };
+
+  auto start = std::chrono::steady_clock::now();
+  if (o.generated()) {
+    // Deterministic: every rank generates the whole problem and keeps its part.
+    const Network whole = generate_network(n, o.layers, o.seed, plan.bias);
+    for (Index l = 0; l < o.layers; ++l) {
+      std::vector<Triplet> triplets;
+      const CsrMatrix& w = whole[l].weights_csr;
+      problem.connections += w.nnz();
+      for (Index i = 0; i < n; ++i)
+        for (Offset p = w.begin(i); p < w.end(i); ++p) {
+          Triplet t{i, w.indices[p], w.values[p]};
+          hash_weight(t);
+          if (whole_network || (t.col >= columns.first && t.col < columns.last)) triplets.push_back(t);
+        }
+      build_layer(l, triplets, "(generated layer)");
+    }
+    problem.network_s = seconds_since(start);
+    start = std::chrono::steady_clock::now();
+    const CsrMatrix all = generate_inputs(m, n, o.seed);
+    std::vector<Triplet> triplets;
+    for (Index i = 0; i < m; ++i)
+      for (Offset p = all.begin(i); p < all.end(i); ++p) {
+        Triplet t{i, all.indices[p], all.values[p]};
+        hash_input(t);
+        if (t.row >= rows.first && t.row < rows.last) triplets.push_back({t.row - rows.first, t.col, t.value});
+      }
+    problem.input = from_triplets<RowMajor>(rows.size(), n, triplets);
+    problem.input_s = seconds_since(start);
+    return problem;
+  }
+
+  // Official-format files: a share of every layer file, bucketed by column group.
+  // Every collective step below starts only once all ranks agree that the last one worked.
+  std::vector<std::vector<std::vector<Triplet>>> layer_buckets(o.layers);
+  std::vector<std::uint64_t> layer_nonzeros(o.layers);
+  std::exception_ptr failure;
+  try {
+    read_network_files_exist(o.network_dir, n, o.layers);
+    for (Index l = 0; l < o.layers; ++l) {
+      std::vector<Triplet> share = parse_share(layer_path(o.network_dir, n, l + 1), n, n, mpi.rank(), mpi.size(),
+                                               plan.threads, problem.bytes_parsed);
+      layer_nonzeros[l] = share.size();
+      layer_buckets[l].resize(plan.column_groups);
+      for (Triplet& t : share) {
+        hash_weight(t);
+        layer_buckets[l][whole_network ? 0 : group_of(t.col, n, plan.column_groups)].push_back(t);
+      }
+    }
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  mpi.agree(failure);
+  MPI_Allreduce(MPI_IN_PLACE, layer_nonzeros.data(), static_cast<int>(layer_nonzeros.size()), MPI_UINT64_T, MPI_SUM,
+                MPI_COMM_WORLD);
+  for (std::uint64_t nz : layer_nonzeros) problem.connections += nz;
+  try {
+    problem.bytes_pulled += exchange_buckets(mpi, layer_buckets, plan.column_groups, plan.column_group,
+                                             [&](std::size_t l, std::vector<Triplet>& triplets) {
+                                               build_layer(l, triplets, layer_path(o.network_dir, n, l + 1));
+                                             });
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  mpi.agree(failure);
+  layer_buckets.clear();
+  problem.network_s = seconds_since(start);
+
+  // The input: a share of its lines, bucketed by the row group that owns each (hashed) row.
+  start = std::chrono::steady_clock::now();
+  std::vector<std::vector<std::vector<Triplet>>> input_buckets(1);
+  input_buckets[0].resize(plan.row_groups);
+  try {
+    for (Triplet& t : parse_share(o.input_path, m, n, mpi.rank(), mpi.size(), plan.threads, problem.bytes_parsed)) {
+      hash_input(t);
+      input_buckets[0][group_of(t.row, m, plan.row_groups)].push_back(t);
+    }
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  mpi.agree(failure);
+  problem.bytes_pulled += exchange_buckets(mpi, input_buckets, plan.row_groups, plan.row_group,
+                                           [&](std::size_t, std::vector<Triplet>& triplets) {
+                                             for (Triplet& t : triplets) t.row -= rows.first;
+                                             try {
+                                               problem.input = from_triplets<RowMajor>(rows.size(), n, triplets);
+                                             } catch (const DuplicateEntry&) {
+                                               read_triplet_matrix(o.input_path, m, n, 1);
+                                               throw;
+                                             }
+                                           });
+  problem.input_s = seconds_since(start);
+  return problem;
+}
+
+}  // namespace sdnn
