@@ -32,7 +32,7 @@ value() { grep '^summary ' "$tmp/out" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 # --- command line
 run "help" 0 ./sdnn --help && {
   missing=""
-  for opt in --network --input --neurons --layers --inputs --bias --seed --truth --out --format --parallel --threads --block-rows --verify --no-verify --quiet --help; do
+  for opt in --network --input --neurons --layers --inputs --bias --seed --truth --out --format --parallel --threads --block-rows --verify --no-verify --quiet --help --strategy --grid --hash --hash-seed --report --report-layers --no-overlap; do
     grep -q -- "$opt" "$tmp/out" || missing="$missing $opt"
   done
   if [ -z "$missing" ]; then ok "help lists every option"; else bad "help misses$missing" "$tmp/out"; fi
@@ -42,38 +42,67 @@ run "csr with model parallelism" 2 ./sdnn --format csr --parallel model && expec
 run "network without input" 2 ./sdnn --network /nonexistent --neurons 1024 --layers 1 && expect "network needs input" "go together"
 run "bad number" 2 ./sdnn --threads zero && expect "bad number named" "--threads needs a number"
 
-# --- the generated problem: every combination and rank count agrees with the verifier and rank 1
-small=(--inputs 2000 --layers 40 --neurons 256 -q)
+# --- the generated problem: every strategy, format x parallelism, hashing mode and rank count
+# agrees with the verifier and with the first run (same categories, same checksum)
+small=(--inputs 1500 --layers 30 --neurons 256 -q)
 reference=""
+check_generated() {  # NAME ARGS...: runs and compares with the reference
+  local name=$1; shift
+  if run "$name" 0 "$@"; then
+    local line="$(value categories) $(value checksum)"
+    if ! grep -q "Verifier: PASS" "$tmp/out"; then bad "$name: verifier" "$tmp/out"
+    elif [ -z "$reference" ]; then reference=$line; ok "$name (categories checksum = $line)"
+    elif [ "$line" = "$reference" ]; then ok "$name"
+    else bad "$name: '$line' differs from '$reference'" "$tmp/out"; fi
+  fi
+}
 for np in 1 2 3 4; do
   for combo in "csr data" "csc data" "csc model"; do
-    set -- $combo
-    name="generated problem, $np rank(s), $1/$2"
-    if run "$name" 0 $MPIRUN -np "$np" ./sdnn "${small[@]}" --format "$1" --parallel "$2" --threads 2; then
-      line="$(value categories) $(value checksum)"
-      if ! grep -q "Verifier: PASS" "$tmp/out"; then bad "$name: verifier" "$tmp/out"
-      elif [ -z "$reference" ]; then reference=$line; ok "$name (categories checksum = $line)"
-      elif [ "$line" = "$reference" ]; then ok "$name"
-      else bad "$name: '$line' differs from '$reference'" "$tmp/out"; fi
-    fi
+    for hash in none input network both; do
+      set -- $combo
+      check_generated "generated, data x data, $np rank(s), $1/$2, hash $hash" \
+        $MPIRUN -np "$np" ./sdnn "${small[@]}" --format "$1" --parallel "$2" --hash "$hash" --threads 2
+    done
   done
 done
-case "$reference" in "0 "*|"2000 "*|"") bad "generated problem: a non-trivial share of rows should survive (got '$reference')";; *) ok "generated problem is non-trivial ($reference)";; esac
+for grid in 1x1 1x2 2x1 1x3 3x1 1x4 2x2 4x1; do
+  np=$(( ${grid%x*} * ${grid#*x} ))
+  for hash in none input network both; do
+    check_generated "generated, data x model, grid $grid, hash $hash" \
+      $MPIRUN -np "$np" ./sdnn "${small[@]}" --strategy model --grid "$grid" --hash "$hash" --threads 1
+  done
+done
+check_generated "generated, data x model without overlap" $MPIRUN -np 2 ./sdnn "${small[@]}" --strategy model --no-overlap
+case "$reference" in "0 "*|"1500 "*|"") bad "generated problem: a non-trivial share of rows should survive (got '$reference')";; *) ok "generated problem is non-trivial ($reference)";; esac
+run "more ranks than input rows" 0 $MPIRUN -np 4 ./sdnn --inputs 3 --layers 5 --neurons 64 -q &&
+  expect "more ranks than input rows verifies" "Verifier: PASS"
+run "grid that does not match the ranks" 2 $MPIRUN -np 3 ./sdnn --strategy model --grid 2x2 -q &&
+  expect "grid mismatch named" "needs 4 ranks, not 3"
+run "report" 0 $MPIRUN -np 2 ./sdnn "${small[@]}" --report "$tmp/report.json" --report-layers --strategy model &&
+  if python3 -c "import json,sys; r=json.load(open(sys.argv[1])); assert len(r['ranks'])==2 and len(r['ranks'][0]['layers'])==30 and r['run']['imbalance']>=1" "$tmp/report.json" &&
+     [ "$(grep -c '^1,' "$tmp/report.csv")" = 31 ]; then ok "report JSON and CSV, per rank and per layer"; else bad "report JSON and CSV" "$tmp/out"; fi
 
 # --- the official data
 if [ -f "$data/sparse-images-1024-first1200.tsv" ] && [ -d "$data/neuron1024" ]; then
   official=(--network "$data/neuron1024" --neurons 1024 --layers 120 --input "$data/sparse-images-1024-first1200.tsv"
             --inputs 1200 --truth "$data/neuron1024-l120-categories-first1200.tsv" -q)
-  for np in 1 2 4; do
-    for combo in "csr data" "csc data" "csc model"; do
-      set -- $combo
-      name="official 1200 inputs x 120 layers, $np rank(s), $1/$2"
-      run "$name" 0 $MPIRUN -np "$np" ./sdnn "${official[@]}" --format "$1" --parallel "$2" --threads 2 --out "$tmp/categories.tsv" &&
-        expect "$name: Challenge PASS, 19 categories" "Challenge: PASS \(19 categories"
-      if cmp -s "$tmp/categories.tsv" "$data/neuron1024-l120-categories-first1200.tsv"; then ok "$name: --out equals the official file"
-      else bad "$name: --out differs from the official file"; fi
-      rm -f "$tmp/categories.tsv"
-    done
+  for case_ in "1 csr data none" "1 csc data both" "1 csc model input" "2 csr data input" "2 csc model network" \
+               "3 csr data both" "4 csc data network" "4 csr data none"; do
+    set -- $case_
+    np=$1; shift
+    name="official 1200 inputs x 120 layers, $np rank(s), $1/$2, hash $3"
+    run "$name" 0 $MPIRUN -np "$np" ./sdnn "${official[@]}" --format "$1" --parallel "$2" --hash "$3" --threads 2 --out "$tmp/categories.tsv" &&
+      expect "$name: Challenge PASS, 19 categories" "Challenge: PASS \(19 categories"
+    if cmp -s "$tmp/categories.tsv" "$data/neuron1024-l120-categories-first1200.tsv"; then ok "$name: --out equals the official file"
+    else bad "$name: --out differs from the official file"; fi
+    rm -f "$tmp/categories.tsv"
+  done
+  for grid in 1x1 1x2 2x1 1x3 3x1 1x4 2x2 4x1; do
+    np=$(( ${grid%x*} * ${grid#*x} ))
+    hash=$([ $((np % 2)) = 0 ] && echo both || echo network)
+    name="official data, data x model, grid $grid, hash $hash"
+    run "$name" 0 $MPIRUN -np "$np" ./sdnn "${official[@]}" --strategy model --grid "$grid" --hash "$hash" --threads 1 &&
+      expect "$name: Challenge PASS" "Challenge: PASS \(19 categories"
   done
   # A wrong truth is a FAIL with exit 1.
   head -n 18 "$data/neuron1024-l120-categories-first1200.tsv" > "$tmp/short-truth.tsv"
@@ -101,6 +130,18 @@ for np in 1 2 3; do
     expect "missing layer named, $np rank(s)" "n64-l4.tsv: missing layer file \(layer 4 of 4\)"
   run "output folder missing, $np rank(s)" 1 $MPIRUN -np "$np" ./sdnn --network "$tmp/net" --neurons 64 --layers 3 --input "$tmp/input.tsv" --inputs 4 --out "$tmp/no/such/dir/c.tsv" -q &&
     expect "missing output folder named, $np rank(s)" "does not exist"
+done
+
+# A fault that only the last rank sees: a bad line at the end of the input (the last rank
+# parses the end of the file), and a duplicate whose two lines different ranks parse.
+{ for i in $(seq 0 179); do printf '%d\t%d\t1\n' $((2 + i / 60)) $((i % 60 + 1)); done; printf '4\t65\t1\n'; } > "$tmp/late-fault.tsv"
+{ printf '1\t7\t1\n'; for i in $(seq 0 179); do printf '%d\t%d\t1\n' $((2 + i / 60)) $((i % 60 + 1)); done; printf '1\t7\t1\n'; } > "$tmp/split-duplicate.tsv"
+for np in 2 3; do
+  run "fault seen by the last rank only, $np ranks" 1 timeout 60 $MPIRUN -np "$np" ./sdnn --network "$tmp/net" --neurons 64 --layers 3 --input "$tmp/late-fault.tsv" --inputs 4 --out "$tmp/out.tsv" -q &&
+    expect "fault on another rank named with file and line, $np ranks" "late-fault.tsv:181: column index 65 out of range 1..64"
+  [ -e "$tmp/out.tsv" ] && bad "no output after a fault on another rank, $np ranks" || ok "no output after a fault on another rank, $np ranks"
+  run "duplicate split across ranks, $np ranks" 1 timeout 60 $MPIRUN -np "$np" ./sdnn --network "$tmp/net" --neurons 64 --layers 3 --input "$tmp/split-duplicate.tsv" --inputs 4 -q &&
+    expect "duplicate across ranks named at its second line, $np ranks" "split-duplicate.tsv:202: duplicate entry \(1, 7\)"
 done
 
 echo "$passed $failed $skipped" > "$out_file"

@@ -148,7 +148,7 @@ Permutation Permutation::hashing(std::uint64_t n, std::uint64_t seed) {
   const auto start = std::clamp<std::uint64_t>(
       static_cast<std::uint64_t>(std::llround(static_cast<double>(n) * kGoldenFraction)), 1, n - 1);
   // The coprime stride of the window with the smallest largest partial quotient, the nearest to
-  // `start` among equals (then the smaller). The window stays inside [n/2 - n/8, 3n/4], so
+  // `start` among equals (then the smaller). The window stays inside about [0.49 n, 0.75 n], so
   // neighbours land at least n/4 apart.
   const std::uint64_t window = std::min<std::uint64_t>(kStrideWindow, n / 8);
   std::uint64_t best = 0, best_quotient = 0, best_distance = 0;
