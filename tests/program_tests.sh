@@ -141,7 +141,7 @@ for np in 2 3; do
     expect "fault on another rank named with file and line, $np ranks" "late-fault.tsv:181: column index 65 out of range 1..64"
   [ -e "$tmp/out.tsv" ] && bad "no output after a fault on another rank, $np ranks" || ok "no output after a fault on another rank, $np ranks"
   run "duplicate split across ranks, $np ranks" 1 timeout 60 $MPIRUN -np "$np" ./sdnn --network "$tmp/net" --neurons 64 --layers 3 --input "$tmp/split-duplicate.tsv" --inputs 4 -q &&
-    expect "duplicate across ranks named at its second line, $np ranks" "split-duplicate.tsv:202: duplicate entry \(1, 7\)"
+    expect "duplicate across ranks named at its second line, $np ranks" "split-duplicate.tsv:182: duplicate entry \(1, 7\)"
 done
 
 echo "$passed $failed $skipped" > "$out_file"
