@@ -22,6 +22,7 @@
 #include "io/generate.hpp"
 #include "io/input_error.hpp"
 #include "io/tsv.hpp"
+#include "main/commands.hpp"
 #include "main/load.hpp"
 #include "main/options.hpp"
 #include "main/report.hpp"
@@ -293,6 +294,8 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
 
 int main(int argc, char** argv) {
   sdnn::MpiSession mpi(&argc, &argv);
+  if (argc > 1 && sdnn::is_subcommand(argv[1]))  // sdnn generate ..., sdnn convert ...
+    return sdnn::run_subcommand(mpi, std::vector<std::string>(argv + 1, argv + argc));
   sdnn::Options options;
   try {
     options = sdnn::parse_options(std::vector<std::string>(argv + 1, argv + argc));
