@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# compare.sh: sdnn against SuiteSparse:GraphBLAS (bench/peers/graphblas_dnn.c, the four-call layer)
+# on the same files with the same thread count, alternating engines run by run, REPS times; prints
+# the median inference time and rate of each, the ratio sdnn/GraphBLAS of the median rates and the
+# 1 -> 2 thread speed-up, and checks that both engines find the same categories.
+#
+# Cases (arguments; default: official default fashion):
+#   official  the 120 official 1024-neuron layers, the first 1200 official inputs, with the truth
+#             ($SDNN_DATA or ../shared/data/graphchallenge; skipped with a message when absent)
+#   default   the default problem (1024 neurons, 120 layers, 60,000 synthetic inputs, seed 42),
+#             written as official TSV by `sdnn generate` when it works, else by
+#             build/peers/write_problem (the same generator, linked from sdnn's library)
+#   fashion   1024 and 4096 neurons x 120 layers with Fashion-MNIST-derived inputs (first
+#             $FASHION_INPUTS rows, default 6000) from `sdnn generate --inputs IDX`; the official
+#             layers for N = 1024 when present; pending (a message) until sdnn generate exists
+# Environment: REPS (default 5), THREADS (default "1 2"), STRATEGIES (sdnn's format/parallel pairs,
+#   default "csr/data"; e.g. "csr/data csc/data csc/model"), FASHION_IDX (default Debian's
+#   dataset-fashion-mnist train-images-idx3-ubyte.gz), FASHION_INPUTS (default 6000).
+# Writes every run to bench/out/compare.csv (case,engine,strategy,threads,rep,read_s,infer_s,rate,
+#   categories,challenge) and the medians to bench/out/compare.md.
+# Usage: bash bench/peers/compare.sh [official] [default] [fashion]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REPS=${REPS:-5}
+THREADS=${THREADS:-"1 2"}
+STRATEGIES=${STRATEGIES:-"csr/data"}
+DATA=${SDNN_DATA:-../shared/data/graphchallenge}
+FASHION_IDX=${FASHION_IDX:-/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz}
+FASHION_INPUTS=${FASHION_INPUTS:-6000}
+cases=("$@")
+[ ${#cases[@]} -eq 0 ] && cases=(official default fashion)
+
+[ -x build/peers/graphblas_dnn ] && [ -x build/peers/write_problem ] || bash bench/peers/build.sh
+[ -x ./sdnn ] || make --no-print-directory sdnn >/dev/null
+mkdir -p bench/out/data
+csv=bench/out/compare.csv
+echo "case,engine,strategy,threads,rep,read_s,infer_s,rate,categories,challenge" > "$csv"
+
+# One problem per entry: name|network dir|neurons|layers|input file|inputs|truth file (or empty).
+problems=()
+
+# `sdnn generate` into DIR (args after DIR); true when it wrote the layout of issue 3.
+sdnn_generate() {
+  local dir=$1 n=$2; shift 2
+  ./sdnn generate --neurons "$n" --out "$dir" "$@" >/dev/null 2>&1 &&
+    [ -f "$dir/neuron$n/n$n-l1.tsv" ] && [ -f "$dir/sparse-images-$n.tsv" ]
+}
+
+# The first M rows of an input file (sdnn refuses rows beyond --inputs).
+first_rows() { awk -F'\t' -v m="$2" '$1 <= m' "$1"; }
+
+for c in "${cases[@]}"; do
+  case $c in
+    official)
+      if [ -f "$DATA/neuron1024/n1024-l120.tsv" ] && [ -f "$DATA/sparse-images-1024-first1200.tsv" ]; then
+        problems+=("official|$DATA/neuron1024|1024|120|$DATA/sparse-images-1024-first1200.tsv|1200|$DATA/neuron1024-l120-categories-first1200.tsv")
+      else
+        echo "compare.sh: official: SKIPPED (no official data in $DATA)"
+      fi ;;
+    default)
+      dir=bench/out/data/default-1024-120-s42
+      if [ ! -f "$dir/sparse-images-1024.tsv" ]; then
+        if sdnn_generate "$dir" 1024 --layers 120 --seed 42 --inputs synthetic; then
+          echo "compare.sh: default: files written by sdnn generate"
+        else
+          build/peers/write_problem --neurons 1024 --layers 120 --seed 42 --inputs 60000 --out "$dir"
+          echo "compare.sh: default: files written by build/peers/write_problem (sdnn generate not available)"
+        fi
+      fi
+      problems+=("default|$dir/neuron1024|1024|120|$dir/sparse-images-1024.tsv|60000|") ;;
+    fashion)
+      if [ ! -f "$FASHION_IDX" ]; then
+        echo "compare.sh: fashion: PENDING (no idx file $FASHION_IDX; apt-get install dataset-fashion-mnist)"
+        continue
+      fi
+      for n in 1024 4096; do
+        dir=bench/out/data/fashion-$n-120
+        if [ ! -f "$dir/sparse-images-$n-first$FASHION_INPUTS.tsv" ]; then
+          if ! sdnn_generate "$dir" "$n" --layers 120 --seed 42 --inputs "$FASHION_IDX"; then
+            echo "compare.sh: fashion N=$n: PENDING (sdnn generate --inputs IDX is not available yet)"
+            continue
+          fi
+          first_rows "$dir/sparse-images-$n.tsv" "$FASHION_INPUTS" > "$dir/sparse-images-$n-first$FASHION_INPUTS.tsv"
+        fi
+        net=$dir/neuron$n
+        [ "$n" = 1024 ] && [ -f "$DATA/neuron1024/n1024-l120.tsv" ] && net=$DATA/neuron1024
+        problems+=("fashion$n|$net|$n|120|$dir/sparse-images-$n-first$FASHION_INPUTS.tsv|$FASHION_INPUTS|")
+      done ;;
+    *) echo "compare.sh: unknown case $c (official, default, fashion)" >&2; exit 2 ;;
+  esac
+done
+
+field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
+
+for problem in "${problems[@]}"; do
+  IFS='|' read -r name net n layers input m truth <<<"$problem"
+  common=(--network "$net" --neurons "$n" --layers "$layers" --input "$input" --inputs "$m")
+  [ -n "$truth" ] && common+=(--truth "$truth")
+  echo "compare.sh: $name: N=$n L=$layers inputs=$m, $REPS repetitions, threads $THREADS" >&2
+  for rep in $(seq 1 "$REPS"); do
+    for t in $THREADS; do
+      line=$(OMP_NUM_THREADS=$t build/peers/graphblas_dnn "${common[@]}" --threads "$t" | grep '^summary ') || true
+      [ -n "$line" ] || { echo "compare.sh: graphblas_dnn failed on $name" >&2; exit 1; }
+      echo "$name,graphblas,four-call,$t,$rep,$(field "$line" read_s),$(field "$line" infer_s),$(field "$line" rate),$(field "$line" categories),$(field "$line" challenge)" >> "$csv"
+      for s in $STRATEGIES; do
+        line=$(./sdnn "${common[@]}" --threads "$t" -q --format "${s%/*}" --parallel "${s#*/}" | grep '^summary ') || true
+        [ -n "$line" ] || { echo "compare.sh: sdnn failed on $name ($s)" >&2; exit 1; }
+        echo "$name,sdnn,$s,$t,$rep,$(field "$line" read_s),$(field "$line" infer_s),$(field "$line" rate),$(field "$line" categories),$(field "$line" challenge)" >> "$csv"
+      done
+    done
+  done
+done
+
+python3 - "$csv" <<'PY' | tee bench/out/compare.md
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+if not rows:
+    sys.exit(0)
+med = {}
+cats = {}
+for r in rows:
+    key = (r["case"], r["engine"], r["strategy"], int(r["threads"]))
+    med.setdefault(key, []).append((float(r["infer_s"]), float(r["rate"])))
+    cats.setdefault(r["case"], set()).add(r["categories"])
+print("| case | engine | strategy | threads | median inference (s) | median rate (edges/s) | sdnn / GraphBLAS | speed-up 1 -> 2 threads |")
+print("|---|---|---|---|---|---|---|---|")
+for key in sorted(med, key=lambda k: (k[0], k[1] != "graphblas", k[2], k[3])):
+    case, engine, strategy, threads = key
+    t = statistics.median(x[0] for x in med[key])
+    rate = statistics.median(x[1] for x in med[key])
+    peer = [k for k in med if k[0] == case and k[1] == "graphblas" and k[3] == threads]
+    ratio = "" if engine == "graphblas" or not peer else "%.2fx" % (rate / statistics.median(x[1] for x in med[peer[0]]))
+    one = (case, engine, strategy, 1)
+    speedup = "%.2fx" % (rate / statistics.median(x[1] for x in med[one])) if threads != 1 and one in med else ""
+    print(f"| {case} | {engine} | {strategy} | {threads} | {t:.4f} | {rate:.3e} | {ratio} | {speedup} |")
+for case, c in cats.items():
+    if len(c) != 1:
+        print(f"\nWARNING: {case}: the engines disagree on the number of categories: {sorted(c)}")
+PY
+echo "compare.sh: every run in $csv, medians in bench/out/compare.md" >&2
