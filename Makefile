@@ -25,7 +25,7 @@ LIBS     := -lboost_serialization
 
 # mpirun refuses root unless told; CI runs as root.
 MPIRUN   := mpirun --oversubscribe $(if $(filter 0,$(shell id -u)),--allow-run-as-root,)
-NP       ?= 1
+NP       ?= 2
 
 LIB_SRC   := $(wildcard src/spmm/*.cpp src/io/*.cpp src/hash/*.cpp src/partition/*.cpp src/comm/*.cpp)
 MAIN_SRC  := $(wildcard src/main/*.cpp)

@@ -32,7 +32,7 @@ value() { grep '^summary ' "$tmp/out" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 # --- command line
 run "help" 0 ./sdnn --help && {
   missing=""
-  for opt in --network --input --neurons --layers --inputs --bias --seed --truth --out --format --parallel --threads --block-rows --verify --no-verify --quiet --help --strategy --grid --hash --hash-seed --report --report-layers --no-overlap; do
+  for opt in --network --input --neurons --layers --inputs --bias --seed --truth --out --format --parallel --threads --block-rows --verify --no-verify --quiet --help --strategy --grid --hash --hash-seed --report --report-layers --no-overlap --share-network; do
     grep -q -- "$opt" "$tmp/out" || missing="$missing $opt"
   done
   if [ -z "$missing" ]; then ok "help lists every option"; else bad "help misses$missing" "$tmp/out"; fi
@@ -72,6 +72,11 @@ for grid in 1x1 1x2 2x1 1x3 3x1 1x4 2x2 4x1; do
       $MPIRUN -np "$np" ./sdnn "${small[@]}" --strategy model --grid "$grid" --hash "$hash" --threads 1
   done
 done
+for np in 1 2 3; do
+  check_generated "generated, data x data, one network copy per node, $np rank(s)" \
+    $MPIRUN -np "$np" ./sdnn "${small[@]}" --share-network --hash both --threads 1
+  expect "shared network reports the memory saved, $np rank(s)" "one copy shared by the $np rank\(s\) of each node"
+done
 check_generated "generated, data x model without overlap" $MPIRUN -np 2 ./sdnn "${small[@]}" --strategy model --no-overlap
 case "$reference" in "0 "*|"1500 "*|"") bad "generated problem: a non-trivial share of rows should survive (got '$reference')";; *) ok "generated problem is non-trivial ($reference)";; esac
 run "more ranks than input rows" 0 $MPIRUN -np 4 ./sdnn --inputs 3 --layers 5 --neurons 64 -q &&
@@ -97,6 +102,8 @@ if [ -f "$data/sparse-images-1024-first1200.tsv" ] && [ -d "$data/neuron1024" ];
     else bad "$name: --out differs from the official file"; fi
     rm -f "$tmp/categories.tsv"
   done
+  run "official data, one network copy per node, 3 ranks" 0 $MPIRUN -np 3 ./sdnn "${official[@]}" --share-network --format csc --threads 1 &&
+    expect "official data with a shared network: Challenge PASS" "Challenge: PASS \(19 categories"
   for grid in 1x1 1x2 2x1 1x3 3x1 1x4 2x2 4x1; do
     np=$(( ${grid%x*} * ${grid#*x} ))
     hash=$([ $((np % 2)) = 0 ] && echo both || echo network)

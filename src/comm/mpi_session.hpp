@@ -29,6 +29,9 @@ class MpiSession {
   int rank() const { return rank_; }
   int size() const { return size_; }
   bool is_root() const { return rank_ == 0; }
+  // This rank's place among the ranks of its node (shared-memory domain).
+  int node_rank() const { return node_rank_; }
+  int node_size() const { return node_size_; }
 
   // Collective: true on every rank when `failed` is true on any rank.
   bool any(bool failed) const;
@@ -46,7 +49,7 @@ class MpiSession {
   void barrier() const;
 
  private:
-  int rank_ = 0, size_ = 1;
+  int rank_ = 0, size_ = 1, node_rank_ = 0, node_size_ = 1;
 };
 
 }  // namespace sdnn

@@ -60,7 +60,7 @@ std::vector<Triplet> parse_share(const std::string& path, Index rows, Index cols
 // end, after the window is freed on every rank.
 template <class Consume>
 std::uint64_t exchange_buckets(const MpiSession& mpi, const std::vector<std::vector<std::vector<Triplet>>>& mine,
-                               int groups, int wanted, Consume&& consume) {
+                               int groups, int wanted, bool receive, Consume&& consume) {
   const std::size_t files = mine.size();
   const int ranks = mpi.size();
   // My counts, file by file, bucket by bucket; the same table from every rank.
@@ -85,7 +85,7 @@ std::uint64_t exchange_buckets(const MpiSession& mpi, const std::vector<std::vec
   for (std::size_t f = 0; f < files; ++f) {
     std::uint64_t needed = 0;
     for (int r = 0; r < ranks; ++r) needed += all_counts[(r * files + f) * groups + wanted];
-    if (!failure) {
+    if (!failure && receive) {
       try {
         gathered.resize(needed);
         std::uint64_t at = 0;
@@ -151,10 +151,10 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
   if (o.generated()) {
     // Deterministic: every rank generates the whole problem and keeps its part.
     const Network whole = generate_network(n, o.layers, o.seed, plan.bias);
-    for (Index l = 0; l < o.layers; ++l) {
+    for (const Layer& layer : whole) problem.connections += layer.weights_csr.nnz();
+    for (Index l = 0; l < o.layers && plan.build_network; ++l) {
       std::vector<Triplet> triplets;
       const CsrMatrix& w = whole[l].weights_csr;
-      problem.connections += w.nnz();
       for (Index i = 0; i < n; ++i)
         for (Offset p = w.begin(i); p < w.end(i); ++p) {
           Triplet t{i, w.indices[p], w.values[p]};
@@ -204,7 +204,7 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
   for (std::uint64_t nz : layer_nonzeros) problem.connections += nz;
   try {
     problem.bytes_pulled += exchange_buckets(mpi, layer_buckets, plan.column_groups, plan.column_group,
-                                             [&](std::size_t l, std::vector<Triplet>& triplets) {
+                                             plan.build_network, [&](std::size_t l, std::vector<Triplet>& triplets) {
                                                build_layer(l, triplets, layer_path(o.network_dir, n, l + 1));
                                              });
   } catch (...) {
@@ -227,7 +227,7 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
     failure = std::current_exception();
   }
   mpi.agree(failure);
-  problem.bytes_pulled += exchange_buckets(mpi, input_buckets, plan.row_groups, plan.row_group,
+  problem.bytes_pulled += exchange_buckets(mpi, input_buckets, plan.row_groups, plan.row_group, true,
                                            [&](std::size_t, std::vector<Triplet>& triplets) {
                                              for (Triplet& t : triplets) t.row -= rows.first;
                                              try {

@@ -31,6 +31,7 @@ struct LoadPlan {
   Permutation neurons;                      // network hashing (identity when off)
   Value bias = 0;
   int threads = 1;
+  bool build_network = true;  // false: take part in the exchange but keep no layer (shared network)
 };
 
 struct LoadedProblem {

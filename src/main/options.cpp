@@ -67,6 +67,7 @@ Options parse_options(const std::vector<std::string>& args) {
     else if (arg == "--report") o.report_path = value();
     else if (arg == "--report-layers") o.report_layers = true;
     else if (arg == "--no-overlap") o.no_overlap = true;
+    else if (arg == "--share-network") o.share_network = true;
     else if (arg == "--verify") o.verify = true;
     else if (arg == "--no-verify") o.no_verify = true;
     else if (arg == "--quiet" || arg == "-q") o.quiet = true;
@@ -74,6 +75,8 @@ Options parse_options(const std::vector<std::string>& args) {
   }
   if (o.help) return o;
   if (o.grid_rows != 0 && o.strategy != "model") throw std::invalid_argument("--grid goes with --strategy model");
+  if (o.share_network && o.strategy != "data")
+    throw std::invalid_argument("--share-network goes with --strategy data (the model strategy splits the network)");
   if (o.report_layers && o.report_path.empty()) throw std::invalid_argument("--report-layers needs --report FILE");
   check_combination(o.format, o.parallel);
   if (o.network_dir.empty() != o.input_path.empty())
@@ -125,6 +128,8 @@ Execution:
   --report FILE      per-rank report: FILE as JSON and FILE with .csv as CSV (rows, nonzeros,
                      compute, communication and idle time, bytes, imbalance)
   --report-layers    the report also holds every layer of every rank
+  --share-network    data strategy: the ranks of a node share one copy of the network in MPI
+                     shared memory (MPI_Win_allocate_shared) instead of one copy each
   --no-overlap       model strategy: wait for the remote columns before computing anything
                      (to measure what overlapping communication with local work gains)
   --format csr|csc   csr: left multiplication, row by row; csc: right multiplication, column by
@@ -132,7 +137,8 @@ Execution:
   --parallel data|model
                      data: threads take blocks of input rows through all layers; model: threads
                      split each layer's output columns (needs --format csc) (default data)
-  --threads T        OpenMP threads per rank (default: OMP_NUM_THREADS, else all cores)
+  --threads T        OpenMP threads per rank (default: OMP_NUM_THREADS, else the node's cores
+                     divided among its ranks)
   --block-rows B     rows per block in data parallelism (default 256)
   --verify           also run the serial verifier and compare every final value
                      (on by default for the generated problem)

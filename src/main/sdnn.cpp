@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <string>
 #include <vector>
@@ -26,6 +27,7 @@
 #include "main/load.hpp"
 #include "main/options.hpp"
 #include "main/report.hpp"
+#include "main/shared_network.hpp"
 #include "main/strategy_model.hpp"
 #include "partition/row_partition.hpp"
 #include "spmm/engine.hpp"
@@ -133,6 +135,7 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
       hashes_network(hash) ? Permutation::hashing(o.neurons, o.hash_seed + 1) : Permutation::identity(o.neurons);
   plan.bias = o.bias ? *o.bias : default_bias(o.neurons);
   plan.threads = threads;
+  plan.build_network = !o.share_network || mpi.node_rank() == 0;
 
   std::vector<Index> truth;
   phase(mpi, [&] {
@@ -151,9 +154,18 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
       prepare_weights(problem.network, false, true);  // a 1-column-block grid loads whole CSR layers
       for (Layer& layer : problem.network) layer.weights_csr = CsrMatrix();
     } else {
-      prepare_weights(problem.network, o.format == Format::csr || o.verify, true);
+      prepare_weights(problem.network, o.format == Format::csr || o.verify || o.share_network, true);
     }
   });
+  SharedNetwork shared;  // lives to the end of the run; freed collectively
+  if (o.share_network) phase(mpi, [&] { shared = share_network(problem.network, o.layers, o.neurons); });
+  std::uint64_t network_bytes = 0;
+  for (const Layer& layer : problem.network)
+    for (const auto* m : {&layer.weights_csr.offsets, &layer.weights_csc.offsets})
+      network_bytes += m->size() * sizeof(Offset);
+  for (const Layer& layer : problem.network)
+    network_bytes += (layer.weights_csr.nnz() + layer.weights_csc.nnz()) * (sizeof(Index) + sizeof(Value)) +
+                     layer.bias.size() * sizeof(Value);
   const double read_s = mpi.max(problem.network_s + problem.input_s);
 
   if (root) {
@@ -165,6 +177,12 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
                 o.generated() ? " (generated problem)" : "");
     std::printf("%s: %.3f s (network %.3f s, input %.3f s)\n", o.generated() ? "generate" : "read", read_s,
                 problem.network_s, problem.input_s);
+    if (o.share_network)
+      std::printf("network: %.1f MB, one copy shared by the %d rank(s) of each node (saves %.1f MB per node)\n",
+                  static_cast<double>(shared.bytes) / 1e6, shared.ranks_on_node,
+                  static_cast<double>(shared.bytes) * (shared.ranks_on_node - 1) / 1e6);
+    else
+      std::printf("network: %.1f MB held by each rank\n", static_cast<double>(network_bytes) / 1e6);
     std::fflush(stdout);
   }
 
@@ -307,7 +325,10 @@ int main(int argc, char** argv) {
     if (mpi.is_root()) std::fputs(sdnn::usage_text().c_str(), stdout);
     return 0;
   }
-  const int threads = options.threads > 0 ? options.threads : omp_get_max_threads();
+  // Default threads: OMP_NUM_THREADS when set, else the node's cores divided among its ranks.
+  int threads = options.threads;
+  if (threads == 0) threads = std::getenv("OMP_NUM_THREADS") ? omp_get_max_threads()
+                                                              : std::max(1, omp_get_num_procs() / mpi.node_size());
   try {
     return sdnn::run(mpi, options, threads);
   } catch (const sdnn::PhaseFailed&) {

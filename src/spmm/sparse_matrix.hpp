@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "array.hpp"
+
 namespace sdnn {
 
 using Index = std::uint32_t;   // a row or column number inside one matrix
@@ -93,9 +95,21 @@ class CompressedMatrix {
   // Sorts the minor indices inside each major slice (values follow).
   void sort_indices();
 
-  std::vector<Offset> offsets;  // major_count() + 1 entries
-  std::vector<Index> indices;   // minor index of each nonzero
-  std::vector<Value> values;    // value of each nonzero
+  // A read-only matrix over arrays owned elsewhere (offsets: major_count() + 1 entries).
+  static CompressedMatrix view(Index rows, Index cols, const Offset* offsets, const Index* indices,
+                               const Value* values) {
+    CompressedMatrix m;
+    m.rows_ = rows;
+    m.cols_ = cols;
+    m.offsets = Array<Offset>::view(offsets, static_cast<std::size_t>(major_of(rows, cols)) + 1);
+    m.indices = Array<Index>::view(indices, m.offsets.back());
+    m.values = Array<Value>::view(values, m.offsets.back());
+    return m;
+  }
+
+  Array<Offset> offsets;  // major_count() + 1 entries
+  Array<Index> indices;   // minor index of each nonzero
+  Array<Value> values;    // value of each nonzero
 
  private:
   static Index major_of(Index rows, Index cols) { return is_csr ? rows : cols; }
