@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# scaling.sh: a rank x thread scaling study of sdnn. Runs every ranks x threads pair of powers of two
+# with ranks*threads <= MAX, for each strategy and hashing mode, REPS times (alternating configurations
+# within each repetition, so that machine noise spreads evenly), and writes
+#   bench/out/scaling.csv        one row per run: strategy, format, hashing, ranks, threads, N, L,
+#                                inputs, read_s, infer_s, rate, imbalance, comm_ratio, oversubscribed
+#                                (ranks*threads above the cores available), rep
+#   bench/out/scaling_ranks.csv  one row per rank per run (sdnn --report): compute_s, comm_s, idle_s
+#   PNG plots (gnuplot; gnuplot-nox is installed with apt-get when missing), in $PLOTS (bench/out):
+#     scaling_rate.png       median rate against cores (ranks only, threads only), per strategy
+#     scaling_time.png       time per rank split into compute, communication and idle, at the most
+#                            ranks that fit the cores (1 thread each), each strategy and hashing mode
+#     scaling_imbalance.png  median imbalance (max/mean compute) against ranks, with and without hashing
+#
+# Usage: bench/scaling.sh [MAX] [extra sdnn options...]      (MAX default: the cores available)
+# Environment: REPS (default 3), STRATEGIES (default "data model"), HASHES (default "none both"),
+#   DATA_FORMAT (the data strategy's format, default csr; model always runs csc), INPUTS (default
+#   6000 rows of the generated default problem; ignored when the extra options give --inputs),
+#   PLOTS (folder of the PNGs, default bench/out).
+# Launcher: mpirun --oversubscribe --bind-to none (plus --allow-run-as-root as root); under Slurm
+#   (SLURM_JOB_ID set) srun --overcommit, and MAX defaults to the job's CPUs. See
+#   bench/slurm_example.sbatch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -n "${SLURM_JOB_ID:-}" ]; then
+  cores=$(( ${SLURM_NTASKS:-1} * ${SLURM_CPUS_PER_TASK:-1} ))
+  [ -n "${SLURM_CPUS_ON_NODE:-}" ] && [ -z "${SLURM_CPUS_PER_TASK:-}" ] && cores=$(( SLURM_CPUS_ON_NODE * ${SLURM_JOB_NUM_NODES:-1} ))
+else
+  cores=$(nproc)
+fi
+max=${1:-$cores}
+shift || true
+extra=("$@")
+REPS=${REPS:-3}
+STRATEGIES=${STRATEGIES:-"data model"}
+HASHES=${HASHES:-"none both"}
+DATA_FORMAT=${DATA_FORMAT:-csr}
+INPUTS=${INPUTS:-6000}
+PLOTS=${PLOTS:-bench/out}
+[[ " ${extra[*]-} " == *" --inputs "* ]] || extra+=(--inputs "$INPUTS")
+# The generated problem is checked by the verifier unless told otherwise: timing runs skip it.
+[[ " ${extra[*]} " == *" --network "* ]] || extra+=(--no-verify)
+
+launch() {  # launch RANKS THREADS command...
+  local r=$1 t=$2; shift 2
+  if [ -n "${SLURM_JOB_ID:-}" ]; then
+    srun --overcommit -n "$r" -c "$t" "$@"
+  else
+    local root=; [ "$(id -u)" = 0 ] && root=--allow-run-as-root
+    mpirun --oversubscribe --bind-to none $root -np "$r" "$@"
+  fi
+}
+
+[ -x ./sdnn ] || make --no-print-directory sdnn >/dev/null
+if ! command -v gnuplot >/dev/null; then
+  echo "scaling.sh: installing gnuplot-nox"
+  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq gnuplot-nox
+fi
+
+mkdir -p bench/out "$PLOTS"
+csv=bench/out/scaling.csv
+ranks_csv=bench/out/scaling_ranks.csv
+echo "strategy,format,hashing,ranks,threads,N,L,inputs,read_s,infer_s,rate,imbalance,comm_ratio,oversubscribed,rep" > "$csv"
+echo "strategy,hashing,ranks,threads,rep,rank,compute_s,comm_s,idle_s" > "$ranks_csv"
+report=$(mktemp -d)
+trap 'rm -rf "$report"' EXIT
+
+pairs=()
+for ((r = 1; r <= max; r *= 2)); do
+  for ((t = 1; r * t <= max; t *= 2)); do pairs+=("$r $t"); done
+done
+field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
+
+echo "scaling.sh: ${#pairs[@]} ranks x threads pairs up to $max ($cores cores), strategies $STRATEGIES, hashing $HASHES, $REPS repetitions" >&2
+for rep in $(seq 1 "$REPS"); do
+  for pair in "${pairs[@]}"; do
+    read -r r t <<<"$pair"
+    over=$(( r * t > cores ? 1 : 0 ))
+    for s in $STRATEGIES; do
+      format=$DATA_FORMAT; [ "$s" = model ] && format=csc
+      for h in $HASHES; do
+        line=$(launch "$r" "$t" ./sdnn -q --threads "$t" --strategy "$s" --format "$format" --hash "$h" \
+                 --report "$report/r.json" "${extra[@]}" | grep '^summary ') || true
+        if [ -z "$line" ]; then echo "scaling.sh: sdnn failed: $s $h ranks=$r threads=$t" >&2; exit 1; fi
+        echo "$s,$(field "$line" format),$h,$r,$t,$(field "$line" neurons),$(field "$line" layers),$(field "$line" inputs),$(field "$line" read_s),$(field "$line" infer_s),$(field "$line" rate),$(field "$line" imbalance),$(field "$line" comm_ratio),$over,$rep" >> "$csv"
+        tail -n +2 "$report/r.csv" | awk -F, -v p="$s,$h,$r,$t,$rep" '$2 == "all" { print p "," $1 "," $6 "," $7 "," $8 }' >> "$ranks_csv"
+        echo "  rep $rep: $s hash=$h ranks=$r threads=$t: infer $(field "$line" infer_s) s, rate $(field "$line" rate)" >&2
+      done
+    done
+  done
+done
+
+# Medians and the data files of the plots.
+python3 - "$csv" "$ranks_csv" "$report" "$cores" <<'PY'
+import csv, statistics, sys, collections
+runs = list(csv.DictReader(open(sys.argv[1])))
+per_rank = list(csv.DictReader(open(sys.argv[2])))
+out, cores = sys.argv[3], int(sys.argv[4])
+groups = collections.defaultdict(list)
+for r in runs:
+    groups[(r["strategy"], r["hashing"], int(r["ranks"]), int(r["threads"]))].append(r)
+med = {k: {f: statistics.median(float(r[f]) for r in v) for f in ("infer_s", "rate", "imbalance", "comm_ratio")}
+       for k, v in groups.items()}
+strategies = sorted({k[0] for k in med})
+hashes = sorted({k[1] for k in med}, key=lambda h: h != "none")
+# Rate against cores: per strategy (no hashing, else the first mode), ranks only and threads only.
+h0 = hashes[0]
+with open(f"{out}/rate.dat", "w") as f:
+    for s in strategies:
+        for label, pick in (("ranks x 1 thread", lambda r, t: t == 1), ("1 rank x threads", lambda r, t: r == 1)):
+            f.write(f'"{s}, {label}"\n')
+            for (ss, h, r, t), m in sorted(med.items(), key=lambda kv: kv[0][2] * kv[0][3]):
+                if ss == s and h == h0 and pick(r, t):
+                    f.write(f"{r * t} {m['rate']:.6e}\n")
+            f.write("\n\n")
+# Imbalance against ranks (1 thread each), per strategy and hashing mode.
+with open(f"{out}/imbalance.dat", "w") as f:
+    for s in strategies:
+        for h in hashes:
+            f.write(f'"{s}, hash {h}"\n')
+            for (ss, hh, r, t), m in sorted(med.items(), key=lambda kv: kv[0][2]):
+                if ss == s and hh == h and t == 1:
+                    f.write(f"{r} {m['imbalance']:.4f}\n")
+            f.write("\n\n")
+# Time per rank at the most ranks that fit the cores (1 thread each): the median run's per-rank split.
+fit = [r for (s, h, r, t) in med if t == 1 and r <= cores]
+ranks = max(fit) if fit else 1
+with open(f"{out}/time.dat", "w") as f:
+    for s in strategies:
+        for h in hashes:
+            key = (s, h, ranks, 1)
+            if key not in groups:
+                continue
+            runs_k = sorted(groups[key], key=lambda r: float(r["infer_s"]))
+            rep = runs_k[len(runs_k) // 2]["rep"]
+            for p in per_rank:
+                if (p["strategy"], p["hashing"], int(p["ranks"]), int(p["threads"]), p["rep"]) == (s, h, ranks, 1, rep):
+                    f.write(f'"{s}/{h} r{p["rank"]}" {float(p["compute_s"]):.6f} {float(p["comm_s"]):.6f} {float(p["idle_s"]):.6f}\n')
+open(f"{out}/time_ranks", "w").write(str(ranks))
+# The table of medians.
+print("| strategy | hashing | ranks | threads | oversubscribed | median inference (s) | median rate (edges/s) | median imbalance | median comm/compute |")
+print("|---|---|---|---|---|---|---|---|---|")
+for (s, h, r, t), m in sorted(med.items()):
+    print(f"| {s} | {h} | {r} | {t} | {'yes' if r * t > cores else 'no'} | {m['infer_s']:.3f} | {m['rate']:.3e} | {m['imbalance']:.3f} | {m['comm_ratio']:.3f} |")
+PY
+
+n=$(sed -n 2p "$csv" | cut -d, -f6); l=$(sed -n 2p "$csv" | cut -d, -f7); m=$(sed -n 2p "$csv" | cut -d, -f8)
+title="N=$n, L=$l, $m inputs, median of $REPS"
+gnuplot <<EOF
+set terminal pngcairo size 800,500 font ",10"
+set key top left
+set grid
+
+set output "$PLOTS/scaling_rate.png"
+set title "sdnn rate against cores ($title; right of the dashed line: oversubscribed)"
+set logscale x 2
+set xlabel "cores used (ranks x threads)"
+set ylabel "rate (edges/s)"
+set yrange [0:*]
+set format y "%.1e"
+set arrow 1 from $cores, graph 0 to $cores, graph 1 nohead dashtype 2
+plot for [i=0:*] "$report/rate.dat" index i using 1:2 with linespoints lw 2 title columnheader(1)
+unset arrow 1
+
+set output "$PLOTS/scaling_imbalance.png"
+set title "imbalance (max / mean compute over ranks), 1 thread per rank ($title)"
+set xlabel "ranks"
+set ylabel "imbalance"
+set format y "%.2f"
+set arrow 1 from $cores, graph 0 to $cores, graph 1 nohead dashtype 2
+plot for [i=0:*] "$report/imbalance.dat" index i using 1:2 with linespoints lw 2 title columnheader(1)
+unset arrow 1
+
+set output "$PLOTS/scaling_time.png"
+set title sprintf("time per rank, %s ranks x 1 thread, median run ($title)", "$(cat "$report/time_ranks")")
+unset logscale x
+set xlabel ""
+set ylabel "seconds"
+set format y "%.2f"
+set style data histograms
+set style histogram rowstacked
+set style fill solid 0.8 border -1
+set boxwidth 0.7
+set xtics rotate by -30
+set key outside right top
+plot "$report/time.dat" using 2:xtic(1) title "compute", "" using 3 title "communication", "" using 4 title "idle"
+EOF
+echo "scaling.sh: runs in $csv and $ranks_csv; plots $PLOTS/scaling_rate.png, scaling_time.png, scaling_imbalance.png" >&2
