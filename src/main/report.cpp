@@ -16,7 +16,7 @@ std::vector<double> pack(const RankFigures& f, bool with_layers) {
                            static_cast<double>(f.columns_owned), static_cast<double>(f.active_nonzeros),
                            f.compute_s, f.comm_s, f.idle_s, static_cast<double>(f.bytes_pulled),
                            static_cast<double>(f.messages), static_cast<double>(f.load_bytes_parsed),
-                           static_cast<double>(f.load_bytes_pulled)};
+                           static_cast<double>(f.load_bytes_pulled), static_cast<double>(f.pulled_columns)};
   if (with_layers) {
     const std::size_t layers = f.layer_compute_s.size();
     v.push_back(static_cast<double>(layers));
@@ -25,6 +25,7 @@ std::vector<double> pack(const RankFigures& f, bool with_layers) {
       v.push_back(l < f.layer_comm_s.size() ? f.layer_comm_s[l] : 0.0);
       v.push_back(l < f.layer_nonzeros.size() ? static_cast<double>(f.layer_nonzeros[l]) : 0.0);
       v.push_back(l < f.layer_bytes.size() ? static_cast<double>(f.layer_bytes[l]) : 0.0);
+      v.push_back(l < f.layer_columns.size() ? static_cast<double>(f.layer_columns[l]) : 0.0);
     }
   }
   return v;
@@ -43,14 +44,16 @@ RankFigures unpack(const double* v, bool with_layers) {
   f.messages = static_cast<std::uint64_t>(v[8]);
   f.load_bytes_parsed = static_cast<std::uint64_t>(v[9]);
   f.load_bytes_pulled = static_cast<std::uint64_t>(v[10]);
+  f.pulled_columns = static_cast<std::uint64_t>(v[11]);
   if (with_layers) {
-    const std::size_t layers = static_cast<std::size_t>(v[11]);
+    const std::size_t layers = static_cast<std::size_t>(v[12]);
     for (std::size_t l = 0; l < layers; ++l) {
-      const double* x = v + 12 + 4 * l;
+      const double* x = v + 13 + 5 * l;
       f.layer_compute_s.push_back(x[0]);
       f.layer_comm_s.push_back(x[1]);
       f.layer_nonzeros.push_back(static_cast<std::uint64_t>(x[2]));
       f.layer_bytes.push_back(static_cast<std::uint64_t>(x[3]));
+      f.layer_columns.push_back(static_cast<std::uint64_t>(x[4]));
     }
   }
   return f;
@@ -115,24 +118,27 @@ void write_report(const std::string& path, const RunDescription& run, const std:
        << "},\n  \"ranks\": [\n";
   std::ostringstream csv;
   csv.precision(9);
-  csv << "rank,layer,rows_owned,columns_owned,nonzeros,compute_s,comm_s,idle_s,bytes_pulled,messages\n";
+  csv << "rank,layer,rows_owned,columns_owned,nonzeros,compute_s,comm_s,idle_s,bytes_pulled,messages,pulled_columns\n";
   for (std::size_t r = 0; r < ranks.size(); ++r) {
     const RankFigures& f = ranks[r];
     json << "    {\"rank\": " << f.rank << ", \"rows_owned\": " << f.rows_owned << ", \"columns_owned\": "
          << f.columns_owned << ", \"nonzeros\": " << f.active_nonzeros << ", \"compute_s\": " << f.compute_s
          << ", \"comm_s\": " << f.comm_s << ", \"idle_s\": " << f.idle_s << ", \"bytes_pulled\": " << f.bytes_pulled
-         << ", \"messages\": " << f.messages << ", \"load_bytes_parsed\": " << f.load_bytes_parsed
+         << ", \"messages\": " << f.messages << ", \"pulled_columns\": " << f.pulled_columns
+         << ", \"load_bytes_parsed\": " << f.load_bytes_parsed
          << ", \"load_bytes_pulled\": " << f.load_bytes_pulled;
     csv << f.rank << ",all," << f.rows_owned << "," << f.columns_owned << "," << f.active_nonzeros << ","
-        << f.compute_s << "," << f.comm_s << "," << f.idle_s << "," << f.bytes_pulled << "," << f.messages << "\n";
+        << f.compute_s << "," << f.comm_s << "," << f.idle_s << "," << f.bytes_pulled << "," << f.messages << ","
+        << f.pulled_columns << "\n";
     if (with_layers) {
       json << ",\n     \"layers\": [";
       for (std::size_t l = 0; l < f.layer_compute_s.size(); ++l) {
         json << (l ? ", " : "") << "{\"layer\": " << l + 1 << ", \"compute_s\": " << f.layer_compute_s[l]
              << ", \"comm_s\": " << f.layer_comm_s[l] << ", \"nonzeros\": " << f.layer_nonzeros[l]
-             << ", \"bytes_pulled\": " << f.layer_bytes[l] << "}";
+             << ", \"bytes_pulled\": " << f.layer_bytes[l] << ", \"pulled_columns\": " << f.layer_columns[l] << "}";
         csv << f.rank << "," << l + 1 << "," << f.rows_owned << "," << f.columns_owned << "," << f.layer_nonzeros[l]
-            << "," << f.layer_compute_s[l] << "," << f.layer_comm_s[l] << ",," << f.layer_bytes[l] << ",\n";
+            << "," << f.layer_compute_s[l] << "," << f.layer_comm_s[l] << ",," << f.layer_bytes[l] << ",,"
+            << f.layer_columns[l] << "\n";
       }
       json << "]";
     }

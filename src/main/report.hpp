@@ -21,9 +21,10 @@ struct RankFigures {
   double idle_s = 0;                  // waiting at the end for the slowest rank
   std::uint64_t bytes_pulled = 0;     // inference: bytes pulled from other ranks
   std::uint64_t messages = 0;         // inference: MPI_Get calls to other ranks
+  std::uint64_t pulled_columns = 0;   // inference: activation columns pulled, over all layers
   std::uint64_t load_bytes_parsed = 0, load_bytes_pulled = 0;
   std::vector<double> layer_compute_s, layer_comm_s;
-  std::vector<std::uint64_t> layer_nonzeros, layer_bytes;
+  std::vector<std::uint64_t> layer_nonzeros, layer_bytes, layer_columns;
 };
 
 struct RunDescription {

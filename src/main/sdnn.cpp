@@ -218,6 +218,7 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
       figures.layer_compute_s = std::move(result.layer_seconds);
       figures.layer_comm_s.assign(figures.layer_compute_s.size(), 0.0);
       figures.layer_bytes.assign(figures.layer_compute_s.size(), 0);
+      figures.layer_columns.assign(figures.layer_compute_s.size(), 0);
     }
     figures.compute_s = seconds_since(start) - figures.comm_s;
   });
