@@ -13,10 +13,10 @@
 #     scaling_imbalance.png  median imbalance (max/mean compute) against ranks, with and without hashing
 #
 # Usage: bench/scaling.sh [MAX] [extra sdnn options...]      (MAX default: the cores available)
-# Environment: REPS (default 3), STRATEGIES (default "data model"), HASHES (default "none both"),
-#   DATA_FORMAT (the data strategy's format, default csr; model always runs csc), INPUTS (default
-#   6000 rows of the generated default problem; ignored when the extra options give --inputs),
-#   PLOTS (folder of the PNGs, default bench/out).
+# Environment: SDNN (the binary, default ./sdnn), REPS (default 3), STRATEGIES (default "data model"),
+#   HASHES (default "none both"), DATA_FORMAT (the data strategy's format, default csr; model always
+#   runs csc), INPUTS (default 6000 rows of the generated default problem; ignored when the extra
+#   options give --inputs), PLOTS (folder of the PNGs, default bench/out).
 # Launcher: mpirun --oversubscribe --bind-to none (plus --allow-run-as-root as root); under Slurm
 #   (SLURM_JOB_ID set) srun --overcommit, and MAX defaults to the job's CPUs. See
 #   bench/slurm_example.sbatch.
@@ -51,7 +51,8 @@ launch() {  # launch RANKS THREADS command...
   fi
 }
 
-[ -x ./sdnn ] || make --no-print-directory sdnn >/dev/null
+SDNN=${SDNN:-./sdnn}
+[ "$SDNN" != ./sdnn ] || [ -x ./sdnn ] || make --no-print-directory sdnn >/dev/null
 if ! command -v gnuplot >/dev/null; then
   echo "scaling.sh: installing gnuplot-nox"
   if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
@@ -80,7 +81,7 @@ for rep in $(seq 1 "$REPS"); do
     for s in $STRATEGIES; do
       format=$DATA_FORMAT; [ "$s" = model ] && format=csc
       for h in $HASHES; do
-        line=$(launch "$r" "$t" ./sdnn -q --threads "$t" --strategy "$s" --format "$format" --hash "$h" \
+        line=$(launch "$r" "$t" "$SDNN" -q --threads "$t" --strategy "$s" --format "$format" --hash "$h" \
                  --report "$report/r.json" "${extra[@]}" | grep '^summary ') || true
         if [ -z "$line" ]; then echo "scaling.sh: sdnn failed: $s $h ranks=$r threads=$t" >&2; exit 1; fi
         echo "$s,$(field "$line" format),$h,$r,$t,$(field "$line" neurons),$(field "$line" layers),$(field "$line" inputs),$(field "$line" read_s),$(field "$line" infer_s),$(field "$line" rate),$(field "$line" imbalance),$(field "$line" comm_ratio),$over,$rep" >> "$csv"

@@ -13,9 +13,10 @@
 #   fashion   1024 and 4096 neurons x 120 layers with Fashion-MNIST-derived inputs (first
 #             $FASHION_INPUTS rows, default 6000) from `sdnn generate --inputs IDX`; the official
 #             layers for N = 1024 when present; pending (a message) until sdnn generate exists
-# Environment: REPS (default 5), THREADS (default "1 2"), STRATEGIES (sdnn's format/parallel pairs,
-#   default "csr/data"; e.g. "csr/data csc/data csc/model"), FASHION_IDX (default Debian's
-#   dataset-fashion-mnist train-images-idx3-ubyte.gz), FASHION_INPUTS (default 6000).
+# Environment: SDNN (the binary, default ./sdnn), REPS (default 5), THREADS (default "1 2"),
+#   STRATEGIES (sdnn's format/parallel pairs, default "csr/data"; e.g. "csr/data csc/data csc/model"),
+#   FASHION_IDX (default Debian's dataset-fashion-mnist train-images-idx3-ubyte.gz), FASHION_INPUTS
+#   (default 6000).
 # Writes every run to bench/out/compare.csv (case,engine,strategy,threads,rep,read_s,infer_s,rate,
 #   categories,challenge) and the medians to bench/out/compare.md.
 # Usage: bash bench/peers/compare.sh [official] [default] [fashion]
@@ -31,7 +32,8 @@ cases=("$@")
 [ ${#cases[@]} -eq 0 ] && cases=(official default fashion)
 
 [ -x build/peers/graphblas_dnn ] && [ -x build/peers/write_problem ] || bash bench/peers/build.sh
-[ -x ./sdnn ] || make --no-print-directory sdnn >/dev/null
+SDNN=${SDNN:-./sdnn}
+[ "$SDNN" != ./sdnn ] || [ -x ./sdnn ] || make --no-print-directory sdnn >/dev/null
 mkdir -p bench/out/data
 csv=bench/out/compare.csv
 echo "case,engine,strategy,threads,rep,read_s,infer_s,rate,categories,challenge" > "$csv"
@@ -42,7 +44,7 @@ problems=()
 # `sdnn generate` into DIR (args after DIR); true when it wrote the layout of issue 3.
 sdnn_generate() {
   local dir=$1 n=$2; shift 2
-  ./sdnn generate --neurons "$n" --out "$dir" "$@" >/dev/null 2>&1 &&
+  "$SDNN" generate --neurons "$n" --out "$dir" "$@" >/dev/null 2>&1 &&
     [ -f "$dir/neuron$n/n$n-l1.tsv" ] && [ -f "$dir/sparse-images-$n.tsv" ]
 }
 
@@ -103,7 +105,7 @@ for problem in "${problems[@]}"; do
       [ -n "$line" ] || { echo "compare.sh: graphblas_dnn failed on $name" >&2; exit 1; }
       echo "$name,graphblas,four-call,$t,$rep,$(field "$line" read_s),$(field "$line" infer_s),$(field "$line" rate),$(field "$line" categories),$(field "$line" challenge)" >> "$csv"
       for s in $STRATEGIES; do
-        line=$(./sdnn "${common[@]}" --threads "$t" -q --format "${s%/*}" --parallel "${s#*/}" | grep '^summary ') || true
+        line=$("$SDNN" "${common[@]}" --threads "$t" -q --format "${s%/*}" --parallel "${s#*/}" | grep '^summary ') || true
         [ -n "$line" ] || { echo "compare.sh: sdnn failed on $name ($s)" >&2; exit 1; }
         echo "$name,sdnn,$s,$t,$rep,$(field "$line" read_s),$(field "$line" infer_s),$(field "$line" rate),$(field "$line" categories),$(field "$line" challenge)" >> "$csv"
       done
