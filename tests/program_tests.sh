@@ -151,4 +151,39 @@ for np in 2 3; do
     expect "duplicate across ranks named at its second line, $np ranks" "split-duplicate.tsv:182: duplicate entry \(1, 7\)"
 done
 
+# Not enough memory: refused before loading, with the estimate and the limit, on every rank.
+for np in 1 2; do
+  run "run that cannot fit, $np rank(s)" 1 $MPIRUN -np "$np" ./sdnn --max-memory 50M -q --out "$tmp/out.tsv" &&
+    expect "refused with the estimate, $np rank(s)" "not enough memory: the run needs about .* per rank .* and 50.0 MB is available per rank"
+done
+run "bad --max-memory" 2 ./sdnn --max-memory 5X && expect "bad --max-memory named" "--max-memory needs a size"
+
+# A rank killed with SIGKILL mid-run ends the whole job within seconds: non-zero, no output file.
+$MPIRUN -np 2 ./sdnn --inputs 60000 --threads 1 -q --no-verify --out "$tmp/killed.tsv" > "$tmp/out" 2>&1 &
+launcher=$!
+victim=""
+for attempt in $(seq 1 100); do
+  for p in $(pgrep -x sdnn); do
+    if [ "$(awk '/^PPid/{print $2}' /proc/$p/status 2>/dev/null)" = "$launcher" ] &&
+       tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1'; then victim=$p; fi
+  done
+  [ -n "$victim" ] && break
+  sleep 0.1
+done
+if [ -z "$victim" ]; then
+  bad "killed rank: rank 1 never appeared"
+  wait $launcher
+else
+  sleep 1
+  kill -9 "$victim"
+  killed_at=$(date +%s)
+  ( sleep 60; kill -9 $launcher 2>/dev/null ) & watchdog=$!
+  wait $launcher; status=$?
+  kill $watchdog 2>/dev/null; wait $watchdog 2>/dev/null
+  elapsed=$(( $(date +%s) - killed_at ))
+  if [ "$status" -ne 0 ] && [ "$elapsed" -le 15 ]; then ok "a killed rank ends the job in ${elapsed}s with exit $status"
+  else bad "a killed rank should end the job within 15 s, non-zero (exit $status after ${elapsed}s)" "$tmp/out"; fi
+  [ -e "$tmp/killed.tsv" ] && bad "no output file after a killed rank" || ok "no output file after a killed rank"
+fi
+
 echo "$passed $failed $skipped" > "$out_file"

@@ -2,6 +2,7 @@
 #include "main/options.hpp"
 
 #include "hash/hash.hpp"
+#include "main/memory.hpp"
 
 #include <charconv>
 #include <cmath>
@@ -68,6 +69,7 @@ Options parse_options(const std::vector<std::string>& args) {
     else if (arg == "--report-layers") o.report_layers = true;
     else if (arg == "--no-overlap") o.no_overlap = true;
     else if (arg == "--share-network") o.share_network = true;
+    else if (arg == "--max-memory") o.max_memory = parse_memory_size(value());
     else if (arg == "--verify") o.verify = true;
     else if (arg == "--no-verify") o.no_verify = true;
     else if (arg == "--quiet" || arg == "-q") o.quiet = true;
@@ -130,6 +132,8 @@ Execution:
   --report-layers    the report also holds every layer of every rank
   --share-network    data strategy: the ranks of a node share one copy of the network in MPI
                      shared memory (MPI_Win_allocate_shared) instead of one copy each
+  --max-memory SIZE  memory a rank may use (e.g. 20G); a run whose estimate exceeds it is
+                     refused before loading (default: available memory / ranks on the node)
   --no-overlap       model strategy: wait for the remote columns before computing anything
                      (to measure what overlapping communication with local work gains)
   --format csr|csc   csr: left multiplication, row by row; csc: right multiplication, column by

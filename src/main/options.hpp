@@ -29,6 +29,7 @@ struct Options {
   std::uint64_t hash_seed = 1;     // --hash-seed
   std::string report_path;         // --report FILE.json (and FILE.csv)
   bool report_layers = false;      // --report-layers
+  std::uint64_t max_memory = 0;    // --max-memory SIZE per rank (0: MemAvailable / ranks on the node)
   bool share_network = false;      // --share-network: one copy of the network per node
   bool no_overlap = false;         // --no-overlap: model strategy waits for remote columns first
   Format format = Format::csr;

@@ -25,6 +25,7 @@
 #include "io/tsv.hpp"
 #include "main/commands.hpp"
 #include "main/load.hpp"
+#include "main/memory.hpp"
 #include "main/options.hpp"
 #include "main/report.hpp"
 #include "main/shared_network.hpp"
@@ -145,6 +146,17 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
       check_output_folder(csv_path_of(o.report_path));
     }
     if (root && !o.truth_path.empty()) truth = read_categories(o.truth_path, o.inputs);
+    // Refuse a run that cannot fit, before loading anything.
+    const MemoryEstimate need = estimate_memory(o, mpi.size(), mpi.node_size(), grid.columns);
+    const std::uint64_t limit =
+        o.max_memory ? o.max_memory : available_memory() / static_cast<std::uint64_t>(mpi.node_size());
+    if (limit > 0 && need.total() > limit)
+      throw std::runtime_error("not enough memory: the run needs about " + format_bytes(need.total()) +
+                               " per rank (network " + format_bytes(need.network_bytes) + ", input " +
+                               format_bytes(need.input_bytes) + ", loading " + format_bytes(need.loading_bytes) +
+                               ", work " + format_bytes(need.work_bytes) + ") and " + format_bytes(limit) +
+                               " is available per rank" + (o.max_memory ? " (--max-memory)" : "") +
+                               "; use more ranks or nodes, --share-network, or --max-memory to override");
   });
 
   LoadedProblem problem;
