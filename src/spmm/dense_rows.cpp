@@ -2,6 +2,7 @@
 #include "dense_rows.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #if defined(__AVX512F__)
@@ -59,7 +60,8 @@ namespace {
 // One panel, portable version: for every output neuron j, sums over the weights of column j in
 // double.
 [[maybe_unused]] void multiply_panel_portable(const Value* __restrict in, const CscMatrix& w, const Value* bias,
-                                              Index first, Index neurons, Value* __restrict out, char* alive) {
+                                              Index first, Index neurons, Value* __restrict out,
+                                              std::uint32_t* row_nonzeros) {
   for (Index j = first; j < neurons; ++j) {
     double sum[kPanelRows] = {};
     Value reach[kPanelRows] = {};
@@ -74,7 +76,7 @@ namespace {
     Value* target = out + std::size_t{j} * kPanelRows;
     for (Index r = 0; r < kPanelRows; ++r) {
       target[r] = reach[r] > 0.0f ? activate(sum[r], bias[j]) : 0.0f;
-      alive[r] |= target[r] > 0.0f;
+      row_nonzeros[r] += target[r] > 0.0f;
     }
   }
 }
@@ -83,11 +85,11 @@ namespace {
 // AVX-512: one zmm of 8 doubles per output neuron, four output neurons at a time so that four
 // independent multiply-add chains hide the latency.
 void multiply_panel(const Value* __restrict in, const CscMatrix& w, const Value* bias, Index first, Index last,
-                    Value* __restrict out, char* alive) {
+                    Value* __restrict out, std::uint32_t* row_nonzeros) {
   static_assert(kPanelRows == 8, "one __m512d per panel column");
   constexpr Index kColumns = 4;
   const __m256 zero = _mm256_setzero_ps(), cap = _mm256_set1_ps(kActivationCap);
-  __mmask8 any_alive = 0;
+  __m256i counts = _mm256_setzero_si256();  // kept entries per row, as 8 x int32
   Index j = first;
   for (; j + kColumns <= last; j += kColumns) {
     __m512d sum[kColumns];
@@ -119,47 +121,58 @@ void multiply_panel(const Value* __restrict in, const CscMatrix& w, const Value*
       const __m256 z = _mm512_cvtpd_ps(_mm512_add_pd(sum[c], _mm512_set1_pd(static_cast<double>(bias[j + c]))));
       const __mmask8 keep = _mm256_cmp_ps_mask(z, zero, _CMP_GT_OQ) & _mm256_cmp_ps_mask(reach[c], zero, _CMP_GT_OQ);
       _mm256_storeu_ps(out + std::size_t{j + c} * kPanelRows, _mm256_maskz_mov_ps(keep, _mm256_min_ps(z, cap)));
-      any_alive |= keep;
+      counts = _mm256_sub_epi32(counts, _mm256_movm_epi32(keep));  // a set bit is -1
     }
   }
-  for (Index r = 0; r < kPanelRows; ++r) alive[r] |= (any_alive >> r) & 1;
-  multiply_panel_portable(in, w, bias, j, last, out, alive);
+  alignas(32) std::uint32_t kept[kPanelRows];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(kept), counts);
+  for (Index r = 0; r < kPanelRows; ++r) row_nonzeros[r] += kept[r];
+  multiply_panel_portable(in, w, bias, j, last, out, row_nonzeros);
 }
 #else
 void multiply_panel(const Value* __restrict in, const CscMatrix& w, const Value* bias, Index first, Index last,
-                    Value* __restrict out, char* alive) {
-  multiply_panel_portable(in, w, bias, first, last, out, alive);
+                    Value* __restrict out, std::uint32_t* row_nonzeros) {
+  multiply_panel_portable(in, w, bias, first, last, out, row_nonzeros);
 }
 #endif
 
 }  // namespace
 
 void multiply_panel_columns(const DenseRows& in, const CscMatrix& weights, const Value* bias, Index first,
-                            Index last, DenseRows& out, char* alive) {
+                            Index last, DenseRows& out, std::uint32_t* row_nonzeros) {
   const std::size_t panel_size = std::size_t{in.neurons} * kPanelRows;
   for (Index p = 0; p < in.panels(); ++p)
     multiply_panel(in.panel.data() + p * panel_size, weights, bias, first, last, out.panel.data() + p * panel_size,
-                   alive + std::size_t{p} * kPanelRows);
+                   row_nonzeros + std::size_t{p} * kPanelRows);
 }
 
-Offset keep_alive_rows(const DenseRows& computed, const char* alive, DenseRows& out) {
+Offset keep_alive_rows(DenseRows& computed, const std::uint32_t* row_nonzeros, DenseRows& out) {
   const Index n = computed.neurons;
   const std::size_t panel_size = std::size_t{n} * kPanelRows;
+  Offset nonzeros = 0;
+  Index alive = 0;
+  for (Index r = 0; r < computed.rows(); ++r) {
+    nonzeros += row_nonzeros[r];
+    alive += row_nonzeros[r] > 0;
+  }
   out.neurons = n;
+  if (alive == computed.rows()) {  // nobody died: take the panels as they are
+    std::swap(out.panel, computed.panel);
+    std::swap(out.ids, computed.ids);
+    return nonzeros;
+  }
   out.ids.clear();
   for (Index r = 0; r < computed.rows(); ++r)
-    if (alive[r]) out.ids.push_back(computed.ids[r]);
+    if (row_nonzeros[r] > 0) out.ids.push_back(computed.ids[r]);
   out.panel.assign(static_cast<std::size_t>(out.panels()) * panel_size, 0.0f);
   Index to = 0;
   for (Index r = 0; r < computed.rows(); ++r) {
-    if (!alive[r]) continue;
+    if (row_nonzeros[r] == 0) continue;
     const Value* from_panel = computed.panel.data() + (r / kPanelRows) * panel_size + r % kPanelRows;
     Value* to_panel = out.panel.data() + (to / kPanelRows) * panel_size + to % kPanelRows;
     for (Index k = 0; k < n; ++k) to_panel[std::size_t{k} * kPanelRows] = from_panel[std::size_t{k} * kPanelRows];
     ++to;
   }
-  Offset nonzeros = 0;
-  for (Value v : out.panel) nonzeros += v != 0.0f;
   return nonzeros;
 }
 
@@ -171,9 +184,9 @@ void prepare_panel_output(const DenseRows& in, DenseRows& out) {
 
 void DenseMultiplier::multiply(const DenseRows& in, const CscMatrix& weights, const Value* bias, DenseRows& out) {
   prepare_panel_output(in, scratch_);
-  alive_.assign(static_cast<std::size_t>(in.panels()) * kPanelRows, 0);
-  multiply_panel_columns(in, weights, bias, 0, in.neurons, scratch_, alive_.data());
-  nonzeros_ = keep_alive_rows(scratch_, alive_.data(), out);
+  row_nonzeros_.assign(static_cast<std::size_t>(in.panels()) * kPanelRows, 0);
+  multiply_panel_columns(in, weights, bias, 0, in.neurons, scratch_, row_nonzeros_.data());
+  nonzeros_ = keep_alive_rows(scratch_, row_nonzeros_.data(), out);
 }
 
 }  // namespace sdnn

@@ -9,6 +9,7 @@
 // dropped, so dead rows cost nothing in later layers. No MPI here.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "layer.hpp"
@@ -35,12 +36,13 @@ void to_sparse(const DenseRows& in, ActiveRows& out);
 
 // The pieces of one layer, for callers that split the output columns between threads:
 // prepare_panel_output sizes `out` like `in`; multiply_panel_columns computes output neurons
-// [first, last) of every panel into `out` and ORs into alive[r] whether row r kept an entry;
-// keep_alive_rows copies the rows marked alive into `kept` and returns its nonzeros.
+// [first, last) of every panel into `out` and adds to row_nonzeros[r] the entries row r kept;
+// keep_alive_rows moves the rows that kept any entry into `kept` (taking `computed`'s panels
+// when none died) and returns their nonzeros.
 void prepare_panel_output(const DenseRows& in, DenseRows& out);
 void multiply_panel_columns(const DenseRows& in, const CscMatrix& weights, const Value* bias, Index first,
-                            Index last, DenseRows& out, char* alive);
-Offset keep_alive_rows(const DenseRows& computed, const char* alive, DenseRows& kept);
+                            Index last, DenseRows& out, std::uint32_t* row_nonzeros);
+Offset keep_alive_rows(DenseRows& computed, const std::uint32_t* row_nonzeros, DenseRows& kept);
 
 // Whether rows are worth dense panels: at least `threshold` of their entries set, all positive
 // (so that "reached" is "the sum of the inputs read is positive").
@@ -55,7 +57,7 @@ class DenseMultiplier {
 
  private:
   DenseRows scratch_;
-  std::vector<char> alive_;
+  std::vector<std::uint32_t> row_nonzeros_;
   Offset nonzeros_ = 0;
 };
 

@@ -300,7 +300,8 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
   const bool dense_allowed = panels_possible(network, neurons, options);
   bool in_panels = false;
   DenseRows panels, computed;
-  std::vector<char> alive, mark;
+  std::vector<std::uint32_t> row_nonzeros;
+  std::vector<char> mark;
   Offset panel_nonzeros = 0;
   std::uint64_t active = 0;
   InferenceResult result;
@@ -311,7 +312,7 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
 #pragma omp parallel num_threads(options.threads)
   {
     RightMultiplier right(rows);
-    std::vector<char> my_alive;
+    std::vector<std::uint32_t> my_row_nonzeros;
     for (std::size_t l = 0; l < network.size(); ++l) {
       const Layer& layer = network[l];
 #pragma omp single
@@ -325,19 +326,19 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
           active += panel_nonzeros;
           result.layer_nonzeros[l] = panel_nonzeros;
           prepare_panel_output(panels, computed);
-          alive.assign(static_cast<std::size_t>(panels.panels()) * kPanelRows, 0);
+          row_nonzeros.assign(static_cast<std::size_t>(panels.panels()) * kPanelRows, 0);
         }
-        my_alive.assign(alive.size(), 0);
+        my_row_nonzeros.assign(row_nonzeros.size(), 0);
 #pragma omp for schedule(dynamic, 1) nowait
         for (Index j = 0; j < neurons; j += kColumnChunk)
           multiply_panel_columns(panels, layer.weights_csc, layer.bias.data(), j,
-                                 std::min(neurons, j + kColumnChunk), computed, my_alive.data());
+                                 std::min(neurons, j + kColumnChunk), computed, my_row_nonzeros.data());
 #pragma omp critical(sdnn_alive)
-        for (std::size_t r = 0; r < alive.size(); ++r) alive[r] |= my_alive[r];
+        for (std::size_t r = 0; r < row_nonzeros.size(); ++r) row_nonzeros[r] += my_row_nonzeros[r];
 #pragma omp barrier
 #pragma omp single
         {
-          panel_nonzeros = keep_alive_rows(computed, alive.data(), panels);
+          panel_nonzeros = keep_alive_rows(computed, row_nonzeros.data(), panels);
           if (!dense_enough(panel_nonzeros, panels.rows(), neurons, 0.25 * options.dense_threshold)) {
             current = to_csc(rows_to_matrix(rows, neurons, panels));
             in_panels = false;
