@@ -1,6 +1,6 @@
 // bench_kernels.cpp: microbenchmarks of one layer of the local SpMM kernels (left CSR multiply and its
 // symbolic pass, right CSC multiply and its symbolic pass) on realistic activations after k layers of a
-// generated N = 1024 network, and of the TSV triplet reader (read_triplet_matrix) with 1 and 2 threads.
+// generated N = 1024 network, of the dense-panel kernel on the rows alive after k layers, and of the TSV triplet reader (read_triplet_matrix) with 1 and 2 threads.
 //
 // Counters: edges/s as the challenge counts them (all input rows x 32*N connections of the layer, even
 // the dead rows the kernel skips), multiply-adds/s (nnz(Y_k) * 32 products really done), nnz of Y_k.
@@ -17,6 +17,7 @@
 
 #include "io/generate.hpp"
 #include "io/tsv.hpp"
+#include "spmm/dense_rows.hpp"
 #include "spmm/engine.hpp"
 #include "spmm/layer.hpp"
 #include "spmm/sparse_matrix.hpp"
@@ -146,6 +147,33 @@ void BM_RightSymbolic(benchmark::State& state) {
   set_layer_counters(state, in.nnz());
 }
 
+// Dense panels (the kernel of saturated survivors), full layer k+1 on one thread, on the rows alive
+// after k layers. Multiply-adds count every entry of the panels' real rows (rows x N x 32), which
+// is what the kernel does; nnz is that of the sparse rows it came from.
+void BM_DenseMultiply(benchmark::State& state) {
+  const Index k = static_cast<Index>(state.range(0));
+  const Activations& a = activations();
+  const ActiveRows& rows = a.csr.at(k);
+  const Layer& layer = a.network[k];
+  DenseRows in, out;
+  to_dense(rows, kNeurons, in);
+  DenseMultiplier dense;
+  for (auto _ : state) {
+    dense.multiply(in, layer.weights_csc, layer.bias.data(), out);
+    benchmark::DoNotOptimize(out.panel.data());
+    benchmark::ClobberMemory();
+  }
+  set_layer_counters(state, static_cast<Offset>(in.rows()) * kNeurons);
+  state.counters["nnz"] = benchmark::Counter(static_cast<double>(rows.rows.nnz()));
+}
+
+void dense_depth_args(benchmark::internal::Benchmark* b) {
+  b->ArgName("k");
+  for (Index k : kDepths)
+    if (k >= 16) b->Arg(k);  // earlier, most rows are light and the engine keeps them sparse
+  b->Unit(benchmark::kMicrosecond)->MinTime(kMinTime);
+}
+
 void depth_args(benchmark::internal::Benchmark* b) {
   b->ArgName("k");
   for (Index k : kDepths) b->Arg(k);
@@ -156,6 +184,7 @@ BENCHMARK(BM_LeftMultiply)->Apply(depth_args);
 BENCHMARK(BM_LeftSymbolic)->Apply(depth_args);
 BENCHMARK(BM_RightMultiply)->Apply(depth_args);
 BENCHMARK(BM_RightSymbolic)->Apply(depth_args);
+BENCHMARK(BM_DenseMultiply)->Apply(dense_depth_args);
 
 // Official-format TSV files written once to the temporary directory and removed at exit: a layer
 // (values written like 6.250000e-02) and an input file (values written as 1, as in sparse-images-N.tsv).
