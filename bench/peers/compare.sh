@@ -17,8 +17,8 @@
 #   STRATEGIES (sdnn's format/parallel pairs, default "csr/data"; e.g. "csr/data csc/data csc/model"),
 #   FASHION_IDX (default Debian's dataset-fashion-mnist train-images-idx3-ubyte.gz), FASHION_INPUTS
 #   (default 6000).
-# Writes every run to bench/out/compare.csv (case,engine,strategy,threads,rep,read_s,infer_s,rate,
-#   categories,challenge) and the medians to bench/out/compare.md.
+# Writes every run to bench/out/compare-CASES.csv (case,engine,strategy,threads,rep,read_s,infer_s,
+#   rate,categories,challenge) and the medians to bench/out/compare-CASES.md (CASES: the cases, by -).
 # Usage: bash bench/peers/compare.sh [official] [default] [fashion]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -35,7 +35,8 @@ cases=("$@")
 SDNN=${SDNN:-./sdnn}
 [ "$SDNN" != ./sdnn ] || [ -x ./sdnn ] || make --no-print-directory sdnn >/dev/null
 mkdir -p bench/out/data
-csv=bench/out/compare.csv
+tag=$(IFS=-; echo "${cases[*]}")
+csv=bench/out/compare-$tag.csv
 echo "case,engine,strategy,threads,rep,read_s,infer_s,rate,categories,challenge" > "$csv"
 
 # One problem per entry: name|network dir|neurons|layers|input file|inputs|truth file (or empty).
@@ -113,7 +114,7 @@ for problem in "${problems[@]}"; do
   done
 done
 
-python3 - "$csv" <<'PY' | tee bench/out/compare.md
+python3 - "$csv" <<'PY' | tee "${csv%.csv}.md"
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 if not rows:
@@ -139,4 +140,4 @@ for case, c in cats.items():
     if len(c) != 1:
         print(f"\nWARNING: {case}: the engines disagree on the number of categories: {sorted(c)}")
 PY
-echo "compare.sh: every run in $csv, medians in bench/out/compare.md" >&2
+echo "compare.sh: every run in $csv, medians in ${csv%.csv}.md" >&2
