@@ -41,6 +41,8 @@ run "unknown option" 2 ./sdnn --frobnicate && expect "unknown option is named" "
 run "csr with model parallelism" 2 ./sdnn --format csr --parallel model && expect "csr+model refused clearly" "needs --format csc"
 run "network without input" 2 ./sdnn --network /nonexistent --neurons 1024 --layers 1 && expect "network needs input" "go together"
 run "bad number" 2 ./sdnn --threads zero && expect "bad number named" "--threads needs a number"
+run "zero layers" 2 ./sdnn --layers 0 && expect "zero layers refused" "--layers needs a number >= 1"
+run "generated N that is not RadiX-Net" 2 ./sdnn --neurons 100 && expect "generator's N explained" "RadiX-Net needs N = 16 \* 2\^R"
 
 # --- the generated problem: every strategy, format x parallelism, hashing mode and rank count
 # agrees with the verifier and with the first run (same categories, same checksum)

@@ -78,6 +78,7 @@ CsrMatrix radixnet_layer(Index neurons, Index layer, std::uint64_t seed) {
 }
 
 Network generate_network(Index neurons, Index layers, std::uint64_t seed, Value bias) {
+  radixnet_base_layers(neurons);  // throws for an N that is not 16 * 2^R, before the threads start
   Network network(layers);
 #pragma omp parallel for schedule(dynamic, 1)
   for (Index l = 0; l < layers; ++l) {

@@ -2,6 +2,7 @@
 #include "main/options.hpp"
 
 #include "hash/hash.hpp"
+#include "io/generate.hpp"
 #include "main/memory.hpp"
 
 #include <charconv>
@@ -37,7 +38,7 @@ Options parse_options(const std::vector<std::string>& args) {
     else if (arg == "--truth") o.truth_path = value();
     else if (arg == "--out") o.out_path = value();
     else if (arg == "--neurons") { o.neurons = parse_number<std::uint32_t>(arg, value(), 1); neurons_given = true; }
-    else if (arg == "--layers") { o.layers = parse_number<std::uint32_t>(arg, value(), 0); layers_given = true; }
+    else if (arg == "--layers") { o.layers = parse_number<std::uint32_t>(arg, value(), 1); layers_given = true; }
     else if (arg == "--inputs") o.inputs = parse_number<std::uint32_t>(arg, value(), 1);
     else if (arg == "--bias") {
       const std::string& text = value();
@@ -88,6 +89,7 @@ Options parse_options(const std::vector<std::string>& args) {
   if (o.generated() && !o.truth_path.empty())
     throw std::invalid_argument("--truth compares official-format runs; the generated problem is checked with the verifier");
   if (o.verify && o.no_verify) throw std::invalid_argument("--verify and --no-verify contradict each other");
+  if (o.generated()) radixnet_base_layers(o.neurons);  // the generator's N: 16 * 2^R
   if (o.generated() && !o.no_verify) o.verify = true;  // the embedded problem checks itself unless told not to
   return o;
 }

@@ -6,9 +6,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <exception>
 #include <stdexcept>
 
 #include "dense_rows.hpp"
+#include "thread_failure.hpp"
 #include "spmm.hpp"
 
 namespace sdnn {
@@ -259,18 +261,22 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
   InferenceResult result;
   result.layer_nonzeros.assign(network.size(), 0);
   result.layer_seconds.assign(network.size(), 0.0);
+  ThreadFailure failure;
 #pragma omp parallel num_threads(options.threads) reduction(+ : active)
   {
     BlockRunner runner(neurons, block_rows, options, dense_allowed);
     ActiveRows block;
 #pragma omp for schedule(dynamic, 1)
     for (Index b = 0; b < blocks; ++b) {
-      const Index first = b * block_rows, last = std::min(rows, first + block_rows);
-      gather_nonempty_rows(input, first, last, nullptr, block);
-      active += runner.run(network, block);
-      results[b].rows = block.rows.clone();
-      results[b].ids = block.ids;
-      meter.advance(last - first, "rows through all layers");
+      if (failure.failed()) continue;
+      failure.guard([&] {
+        const Index first = b * block_rows, last = std::min(rows, first + block_rows);
+        gather_nonempty_rows(input, first, last, nullptr, block);
+        active += runner.run(network, block);
+        results[b].rows = block.rows.clone();
+        results[b].ids = block.ids;
+        meter.advance(last - first, "rows through all layers");
+      });
     }
 #pragma omp critical(sdnn_layer_figures)
     for (std::size_t l = 0; l < runner.layer_seconds.size(); ++l) {
@@ -278,6 +284,7 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
       result.layer_seconds[l] += runner.layer_seconds[l];
     }
   }
+  failure.rethrow();
   result.activations = assemble(rows, neurons, results);
   result.active_nonzeros = active;
   return result;
@@ -308,6 +315,7 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
   result.layer_nonzeros.assign(network.size(), 0);
   result.layer_seconds.assign(network.size(), 0.0);
   double layer_start = 0;
+  ThreadFailure failure;  // set inside a single, read by every thread after its barrier
   constexpr Index kColumnChunk = 16;
 #pragma omp parallel num_threads(options.threads)
   {
@@ -319,15 +327,16 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
       layer_start = omp_get_wtime();
       // Every decision reads state that changes only inside a single (ended by its barrier), so
       // all threads take the same branch.
-      if (in_panels ? panels.rows() == 0 : current.nnz() == 0) break;
+      if (failure.failed() || (in_panels ? panels.rows() == 0 : current.nnz() == 0)) break;
       if (in_panels) {
 #pragma omp single
-        {
+        failure.guard([&] {
           active += panel_nonzeros;
           result.layer_nonzeros[l] = panel_nonzeros;
           prepare_panel_output(panels, computed);
           row_nonzeros.assign(static_cast<std::size_t>(panels.panels()) * kPanelRows, 0);
-        }
+        });
+        if (failure.failed()) break;  // every thread: the single ended with a barrier
         my_row_nonzeros.assign(row_nonzeros.size(), 0);
 #pragma omp for schedule(dynamic, 1) nowait
         for (Index j = 0; j < neurons; j += kColumnChunk)
@@ -337,7 +346,7 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
         for (std::size_t r = 0; r < row_nonzeros.size(); ++r) row_nonzeros[r] += my_row_nonzeros[r];
 #pragma omp barrier
 #pragma omp single
-        {
+        failure.guard([&] {
           panel_nonzeros = keep_alive_rows(computed, row_nonzeros.data(), panels);
           if (!dense_enough(panel_nonzeros, panels.rows(), neurons, 0.25 * options.dense_threshold)) {
             current = to_csc(rows_to_matrix(rows, neurons, panels));
@@ -345,29 +354,32 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
           }
           result.layer_seconds[l] = omp_get_wtime() - layer_start;
           meter.advance(1, "layers");
-        }
+        });
+        if (failure.failed()) break;  // every thread: the single ended with a barrier
         continue;
       }
 #pragma omp for schedule(dynamic, kColumnChunk)
       for (Index j = 0; j < neurons; ++j) right.symbolic(current, layer.weights_csc, j, j + 1, sizes.data());
 #pragma omp single
-      {
+      failure.guard([&] {
         active += current.nnz();
         result.layer_nonzeros[l] = current.nnz();
         bound_start[0] = 0;
         for (Index j = 0; j < neurons; ++j) bound_start[j + 1] = bound_start[j] + sizes[j];
         staging.reserve_nonzeros(bound_start[neurons]);
-      }
+      });
+      if (failure.failed()) break;  // every thread: the single ended with a barrier
 #pragma omp for schedule(dynamic, kColumnChunk)
       for (Index j = 0; j < neurons; ++j)
         right.numeric(current, layer.weights_csc, layer.bias.data(), j, j + 1, bound_start[j],
                       staging.indices.data(), staging.values.data(), kept.data());
 #pragma omp single
-      {
+      failure.guard([&] {
         next.reset(rows, neurons);
         for (Index j = 0; j < neurons; ++j) next.offsets[j + 1] = next.offsets[j] + kept[j];
         next.reserve_nonzeros(next.nnz());
-      }
+      });
+      if (failure.failed()) break;  // every thread: the single ended with a barrier
 #pragma omp for schedule(static)
       for (Index j = 0; j < neurons; ++j) {
         if (kept[j] == 0) continue;  // next's buffers may be empty (null): memcpy must not see them
@@ -377,7 +389,7 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
                     kept[j] * sizeof(Value));
       }
 #pragma omp single
-      {
+      failure.guard([&] {
         std::swap(current, next);
         result.layer_seconds[l] = omp_get_wtime() - layer_start;
         meter.advance(1, "layers");
@@ -390,9 +402,11 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
           to_dense(survivors, neurons, panels);
           in_panels = true;
         }
-      }
+      });
+      if (failure.failed()) break;  // every thread: the single ended with a barrier
     }
   }
+  failure.rethrow();
   result.activations = in_panels ? rows_to_matrix(rows, neurons, panels) : to_csr(current);
   result.active_nonzeros = active;
   return result;

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "spmm.hpp"
+#include "thread_failure.hpp"
 
 namespace sdnn {
 namespace {
@@ -28,6 +29,7 @@ void SplitRightMultiplier::partial(const CscMatrix& a1, const CscMatrix& w1, Par
   const Index columns = w1.cols();
   out.rows = a1.rows();
   out.offsets.assign(columns + 1, 0);
+  ThreadFailure failure;
 #pragma omp parallel num_threads(threads_)
   {
     SparseAccumulator spa(a1.rows());
@@ -38,15 +40,16 @@ void SplitRightMultiplier::partial(const CscMatrix& a1, const CscMatrix& w1, Par
       out.offsets[j + 1] = spa.pattern().size();
     }
 #pragma omp single
-    {
+    failure.guard([&] {
       for (Index j = 0; j < columns; ++j) out.offsets[j + 1] += out.offsets[j];
       if (out.row_indices.size() < out.offsets[columns]) {
         out.row_indices.resize(out.offsets[columns]);
         out.sums.resize(out.offsets[columns]);
       }
-    }
+    });
 #pragma omp for schedule(dynamic, kChunk)
     for (Index j = 0; j < columns; ++j) {
+      if (failure.failed()) continue;
       spa.start();
       for_each_product(a1, w1, j, [&](Index i, double product) { spa.add(i, product); });
       Offset at = out.offsets[j];
@@ -56,6 +59,7 @@ void SplitRightMultiplier::partial(const CscMatrix& a1, const CscMatrix& w1, Par
       }
     }
   }
+  failure.rethrow();
 }
 
 void SplitRightMultiplier::finish(const PartialColumns& partial, const CscMatrix& a2, const CscMatrix& w2,
@@ -64,6 +68,7 @@ void SplitRightMultiplier::finish(const PartialColumns& partial, const CscMatrix
   sizes_.resize(columns);
   bound_start_.resize(columns + 1);
   kept_.resize(columns);
+  ThreadFailure failure;
 #pragma omp parallel num_threads(threads_)
   {
     SparseAccumulator spa(rows);
@@ -76,14 +81,15 @@ void SplitRightMultiplier::finish(const PartialColumns& partial, const CscMatrix
       sizes_[j] = spa.pattern().size();
     }
 #pragma omp single
-    {
+    failure.guard([&] {
       bound_start_[0] = 0;
       for (Index j = 0; j < columns; ++j) bound_start_[j + 1] = bound_start_[j] + sizes_[j];
       staging_.reserve_nonzeros(bound_start_[columns]);
-    }
+    });
     // Numeric: the partial sums, plus the remote products, then the layer's activation.
 #pragma omp for schedule(dynamic, kChunk)
     for (Index j = 0; j < columns; ++j) {
+      if (failure.failed()) continue;
       spa.start();
       for (Offset p = partial.offsets[j]; p < partial.offsets[j + 1]; ++p)
         spa.add(partial.row_indices[p], partial.sums[p]);
@@ -99,18 +105,19 @@ void SplitRightMultiplier::finish(const PartialColumns& partial, const CscMatrix
       kept_[j] = at - bound_start_[j];
     }
 #pragma omp single
-    {
+    failure.guard([&] {
       out.reset(rows, columns);
       for (Index j = 0; j < columns; ++j) out.offsets[j + 1] = out.offsets[j] + kept_[j];
       out.reserve_nonzeros(out.nnz());
-    }
+    });
 #pragma omp for schedule(static)
     for (Index j = 0; j < columns; ++j) {
-      if (kept_[j] == 0) continue;
+      if (kept_[j] == 0 || failure.failed()) continue;
       std::memcpy(out.indices.data() + out.offsets[j], staging_.indices.data() + bound_start_[j], kept_[j] * sizeof(Index));
       std::memcpy(out.values.data() + out.offsets[j], staging_.values.data() + bound_start_[j], kept_[j] * sizeof(Value));
     }
   }
+  failure.rethrow();
 }
 
 }  // namespace sdnn
