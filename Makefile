@@ -6,7 +6,7 @@
 #   make clean  removes build outputs
 # Variables: ARCH (default -march=native), SAN (e.g. SAN=address,undefined), NP (ranks for run).
 
-PACKAGES := g++ make openmpi-bin libopenmpi-dev libboost-serialization-dev libgtest-dev libbenchmark-dev
+PACKAGES := g++ make openmpi-bin libopenmpi-dev libboost-serialization-dev libgtest-dev libbenchmark-dev zlib1g-dev
 CXX      := mpicxx
 ARCH     ?= -march=native
 OPT      ?= -O3
@@ -21,7 +21,7 @@ ifneq ($(SAN),)
 else
   BUILD    := build/release
 endif
-LIBS     := -lboost_serialization
+LIBS     := -lboost_serialization -lz
 
 # mpirun refuses root unless told; CI runs as root.
 MPIRUN   := mpirun --oversubscribe $(if $(filter 0,$(shell id -u)),--allow-run-as-root,)
