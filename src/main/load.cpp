@@ -6,6 +6,7 @@
 #include <exception>
 
 #include "comm/window.hpp"
+#include "io/archive.hpp"
 #include "io/generate.hpp"
 #include "io/input_error.hpp"
 #include "io/tsv.hpp"
@@ -178,65 +179,148 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
     return problem;
   }
 
-  // Official-format files: a share of every layer file, bucketed by column group.
-  // Every collective step below starts only once all ranks agree that the last one worked.
-  std::vector<std::vector<std::vector<Triplet>>> layer_buckets(o.layers);
-  std::vector<std::uint64_t> layer_nonzeros(o.layers);
+  // A binary archive (io/archive.hpp): every rank reads it and keeps its part, as for the generated
+  // problem; a layer is kept as it is when nothing is hashed or split.
   std::exception_ptr failure;
-  try {
-    read_network_files_exist(o.network_dir, n, o.layers);
-    for (Index l = 0; l < o.layers; ++l) {
-      std::vector<Triplet> share = parse_share(layer_path(o.network_dir, n, l + 1), n, n, mpi.rank(), mpi.size(),
-                                               plan.threads, problem.bytes_parsed);
-      layer_nonzeros[l] = share.size();
-      layer_buckets[l].resize(plan.column_groups);
-      for (Triplet& t : share) {
-        hash_weight(t);
-        layer_buckets[l][whole_network ? 0 : group_of(t.col, n, plan.column_groups)].push_back(t);
+  if (is_archive_path(o.network_dir)) {
+    try {
+      NetworkArchiveReader reader(o.network_dir, n, o.layers);
+      CsrMatrix w;
+      std::vector<Value> bias;
+      for (Index l = 0; l < o.layers; ++l) problem.connections += reader.nonzeros(l);
+      for (Index l = 0; l < o.layers && plan.build_network; ++l) {
+        reader.read_layer(l, w, bias);
+        problem.bytes_parsed += w.offsets.size() * sizeof(Offset) + (bias.size() + w.nnz()) * sizeof(Value) +
+                                w.nnz() * sizeof(Index);
+        Layer& layer = problem.network[l];
+        if (whole_network && plan.neurons.is_identity()) {
+          layer.weights_csr = std::move(w);
+        } else {
+          std::vector<Triplet> triplets;
+          for (Index i = 0; i < n; ++i)
+            for (Offset p = w.begin(i); p < w.end(i); ++p) {
+              Triplet t{i, w.indices[p], w.values[p]};
+              hash_weight(t);
+              if (whole_network || (t.col >= columns.first && t.col < columns.last)) triplets.push_back(t);
+            }
+          build_layer(l, triplets, o.network_dir);
+        }
+        // The archive's bias per neuron, unless --bias overrides it.
+        layer.bias.assign(whole_network ? n : columns.size(), plan.bias);
+        for (Index j = 0; j < n && !o.bias; ++j) {
+          const Index h = plan.neurons(j);
+          if (whole_network) layer.bias[h] = bias[j];
+          else if (h >= columns.first && h < columns.last) layer.bias[h - columns.first] = bias[j];
+        }
       }
+    } catch (...) {
+      failure = std::current_exception();
     }
-  } catch (...) {
-    failure = std::current_exception();
+    mpi.agree(failure);
+    problem.network_s = seconds_since(start);
+  } else {
+    // Official-format files: a share of every layer file, bucketed by column group.
+    // Every collective step below starts only once all ranks agree that the last one worked.
+    std::vector<std::vector<std::vector<Triplet>>> layer_buckets(o.layers);
+    std::vector<std::uint64_t> layer_nonzeros(o.layers);
+    try {
+      read_network_files_exist(o.network_dir, n, o.layers);
+      for (Index l = 0; l < o.layers; ++l) {
+        std::vector<Triplet> share = parse_share(layer_path(o.network_dir, n, l + 1), n, n, mpi.rank(), mpi.size(),
+                                                 plan.threads, problem.bytes_parsed);
+        layer_nonzeros[l] = share.size();
+        layer_buckets[l].resize(plan.column_groups);
+        for (Triplet& t : share) {
+          hash_weight(t);
+          layer_buckets[l][whole_network ? 0 : group_of(t.col, n, plan.column_groups)].push_back(t);
+        }
+      }
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    mpi.agree(failure);
+    MPI_Allreduce(MPI_IN_PLACE, layer_nonzeros.data(), static_cast<int>(layer_nonzeros.size()), MPI_UINT64_T, MPI_SUM,
+                  MPI_COMM_WORLD);
+    for (std::uint64_t nz : layer_nonzeros) problem.connections += nz;
+    try {
+      problem.bytes_pulled += exchange_buckets(mpi, layer_buckets, plan.column_groups, plan.column_group,
+                                               plan.build_network, [&](std::size_t l, std::vector<Triplet>& triplets) {
+                                                 build_layer(l, triplets, layer_path(o.network_dir, n, l + 1));
+                                               });
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    mpi.agree(failure);
+    layer_buckets.clear();
+    problem.network_s = seconds_since(start);
   }
-  mpi.agree(failure);
-  MPI_Allreduce(MPI_IN_PLACE, layer_nonzeros.data(), static_cast<int>(layer_nonzeros.size()), MPI_UINT64_T, MPI_SUM,
-                MPI_COMM_WORLD);
-  for (std::uint64_t nz : layer_nonzeros) problem.connections += nz;
-  try {
-    problem.bytes_pulled += exchange_buckets(mpi, layer_buckets, plan.column_groups, plan.column_group,
-                                             plan.build_network, [&](std::size_t l, std::vector<Triplet>& triplets) {
-                                               build_layer(l, triplets, layer_path(o.network_dir, n, l + 1));
-                                             });
-  } catch (...) {
-    failure = std::current_exception();
-  }
-  mpi.agree(failure);
-  layer_buckets.clear();
-  problem.network_s = seconds_since(start);
 
-  // The input: a share of its lines, bucketed by the row group that owns each (hashed) row.
+  // The input: from an archive, every rank reads the blocks that can hold its rows (all of them
+  // when rows are hashed); from TSV, a share of its lines, bucketed by the row group that owns
+  // each (hashed) row.
   start = std::chrono::steady_clock::now();
-  std::vector<std::vector<std::vector<Triplet>>> input_buckets(1);
-  input_buckets[0].resize(plan.row_groups);
-  try {
-    for (Triplet& t : parse_share(o.input_path, m, n, mpi.rank(), mpi.size(), plan.threads, problem.bytes_parsed)) {
-      hash_input(t);
-      input_buckets[0][group_of(t.row, m, plan.row_groups)].push_back(t);
+  if (is_archive_path(o.input_path)) {
+    try {
+      InputsArchiveReader reader(o.input_path, n, m);
+      const bool as_is = plan.rows.is_identity() && plan.neurons.is_identity();
+      std::vector<Triplet> triplets;
+      CsrMatrix& input = problem.input;
+      input = CsrMatrix(rows.size(), n);
+      for (Index b = 0; b < reader.blocks(); ++b) {
+        const Index first = reader.block_first_row(b);
+        const Index last = static_cast<Index>(std::min<std::uint64_t>(m, std::uint64_t{first} + reader.block_rows()));
+        if (plan.rows.is_identity() && (last <= rows.first || first >= rows.last)) continue;
+        const CsrMatrix block = reader.read_block(b);
+        problem.bytes_parsed += block.offsets.size() * sizeof(Offset) + block.nnz() * (sizeof(Index) + sizeof(Value));
+        for (Index r = 0; r < block.rows(); ++r) {
+          if (as_is) {
+            if (first + r < rows.first || first + r >= rows.last) continue;
+            const Index local = first + r - rows.first;
+            const Offset at = input.offsets[local], count = block.end(r) - block.begin(r);
+            input.indices.resize(at + count);
+            input.values.resize(at + count);
+            std::copy(block.indices.begin() + block.begin(r), block.indices.begin() + block.end(r),
+                      input.indices.begin() + at);
+            std::copy(block.values.begin() + block.begin(r), block.values.begin() + block.end(r),
+                      input.values.begin() + at);
+            input.offsets[local + 1] = at + count;
+          } else {
+            for (Offset p = block.begin(r); p < block.end(r); ++p) {
+              Triplet t{first + r, block.indices[p], block.values[p]};
+              hash_input(t);
+              if (t.row >= rows.first && t.row < rows.last) triplets.push_back({t.row - rows.first, t.col, t.value});
+            }
+          }
+        }
+      }
+      if (!as_is) input = from_triplets<RowMajor>(rows.size(), n, triplets);
+    } catch (...) {
+      failure = std::current_exception();
     }
-  } catch (...) {
-    failure = std::current_exception();
+    mpi.agree(failure);
+  } else {
+    std::vector<std::vector<std::vector<Triplet>>> input_buckets(1);
+    input_buckets[0].resize(plan.row_groups);
+    try {
+      for (Triplet& t : parse_share(o.input_path, m, n, mpi.rank(), mpi.size(), plan.threads, problem.bytes_parsed)) {
+        hash_input(t);
+        input_buckets[0][group_of(t.row, m, plan.row_groups)].push_back(t);
+      }
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    mpi.agree(failure);
+    problem.bytes_pulled += exchange_buckets(mpi, input_buckets, plan.row_groups, plan.row_group, true,
+                                             [&](std::size_t, std::vector<Triplet>& triplets) {
+                                               for (Triplet& t : triplets) t.row -= rows.first;
+                                               try {
+                                                 problem.input = from_triplets<RowMajor>(rows.size(), n, triplets);
+                                               } catch (const DuplicateEntry&) {
+                                                 read_triplet_matrix(o.input_path, m, n, 1);
+                                                 throw;
+                                               }
+                                             });
   }
-  mpi.agree(failure);
-  problem.bytes_pulled += exchange_buckets(mpi, input_buckets, plan.row_groups, plan.row_group, true,
-                                           [&](std::size_t, std::vector<Triplet>& triplets) {
-                                             for (Triplet& t : triplets) t.row -= rows.first;
-                                             try {
-                                               problem.input = from_triplets<RowMajor>(rows.size(), n, triplets);
-                                             } catch (const DuplicateEntry&) {
-                                               read_triplet_matrix(o.input_path, m, n, 1);
-                                               throw;
-                                             }
-                                           });
   problem.input_s = seconds_since(start);
   return problem;
 }
