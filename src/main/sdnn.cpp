@@ -7,6 +7,7 @@
 // Errors: every phase ends with a collective agreement, so a fault on any rank (bad file, failed
 // allocation) reaches every rank, which all exit non-zero with one message, no hang.
 #include <omp.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -76,6 +77,13 @@ void check_output_folder(const std::string& path) {
   if (::stat(folder.c_str(), &info) != 0 || !S_ISDIR(info.st_mode))
     throw InputError(path, "cannot write: folder '" + folder + "' does not exist");
   if (::access(folder.c_str(), W_OK) != 0) throw InputError(path, "cannot write: folder '" + folder + "' is not writable");
+}
+
+// The peak resident memory of this process so far, in MB (getrusage reports kilobytes on Linux).
+double peak_resident_mb() {
+  struct rusage usage {};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;
 }
 
 // Columns [first, last) of a CSR matrix, renumbered from 0.
@@ -293,6 +301,7 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
     if (!o.report_path.empty()) write_report(o.report_path, description, ranks, o.report_layers);
   });
 
+  const double peak_mb = mpi.max(peak_resident_mb()), peak_all_mb = mpi.sum(peak_resident_mb());
   if (root) {
     const double balance = imbalance(ranks), ratio = comm_compute_ratio(ranks);
     std::printf("inference: %.3f s\n", infer_s);
@@ -302,6 +311,7 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
     std::printf("imbalance: %.3f (max over mean compute time of %d rank(s))", balance, mpi.size());
     if (model) std::printf(", communication/compute: %.3f", ratio);
     std::printf("\n");
+    std::printf("memory: peak resident %.0f MB (largest rank; %.0f MB all ranks)\n", peak_mb, peak_all_mb);
     std::printf("categories: %zu\n", categories.size());
     if (!o.truth_path.empty())
       std::printf("Challenge: %s (%zu categories expected)\n", challenge.c_str(), truth.size());
@@ -311,10 +321,10 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
     std::printf(
         "summary neurons=%u layers=%u inputs=%u ranks=%d threads=%d strategy=%s grid=%dx%d format=%s parallel=%s "
         "hash=%s read_s=%.6f infer_s=%.6f rate=%.6e categories=%zu checksum=%.17g imbalance=%.4f comm_ratio=%.4f "
-        "verify=%s challenge=%s\n",
+        "verify=%s challenge=%s peak_rss_mb=%.1f\n",
         o.neurons, o.layers, o.inputs, mpi.size(), threads, o.strategy.c_str(), grid.rows, grid.columns,
         description.format.c_str(), description.parallel.c_str(), o.hash.c_str(), read_s, infer_s, rate,
-        categories.size(), checksum, balance, ratio, verdict.c_str(), challenge.c_str());
+        categories.size(), checksum, balance, ratio, verdict.c_str(), challenge.c_str(), peak_mb);
     std::fflush(stdout);
   }
   return (verdict == "FAIL" || challenge == "FAIL") ? 1 : 0;
