@@ -103,10 +103,17 @@ Usage:
   sdnn --network DIR --neurons N --layers L --input FILE [options]
                                          official-format data: DIR holds nN-l1.tsv ... nN-lL.tsv
   mpirun -np P sdnn ...                  P ranks, each a shard of the input rows
+  sdnn generate --neurons N --layers L --out DIR [--inputs synthetic|IDX-FILE] ...
+                                         writes a RadiX-Net network and inputs as official files
+  sdnn convert --neurons N --network DIR --layers L --input FILE --out DIR2
+                                         writes binary archives (.sdnn) of a network and an input
+                                         (sdnn generate --help, sdnn convert --help)
 
 Problem:
-  --network DIR      folder of the layer files nN-lK.tsv (as unpacked from neuronN.tar.gz)
-  --input FILE       input activations, sparse-images-N.tsv
+  --network DIR      folder of the layer files nN-lK.tsv (as unpacked from neuronN.tar.gz), or
+                     a network archive FILE.sdnn (sdnn convert), whose bias is used unless --bias
+  --input FILE       input activations, sparse-images-N.tsv, or an input archive FILE.sdnn
+                     (an archive of exactly --inputs rows)
   --neurons N        neurons per layer (default 1024)
   --layers L         layers to run, 1..L (default 120)
   --inputs M         input rows (default 60000); the matrix is M x N whatever the file holds
