@@ -16,7 +16,8 @@
 # Environment: SDNN (the binary, default ./sdnn), REPS (default 3), STRATEGIES (default "data model"),
 #   HASHES (default "none both"), DATA_FORMAT (the data strategy's format, default csr; model always
 #   runs csc), INPUTS (default 6000 rows of the generated default problem; ignored when the extra
-#   options give --inputs), PLOTS (folder of the PNGs, default bench/out).
+#   options give --inputs), PLOTS (folder of the PNGs, default bench/out), PLOT_ONLY=1 (no runs:
+#   the table and plots again from the CSVs of the last study).
 # Launcher: mpirun --oversubscribe --bind-to none (plus --allow-run-as-root as root); under Slurm
 #   (SLURM_JOB_ID set) srun --overcommit, and MAX defaults to the job's CPUs. See
 #   bench/slurm_example.sbatch.
@@ -60,37 +61,39 @@ if ! command -v gnuplot >/dev/null; then
 fi
 
 mkdir -p bench/out "$PLOTS"
-csv=bench/out/scaling.csv
-ranks_csv=bench/out/scaling_ranks.csv
-echo "strategy,format,hashing,ranks,threads,N,L,inputs,read_s,infer_s,rate,imbalance,comm_ratio,oversubscribed,rep" > "$csv"
-echo "strategy,hashing,ranks,threads,rep,rank,compute_s,comm_s,idle_s" > "$ranks_csv"
 report=$(mktemp -d)
 trap 'rm -rf "$report"' EXIT
+csv=bench/out/scaling.csv
+ranks_csv=bench/out/scaling_ranks.csv
+if [ "${PLOT_ONLY:-0}" != 1 ]; then
+  echo "strategy,format,hashing,ranks,threads,N,L,inputs,read_s,infer_s,rate,imbalance,comm_ratio,oversubscribed,rep" > "$csv"
+  echo "strategy,hashing,ranks,threads,rep,rank,compute_s,comm_s,idle_s" > "$ranks_csv"
 
-pairs=()
-for ((r = 1; r <= max; r *= 2)); do
-  for ((t = 1; r * t <= max; t *= 2)); do pairs+=("$r $t"); done
-done
-field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
+  pairs=()
+  for ((r = 1; r <= max; r *= 2)); do
+    for ((t = 1; r * t <= max; t *= 2)); do pairs+=("$r $t"); done
+  done
+  field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
 
-echo "scaling.sh: ${#pairs[@]} ranks x threads pairs up to $max ($cores cores), strategies $STRATEGIES, hashing $HASHES, $REPS repetitions" >&2
-for rep in $(seq 1 "$REPS"); do
-  for pair in "${pairs[@]}"; do
-    read -r r t <<<"$pair"
-    over=$(( r * t > cores ? 1 : 0 ))
-    for s in $STRATEGIES; do
-      format=$DATA_FORMAT; [ "$s" = model ] && format=csc
-      for h in $HASHES; do
-        line=$(launch "$r" "$t" "$SDNN" -q --threads "$t" --strategy "$s" --format "$format" --hash "$h" \
-                 --report "$report/r.json" "${extra[@]}" | grep '^summary ') || true
-        if [ -z "$line" ]; then echo "scaling.sh: sdnn failed: $s $h ranks=$r threads=$t" >&2; exit 1; fi
-        echo "$s,$(field "$line" format),$h,$r,$t,$(field "$line" neurons),$(field "$line" layers),$(field "$line" inputs),$(field "$line" read_s),$(field "$line" infer_s),$(field "$line" rate),$(field "$line" imbalance),$(field "$line" comm_ratio),$over,$rep" >> "$csv"
-        tail -n +2 "$report/r.csv" | awk -F, -v p="$s,$h,$r,$t,$rep" '$2 == "all" { print p "," $1 "," $6 "," $7 "," $8 }' >> "$ranks_csv"
-        echo "  rep $rep: $s hash=$h ranks=$r threads=$t: infer $(field "$line" infer_s) s, rate $(field "$line" rate)" >&2
+  echo "scaling.sh: ${#pairs[@]} ranks x threads pairs up to $max ($cores cores), strategies $STRATEGIES, hashing $HASHES, $REPS repetitions" >&2
+  for rep in $(seq 1 "$REPS"); do
+    for pair in "${pairs[@]}"; do
+      read -r r t <<<"$pair"
+      over=$(( r * t > cores ? 1 : 0 ))
+      for s in $STRATEGIES; do
+        format=$DATA_FORMAT; [ "$s" = model ] && format=csc
+        for h in $HASHES; do
+          line=$(launch "$r" "$t" "$SDNN" -q --threads "$t" --strategy "$s" --format "$format" --hash "$h" \
+                   --report "$report/r.json" "${extra[@]}" | grep '^summary ') || true
+          if [ -z "$line" ]; then echo "scaling.sh: sdnn failed: $s $h ranks=$r threads=$t" >&2; exit 1; fi
+          echo "$s,$(field "$line" format),$h,$r,$t,$(field "$line" neurons),$(field "$line" layers),$(field "$line" inputs),$(field "$line" read_s),$(field "$line" infer_s),$(field "$line" rate),$(field "$line" imbalance),$(field "$line" comm_ratio),$over,$rep" >> "$csv"
+          tail -n +2 "$report/r.csv" | awk -F, -v p="$s,$h,$r,$t,$rep" '$2 == "all" { print p "," $1 "," $6 "," $7 "," $8 }' >> "$ranks_csv"
+          echo "  rep $rep: $s hash=$h ranks=$r threads=$t: infer $(field "$line" infer_s) s, rate $(field "$line" rate)" >&2
+        done
       done
     done
   done
-done
+fi
 
 # Medians and the data files of the plots.
 python3 - "$csv" "$ranks_csv" "$report" "$cores" <<'PY'
@@ -147,7 +150,8 @@ for (s, h, r, t), m in sorted(med.items()):
 PY
 
 n=$(sed -n 2p "$csv" | cut -d, -f6); l=$(sed -n 2p "$csv" | cut -d, -f7); m=$(sed -n 2p "$csv" | cut -d, -f8)
-title="N=$n, L=$l, $m inputs, median of $REPS"
+reps=$(tail -n +2 "$csv" | cut -d, -f15 | sort -n | tail -1)
+title="N=$n, L=$l, $m inputs, median of $reps"
 gnuplot <<EOF
 set terminal pngcairo size 800,500 font ",10"
 set key top left
@@ -169,6 +173,8 @@ set title "imbalance (max / mean compute over ranks), 1 thread per rank ($title)
 set xlabel "ranks"
 set ylabel "imbalance"
 set format y "%.2f"
+set yrange [*:*]
+set key bottom right
 set arrow 1 from $cores, graph 0 to $cores, graph 1 nohead dashtype 2
 plot for [i=0:*] "$report/imbalance.dat" index i using 1:2 with linespoints lw 2 title columnheader(1)
 unset arrow 1
