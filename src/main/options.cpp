@@ -51,7 +51,7 @@ Options parse_options(const std::vector<std::string>& args) {
     else if (arg == "--format") o.format = parse_format(value());
     else if (arg == "--parallel") o.parallel = parse_parallelism(value());
     else if (arg == "--threads") o.threads = parse_number<int>(arg, value(), 1);
-    else if (arg == "--block-rows") o.block_rows = parse_number<std::uint32_t>(arg, value(), 1);
+    else if (arg == "--block-rows") o.block_rows = parse_number<std::uint32_t>(arg, value(), 0);
     else if (arg == "--strategy") {
       o.strategy = value();
       if (o.strategy != "data" && o.strategy != "model")
@@ -152,7 +152,8 @@ Execution:
                      split each layer's output columns (needs --format csc) (default data)
   --threads T        OpenMP threads per rank (default: OMP_NUM_THREADS, else the node's cores
                      divided among its ranks)
-  --block-rows B     rows per block in data parallelism (default 256)
+  --block-rows B     rows per block in data parallelism (default 0: rows / (8 x threads),
+                     within 256..2048)
   --verify           also run the serial verifier and compare every final value
                      (on by default for the generated problem)
   --no-verify        skip the verifier of the generated problem (for timing runs)

@@ -35,7 +35,7 @@ struct Options {
   Format format = Format::csr;
   Parallelism parallel = Parallelism::data;
   int threads = 0;             // 0: OMP_NUM_THREADS, else all cores
-  std::uint32_t block_rows = 256;
+  std::uint32_t block_rows = 0;     // 0: automatic
   bool verify = false;
   bool no_verify = false;       // --no-verify: skip the verifier of the generated problem (benchmarks)
   bool quiet = false;

@@ -146,6 +146,13 @@ bool dense_enough(Offset nonzeros, Index rows, Index neurons, double threshold) 
   return rows > 0 && static_cast<double>(nonzeros) >= threshold * static_cast<double>(rows) * neurons;
 }
 
+// Blocks large enough that their saturated survivors fill several panels (the panel kernel
+// serves up to four at once), small enough for about eight blocks per thread.
+Index automatic_block_rows(Index rows, int threads) {
+  const Index share = rows / static_cast<Index>(8 * std::max(1, threads));
+  return std::clamp<Index>(share, 256, 2048);
+}
+
 bool panels_possible(const Network& network, Index neurons, const EngineOptions& options) {
   bool possible = options.dense_threshold <= 1.0;
   for (const Layer& layer : network) possible = possible && layer.weights_csc.cols() == neurons;
@@ -252,7 +259,7 @@ class BlockRunner {
 
 InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& input, const EngineOptions& options) {
   const Index rows = input.rows(), neurons = neurons_of(network, input);
-  const Index block_rows = std::max<Index>(1, options.block_rows);
+  const Index block_rows = options.block_rows > 0 ? options.block_rows : automatic_block_rows(rows, options.threads);
   const Index blocks = (rows + block_rows - 1) / block_rows;
   std::vector<ActiveRows> results(blocks);
   ProgressMeter meter(options, rows);

@@ -35,7 +35,7 @@ struct EngineOptions {
   Format format = Format::csr;
   Parallelism parallel = Parallelism::data;
   int threads = 1;
-  Index block_rows = 256;  // rows per block in data parallelism
+  Index block_rows = 0;  // rows per block in data parallelism; 0: rows / (8 x threads) within [256, 2048]
   // CSR data parallelism: a block whose alive rows hold at least this share of their N
   // entries moves to dense panels (dense_rows.hpp), and back below a quarter of it. Above 1:
   // never. Needs the weights by columns too.
