@@ -7,8 +7,10 @@
 #include <boost/archive/binary_iarchive.hpp>
 #include <boost/archive/binary_oarchive.hpp>
 #include <boost/serialization/array_wrapper.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <cstring>
 #include <fstream>
 #include <type_traits>
@@ -397,31 +399,92 @@ CsrMatrix InputsArchiveReader::read_block(Index block) {
   return m;
 }
 
-Network read_network_archive(const std::string& path, Index neurons, Index layers) {
-  NetworkArchiveReader reader(path, neurons, layers);
+void read_network_layers(const std::string& path, Index neurons, Index layers, int threads,
+                         const std::function<void(Index, CsrMatrix&, std::vector<Value>&)>& consume) {
+  { NetworkArchiveReader check(path, neurons, layers); }  // header faults surface here, once
+  threads = std::max(1, std::min<int>(threads, static_cast<int>(layers)));
+  std::vector<std::exception_ptr> errors(layers);
+#pragma omp parallel num_threads(threads)
+  {
+    std::unique_ptr<NetworkArchiveReader> reader;
+    CsrMatrix weights;
+    std::vector<Value> bias;
+#pragma omp for schedule(dynamic, 1)
+    for (Index l = 0; l < layers; ++l) {
+      try {
+        if (!reader) reader = std::make_unique<NetworkArchiveReader>(path, neurons, layers);
+        reader->read_layer(l, weights, bias);
+        consume(l, weights, bias);
+      } catch (...) {
+        errors[l] = std::current_exception();
+      }
+    }
+  }
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+void read_input_blocks(const std::string& path, Index neurons, Index rows, int threads,
+                       const std::function<bool(Index, Index)>& wanted,
+                       const std::function<void(Index, CsrMatrix&)>& consume) {
+  InputsArchiveReader first(path, neurons, rows);
+  std::vector<Index> blocks;
+  for (Index b = 0; b < first.blocks(); ++b) {
+    const Index begin = first.block_first_row(b);
+    const Index end = static_cast<Index>(std::min<std::uint64_t>(rows, std::uint64_t{begin} + first.block_rows()));
+    if (wanted(begin, end)) blocks.push_back(b);
+  }
+  threads = std::max(1, threads);
+  std::vector<std::unique_ptr<InputsArchiveReader>> readers(threads);
+  std::vector<CsrMatrix> batch(threads);
+  std::vector<std::exception_ptr> errors(threads);
+  for (std::size_t at = 0; at < blocks.size(); at += threads) {
+    const int count = static_cast<int>(std::min<std::size_t>(threads, blocks.size() - at));
+#pragma omp parallel for num_threads(count) schedule(static, 1)
+    for (int t = 0; t < count; ++t) {
+      try {
+        if (!readers[t]) readers[t] = std::make_unique<InputsArchiveReader>(path, neurons, rows);
+        batch[t] = readers[t]->read_block(blocks[at + t]);
+      } catch (...) {
+        errors[t] = std::current_exception();
+      }
+    }
+    for (int t = 0; t < count; ++t) {
+      if (errors[t]) std::rethrow_exception(errors[t]);
+      consume(first.block_first_row(blocks[at + t]), batch[t]);
+      batch[t] = CsrMatrix();
+    }
+  }
+}
+
+Network read_network_archive(const std::string& path, Index neurons, Index layers, int threads) {
   Network network(layers);
-  for (Index l = 0; l < layers; ++l) reader.read_layer(l, network[l].weights_csr, network[l].bias);
+  read_network_layers(path, neurons, layers, threads, [&](Index l, CsrMatrix& weights, std::vector<Value>& bias) {
+    network[l].weights_csr = std::move(weights);
+    network[l].bias = std::move(bias);
+  });
   return network;
 }
 
-CsrMatrix read_inputs_archive(const std::string& path, Index neurons, Index rows) {
-  InputsArchiveReader reader(path, neurons, rows);
+CsrMatrix read_inputs_archive(const std::string& path, Index neurons, Index rows, int threads) {
   std::uint64_t total = 0;
-  for (Index b = 0; b < reader.blocks(); ++b) total += reader.nonzeros(b);
+  {
+    InputsArchiveReader reader(path, neurons, rows);
+    for (Index b = 0; b < reader.blocks(); ++b) total += reader.nonzeros(b);
+  }
   CsrMatrix all(rows, neurons);
   all.indices.resize(total);
   all.values.resize(total);
-  Offset at = 0;
-  for (Index b = 0; b < reader.blocks(); ++b) {
-    const CsrMatrix block = reader.read_block(b);
-    const Index first = reader.block_first_row(b);
-    for (Index r = 0; r < block.rows(); ++r) all.offsets[first + r + 1] = at + block.offsets[r + 1];
-    std::copy(block.indices.begin(), block.indices.begin() + static_cast<std::ptrdiff_t>(block.nnz()),
-              all.indices.begin() + static_cast<std::ptrdiff_t>(at));
-    std::copy(block.values.begin(), block.values.begin() + static_cast<std::ptrdiff_t>(block.nnz()),
-              all.values.begin() + static_cast<std::ptrdiff_t>(at));
-    at += block.nnz();
-  }
+  read_input_blocks(
+      path, neurons, rows, threads, [](Index, Index) { return true; },
+      [&](Index first, CsrMatrix& block) {
+        const Offset at = all.offsets[first];
+        for (Index r = 0; r < block.rows(); ++r) all.offsets[first + r + 1] = at + block.offsets[r + 1];
+        std::copy(block.indices.begin(), block.indices.begin() + static_cast<std::ptrdiff_t>(block.nnz()),
+                  all.indices.begin() + static_cast<std::ptrdiff_t>(at));
+        std::copy(block.values.begin(), block.values.begin() + static_cast<std::ptrdiff_t>(block.nnz()),
+                  all.values.begin() + static_cast<std::ptrdiff_t>(at));
+      });
   return all;
 }
 

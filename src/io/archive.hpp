@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -100,9 +101,20 @@ class InputsArchiveReader {
   std::vector<std::uint64_t> block_at_;
 };
 
+// Layers 0..layers-1 of a network archive read by `threads` threads (each with its own file
+// handle): consume(layer, weights, bias) runs on the thread that read the layer, so it must only
+// touch what belongs to that layer. The fault of the lowest layer is rethrown after all.
+void read_network_layers(const std::string& path, Index neurons, Index layers, int threads,
+                         const std::function<void(Index, CsrMatrix&, std::vector<Value>&)>& consume);
+// The blocks b of an input archive with wanted(b), read `threads` at a time in parallel and
+// handed to consume(b, first_row, block) in ascending order on the calling thread.
+void read_input_blocks(const std::string& path, Index neurons, Index rows, int threads,
+                       const std::function<bool(Index first_row, Index last_row)>& wanted,
+                       const std::function<void(Index first_row, CsrMatrix& block)>& consume);
+
 // The first `layers` layers of a network archive.
-Network read_network_archive(const std::string& path, Index neurons, Index layers);
+Network read_network_archive(const std::string& path, Index neurons, Index layers, int threads = 1);
 // A whole input archive as one M x N matrix.
-CsrMatrix read_inputs_archive(const std::string& path, Index neurons, Index rows);
+CsrMatrix read_inputs_archive(const std::string& path, Index neurons, Index rows, int threads = 1);
 
 }  // namespace sdnn
