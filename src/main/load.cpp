@@ -184,14 +184,15 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
   std::exception_ptr failure;
   if (is_archive_path(o.network_dir)) {
     try {
-      NetworkArchiveReader reader(o.network_dir, n, o.layers);
-      CsrMatrix w;
-      std::vector<Value> bias;
-      for (Index l = 0; l < o.layers; ++l) problem.connections += reader.nonzeros(l);
-      for (Index l = 0; l < o.layers && plan.build_network; ++l) {
-        reader.read_layer(l, w, bias);
-        problem.bytes_parsed += w.offsets.size() * sizeof(Offset) + (bias.size() + w.nnz()) * sizeof(Value) +
-                                w.nnz() * sizeof(Index);
+      {
+        const NetworkArchiveReader header(o.network_dir, n, o.layers);
+        for (Index l = 0; l < o.layers; ++l) problem.connections += header.nonzeros(l);
+      }
+      std::vector<std::uint64_t> layer_bytes(o.layers, 0);
+      // Layers in parallel (plan.threads), each placed by the thread that read it.
+      auto place = [&](Index l, CsrMatrix& w, std::vector<Value>& bias) {
+        layer_bytes[l] = w.offsets.size() * sizeof(Offset) + w.nnz() * (sizeof(Index) + sizeof(Value)) +
+                         bias.size() * sizeof(Value);
         Layer& layer = problem.network[l];
         if (whole_network && plan.neurons.is_identity()) {
           layer.weights_csr = std::move(w);
@@ -212,7 +213,9 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
           if (whole_network) layer.bias[h] = bias[j];
           else if (h >= columns.first && h < columns.last) layer.bias[h - columns.first] = bias[j];
         }
-      }
+      };
+      if (plan.build_network) read_network_layers(o.network_dir, n, o.layers, plan.threads, place);
+      for (std::uint64_t bytes : layer_bytes) problem.bytes_parsed += bytes;
     } catch (...) {
       failure = std::current_exception();
     }
@@ -261,16 +264,25 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
   start = std::chrono::steady_clock::now();
   if (is_archive_path(o.input_path)) {
     try {
-      InputsArchiveReader reader(o.input_path, n, m);
       const bool as_is = plan.rows.is_identity() && plan.neurons.is_identity();
       std::vector<Triplet> triplets;
       CsrMatrix& input = problem.input;
       input = CsrMatrix(rows.size(), n);
-      for (Index b = 0; b < reader.blocks(); ++b) {
-        const Index first = reader.block_first_row(b);
-        const Index last = static_cast<Index>(std::min<std::uint64_t>(m, std::uint64_t{first} + reader.block_rows()));
-        if (plan.rows.is_identity() && (last <= rows.first || first >= rows.last)) continue;
-        const CsrMatrix block = reader.read_block(b);
+      auto wanted = [&](Index first, Index last) {
+        return !plan.rows.is_identity() || (last > rows.first && first < rows.last);
+      };
+      if (as_is) {  // room for the blocks that hold my rows, so that appending never reallocates
+        const InputsArchiveReader header(o.input_path, n, m);
+        Offset room = 0;
+        for (Index b = 0; b < header.blocks(); ++b) {
+          const Index first = header.block_first_row(b);
+          if (wanted(first, static_cast<Index>(std::min<std::uint64_t>(m, std::uint64_t{first} + header.block_rows()))))
+            room += header.nonzeros(b);
+        }
+        input.indices.reserve(room);
+        input.values.reserve(room);
+      }
+      auto take = [&](Index first, CsrMatrix& block) {
         problem.bytes_parsed += block.offsets.size() * sizeof(Offset) + block.nnz() * (sizeof(Index) + sizeof(Value));
         for (Index r = 0; r < block.rows(); ++r) {
           if (as_is) {
@@ -292,7 +304,8 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
             }
           }
         }
-      }
+      };
+      read_input_blocks(o.input_path, n, m, plan.threads, wanted, take);
       if (!as_is) input = from_triplets<RowMajor>(rows.size(), n, triplets);
     } catch (...) {
       failure = std::current_exception();
