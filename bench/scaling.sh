@@ -4,7 +4,9 @@
 # within each repetition, so that machine noise spreads evenly), and writes
 #   bench/out/scaling.csv        one row per run: strategy, format, hashing, ranks, threads, N, L,
 #                                inputs, read_s, infer_s, rate, imbalance, comm_ratio, oversubscribed
-#                                (ranks*threads above the cores available), rep
+#                                (ranks*threads above the cores available), rep, load1 and busy_others
+#                                (the load average and the tasks running besides this script just
+#                                before the run: other users' work shows there)
 #   bench/out/scaling_ranks.csv  one row per rank per run (sdnn --report): compute_s, comm_s, idle_s
 #   PNG plots (gnuplot; gnuplot-nox is installed with apt-get when missing), in $PLOTS (bench/out):
 #     scaling_rate.png       median rate against cores (ranks only, threads only), per strategy
@@ -66,7 +68,7 @@ trap 'rm -rf "$report"' EXIT
 csv=bench/out/scaling.csv
 ranks_csv=bench/out/scaling_ranks.csv
 if [ "${PLOT_ONLY:-0}" != 1 ]; then
-  echo "strategy,format,hashing,ranks,threads,N,L,inputs,read_s,infer_s,rate,imbalance,comm_ratio,oversubscribed,rep" > "$csv"
+  echo "strategy,format,hashing,ranks,threads,N,L,inputs,read_s,infer_s,rate,imbalance,comm_ratio,oversubscribed,rep,load1,busy_others" > "$csv"
   echo "strategy,hashing,ranks,threads,rep,rank,compute_s,comm_s,idle_s" > "$ranks_csv"
 
   pairs=()
@@ -83,10 +85,14 @@ if [ "${PLOT_ONLY:-0}" != 1 ]; then
       for s in $STRATEGIES; do
         format=$DATA_FORMAT; [ "$s" = model ] && format=csc
         for h in $HASHES; do
+          # The machine may be shared: its load average and the tasks running besides this script,
+          # just before the run.
+          read -r load _ _ running _ < /proc/loadavg
+          busy=$(( ${running%/*} - 1 ))
           line=$(launch "$r" "$t" "$SDNN" -q --threads "$t" --strategy "$s" --format "$format" --hash "$h" \
                    --report "$report/r.json" "${extra[@]}" | grep '^summary ') || true
           if [ -z "$line" ]; then echo "scaling.sh: sdnn failed: $s $h ranks=$r threads=$t" >&2; exit 1; fi
-          echo "$s,$(field "$line" format),$h,$r,$t,$(field "$line" neurons),$(field "$line" layers),$(field "$line" inputs),$(field "$line" read_s),$(field "$line" infer_s),$(field "$line" rate),$(field "$line" imbalance),$(field "$line" comm_ratio),$over,$rep" >> "$csv"
+          echo "$s,$(field "$line" format),$h,$r,$t,$(field "$line" neurons),$(field "$line" layers),$(field "$line" inputs),$(field "$line" read_s),$(field "$line" infer_s),$(field "$line" rate),$(field "$line" imbalance),$(field "$line" comm_ratio),$over,$rep,$load,$busy" >> "$csv"
           tail -n +2 "$report/r.csv" | awk -F, -v p="$s,$h,$r,$t,$rep" '$2 == "all" { print p "," $1 "," $6 "," $7 "," $8 }' >> "$ranks_csv"
           echo "  rep $rep: $s hash=$h ranks=$r threads=$t: infer $(field "$line" infer_s) s, rate $(field "$line" rate)" >&2
         done
@@ -147,6 +153,11 @@ print("| strategy | hashing | ranks | threads | oversubscribed | median inferenc
 print("|---|---|---|---|---|---|---|---|---|")
 for (s, h, r, t), m in sorted(med.items()):
     print(f"| {s} | {h} | {r} | {t} | {'yes' if r * t > cores else 'no'} | {m['infer_s']:.3f} | {m['rate']:.3e} | {m['imbalance']:.3f} | {m['comm_ratio']:.3f} |")
+loads = [float(r["load1"]) for r in runs if r.get("load1")]
+if loads:
+    busy = [int(r["busy_others"]) for r in runs]
+    print(f"\nBefore the runs: load average (1 min) median {statistics.median(loads):.2f}, max {max(loads):.2f}; "
+          f"other tasks running: median {statistics.median(busy):g}, max {max(busy)} ({cores} cores)")
 PY
 
 n=$(sed -n 2p "$csv" | cut -d, -f6); l=$(sed -n 2p "$csv" | cut -d, -f7); m=$(sed -n 2p "$csv" | cut -d, -f8)

@@ -18,7 +18,8 @@
 #   FASHION_IDX (default Debian's dataset-fashion-mnist train-images-idx3-ubyte.gz), FASHION_INPUTS
 #   (default 6000).
 # Writes every run to bench/out/compare-CASES.csv (case,engine,strategy,threads,rep,read_s,infer_s,
-#   rate,categories,challenge) and the medians to bench/out/compare-CASES.md (CASES: the cases, by -).
+#   rate,categories,challenge,load1,busy_others: the load average and the tasks running besides this
+#   script just before the run, as the machine may be shared) and the medians to bench/out/compare-CASES.md (CASES: the cases, by -).
 # Usage: bash bench/peers/compare.sh [official] [default] [fashion]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -37,7 +38,7 @@ SDNN=${SDNN:-./sdnn}
 mkdir -p bench/out/data
 tag=$(IFS=-; echo "${cases[*]}")
 csv=bench/out/compare-$tag.csv
-echo "case,engine,strategy,threads,rep,read_s,infer_s,rate,categories,challenge" > "$csv"
+echo "case,engine,strategy,threads,rep,read_s,infer_s,rate,categories,challenge,load1,busy_others" > "$csv"
 
 # One problem per entry: name|network dir|neurons|layers|input file|inputs|truth file (or empty).
 problems=()
@@ -94,6 +95,8 @@ for c in "${cases[@]}"; do
 done
 
 field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
+# The machine may be shared: its load average and the tasks running besides this script, now.
+machine_load() { local load running; read -r load _ _ running _ < /proc/loadavg; echo "$load,$(( ${running%/*} - 1 ))"; }
 
 for problem in "${problems[@]}"; do
   IFS='|' read -r name net n layers input m truth <<<"$problem"
@@ -102,13 +105,15 @@ for problem in "${problems[@]}"; do
   echo "compare.sh: $name: N=$n L=$layers inputs=$m, $REPS repetitions, threads $THREADS" >&2
   for rep in $(seq 1 "$REPS"); do
     for t in $THREADS; do
+      load=$(machine_load)
       line=$(OMP_NUM_THREADS=$t build/peers/graphblas_dnn "${common[@]}" --threads "$t" | grep '^summary ') || true
       [ -n "$line" ] || { echo "compare.sh: graphblas_dnn failed on $name" >&2; exit 1; }
-      echo "$name,graphblas,four-call,$t,$rep,$(field "$line" read_s),$(field "$line" infer_s),$(field "$line" rate),$(field "$line" categories),$(field "$line" challenge)" >> "$csv"
+      echo "$name,graphblas,four-call,$t,$rep,$(field "$line" read_s),$(field "$line" infer_s),$(field "$line" rate),$(field "$line" categories),$(field "$line" challenge),$load" >> "$csv"
       for s in $STRATEGIES; do
+        load=$(machine_load)
         line=$("$SDNN" "${common[@]}" --threads "$t" -q --format "${s%/*}" --parallel "${s#*/}" | grep '^summary ') || true
         [ -n "$line" ] || { echo "compare.sh: sdnn failed on $name ($s)" >&2; exit 1; }
-        echo "$name,sdnn,$s,$t,$rep,$(field "$line" read_s),$(field "$line" infer_s),$(field "$line" rate),$(field "$line" categories),$(field "$line" challenge)" >> "$csv"
+        echo "$name,sdnn,$s,$t,$rep,$(field "$line" read_s),$(field "$line" infer_s),$(field "$line" rate),$(field "$line" categories),$(field "$line" challenge),$load" >> "$csv"
       done
     done
   done
@@ -136,6 +141,10 @@ for key in sorted(med, key=lambda k: (k[0], k[1] != "graphblas", k[2], k[3])):
     one = (case, engine, strategy, 1)
     speedup = "%.2fx" % (rate / statistics.median(x[1] for x in med[one])) if threads != 1 and one in med else ""
     print(f"| {case} | {engine} | {strategy} | {threads} | {t:.4f} | {rate:.3e} | {ratio} | {speedup} |")
+loads = [float(r["load1"]) for r in rows]
+busy = [int(r["busy_others"]) for r in rows]
+print(f"\nBefore the runs: load average (1 min) median {statistics.median(loads):.2f}, max {max(loads):.2f}; "
+      f"other tasks running: median {statistics.median(busy):g}, max {max(busy)}")
 for case, c in cats.items():
     if len(c) != 1:
         print(f"\nWARNING: {case}: the engines disagree on the number of categories: {sorted(c)}")
