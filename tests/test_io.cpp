@@ -186,6 +186,19 @@ TEST_F(TsvFiles, EmptyMissingAndDirectory) {
   EXPECT_TRUE(contains(what, "directory")) << what;
 }
 
+// Regression (tests/corpus, input-fifo): opening a named pipe waited for a writer, so every rank
+// hung; it is refused at once, as is any file that is not a regular file.
+TEST_F(TsvFiles, NamedPipeIsRefusedWithoutWaiting) {
+  const std::string fifo = dir.file("pipe.tsv");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::string what = input_error_of([&] { read_triplet_matrix(fifo, 3, 3, 1); });
+  EXPECT_TRUE(contains(what, fifo + ": not a regular file")) << what;
+  what = input_error_of([&] { file_size(fifo); });
+  EXPECT_TRUE(contains(what, fifo + ": not a regular file")) << what;
+  what = input_error_of([&] { read_categories(fifo, 3); });
+  EXPECT_TRUE(contains(what, fifo + ": not a regular file")) << what;
+}
+
 TEST(LineOf, CountsNewlines) {
   const std::string text = "a\nbb\n\nc";
   EXPECT_EQ(line_of(text, 0), 1u);

@@ -1,6 +1,7 @@
 // archive.cpp: writing and checked reading of sdnn's binary archives (see archive.hpp).
 #include "io/archive.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/archive/archive_exception.hpp>
@@ -205,6 +206,9 @@ std::uint64_t checksum_bytes(const void* bytes, std::size_t size) {
 }
 
 ArchiveKind archive_kind(const std::string& path) {
+  // Only a regular file can be an archive; opening a named pipe would wait for a writer.
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) return ArchiveKind::none;
   std::ifstream in(path, std::ios::binary);
   char magic[16] = {};
   if (!in || !in.read(magic, 16)) return ArchiveKind::none;  // also a directory (the read fails)

@@ -24,13 +24,19 @@ std::uint64_t line_of(std::string_view text, std::size_t offset) {
 }
 
 namespace {
-// Opens a file for reading; InputError when missing, unreadable or a directory.
+// Opens a file for reading; InputError when missing, unreadable, a directory or not a regular
+// file. O_NONBLOCK: opening a named pipe must not wait for a writer (it would hang every rank);
+// it does nothing for a regular file.
 int open_regular_file(const std::string& path, struct stat& info) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK);
   if (fd < 0) throw InputError(path, std::string("cannot open: ") + std::strerror(errno));
-  if (::fstat(fd, &info) != 0 || S_ISDIR(info.st_mode)) {
+  const bool stat_failed = ::fstat(fd, &info) != 0;
+  const int saved = errno;
+  if (stat_failed || !S_ISREG(info.st_mode)) {
     ::close(fd);
-    throw InputError(path, "is a directory, not a file");
+    if (stat_failed) throw InputError(path, std::string("cannot open: ") + std::strerror(saved));
+    if (S_ISDIR(info.st_mode)) throw InputError(path, "is a directory, not a file");
+    throw InputError(path, "not a regular file (a pipe or a device: sdnn reads files by byte ranges)");
   }
   return fd;
 }

@@ -69,7 +69,8 @@ void phase(const MpiSession& mpi, Work&& work) {
   }
 }
 
-// Checks that the folder of an output path exists, before any long computation.
+// Checks that the folder of an output path exists and that the path is not a folder itself,
+// before any long computation.
 void check_output_folder(const std::string& path) {
   const auto slash = path.find_last_of('/');
   const std::string folder = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
@@ -77,6 +78,8 @@ void check_output_folder(const std::string& path) {
   if (::stat(folder.c_str(), &info) != 0 || !S_ISDIR(info.st_mode))
     throw InputError(path, "cannot write: folder '" + folder + "' does not exist");
   if (::access(folder.c_str(), W_OK) != 0) throw InputError(path, "cannot write: folder '" + folder + "' is not writable");
+  if (::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode))
+    throw InputError(path, "cannot write: is a directory (give a file name)");
 }
 
 // The peak resident memory of this process so far, in MB (getrusage reports kilobytes on Linux).
