@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run_all.sh: every test of sdnn. The GoogleTest suite (formats, kernels, engine, readers,
 # generator, official data), then the program itself under mpirun with 1 to 4 ranks
-# (tests/program_tests.sh). Ends with one line "tests: N passed, N failed, N skipped".
+# (tests/program_tests.sh) and the bad-input corpus with 2 and 3 ranks (tests/corpus_tests.sh).
+# Ends with one line "tests: N passed, N failed, N skipped".
 # Called by `make test` with SDNN_TEST_BINARY and MPIRUN set.
 set -u
 cd "$(dirname "$0")/.."
@@ -31,11 +32,14 @@ for np in 1 2 3 4; do
   rm -f "$log"
 done
 
-result=$(mktemp)
-MPIRUN=${MPIRUN:-} bash tests/program_tests.sh "$result"
-read -r p f s < "$result"
-rm -f "$result"
-passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+for script in tests/program_tests.sh tests/corpus_tests.sh; do
+  result=$(mktemp)
+  echo "0 1 0" > "$result"  # a script that dies before writing its counts is one failure
+  MPIRUN=${MPIRUN:-} bash "$script" "$result"
+  read -r p f s < "$result"
+  rm -f "$result"
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+done
 
 echo
 echo "tests: $passed passed, $failed failed, $skipped skipped"

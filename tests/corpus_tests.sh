@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# corpus_tests.sh: the bad-input corpus (tests/corpus/cases.tsv, one file per case) run through
+# the sdnn program under mpirun with 2 and 3 ranks (3 only with SDNN_QUICK=1). A bad case must end
+# within 60 s with: exactly one 'sdnn: error' line, which names the file (and the line, where there
+# is one) followed by the expected fragment; a non-zero exit on every rank (each rank's own status,
+# recorded by a wrapper, and mpirun's); no file left in the output folder. A success case must exit
+# 0 on every rank and write the good problem's categories. Writes "passed failed skipped" to $1.
+set -u
+cd "$(dirname "$0")/.."
+out_file=$1
+MPIRUN=${MPIRUN:-mpirun --oversubscribe $([ "$(id -u)" = 0 ] && echo --allow-run-as-root)}
+corpus=tests/corpus
+good=$corpus/good
+rank_counts="2 3"
+[ "${SDNN_QUICK:-0}" = 1 ] && rank_counts="3"
+# mpirun waits 1 s between SIGTERM and SIGKILL when it ends a job after a non-zero exit; every
+# rank has exited (or recorded its status) by then, so no wait is needed: 80 runs take 1 s less each.
+export OMPI_MCA_odls_base_sigkill_timeout=0
+tmp=$(mktemp -d)
+trap 'chmod -R u+rwx "$tmp" 2>/dev/null; rm -rf "$tmp"' EXIT
+passed=0 failed=0 skipped=0
+ok() { passed=$((passed + 1)); echo "[ corpus   OK ] $1"; }
+bad() { failed=$((failed + 1)); echo "[ corpus FAIL ] $1"; [ -n "${2:-}" ] && sed 's/^/    /' "$2" | tail -20; }
+skip() { skipped=$((skipped + 1)); echo "[ corpus SKIP ] $1"; }
+
+# One rank: runs the command, records its exit status in DIR/<rank>, waits (at most 10 s) until
+# every rank has recorded its own (mpirun ends the job at the first non-zero exit and would kill
+# a rank before it records), then exits with that status.
+cat > "$tmp/rank.sh" <<'EOF'
+#!/bin/sh
+dir=$1 size=$2
+shift 2
+"$@"
+status=$?
+echo "$status" > "$dir/${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-0}}"
+i=0
+while [ "$(ls "$dir" | wc -l)" -lt "$size" ] && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+exit "$status"
+EOF
+chmod +x "$tmp/rank.sh"
+
+# make_special TOKEN PATH KIND: creates the run-time file TOKEN (see cases.tsv) at PATH, a copy of
+# the good file of KIND (input, truth or layer) where one is needed. Returns 2 for a case to skip.
+make_special() {
+  local token=$1 path=$2 kind=$3 source
+  case $kind in input) source=$good/input.tsv ;; truth) source=$good/truth.tsv ;; *) source=$good/n32-l2.tsv ;; esac
+  case $token in
+    @long-line)  # line 30 holds 10 MB of digits after the two indices
+      { head -n 29 "$source"; printf '6\t9\t'; head -c 10485760 /dev/zero | tr '\0' '1'; printf '\n'; tail -n +31 "$source"; } > "$path" ;;
+    @missing) ;;
+    @dir) mkdir -p "$path" ;;
+    @fifo) mkfifo "$path" ;;
+    @socket) perl -MIO::Socket::UNIX -e 'IO::Socket::UNIX->new(Local => $ARGV[0], Listen => 1) or die "$!\n"' "$path" ;;
+    @unreadable)
+      [ "$(id -u)" = 0 ] && return 2
+      cp "$source" "$path" && chmod 000 "$path" ;;
+    *) echo "unknown run-time file $token" >&2; return 1 ;;
+  esac
+}
+
+# The line number a fragment names ("file:LINE: ..."), or nothing.
+line_of_fragment() { sed -nE 's/^[^:]*:([0-9]+):.*/\1/p' <<< "$1"; }
+
+# run_case NAME BAD FILE ARGS EXPECTED NP
+run_case() {
+  local name=$1 kind=$2 file=$3 args=$4 expected=$5 np=$6
+  local dir=$tmp/$name-$np
+  mkdir -p "$dir/out" "$dir/ranks"
+  local net=$good input=$good/input.tsv out=$dir/out/categories.tsv extra=() shown=""
+  if [[ $kind != network-dir && $kind != out && $file != @* ]]; then shown=$corpus/$file; fi
+  case $kind in
+    input|truth)
+      if [[ $file == @* ]]; then
+        shown=$dir/${file#@}.tsv
+        make_special "$file" "$shown" "$kind"
+        case $? in 0) ;; 2) skip "$name, $np ranks: running as root, where chmod 000 does not stop reading (input-socket is a file that cannot be opened)"; return ;; *) bad "$name: cannot make $file"; return ;; esac
+      fi
+      if [ "$kind" = input ]; then input=$shown; else extra+=(--truth "$shown"); fi ;;
+    layer)
+      net=$dir/net
+      mkdir -p "$net" && cp "$good"/n32-l1.tsv "$good"/n32-l3.tsv "$net"/
+      shown=$net/n32-l2.tsv
+      if [[ $file == @* ]]; then
+        make_special "$file" "$shown" layer
+        case $? in 0) ;; 2) skip "$name, $np ranks: running as root, where chmod 000 does not stop reading"; return ;; *) bad "$name: cannot make $file"; return ;; esac
+      else
+        cp "$corpus/$file" "$shown"
+      fi ;;
+    network-dir)
+      net=$dir/net
+      case $file in
+        @good) net=$good ;;
+        @missing) net=$dir/missing ;;
+        @file) net=$dir/file.tsv; cp "$good/input.tsv" "$net" ;;
+        @missing-middle) mkdir -p "$net" && cp "$good"/n32-l1.tsv "$good"/n32-l3.tsv "$net"/ ;;
+        @extra-layers) mkdir -p "$net" && cp "$good"/n32-l?.tsv "$net"/ && cp "$good/n32-l1.tsv" "$net/n32-l4.tsv" &&
+                       cp "$good/n32-l2.tsv" "$net/n32-l5.tsv" ;;
+        @renamed-n16) mkdir -p "$net" && for l in 1 2 3; do cp "$good/n32-l$l.tsv" "$net/n16-l$l.tsv"; done ;;
+        *) bad "$name: unknown network folder $file"; return ;;
+      esac ;;
+    out)
+      case $file in
+        @missing-folder) out=$dir/out/no/such/folder/categories.tsv ;;
+        @dir) out=$dir/out/dir.tsv; mkdir -p "$out" ;;
+        *) bad "$name: unknown output path $file"; return ;;
+      esac ;;
+    *) bad "$name: unknown kind '$kind' in cases.tsv"; return ;;
+  esac
+  local case_args=()
+  [ "$args" != - ] && read -r -a case_args <<< "$args"
+
+  # A late-* case: the faulty line starts in the last rank's byte share [size*(np-1)/np, size).
+  local note=""
+  if [[ $name == late-* ]]; then
+    local line size at
+    line=$(line_of_fragment "$expected")
+    size=$(stat -c %s "$shown")
+    at=$(head -n $((line - 1)) "$shown" | wc -c)
+    if [ "$at" -lt $((size * (np - 1) / np)) ]; then bad "$name, $np ranks: line $line is not in the last rank's share"; return; fi
+    note=" (line $line: rank $((np - 1)) of $np parses it)"
+  fi
+
+  local log=$dir/log
+  timeout 60 $MPIRUN -np "$np" "$tmp/rank.sh" "$dir/ranks" "$np" ./sdnn --network "$net" --neurons 32 --layers 3 \
+    --input "$input" --inputs 6 --out "$out" -q "${extra[@]}" "${case_args[@]}" < /dev/null > "$log" 2>&1
+  local status=$? problems=()
+  [ "$status" = 124 ] && problems+=("no end within 60 s (a hang)")
+  local statuses
+  statuses=$(for r in $(seq 0 $((np - 1))); do cat "$dir/ranks/$r" 2>/dev/null || echo none; done | tr '\n' ' ')
+  local errors
+  errors=$(grep -c 'sdnn: error' "$log")
+  if [ "$expected" = "(success)" ]; then
+    [ "$status" = 0 ] || problems+=("mpirun exit $status")
+    [ "$statuses" = "$(printf '0 %.0s' $(seq 1 "$np"))" ] || problems+=("rank exits: $statuses")
+    [ "$errors" = 0 ] || problems+=("$errors error lines")
+    cmp -s "$out" "$good/truth.tsv" || problems+=("categories differ from $good/truth.tsv")
+    if [ "$kind" = truth ] && ! grep -q "Challenge: PASS" "$log"; then problems+=("no Challenge: PASS"); fi
+  else
+    [ "$status" != 0 ] || problems+=("mpirun exit 0")
+    for s in $statuses; do
+      if [ "$s" = none ] || [ "$s" = 0 ]; then problems+=("rank exits: $statuses (each must be non-zero)"); break; fi
+    done
+    [ "$errors" = 1 ] || problems+=("$errors 'sdnn: error' lines, not 1")
+    local message rest
+    message=$(grep -m1 'sdnn: error' "$log")
+    rest=${message#*sdnn: error: }
+    # The fragment (a glob: * is any text) right after the file's folder: the message names the file.
+    # shellcheck disable=SC2053
+    if [[ $rest != $expected* && $rest != */$expected* ]]; then problems+=("message is not '<folder>/$expected...'"); fi
+    if [ -n "$shown" ] && [[ $rest != "$shown"* ]]; then problems+=("message does not start with the path $shown"); fi
+    local left
+    left=$(find "$dir/out" -type f | head -3)
+    [ -z "$left" ] || problems+=("files left in the output folder: $left")
+  fi
+  if [ ${#problems[@]} = 0 ]; then
+    ok "$name, $np ranks$note"
+  else
+    local IFS=';'
+    bad "$name, $np ranks: ${problems[*]}" "$log"
+  fi
+  chmod -R u+rwx "$dir" 2>/dev/null
+  rm -rf "$dir"
+}
+
+while IFS=$'\t' read -r name kind file args expected <&3; do
+  [[ -z $name || $name == \#* || $name == case ]] && continue
+  for np in $rank_counts; do run_case "$name" "$kind" "$file" "$args" "$expected" "$np"; done
+done 3< "$corpus/cases.tsv"
+
+echo "$passed $failed $skipped" > "$out_file"
