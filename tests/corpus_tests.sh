@@ -5,6 +5,7 @@
 # is one) followed by the expected fragment; a non-zero exit on every rank (each rank's own status,
 # recorded by a wrapper, and mpirun's); no file left in the output folder. A success case must exit
 # 0 on every rank and write the good problem's categories. Writes "passed failed skipped" to $1.
+# SDNN_CORPUS_CASES=REGEX runs only the cases whose name matches.
 set -u
 cd "$(dirname "$0")/.."
 out_file=$1
@@ -58,6 +59,51 @@ make_special() {
   esac
 }
 
+# The archives of the good problem (sdnn convert), and of an 8200-row input whose last block
+# (rows 8193-8200) only the last rank of 2 or 3 reads.
+archives=$tmp/archives
+mkdir -p "$archives"
+awk 'BEGIN { for (r = 1; r <= 8200; r++) printf "%d\t%d\t1\n", r, (r * 7) % 32 + 1 }' > "$tmp/input-8200.tsv"
+if ! ./sdnn convert --neurons 32 --network "$good" --layers 3 --input "$good/input.tsv" --inputs 6 --out "$archives" > "$tmp/convert.log" 2>&1 ||
+   ! ./sdnn convert --neurons 32 --input "$tmp/input-8200.tsv" --inputs 8200 --out "$archives" >> "$tmp/convert.log" 2>&1; then
+  bad "sdnn convert of the good problem" "$tmp/convert.log"
+fi
+
+# flip_byte FILE OFFSET (negative: from the end): inverts every bit of one byte.
+flip_byte() {
+  local at=$2 byte
+  [ "$at" -lt 0 ] && at=$(( $(stat -c %s "$1") + at ))
+  byte=$(od -An -tu1 -j "$at" -N1 "$1" | tr -d ' ')
+  printf "\\$(printf '%03o' $((byte ^ 255)))" | dd of="$1" bs=1 seek="$at" conv=notrunc status=none
+}
+
+# make_archive TOKEN KIND PATH-FOLDER: a copy of an archive of the good problem (KIND input: the
+# inputs, else the network) broken as TOKEN says (see cases.tsv); prints its path.
+make_archive() {
+  local token=$1 kind=$2 folder=$3 source
+  if [ "$kind" = input ]; then source=$archives/sparse-images-32-6.sdnn; else source=$archives/neuron32-l3.sdnn; fi
+  case $token in
+    @archive-late) source=$archives/sparse-images-32-8200.sdnn ;;
+    @archive-other-kind) if [ "$kind" = input ]; then source=$archives/neuron32-l3.sdnn; else source=$archives/sparse-images-32-6.sdnn; fi ;;
+  esac
+  local path=$folder/$(basename "$source")
+  cp "$source" "$path"
+  case $token in
+    @archive|@archive-other-kind) ;;
+    @archive-empty) : > "$path" ;;
+    @archive-truncated) truncate -s -10 "$path" ;;
+    @archive-truncated-header) truncate -s 20 "$path" ;;
+    @archive-trailing) printf 'abc' >> "$path" ;;
+    @archive-bad-magic) flip_byte "$path" 0 ;;
+    @archive-version) printf '\002' | dd of="$path" bs=1 seek=16 conv=notrunc status=none ;;  # u32 version at 16
+    @archive-flipped-header) flip_byte "$path" 20 ;;  # N, in the fixed header
+    @archive-flipped-table) flip_byte "$path" 33 ;;   # the second byte of the first nonzero count
+    @archive-flipped|@archive-late) flip_byte "$path" -9 ;;  # the last data byte, before the last checksum
+    *) echo "unknown archive $token" >&2; return 1 ;;
+  esac
+  echo "$path"
+}
+
 # The line number a fragment names ("file:LINE: ..."), or nothing.
 line_of_fragment() { sed -nE 's/^[^:]*:([0-9]+):.*/\1/p' <<< "$1"; }
 
@@ -70,7 +116,9 @@ run_case() {
   if [[ $kind != network-dir && $kind != out && $file != @* ]]; then shown=$corpus/$file; fi
   case $kind in
     input|truth)
-      if [[ $file == @* ]]; then
+      if [[ $file == @archive* ]]; then
+        shown=$(make_archive "$file" "$kind" "$dir") || { bad "$name: cannot make $file"; return; }
+      elif [[ $file == @* ]]; then
         shown=$dir/${file#@}.tsv
         make_special "$file" "$shown" "$kind"
         case $? in 0) ;; 2) skip "$name, $np ranks: running as root, where chmod 000 does not stop reading (input-socket is a file that cannot be opened)"; return ;; *) bad "$name: cannot make $file"; return ;; esac
@@ -90,6 +138,8 @@ run_case() {
       net=$dir/net
       case $file in
         @good) net=$good ;;
+        @archive*) net=$(make_archive "$file" network "$dir") || { bad "$name: cannot make $file"; return; }
+                   shown=$net ;;
         @missing) net=$dir/missing ;;
         @file) net=$dir/file.tsv; cp "$good/input.tsv" "$net" ;;
         @missing-middle) mkdir -p "$net" && cp "$good"/n32-l1.tsv "$good"/n32-l3.tsv "$net"/ ;;
@@ -111,7 +161,7 @@ run_case() {
 
   # A late-* case: the faulty line starts in the last rank's byte share [size*(np-1)/np, size).
   local note=""
-  if [[ $name == late-* ]]; then
+  if [[ $name == late-* && -n $(line_of_fragment "$expected") ]]; then
     local line size at
     line=$(line_of_fragment "$expected")
     size=$(stat -c %s "$shown")
@@ -164,6 +214,7 @@ run_case() {
 
 while IFS=$'\t' read -r name kind file args expected <&3; do
   [[ -z $name || $name == \#* || $name == case ]] && continue
+  [[ -n ${SDNN_CORPUS_CASES:-} && ! $name =~ $SDNN_CORPUS_CASES ]] && continue  # a subset, for debugging
   for np in $rank_counts; do run_case "$name" "$kind" "$file" "$args" "$expected" "$np"; done
 done 3< "$corpus/cases.tsv"
 
