@@ -3,7 +3,7 @@
 # the default problem (1024 neurons, 120 layers, 60,000 generated inputs), one process, REPS
 # runs each (alternating combinations, so that machine noise spreads evenly), medians.
 # Writes bench/out/default_rates.csv (every run) and prints a Markdown table of the medians.
-# Usage: bench/default_rates.sh [REPS] [extra sdnn options...]
+# Usage: [SDNN=path/to/sdnn] bench/default_rates.sh [REPS] [extra sdnn options...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${1:-5}; shift || true
@@ -15,7 +15,7 @@ for rep in $(seq 1 "$reps"); do
   for combo in "${combos[@]}"; do
     for threads in 1 2; do
       set -- $combo
-      line=$(./sdnn --no-verify -q --format "$1" --parallel "$2" --threads "$threads" "${@:3}" | grep '^summary ')
+      line=$("${SDNN:-./sdnn}" --no-verify -q --format "$1" --parallel "$2" --threads "$threads" "${@:3}" | grep '^summary ')
       get() { echo "$line" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
       echo "$1,$2,$threads,$rep,$(get infer_s),$(get rate),$(get categories)" >> "$csv"
     done

@@ -5,7 +5,7 @@
 #  2. data x model: communication/compute ratio, rate, columns and bytes pulled per rank, for
 #     grids of 2 and 4 ranks, with and without network hashing and overlap.
 # REPS runs each (default 3), medians. Prints Markdown; raw rows in bench/out/strategy_tables.csv.
-# Usage: bench/strategy_tables.sh [REPS]
+# Usage: [SDNN=path/to/sdnn] bench/strategy_tables.sh [REPS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${1:-3}
@@ -22,7 +22,7 @@ measure() {  # PROBLEM STRATEGY GRID NP HASH OVERLAP ARGS...
   [ "$strategy" = model ] && extra+=(--strategy model --grid "$grid")
   [ "$overlap" = no ] && extra+=(--no-overlap)
   for rep in $(seq 1 "$reps"); do
-    $mpirun_cmd -np "$np" ./sdnn "$@" --hash "$hash" --threads 1 -q --no-verify "${extra[@]}" \
+    $mpirun_cmd -np "$np" "${SDNN:-./sdnn}" "$@" --hash "$hash" --threads 1 -q --no-verify "${extra[@]}" \
       --report bench/out/last_report.json > bench/out/last_run.txt 2>&1 || { cat bench/out/last_run.txt; exit 1; }
     local line; line=$(grep '^summary ' bench/out/last_run.txt)
     get() { echo "$line" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
