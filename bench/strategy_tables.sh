@@ -24,7 +24,7 @@ measure() {  # PROBLEM STRATEGY GRID NP HASH OVERLAP ARGS...
   for rep in $(seq 1 "$reps"); do
     $mpirun_cmd -np "$np" "${SDNN:-./sdnn}" "$@" --hash "$hash" --threads 1 -q --no-verify "${extra[@]}" \
       --report bench/out/last_report.json > bench/out/last_run.txt 2>&1 || { cat bench/out/last_run.txt; exit 1; }
-    local line; line=$(grep '^summary ' bench/out/last_run.txt)
+    local line; line=$(grep -a '^summary ' bench/out/last_run.txt)
     get() { echo "$line" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
     local pulled; pulled=$(python3 -c "import json; r=json.load(open('bench/out/last_report.json'))['ranks']; print(max(x['pulled_columns'] for x in r), max(x['bytes_pulled'] for x in r))")
     echo "$problem,$strategy,$grid,$np,$hash,$overlap,$rep,$(get infer_s),$(get rate),$(get imbalance),$(get comm_ratio),${pulled/ /,}" >> "$csv"
