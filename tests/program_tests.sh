@@ -4,6 +4,8 @@
 # (all agree with the verifier and with each other), the official data (Challenge: PASS, skipped
 # with a message when ../shared/data is absent), and bad input (one clear message, non-zero
 # exit on every rank, no output file left). Writes "passed failed skipped" to the file $1.
+# SDNN_QUICK=1: a smaller matrix (ranks 1 and 3, two hashing modes, three grids, fewer official
+# runs), for sanitizer builds whose runs are slow.
 set -u
 cd "$(dirname "$0")/.."
 out_file=$1
@@ -12,6 +14,15 @@ data=${SDNN_DATA:-../shared/data/graphchallenge}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 passed=0 failed=0 skipped=0
+if [ "${SDNN_QUICK:-0}" = 1 ]; then
+  rank_counts="1 3" hashes="none both" grids="1x2 2x2 3x1" thread_counts="1" block_sizes="7"
+  official_cases=("1 csr data none" "3 csc model both")
+else
+  rank_counts="1 2 3 4" hashes="none input network both" grids="1x1 1x2 2x1 1x3 3x1 1x4 2x2 4x1"
+  thread_counts="1 3" block_sizes="1 7 1000"
+  official_cases=("1 csr data none" "1 csc data both" "1 csc model input" "2 csr data input" "2 csc model network"
+                  "3 csr data both" "4 csc data network" "4 csr data none")
+fi
 ok() { passed=$((passed + 1)); echo "[ program  OK ] $1"; }
 bad() { failed=$((failed + 1)); echo "[ program FAIL ] $1"; [ -n "${2:-}" ] && sed 's/^/    /' "$2" | tail -20; }
 skip() { skipped=$((skipped + 1)); echo "[ program SKIP ] $1"; }
@@ -58,18 +69,18 @@ check_generated() {  # NAME ARGS...: runs and compares with the reference
     else bad "$name: '$line' differs from '$reference'" "$tmp/out"; fi
   fi
 }
-for np in 1 2 3 4; do
+for np in $rank_counts; do
   for combo in "csr data" "csc data" "csc model"; do
-    for hash in none input network both; do
+    for hash in $hashes; do
       set -- $combo
       check_generated "generated, data x data, $np rank(s), $1/$2, hash $hash" \
         $MPIRUN -np "$np" ./sdnn "${small[@]}" --format "$1" --parallel "$2" --hash "$hash" --threads 2
     done
   done
 done
-for grid in 1x1 1x2 2x1 1x3 3x1 1x4 2x2 4x1; do
+for grid in $grids; do
   np=$(( ${grid%x*} * ${grid#*x} ))
-  for hash in none input network both; do
+  for hash in $hashes; do
     check_generated "generated, data x model, grid $grid, hash $hash" \
       $MPIRUN -np "$np" ./sdnn "${small[@]}" --strategy model --grid "$grid" --hash "$hash" --threads 1
   done
@@ -80,6 +91,24 @@ for np in 1 2 3; do
   expect "shared network reports the memory saved, $np rank(s)" "one copy shared by the $np rank\(s\) of each node"
 done
 check_generated "generated, data x model without overlap" $MPIRUN -np 2 ./sdnn "${small[@]}" --strategy model --no-overlap
+# Determinism: the thread count, the block size of data parallelism and the hashing seed change
+# neither the categories nor the checksum (the runs above use 2 threads and the default blocks).
+for threads in $thread_counts; do
+  for np in 1 2; do
+    for combo in "csr data" "csc data" "csc model"; do
+      set -- $combo
+      check_generated "generated, $np rank(s), $1/$2, $threads thread(s)" \
+        $MPIRUN -np "$np" ./sdnn "${small[@]}" --format "$1" --parallel "$2" --threads "$threads"
+    done
+  done
+done
+for rows in $block_sizes; do
+  for format in csr csc; do
+    check_generated "generated, 2 ranks, $format/data, blocks of $rows row(s)" \
+      $MPIRUN -np 2 ./sdnn "${small[@]}" --format "$format" --threads 2 --block-rows "$rows"
+  done
+done
+check_generated "generated, 3 ranks, hash both with another seed" $MPIRUN -np 3 ./sdnn "${small[@]}" --hash both --hash-seed 7
 case "$reference" in "0 "*|"1500 "*|"") bad "generated problem: a non-trivial share of rows should survive (got '$reference')";; *) ok "generated problem is non-trivial ($reference)";; esac
 run "more ranks than input rows" 0 $MPIRUN -np 4 ./sdnn --inputs 3 --layers 5 --neurons 64 -q &&
   expect "more ranks than input rows verifies" "Verifier: PASS"
@@ -93,26 +122,43 @@ run "report" 0 $MPIRUN -np 2 ./sdnn "${small[@]}" --report "$tmp/report.json" --
 if [ -f "$data/sparse-images-1024-first1200.tsv" ] && [ -d "$data/neuron1024" ]; then
   official=(--network "$data/neuron1024" --neurons 1024 --layers 120 --input "$data/sparse-images-1024-first1200.tsv"
             --inputs 1200 --truth "$data/neuron1024-l120-categories-first1200.tsv" -q)
-  for case_ in "1 csr data none" "1 csc data both" "1 csc model input" "2 csr data input" "2 csc model network" \
-               "3 csr data both" "4 csc data network" "4 csr data none"; do
+  official_reference=""
+  same_as_first_official() {  # NAME: the last run's categories and checksum equal the first official run's
+    local line="$(value categories) $(value checksum)"
+    if [ -z "$official_reference" ]; then official_reference=$line; ok "$1: categories checksum = $line"
+    elif [ "$line" = "$official_reference" ]; then ok "$1: same categories and checksum"
+    else bad "$1: '$line' differs from '$official_reference'" "$tmp/out"; fi
+  }
+  for case_ in "${official_cases[@]}"; do
     set -- $case_
     np=$1; shift
     name="official 1200 inputs x 120 layers, $np rank(s), $1/$2, hash $3"
     run "$name" 0 $MPIRUN -np "$np" ./sdnn "${official[@]}" --format "$1" --parallel "$2" --hash "$3" --threads 2 --out "$tmp/categories.tsv" &&
-      expect "$name: Challenge PASS, 19 categories" "Challenge: PASS \(19 categories"
+      expect "$name: Challenge PASS, 19 categories" "Challenge: PASS \(19 categories" && same_as_first_official "$name"
     if cmp -s "$tmp/categories.tsv" "$data/neuron1024-l120-categories-first1200.tsv"; then ok "$name: --out equals the official file"
     else bad "$name: --out differs from the official file"; fi
     rm -f "$tmp/categories.tsv"
   done
   run "official data, one network copy per node, 3 ranks" 0 $MPIRUN -np 3 ./sdnn "${official[@]}" --share-network --format csc --threads 1 &&
     expect "official data with a shared network: Challenge PASS" "Challenge: PASS \(19 categories"
-  for grid in 1x1 1x2 2x1 1x3 3x1 1x4 2x2 4x1; do
+  for grid in $grids; do
     np=$(( ${grid%x*} * ${grid#*x} ))
     hash=$([ $((np % 2)) = 0 ] && echo both || echo network)
     name="official data, data x model, grid $grid, hash $hash"
     run "$name" 0 $MPIRUN -np "$np" ./sdnn "${official[@]}" --strategy model --grid "$grid" --hash "$hash" --threads 1 &&
-      expect "$name: Challenge PASS" "Challenge: PASS \(19 categories"
+      expect "$name: Challenge PASS" "Challenge: PASS \(19 categories" && same_as_first_official "$name"
   done
+  # The same problem from binary archives (sdnn convert): the same categories and checksum.
+  if ./sdnn convert --neurons 1024 --network "$data/neuron1024" --layers 120 --input "$data/sparse-images-1024-first1200.tsv" \
+       --inputs 1200 --out "$tmp/archives" > "$tmp/out" 2>&1; then
+    name="official data from archives, 2 ranks, csc/data, hash both"
+    run "$name" 0 $MPIRUN -np 2 ./sdnn "${official[@]}" --network "$tmp/archives/neuron1024-l120.sdnn" \
+        --input "$tmp/archives/sparse-images-1024-1200.sdnn" --format csc --hash both --threads 2 &&
+      expect "$name: Challenge PASS" "Challenge: PASS \(19 categories" && same_as_first_official "$name"
+  else
+    bad "official data: sdnn convert" "$tmp/out"
+  fi
+  rm -rf "$tmp/archives"
   # A wrong truth is a FAIL with exit 1.
   head -n 18 "$data/neuron1024-l120-categories-first1200.tsv" > "$tmp/short-truth.tsv"
   run "official data against a wrong truth" 1 ./sdnn "${official[@]}" --truth "$tmp/short-truth.tsv" && expect "wrong truth gives FAIL" "Challenge: FAIL"
