@@ -19,7 +19,8 @@
 #   HASHES (default "none both"), DATA_FORMAT (the data strategy's format, default csr; model always
 #   runs csc), INPUTS (default 6000 rows of the generated default problem; ignored when the extra
 #   options give --inputs), PLOTS (folder of the PNGs, default bench/out), PLOT_ONLY=1 (no runs:
-#   the table and plots again from the CSVs of the last study).
+#   the table and plots again from the CSVs of the last study), QUIET_WAIT (seconds to wait before
+#   each run for the other tasks of a shared machine to finish, default 0).
 # Launcher: mpirun --oversubscribe --bind-to none (plus --allow-run-as-root as root); under Slurm
 #   (SLURM_JOB_ID set) srun --overcommit, and MAX defaults to the job's CPUs. See
 #   bench/slurm_example.sbatch.
@@ -62,6 +63,13 @@ if ! command -v gnuplot >/dev/null; then
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq gnuplot-nox
 fi
 
+# QUIET_WAIT=S: before each run, wait up to S seconds (checking every 0.5 s) until no other task runs.
+others_running() { local running; read -r _ _ _ running _ < /proc/loadavg; echo $(( ${running%/*} - 1 )); }
+wait_quiet() {
+  local tries=$(( ${QUIET_WAIT:-0} * 2 ))
+  while (( tries > 0 )) && (( $(others_running) > 0 )); do sleep 0.5; tries=$(( tries - 1 )); done
+}
+
 mkdir -p bench/out "$PLOTS"
 report=$(mktemp -d)
 trap 'rm -rf "$report"' EXIT
@@ -85,6 +93,7 @@ if [ "${PLOT_ONLY:-0}" != 1 ]; then
       for s in $STRATEGIES; do
         format=$DATA_FORMAT; [ "$s" = model ] && format=csc
         for h in $HASHES; do
+          wait_quiet
           # The machine may be shared: its load average and the tasks running besides this script,
           # just before the run.
           read -r load _ _ running _ < /proc/loadavg

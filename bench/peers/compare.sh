@@ -16,7 +16,8 @@
 # Environment: SDNN (the binary, default ./sdnn), REPS (default 5), THREADS (default "1 2"),
 #   STRATEGIES (sdnn's format/parallel pairs, default "csr/data"; e.g. "csr/data csc/data csc/model"),
 #   FASHION_IDX (default Debian's dataset-fashion-mnist train-images-idx3-ubyte.gz), FASHION_INPUTS
-#   (default 6000).
+#   (default 6000), QUIET_WAIT (seconds to wait before each run for the other tasks of a shared
+#   machine to finish, default 0).
 # Writes every run to bench/out/compare-CASES.csv (case,engine,strategy,threads,rep,read_s,infer_s,
 #   rate,categories,challenge,load1,busy_others: the load average and the tasks running besides this
 #   script just before the run, as the machine may be shared) and the medians to bench/out/compare-CASES.md (CASES: the cases, by -).
@@ -95,6 +96,12 @@ for c in "${cases[@]}"; do
 done
 
 field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
+# QUIET_WAIT=S: before each run, wait up to S seconds (checking every 0.5 s) until no other task runs.
+others_running() { local running; read -r _ _ _ running _ < /proc/loadavg; echo $(( ${running%/*} - 1 )); }
+wait_quiet() {
+  local tries=$(( ${QUIET_WAIT:-0} * 2 ))
+  while (( tries > 0 )) && (( $(others_running) > 0 )); do sleep 0.5; tries=$(( tries - 1 )); done
+}
 # The machine may be shared: its load average and the tasks running besides this script, now.
 machine_load() { local load running; read -r load _ _ running _ < /proc/loadavg; echo "$load,$(( ${running%/*} - 1 ))"; }
 
@@ -105,11 +112,13 @@ for problem in "${problems[@]}"; do
   echo "compare.sh: $name: N=$n L=$layers inputs=$m, $REPS repetitions, threads $THREADS" >&2
   for rep in $(seq 1 "$REPS"); do
     for t in $THREADS; do
+      wait_quiet
       load=$(machine_load)
       line=$(OMP_NUM_THREADS=$t build/peers/graphblas_dnn "${common[@]}" --threads "$t" | grep '^summary ') || true
       [ -n "$line" ] || { echo "compare.sh: graphblas_dnn failed on $name" >&2; exit 1; }
       echo "$name,graphblas,four-call,$t,$rep,$(field "$line" read_s),$(field "$line" infer_s),$(field "$line" rate),$(field "$line" categories),$(field "$line" challenge),$load" >> "$csv"
       for s in $STRATEGIES; do
+        wait_quiet
         load=$(machine_load)
         line=$("$SDNN" "${common[@]}" --threads "$t" -q --format "${s%/*}" --parallel "${s#*/}" | grep '^summary ') || true
         [ -n "$line" ] || { echo "compare.sh: sdnn failed on $name ($s)" >&2; exit 1; }
