@@ -4,7 +4,10 @@
 #   make bench  runs the Google Benchmark microbenchmarks
 #   make deps   installs what is missing (apt-get; sudo when not root); nothing when all is present
 #   make clean  removes build outputs
-# Variables: ARCH (default -march=native), SAN (e.g. SAN=address,undefined), NP (ranks for run).
+#   make fuzz   libFuzzer runs of the TSV and archive readers (clang; packages by make fuzz-deps)
+# Variables: ARCH (default -march=native), SAN (e.g. SAN=address,undefined), NP (ranks for run),
+#   SDNN_QUICK=1 (make test: a smaller matrix of program runs, for slow sanitizer builds),
+#   FUZZ_SECONDS (make fuzz: seconds per target, default 60).
 
 PACKAGES := g++ make openmpi-bin libopenmpi-dev libboost-serialization-dev libgtest-dev libbenchmark-dev zlib1g-dev
 CXX      := mpicxx
@@ -15,7 +18,8 @@ NPROC    := $(shell nproc 2>/dev/null || echo 2)
 CXXFLAGS := -std=c++17 $(OPT) $(ARCH) -fopenmp -Wall -Wextra -Wpedantic -Wshadow -MMD -MP -Isrc -DOMPI_SKIP_MPICXX=1
 LDFLAGS  := -fopenmp
 ifneq ($(SAN),)
-  CXXFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -g
+  # A report ends the program (UBSan would print and go on), so that a test fails on it.
+  CXXFLAGS += -fsanitize=$(SAN) -fno-sanitize-recover=all -fno-omit-frame-pointer -g
   LDFLAGS  += -fsanitize=$(SAN)
   BUILD    := build/san
 else
@@ -38,11 +42,13 @@ TEST_OBJ  := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 MPI_TEST_OBJ := $(MPI_TEST_SRC:%.cpp=$(BUILD)/%.o)
 BENCH_OBJ := $(BENCH_SRC:%.cpp=$(BUILD)/%.o)
 
-.PHONY: all deps build run test bench clean
+.PHONY: all deps fuzz-deps build run test bench fuzz clean sdnn
 all: sdnn
 
+# Phony: ./sdnn is the binary of the last build asked for (a SAN build replaces it, the next
+# plain build puts the release binary back).
 sdnn: $(BUILD)/sdnn
-	cp $< $@
+	@cmp -s $< $@ || cp $< $@
 
 $(BUILD)/sdnn: $(MAIN_OBJ) $(LIB_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS)
@@ -63,16 +69,21 @@ $(BUILD)/%.o: %.cpp
 
 -include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(MPI_TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d)
 
-deps:
+# $(call install,PACKAGES): installs those that are missing with apt-get (sudo when not root).
+define install
 	@missing=""; \
-	for p in $(PACKAGES); do \
+	for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
-	  echo "make deps: installing$$missing"; \
+	  echo "make $@: installing$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+endef
+
+deps:
+	$(call install,$(PACKAGES))
 
 build: deps
 	@$(MAKE) --no-print-directory -j$(NPROC) sdnn $(BUILD)/sdnn_tests $(BUILD)/sdnn_mpi_tests
@@ -83,11 +94,37 @@ run: deps
 
 test: deps
 	@$(MAKE) --no-print-directory -j$(NPROC) sdnn $(BUILD)/sdnn_tests $(BUILD)/sdnn_mpi_tests
-	SDNN_TEST_BINARY=$(BUILD)/sdnn_tests SDNN_MPI_TEST_BINARY=$(BUILD)/sdnn_mpi_tests MPIRUN="$(MPIRUN)" bash tests/run_all.sh
+	SDNN_TEST_BINARY=$(BUILD)/sdnn_tests SDNN_MPI_TEST_BINARY=$(BUILD)/sdnn_mpi_tests MPIRUN="$(MPIRUN)" \
+	  SDNN_SAN="$(SAN)" SDNN_QUICK="$(SDNN_QUICK)" bash tests/run_all.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory -j$(NPROC) sdnn $(BUILD)/sdnn_bench
 	$(BUILD)/sdnn_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+
+# Fuzzing, apart from make test and its packages: libFuzzer targets of the readers (no MPI in
+# them), built by clang with ASan and UBSan, each run FUZZ_SECONDS seconds on a copy of the
+# seeds (tests/fuzz/run.sh). A crash fails the target and leaves its input in build/fuzz/.
+FUZZ_PACKAGES := clang libclang-rt-dev libomp-dev
+FUZZ_CXX      ?= clang++
+FUZZ_SECONDS  ?= 60
+FUZZ_FLAGS    := -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                 -fno-omit-frame-pointer -fopenmp -Wall -Wextra -Wpedantic -Wshadow -Isrc
+FUZZ_HEADERS  := $(wildcard src/io/*.hpp src/spmm/*.hpp)
+
+build/fuzz/fuzz_tsv: tests/fuzz/fuzz_tsv.cpp src/io/tsv.cpp $(FUZZ_HEADERS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_tsv.cpp src/io/tsv.cpp
+
+build/fuzz/fuzz_archive: tests/fuzz/fuzz_archive.cpp src/io/archive.cpp src/io/tsv.cpp $(FUZZ_HEADERS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_archive.cpp src/io/archive.cpp src/io/tsv.cpp -lboost_serialization
+
+fuzz-deps:
+	$(call install,$(FUZZ_PACKAGES))
+
+fuzz: deps fuzz-deps
+	@$(MAKE) --no-print-directory -j$(NPROC) sdnn build/fuzz/fuzz_tsv build/fuzz/fuzz_archive
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh
 
 clean:
 	rm -rf build sdnn

@@ -226,7 +226,10 @@ Network read_network(const std::string& dir, Index neurons, Index layers, Value 
 }
 
 std::vector<Index> read_categories(const std::string& path, Index rows) {
-  const std::string text = read_whole_file(path);
+  return parse_categories(path, read_whole_file(path), rows);
+}
+
+std::vector<Index> parse_categories(const std::string& path, std::string_view text, Index rows) {
   std::vector<Index> categories;
   const char* p = text.data();
   const char* const stop = text.data() + text.size();

@@ -53,6 +53,8 @@ Network read_network(const std::string& dir, Index neurons, Index layers, Value 
 
 // Categories file: 0-based rows, checked ascending, unique and within 1..rows.
 std::vector<Index> read_categories(const std::string& path, Index rows);
+// The same for `text`, the content of `path` (an empty text is no categories).
+std::vector<Index> parse_categories(const std::string& path, std::string_view text, Index rows);
 
 // Writes 0-based `categories` as 1-based lines, atomically.
 void write_categories(const std::string& path, const std::vector<Index>& categories);
