@@ -5,14 +5,15 @@
 #   make deps   installs what is missing (apt-get; sudo when not root); nothing when all is present
 #   make clean  removes build outputs
 #   make fuzz   libFuzzer runs of the TSV and archive readers (clang; packages by make fuzz-deps)
-# Variables: ARCH (default -march=native), SAN (e.g. SAN=address,undefined), NP (ranks for run),
+# Variables: ARCH (default -march=native), SAN (e.g. SAN=address,undefined; built at -O1 unless
+#   OPT says otherwise), NP (ranks for run),
 #   SDNN_QUICK=1 (make test: a smaller matrix of program runs, for slow sanitizer builds),
 #   FUZZ_SECONDS (make fuzz: seconds per target, default 60).
 
 PACKAGES := g++ make openmpi-bin libopenmpi-dev libboost-serialization-dev libgtest-dev libbenchmark-dev zlib1g-dev
 CXX      := mpicxx
 ARCH     ?= -march=native
-OPT      ?= -O3
+OPT      ?= $(if $(SAN),-O1,-O3)
 SAN      ?=
 NPROC    := $(shell nproc 2>/dev/null || echo 2)
 CXXFLAGS := -std=c++17 $(OPT) $(ARCH) -fopenmp -Wall -Wextra -Wpedantic -Wshadow -MMD -MP -Isrc -DOMPI_SKIP_MPICXX=1
@@ -42,7 +43,7 @@ TEST_OBJ  := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 MPI_TEST_OBJ := $(MPI_TEST_SRC:%.cpp=$(BUILD)/%.o)
 BENCH_OBJ := $(BENCH_SRC:%.cpp=$(BUILD)/%.o)
 
-.PHONY: all deps fuzz-deps build run test bench fuzz clean sdnn
+.PHONY: all deps fuzz-deps build run test bench fuzz tsan clean sdnn
 all: sdnn
 
 # Phony: ./sdnn is the binary of the last build asked for (a SAN build replaces it, the next
@@ -125,6 +126,30 @@ fuzz-deps:
 fuzz: deps fuzz-deps
 	@$(MAKE) --no-print-directory -j$(NPROC) sdnn build/fuzz/fuzz_tsv build/fuzz/fuzz_archive
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh
+
+# ThreadSanitizer over the OpenMP code (make tsan): the GoogleTest suite without MPI (src/comm
+# and src/main are not in it), built by clang against LLVM's libomp with its TSan support
+# (libarcher, which tells TSan about OpenMP's barriers, tasks and locks), the kernel, engine and
+# reader tests run with 2 and 3 threads. GCC's libgomp is not instrumented, so a TSan build of the
+# mpicxx (GCC) binaries would report OpenMP's own synchronisation as races.
+TSAN_SRC    := $(wildcard src/spmm/*.cpp src/io/*.cpp src/hash/*.cpp src/partition/*.cpp) $(TEST_SRC)
+TSAN_OBJ    := $(TSAN_SRC:%.cpp=build/tsan/%.o)
+TSAN_FLAGS  := -std=c++17 -O1 -g -fsanitize=thread -fopenmp -Wall -Wextra -Wpedantic -Wshadow -MMD -MP -Isrc
+TSAN_FILTER ?= Engine.*:Networks/EngineRandom.*:Kernels.*:Shapes/KernelsRandom.*:TsvFiles.*:Archives.*:Generate.*:HashInference.*
+
+build/tsan/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(TSAN_FLAGS) -c -o $@ $<
+
+build/tsan/sdnn_tests: $(TSAN_OBJ)
+	$(FUZZ_CXX) -fsanitize=thread -fopenmp -o $@ $^ -lboost_serialization -lz -lgtest -lgtest_main -pthread
+
+-include $(TSAN_OBJ:.o=.d)
+
+tsan: deps fuzz-deps
+	@$(MAKE) --no-print-directory -j$(NPROC) build/tsan/sdnn_tests
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" OMP_TOOL_LIBRARIES=$$(clang++ -print-resource-dir)/../../libarcher.so \
+	  OMP_NUM_THREADS=3 build/tsan/sdnn_tests --gtest_filter='$(TSAN_FILTER)' --gtest_brief=1
 
 clean:
 	rm -rf build sdnn
