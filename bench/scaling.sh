@@ -165,6 +165,7 @@ for (s, h, r, t), m in sorted(med.items()):
 loads = [float(r["load1"]) for r in runs if r.get("load1")]
 if loads:
     busy = [int(r["busy_others"]) for r in runs]
+    open(f"{out}/busy", "w").write(f"{statistics.median(busy):g}")
     print(f"\nBefore the runs: load average (1 min) median {statistics.median(loads):.2f}, max {max(loads):.2f}; "
           f"other tasks running: median {statistics.median(busy):g}, max {max(busy)} ({cores} cores)")
 PY
@@ -172,13 +173,14 @@ PY
 n=$(sed -n 2p "$csv" | cut -d, -f6); l=$(sed -n 2p "$csv" | cut -d, -f7); m=$(sed -n 2p "$csv" | cut -d, -f8)
 reps=$(tail -n +2 "$csv" | cut -d, -f15 | sort -n | tail -1)
 title="N=$n, L=$l, $m inputs, median of $reps"
+[ -s "$report/busy" ] && title="$title; other tasks running: median $(cat "$report/busy")"
 gnuplot <<EOF
-set terminal pngcairo size 800,500 font ",10"
-set key top left
+set terminal pngcairo size 900,560 font ",10"
+set key below
 set grid
 
 set output "$PLOTS/scaling_rate.png"
-set title "sdnn rate against cores ($title; right of the dashed line: oversubscribed)"
+set title "sdnn rate against cores (right of the dashed line: oversubscribed)\n$title"
 set logscale x 2
 set xlabel "cores used (ranks x threads)"
 set ylabel "rate (edges/s)"
@@ -189,18 +191,17 @@ plot for [i=0:*] "$report/rate.dat" index i using 1:2 with linespoints lw 2 titl
 unset arrow 1
 
 set output "$PLOTS/scaling_imbalance.png"
-set title "imbalance (max / mean compute over ranks), 1 thread per rank ($title)"
+set title "imbalance (max / mean compute over ranks), 1 thread per rank\n$title"
 set xlabel "ranks"
 set ylabel "imbalance"
 set format y "%.2f"
 set yrange [*:*]
-set key bottom right
 set arrow 1 from $cores, graph 0 to $cores, graph 1 nohead dashtype 2
 plot for [i=0:*] "$report/imbalance.dat" index i using 1:2 with linespoints lw 2 title columnheader(1)
 unset arrow 1
 
 set output "$PLOTS/scaling_time.png"
-set title sprintf("time per rank, %s ranks x 1 thread, median run ($title)", "$(cat "$report/time_ranks")")
+set title sprintf("time per rank, %s ranks x 1 thread, median run\n$title", "$(cat "$report/time_ranks")")
 unset logscale x
 set xlabel ""
 set ylabel "seconds"
@@ -210,7 +211,6 @@ set style histogram rowstacked
 set style fill solid 0.8 border -1
 set boxwidth 0.7
 set xtics rotate by -30
-set key outside right top
 plot "$report/time.dat" using 2:xtic(1) title "compute", "" using 3 title "communication", "" using 4 title "idle"
 EOF
 echo "scaling.sh: runs in $csv and $ranks_csv; plots $PLOTS/scaling_rate.png, scaling_time.png, scaling_imbalance.png" >&2
