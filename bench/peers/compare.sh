@@ -10,9 +10,10 @@
 #   default   the default problem (1024 neurons, 120 layers, 60,000 synthetic inputs, seed 42),
 #             written as official TSV by `sdnn generate` when it works, else by
 #             build/peers/write_problem (the same generator, linked from sdnn's library)
-#   fashion   1024 and 4096 neurons x 120 layers with Fashion-MNIST-derived inputs (first
-#             $FASHION_INPUTS rows, default 6000) from `sdnn generate --inputs IDX`; the official
-#             layers for N = 1024 when present; pending (a message) until sdnn generate exists
+#   fashion   1024 and 4096 neurons x 120 layers with Fashion-MNIST-derived inputs (the first
+#             $FASHION_INPUTS images, default 6000) from `sdnn generate --inputs IDX --count M`; the
+#             official layers for N = 1024 when present, generated ones otherwise; pending (a
+#             message) where sdnn generate is not available
 # Environment: SDNN (the binary, default ./sdnn), REPS (default 5), THREADS (default "1 2"),
 #   STRATEGIES (sdnn's format/parallel pairs, default "csr/data"; e.g. "csr/data csc/data csc/model"),
 #   FASHION_IDX (default Debian's dataset-fashion-mnist train-images-idx3-ubyte.gz), FASHION_INPUTS
@@ -52,9 +53,6 @@ sdnn_generate() {
     [ -f "$dir/neuron$n/n$n-l1.tsv" ] && [ -f "$dir/sparse-images-$n.tsv" ]
 }
 
-# The first M rows of an input file (sdnn refuses rows beyond --inputs).
-first_rows() { awk -F'\t' -v m="$2" '$1 <= m' "$1"; }
-
 for c in "${cases[@]}"; do
   case $c in
     official)
@@ -80,17 +78,16 @@ for c in "${cases[@]}"; do
         continue
       fi
       for n in 1024 4096; do
-        dir=bench/out/data/fashion-$n-120
-        if [ ! -f "$dir/sparse-images-$n-first$FASHION_INPUTS.tsv" ]; then
-          if ! sdnn_generate "$dir" "$n" --layers 120 --seed 42 --inputs "$FASHION_IDX"; then
-            echo "compare.sh: fashion N=$n: PENDING (sdnn generate --inputs IDX is not available yet)"
+        dir=bench/out/data/fashion-$n-120-first$FASHION_INPUTS
+        if [ ! -f "$dir/sparse-images-$n.tsv" ]; then
+          if ! sdnn_generate "$dir" "$n" --layers 120 --seed 42 --inputs "$FASHION_IDX" --count "$FASHION_INPUTS"; then
+            echo "compare.sh: fashion N=$n: PENDING (sdnn generate --inputs IDX is not available)"
             continue
           fi
-          first_rows "$dir/sparse-images-$n.tsv" "$FASHION_INPUTS" > "$dir/sparse-images-$n-first$FASHION_INPUTS.tsv"
         fi
         net=$dir/neuron$n
         [ "$n" = 1024 ] && [ -f "$DATA/neuron1024/n1024-l120.tsv" ] && net=$DATA/neuron1024
-        problems+=("fashion$n|$net|$n|120|$dir/sparse-images-$n-first$FASHION_INPUTS.tsv|$FASHION_INPUTS|")
+        problems+=("fashion$n|$net|$n|120|$dir/sparse-images-$n.tsv|$FASHION_INPUTS|")
       done ;;
     *) echo "compare.sh: unknown case $c (official, default, fashion)" >&2; exit 2 ;;
   esac
