@@ -37,8 +37,13 @@ std::vector<Triplet> parse_share(const std::string& path, Index rows, Index cols
   const std::uint64_t from = begin > 0 ? begin - 1 : 0;
   std::string text = read_file_range(path, from, end);
   constexpr std::uint64_t kPiece = 1 << 16;
-  while (from + text.size() < size && text.find('\n', end - 1 - from) == std::string::npos)
+  // Each byte is searched once: a long line must not be scanned again for every piece appended
+  // (a 100 MB line took 18 s with 2 ranks, against 3 s with 1).
+  std::size_t searched = end - 1 - from;
+  while (from + text.size() < size && text.find('\n', searched) == std::string::npos) {
+    searched = text.size();
     text += read_file_range(path, from + text.size(), std::min(size, from + text.size() + kPiece));
+  }
   // First line that starts at or after `begin`, last that starts before `end`.
   std::size_t first = 0;
   if (begin > 0) {
