@@ -24,6 +24,8 @@ shopt -s nullglob
 objs=
 for f in src/spmm/*.cpp src/io/*.cpp src/hash/*.cpp src/partition/*.cpp src/comm/*.cpp; do objs+=" build/release/${f%.cpp}.o"; done
 make --no-print-directory -j"$(nproc)" $objs >/dev/null
+# The libraries the library objects need, as the Makefile links them (LIBS := ...).
+libs=$(sed -n 's/^LIBS *:= *//p' Makefile | head -1)
 mpicxx -std=c++17 -O3 $ARCH -fopenmp -Wall -Wextra -Isrc -DOMPI_SKIP_MPICXX=1 \
-  -o build/peers/write_problem bench/peers/write_problem.cpp $objs -lboost_serialization
+  -o build/peers/write_problem bench/peers/write_problem.cpp $objs ${libs:--lboost_serialization}
 echo "built build/peers/graphblas_dnn build/peers/write_problem"
