@@ -2,6 +2,7 @@
 // dense panels, csc/data, csc/model; 1 and 2 threads; small blocks) against reference_inference entry by
 // entry; the refused csr+model and other argument errors; 0 rows, 0 layers; a generated RadiX-Net.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <random>
 #include <stdexcept>
@@ -10,6 +11,7 @@
 #include "io/generate.hpp"
 #include "spmm/engine.hpp"
 #include "spmm/reference.hpp"
+#include "spmm/thread_failure.hpp"
 #include "test_support.hpp"
 
 namespace sdnn {
@@ -310,6 +312,53 @@ TEST(Engine, ProgressReachesTheEnd) {
     EXPECT_DOUBLE_EQ(seen.back(), 1.0);
     EXPECT_LE(seen.size(), 101u);
   }
+}
+
+// An exception thrown inside the engine's parallel regions (here by the progress callback, which
+// threads call as they finish blocks or layers) leaves infer() as that exception, with 1 and 3
+// threads and in every parallelism: no crash (std::terminate) and no thread stranded at a barrier.
+TEST(Engine, AnExceptionOnOneThreadLeavesInferOnce) {
+  std::mt19937 rng(19);
+  Network network = test::random_network(64, 6, rng);
+  prepare_weights(network, true, true);
+  const CsrMatrix input = test::random_inputs(400, 64, 0.5, 0.1f, 2.0f, rng);
+  for (const Combination& c : kCombinations) {
+    for (int threads : {1, 3}) {
+      EngineOptions o = options_of({c.format, c.parallel, threads, c.dense_threshold}, 7);
+      int calls = 0;
+      o.progress = [&](double, const std::string&) {
+        int call = 0;
+#pragma omp atomic capture
+        call = ++calls;
+        if (call == 2) throw std::runtime_error("progress failed");
+      };
+      try {
+        infer(network, input, o);
+        ADD_FAILURE() << "no exception, " << threads << " thread(s)";
+      } catch (const std::runtime_error& e) {
+        EXPECT_STREQ(e.what(), "progress failed");
+      }
+    }
+  }
+}
+
+TEST(ThreadFailureTest, FirstExceptionIsRethrownAfterTheRegionAndSeenByAllAfterABarrier) {
+  ThreadFailure failure;
+  int saw_failure = 0, team = 0;
+#pragma omp parallel num_threads(4) reduction(+ : saw_failure, team)
+  {
+    team += 1;
+    failure.guard([&] {
+      if (omp_get_thread_num() == 1) throw std::invalid_argument("thread 1");
+    });
+#pragma omp barrier
+    saw_failure += failure.failed() ? 1 : 0;
+  }
+  EXPECT_EQ(saw_failure, team);  // every thread, after the barrier
+  EXPECT_THROW(failure.rethrow(), std::invalid_argument);
+  ThreadFailure none;
+  EXPECT_FALSE(none.failed());
+  EXPECT_NO_THROW(none.rethrow());
 }
 
 TEST(Engine, SliceRows) {

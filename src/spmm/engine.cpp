@@ -75,8 +75,15 @@ class ProgressMeter {
     int last = last_percent_.load();
     while (percent > last)
       if (last_percent_.compare_exchange_weak(last, percent)) {
+        // An exception may not leave a critical section: it is caught inside and rethrown after.
+        std::exception_ptr thrown;
 #pragma omp critical(sdnn_progress)
-        options_.progress(static_cast<double>(done) / static_cast<double>(total_), label);
+        try {
+          options_.progress(static_cast<double>(done) / static_cast<double>(total_), label);
+        } catch (...) {
+          thrown = std::current_exception();
+        }
+        if (thrown) std::rethrow_exception(thrown);
         break;
       }
   }
