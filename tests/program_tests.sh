@@ -43,7 +43,7 @@ value() { grep '^summary ' "$tmp/out" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 # --- command line
 run "help" 0 ./sdnn --help && {
   missing=""
-  for opt in --network --input --neurons --layers --inputs --bias --seed --truth --out --format --parallel --threads --block-rows --verify --no-verify --quiet --help --strategy --grid --hash --hash-seed --report --report-layers --no-overlap --share-network; do
+  for opt in --network --input --neurons --layers --inputs --bias --seed --truth --out --format --parallel --threads --block-rows --verify --no-verify --quiet --help --strategy --grid --hash --hash-seed --report --report-layers --no-overlap --share-network --max-memory --load-only; do
     grep -q -- "$opt" "$tmp/out" || missing="$missing $opt"
   done
   if [ -z "$missing" ]; then ok "help lists every option"; else bad "help misses$missing" "$tmp/out"; fi
@@ -117,6 +117,19 @@ run "grid that does not match the ranks" 2 $MPIRUN -np 3 ./sdnn --strategy model
 run "report" 0 $MPIRUN -np 2 ./sdnn "${small[@]}" --report "$tmp/report.json" --report-layers --strategy model &&
   if python3 -c "import json,sys; r=json.load(open(sys.argv[1])); assert len(r['ranks'])==2 and len(r['ranks'][0]['layers'])==30 and r['run']['imbalance']>=1" "$tmp/report.json" &&
      [ "$(grep -c '^1,' "$tmp/report.csv")" = 31 ]; then ok "report JSON and CSV, per rank and per layer"; else bad "report JSON and CSV" "$tmp/out"; fi
+
+# --load-only: the read figures (bytes, MB/s, memory held) and no inference; it takes no output options.
+good=(--network tests/corpus/good --neurons 32 --layers 3 --input tests/corpus/good/input.tsv --inputs 6)
+for np in 1 2; do
+  run "load only, $np rank(s)" 0 $MPIRUN -np "$np" ./sdnn "${good[@]}" --load-only &&
+    expect "load only prints the read rate, $np rank(s)" "^read: .* MB read at [0-9.]+ MB/s" &&
+    expect "load only prints the input held, $np rank(s)" "^input: [0-9.]+ MB held by the largest rank" &&
+    if grep -q '^inference:' "$tmp/out" || [ "$(value load_only)" != yes ]; then bad "load only runs no inference, $np rank(s)" "$tmp/out"
+    else ok "load only runs no inference, $np rank(s)"; fi
+done
+run "load only with --out" 2 ./sdnn "${good[@]}" --load-only --out "$tmp/x.tsv" && expect "load only refuses outputs" "--load-only reads the problem and stops"
+run "read figures of a full run" 0 ./sdnn "${good[@]}" -q && expect "a full run prints the read rate" "^read: .* MB read at [0-9.]+ MB/s" &&
+  if [ -n "$(value read_mb_s)" ] && [ -n "$(value input_mb)" ]; then ok "summary holds read_mb_s and input_mb"; else bad "summary holds read_mb_s and input_mb" "$tmp/out"; fi
 
 # --- the official data
 if [ -f "$data/sparse-images-1024-first1200.tsv" ] && [ -d "$data/neuron1024" ]; then

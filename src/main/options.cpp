@@ -74,6 +74,7 @@ Options parse_options(const std::vector<std::string>& args) {
     else if (arg == "--verify") o.verify = true;
     else if (arg == "--no-verify") o.no_verify = true;
     else if (arg == "--quiet" || arg == "-q") o.quiet = true;
+    else if (arg == "--load-only") o.load_only = true;
     else throw std::invalid_argument("unknown option '" + arg + "' (see --help)");
   }
   if (o.help) return o;
@@ -88,9 +89,11 @@ Options parse_options(const std::vector<std::string>& args) {
     throw std::invalid_argument("--network needs --neurons N and --layers L");
   if (o.generated() && !o.truth_path.empty())
     throw std::invalid_argument("--truth compares official-format runs; the generated problem is checked with the verifier");
+  if (o.load_only && (o.verify || !o.truth_path.empty() || !o.out_path.empty() || !o.report_path.empty()))
+    throw std::invalid_argument("--load-only reads the problem and stops: it takes no --verify, --truth, --out or --report");
   if (o.verify && o.no_verify) throw std::invalid_argument("--verify and --no-verify contradict each other");
   if (o.generated()) radixnet_base_layers(o.neurons);  // the generator's N: 16 * 2^R
-  if (o.generated() && !o.no_verify) o.verify = true;  // the embedded problem checks itself unless told not to
+  if (o.generated() && !o.no_verify && !o.load_only) o.verify = true;  // the embedded problem checks itself unless told not to
   return o;
 }
 
@@ -157,6 +160,8 @@ Execution:
   --verify           also run the serial verifier and compare every final value
                      (on by default for the generated problem)
   --no-verify        skip the verifier of the generated problem (for timing runs)
+  --load-only        read (or generate) the problem, print the read figures (time, MB/s,
+                     memory held) and stop: measures loading alone
   --quiet, -q        no progress on stderr
   --help, -h         this text
 

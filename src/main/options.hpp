@@ -39,6 +39,7 @@ struct Options {
   bool verify = false;
   bool no_verify = false;       // --no-verify: skip the verifier of the generated problem (benchmarks)
   bool quiet = false;
+  bool load_only = false;      // --load-only: read the problem, print the read figures, stop
   bool help = false;
 
   bool generated() const { return network_dir.empty(); }

@@ -189,7 +189,13 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
   for (const Layer& layer : problem.network)
     network_bytes += (layer.weights_csr.nnz() + layer.weights_csc.nnz()) * (sizeof(Index) + sizeof(Value)) +
                      layer.bias.size() * sizeof(Value);
+  const std::uint64_t input_bytes = problem.input.offsets.size() * sizeof(Offset) +
+                                    problem.input.nnz() * (sizeof(Index) + sizeof(Value));
   const double read_s = mpi.max(problem.network_s + problem.input_s);
+  // Bytes of files (TSV or archive) read by all ranks together, over the slowest rank's read time.
+  const double read_mb = static_cast<double>(mpi.sum(problem.bytes_parsed)) / 1e6;
+  const double read_mb_s = read_s > 0 ? read_mb / read_s : 0;
+  const double largest_input_mb = mpi.max(static_cast<double>(input_bytes) / 1e6);
 
   if (root) {
     std::printf("sdnn: neurons=%u layers=%u inputs=%u ranks=%d threads=%d strategy=%s", o.neurons, o.layers,
@@ -198,15 +204,33 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
     std::printf(" format=%s parallel=%s hash=%s%s\n", model ? "csc" : to_string(o.format).c_str(),
                 model ? "model" : to_string(o.parallel).c_str(), o.hash.c_str(),
                 o.generated() ? " (generated problem)" : "");
-    std::printf("%s: %.3f s (network %.3f s, input %.3f s)\n", o.generated() ? "generate" : "read", read_s,
+    std::printf("%s: %.3f s (network %.3f s, input %.3f s)", o.generated() ? "generate" : "read", read_s,
                 problem.network_s, problem.input_s);
+    if (!o.generated())
+      std::printf(", %.1f MB read at %.1f MB/s (%.1f MB/s per core, %d core(s))", read_mb, read_mb_s,
+                  read_mb_s / (mpi.size() * threads), mpi.size() * threads);
+    std::printf("\n");
     if (o.share_network)
       std::printf("network: %.1f MB, one copy shared by the %d rank(s) of each node (saves %.1f MB per node)\n",
                   static_cast<double>(shared.bytes) / 1e6, shared.ranks_on_node,
                   static_cast<double>(shared.bytes) * (shared.ranks_on_node - 1) / 1e6);
     else
       std::printf("network: %.1f MB held by each rank\n", static_cast<double>(network_bytes) / 1e6);
+    std::printf("input: %.1f MB held by the largest rank (%u rows x %u neurons)\n", largest_input_mb, o.inputs,
+                o.neurons);
     std::fflush(stdout);
+  }
+  if (o.load_only) {
+    const double peak_mb = mpi.max(peak_resident_mb());
+    if (root) {
+      std::printf("memory: peak resident %.0f MB (largest rank)\n", peak_mb);
+      std::printf("summary neurons=%u layers=%u inputs=%u ranks=%d threads=%d load_only=yes read_s=%.6f read_mb=%.1f "
+                  "read_mb_s=%.1f network_mb=%.1f input_mb=%.1f peak_rss_mb=%.1f\n",
+                  o.neurons, o.layers, o.inputs, mpi.size(), threads, read_s, read_mb, read_mb_s,
+                  static_cast<double>(network_bytes) / 1e6, largest_input_mb, peak_mb);
+      std::fflush(stdout);
+    }
+    return 0;
   }
 
   EngineOptions engine;
@@ -324,10 +348,11 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
     std::printf(
         "summary neurons=%u layers=%u inputs=%u ranks=%d threads=%d strategy=%s grid=%dx%d format=%s parallel=%s "
         "hash=%s read_s=%.6f infer_s=%.6f rate=%.6e categories=%zu checksum=%.17g imbalance=%.4f comm_ratio=%.4f "
-        "verify=%s challenge=%s peak_rss_mb=%.1f\n",
+        "verify=%s challenge=%s peak_rss_mb=%.1f read_mb_s=%.1f network_mb=%.1f input_mb=%.1f\n",
         o.neurons, o.layers, o.inputs, mpi.size(), threads, o.strategy.c_str(), grid.rows, grid.columns,
         description.format.c_str(), description.parallel.c_str(), o.hash.c_str(), read_s, infer_s, rate,
-        categories.size(), checksum, balance, ratio, verdict.c_str(), challenge.c_str(), peak_mb);
+        categories.size(), checksum, balance, ratio, verdict.c_str(), challenge.c_str(), peak_mb, read_mb_s,
+        static_cast<double>(network_bytes) / 1e6, largest_input_mb);
     std::fflush(stdout);
   }
   return (verdict == "FAIL" || challenge == "FAIL") ? 1 : 0;
