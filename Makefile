@@ -1,7 +1,8 @@
 # sdnn: build, set-up, tests and benchmarks.
 #   make run    installs missing Debian packages, builds, runs the default job
 #   make test   installs missing Debian packages, builds, runs every test
-#   make bench  runs the Google Benchmark microbenchmarks
+#   make bench  runs the Google Benchmark microbenchmarks (then bench-mpi's)
+#   make bench-mpi  runs the MPI microbenchmarks (bench/mpi/bench_mpi.cpp) under mpirun -np 2
 #   make deps   installs what is missing (apt-get; sudo when not root); nothing when all is present
 #   make clean  removes build outputs
 #   make fuzz   libFuzzer runs of the TSV and archive readers (clang; packages by make fuzz-deps)
@@ -37,13 +38,16 @@ MAIN_SRC  := $(wildcard src/main/*.cpp)
 TEST_SRC  := $(wildcard tests/*.cpp)
 MPI_TEST_SRC := $(wildcard tests/mpi/*.cpp)
 BENCH_SRC := $(wildcard bench/*.cpp)
+BENCH_MPI_SRC := bench/mpi/bench_mpi.cpp
 LIB_OBJ   := $(LIB_SRC:%.cpp=$(BUILD)/%.o)
 MAIN_OBJ  := $(MAIN_SRC:%.cpp=$(BUILD)/%.o)
 TEST_OBJ  := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 MPI_TEST_OBJ := $(MPI_TEST_SRC:%.cpp=$(BUILD)/%.o)
 BENCH_OBJ := $(BENCH_SRC:%.cpp=$(BUILD)/%.o)
+BENCH_MPI_OBJ := $(BENCH_MPI_SRC:%.cpp=$(BUILD)/%.o)
+BENCH_MPI_ARGS := --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 
-.PHONY: all deps fuzz-deps build run test bench fuzz tsan clean sdnn
+.PHONY: all deps fuzz-deps build run test bench bench-mpi fuzz tsan clean sdnn
 all: sdnn
 
 # Phony: ./sdnn is the binary of the last build asked for (a SAN build replaces it, the next
@@ -64,11 +68,15 @@ $(BUILD)/sdnn_mpi_tests: $(MPI_TEST_OBJ) $(LIB_OBJ)
 $(BUILD)/sdnn_bench: $(BENCH_OBJ) $(LIB_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS) -lbenchmark -lbenchmark_main -pthread
 
+# MPI microbenchmarks: their own main (MPI init, rank 0 reports), run under mpirun.
+$(BUILD)/sdnn_bench_mpi: $(BENCH_MPI_OBJ) $(LIB_OBJ)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS) -lbenchmark -pthread
+
 $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c -o $@ $<
 
--include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(MPI_TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(MPI_TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(BENCH_MPI_OBJ:.o=.d)
 
 # $(call install,PACKAGES): installs those that are missing with apt-get (sudo when not root).
 define install
@@ -99,8 +107,13 @@ test: deps
 	  SDNN_SAN="$(SAN)" SDNN_QUICK="$(SDNN_QUICK)" bash tests/run_all.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory -j$(NPROC) sdnn $(BUILD)/sdnn_bench
+	@$(MAKE) --no-print-directory -j$(NPROC) sdnn $(BUILD)/sdnn_bench $(BUILD)/sdnn_bench_mpi
 	$(BUILD)/sdnn_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+	$(MPIRUN) -np 2 $(BUILD)/sdnn_bench_mpi $(BENCH_MPI_ARGS)
+
+bench-mpi: deps
+	@$(MAKE) --no-print-directory -j$(NPROC) $(BUILD)/sdnn_bench_mpi
+	$(MPIRUN) -np 2 $(BUILD)/sdnn_bench_mpi $(BENCH_MPI_ARGS)
 
 # Fuzzing, apart from make test and its packages: libFuzzer targets of the readers (no MPI in
 # them), built by clang with ASan and UBSan, each run FUZZ_SECONDS seconds on a copy of the
@@ -148,7 +161,7 @@ build/tsan/sdnn_tests: $(TSAN_OBJ)
 
 tsan: deps fuzz-deps
 	@$(MAKE) --no-print-directory -j$(NPROC) build/tsan/sdnn_tests
-	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" OMP_TOOL_LIBRARIES=$$(clang++ -print-resource-dir)/../../libarcher.so \
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ignore_noninstrumented_modules=1" OMP_TOOL_LIBRARIES=$$(clang++ -print-resource-dir)/../../libarcher.so \
 	  OMP_NUM_THREADS=3 build/tsan/sdnn_tests --gtest_filter='$(TSAN_FILTER)' --gtest_brief=1
 
 clean:
