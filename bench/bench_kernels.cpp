@@ -1,5 +1,5 @@
-// bench_kernels.cpp: microbenchmarks of one layer of the local SpMM kernels (left CSR multiply and its
-// symbolic pass, right CSC multiply and its symbolic pass) on realistic activations after k layers of a
+// bench_kernels.cpp: microbenchmarks of one layer of the local SpMM kernels (left CSR multiply, its
+// symbolic pass alone and its numeric pass alone; the same for the right CSC multiply) on realistic activations after k layers of a
 // generated N = 1024 network, of the dense-panel kernel on the rows alive after k layers, and of the TSV triplet reader (read_triplet_matrix) with 1 and 2 threads.
 //
 // Counters: edges/s as the challenge counts them (all input rows x 32*N connections of the layer, even
@@ -115,6 +115,25 @@ void BM_LeftSymbolic(benchmark::State& state) {
   set_layer_counters(state, in.nnz());
 }
 
+// The numeric pass of the left multiplication alone (the symbolic bound computed once, outside
+// the timing).
+void BM_LeftNumeric(benchmark::State& state) {
+  const Index k = static_cast<Index>(state.range(0));
+  const Activations& a = activations();
+  const ActiveRows& in = a.csr.at(k);
+  const Layer& layer = a.network[k];
+  LeftMultiplier left(kNeurons);
+  std::vector<Offset> row_sizes;
+  const Offset bound = left.symbolic(in.rows, layer.weights_csr, row_sizes);
+  ActiveRows out;
+  for (auto _ : state) {
+    left.numeric(in, layer.weights_csr, layer.bias.data(), bound, out);
+    benchmark::DoNotOptimize(out.rows.offsets.data());
+    benchmark::ClobberMemory();
+  }
+  set_layer_counters(state, in.rows.nnz());
+}
+
 // Right multiplication, CSC, full layer k+1 on one thread (symbolic + numeric).
 void BM_RightMultiply(benchmark::State& state) {
   const Index k = static_cast<Index>(state.range(0));
@@ -142,6 +161,27 @@ void BM_RightSymbolic(benchmark::State& state) {
   for (auto _ : state) {
     Offset total = right.symbolic(in, layer.weights_csc, 0, kNeurons, column_sizes.data());
     benchmark::DoNotOptimize(total);
+    benchmark::ClobberMemory();
+  }
+  set_layer_counters(state, in.nnz());
+}
+
+// The numeric pass of the right multiplication alone, over all output columns, into buffers
+// sized once by the symbolic pass (outside the timing).
+void BM_RightNumeric(benchmark::State& state) {
+  const Index k = static_cast<Index>(state.range(0));
+  const Activations& a = activations();
+  const CscMatrix& in = a.csc.at(k);
+  const Layer& layer = a.network[k];
+  RightMultiplier right(in.rows());
+  std::vector<Offset> column_sizes(kNeurons), kept(kNeurons);
+  const Offset bound = right.symbolic(in, layer.weights_csc, 0, kNeurons, column_sizes.data());
+  std::vector<Index> indices(bound);
+  std::vector<Value> values(bound);
+  for (auto _ : state) {
+    Offset written = right.numeric(in, layer.weights_csc, layer.bias.data(), 0, kNeurons, 0, indices.data(),
+                                   values.data(), kept.data());
+    benchmark::DoNotOptimize(written);
     benchmark::ClobberMemory();
   }
   set_layer_counters(state, in.nnz());
@@ -182,8 +222,10 @@ void depth_args(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_LeftMultiply)->Apply(depth_args);
 BENCHMARK(BM_LeftSymbolic)->Apply(depth_args);
+BENCHMARK(BM_LeftNumeric)->Apply(depth_args);
 BENCHMARK(BM_RightMultiply)->Apply(depth_args);
 BENCHMARK(BM_RightSymbolic)->Apply(depth_args);
+BENCHMARK(BM_RightNumeric)->Apply(depth_args);
 BENCHMARK(BM_DenseMultiply)->Apply(dense_depth_args);
 
 // Official-format TSV files written once to the temporary directory and removed at exit: a layer

@@ -40,7 +40,11 @@ Offset LeftMultiplier::symbolic(const CsrMatrix& in, const CsrMatrix& weights, s
 }
 
 void LeftMultiplier::multiply(const ActiveRows& in, const CsrMatrix& weights, const Value* bias, ActiveRows& out) {
-  const Offset bound = symbolic(in.rows, weights, row_sizes_);
+  numeric(in, weights, bias, symbolic(in.rows, weights, row_sizes_), out);
+}
+
+void LeftMultiplier::numeric(const ActiveRows& in, const CsrMatrix& weights, const Value* bias, Offset bound,
+                             ActiveRows& out) {
   out.rows.reset(in.rows.rows(), weights.cols());
   out.rows.reserve_nonzeros(bound);
   out.ids.resize(in.rows.rows());

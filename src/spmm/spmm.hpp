@@ -79,6 +79,9 @@ class LeftMultiplier {
   explicit LeftMultiplier(Index neurons) : spa_(neurons) {}
   // out = activate(in * W + bias); rows that die are left out. out's buffers are reused.
   void multiply(const ActiveRows& in, const CsrMatrix& weights, const Value* bias, ActiveRows& out);
+  // The numeric pass alone: out = activate(in * W + bias), given `bound` >= the structural
+  // nonzeros of in * W (the total that symbolic() returns for in and W).
+  void numeric(const ActiveRows& in, const CsrMatrix& weights, const Value* bias, Offset bound, ActiveRows& out);
   // The exact structural nonzeros of each row of in * W; returns their total.
   Offset symbolic(const CsrMatrix& in, const CsrMatrix& weights, std::vector<Offset>& row_sizes);
   const std::vector<Offset>& last_row_sizes() const { return row_sizes_; }
