@@ -342,6 +342,32 @@ TEST(Engine, AnExceptionOnOneThreadLeavesInferOnce) {
   }
 }
 
+// Without keeping the final activations, data parallelism still gives the categories and the
+// exact checksum of the kept ones, for every block size and thread count.
+TEST(Engine, CategoriesAndChecksumWithoutKeepingActivations) {
+  std::mt19937 rng(23);
+  Network network = test::random_network(48, 8, rng);
+  prepare_weights(network, true, true);
+  const CsrMatrix input = test::random_inputs(300, 48, 0.5, 0.1f, 2.0f, rng);
+  const CsrMatrix expected = reference_inference(network, input);
+  ASSERT_FALSE(categories_of(expected).empty());
+  for (const Combination& c : kCombinations) {
+    for (Index block : {1u, 7u, 1000u}) {
+      EngineOptions o = options_of(c, block);
+      const InferenceResult kept = infer(network, input, o);
+      EXPECT_EQ(kept.categories, categories_of(expected));
+      EXPECT_TRUE(kept.exact_sum == exact_sum_of(expected));
+      if (c.parallel != Parallelism::data) continue;
+      o.keep_activations = false;
+      const InferenceResult dropped = infer(network, input, o);
+      EXPECT_EQ(dropped.activations.nnz(), 0u);
+      EXPECT_EQ(dropped.categories, categories_of(expected)) << "block " << block;
+      EXPECT_TRUE(dropped.exact_sum == exact_sum_of(expected)) << "block " << block;
+      EXPECT_EQ(dropped.active_nonzeros, kept.active_nonzeros);
+    }
+  }
+}
+
 TEST(ThreadFailureTest, FirstExceptionIsRethrownAfterTheRegionAndSeenByAllAfterABarrier) {
   ThreadFailure failure;
   int saw_failure = 0, team = 0;

@@ -245,7 +245,9 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
     };
 
   // Inference: the final activations of this rank's rows (and columns, for the model strategy).
-  CsrMatrix final_rows;
+  CsrMatrix final_rows;              // kept only when the verifier or the model strategy needs it
+  std::vector<Index> final_categories;  // local rows of final_rows that hold any nonzero
+  ExactSum final_sum = 0;
   RankFigures figures;
   figures.rank = mpi.rank();
   figures.rows_owned = problem.rows.size();
@@ -257,9 +259,14 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
     const auto start = std::chrono::steady_clock::now();
     if (model) {
       final_rows = run_data_model(mpi, problem, grid, engine, !o.no_overlap, figures);
+      final_categories = categories_of(final_rows);
+      final_sum = exact_sum_of(final_rows);
     } else {
+      engine.keep_activations = o.verify;
       InferenceResult result = infer(problem.network, problem.input, engine);
       final_rows = std::move(result.activations);
+      final_categories = std::move(result.categories);
+      final_sum = result.exact_sum;
       figures.active_nonzeros = result.active_nonzeros;
       figures.layer_nonzeros = std::move(result.layer_nonzeros);
       figures.layer_compute_s = std::move(result.layer_seconds);
@@ -280,11 +287,11 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
 
   // Categories in the original numbering: local row r is hashed row rows.first + r.
   std::vector<Index> local_categories;
-  for (Index r : categories_of(final_rows)) local_categories.push_back(plan.rows.inverse(problem.rows.first + r));
+  for (Index r : final_categories) local_categories.push_back(plan.rows.inverse(problem.rows.first + r));
   std::vector<Index> categories = mpi.gather_to_root(local_categories);
   std::sort(categories.begin(), categories.end());
   categories.erase(std::unique(categories.begin(), categories.end()), categories.end());  // a row in several blocks
-  const double checksum = global_checksum(exact_sum_of(final_rows));
+  const double checksum = global_checksum(final_sum);
   const std::uint64_t active = mpi.sum(static_cast<std::uint64_t>(figures.active_nonzeros));
 
   // The serial verifier, each rank on its own rows (and, for the model strategy, its columns).

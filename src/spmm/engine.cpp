@@ -275,6 +275,7 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
   InferenceResult result;
   result.layer_nonzeros.assign(network.size(), 0);
   result.layer_seconds.assign(network.size(), 0.0);
+  std::vector<ExactSum> block_sums(blocks, 0);
   ThreadFailure failure;
 #pragma omp parallel num_threads(options.threads) reduction(+ : active)
   {
@@ -287,8 +288,13 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
         const Index first = b * block_rows, last = std::min(rows, first + block_rows);
         gather_nonempty_rows(input, first, last, nullptr, block);
         active += runner.run(network, block);
-        results[b].rows = block.rows.clone();
-        results[b].ids = block.ids;
+        block_sums[b] = exact_sum_of(block.rows);
+        for (Index r = 0; r < block.rows.rows(); ++r)
+          if (block.rows.end(r) > block.rows.begin(r)) results[b].ids.push_back(block.ids[r]);
+        if (options.keep_activations) {
+          results[b].rows = block.rows.clone();
+          results[b].ids = block.ids;
+        }
         meter.advance(last - first, "rows through all layers");
       });
     }
@@ -299,7 +305,15 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
     }
   }
   failure.rethrow();
-  result.activations = assemble(rows, neurons, results);
+  for (Index b = 0; b < blocks; ++b) result.exact_sum += block_sums[b];
+  if (options.keep_activations) {
+    result.activations = assemble(rows, neurons, results);
+    result.categories = categories_of(result.activations);
+  } else {
+    for (const ActiveRows& r : results)
+      for (Index id : r.ids) result.categories.push_back(id);
+    std::sort(result.categories.begin(), result.categories.end());
+  }
   result.active_nonzeros = active;
   return result;
 }
@@ -438,6 +452,10 @@ InferenceResult infer(const Network& network, const CsrMatrix& input, const Engi
   if (options.threads < 1) throw std::invalid_argument("the engine needs at least one thread");
   InferenceResult result = options.parallel == Parallelism::data ? infer_data_parallel(network, input, options)
                                                                  : infer_model_parallel(network, input, options);
+  if (options.parallel == Parallelism::model) {
+    result.categories = categories_of(result.activations);
+    result.exact_sum = exact_sum_of(result.activations);
+  }
   if (options.progress) options.progress(1.0, "done");  // also when every row died early
   return result;
 }

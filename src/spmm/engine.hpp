@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "layer.hpp"
+#include "reference.hpp"
 #include "sparse_matrix.hpp"
 
 namespace sdnn {
@@ -40,12 +41,19 @@ struct EngineOptions {
   // entries moves to dense panels (dense_rows.hpp), and back below a quarter of it. Above 1:
   // never. Needs the weights by columns too.
   double dense_threshold = 0.125;
+  // Data parallelism: false drops each block's final rows once its categories and checksum are
+  // taken (InferenceResult::activations is then empty), so that saturated survivors are never
+  // held all at once (60,000 Fashion-MNIST inputs at N = 65536 would hold 12.6 GB of them).
+  bool keep_activations = true;
   // Called now and then with the fraction of the work done (0..1) and a short label.
   std::function<void(double fraction, const std::string& label)> progress;
 };
 
 struct InferenceResult {
-  CsrMatrix activations;                // Y_L: input rows x N, sorted column indices
+  CsrMatrix activations;                // Y_L: input rows x N, sorted column indices (empty when
+                                        // data parallelism was told not to keep it)
+  std::vector<Index> categories;        // the rows of Y_L that hold any nonzero, ascending (0-based)
+  ExactSum exact_sum = 0;               // exact_sum_of(Y_L) (reference.hpp)
   std::uint64_t active_nonzeros = 0;    // sum over layers of nnz(Y_{l-1}) actually multiplied
   std::vector<std::uint64_t> layer_nonzeros;  // nnz(Y_{l-1}) multiplied in layer l
   std::vector<double> layer_seconds;          // time in layer l (data: summed over threads)
