@@ -3,48 +3,133 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 
+#include "io/archive.hpp"
 #include "io/tsv.hpp"
+#include "spmm/engine.hpp"
 
 namespace sdnn {
 namespace {
 
 std::uint64_t size_or_zero(const std::string& path) {
   struct stat info {};
-  return ::stat(path.c_str(), &info) == 0 ? static_cast<std::uint64_t>(info.st_size) : 0;
+  return ::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode) ? static_cast<std::uint64_t>(info.st_size) : 0;
+}
+
+// Lines of a TSV file (its entries): its size over the mean line length of its first MiB. A file
+// that cannot be read counts as 6-byte lines ("1<TAB>1<TAB>1<LF>", the shortest); the loader
+// reports what is wrong with it.
+std::uint64_t tsv_entries(const std::string& path) {
+  const std::uint64_t size = size_or_zero(path);
+  if (size == 0) return 0;
+  std::ifstream in(path, std::ios::binary);
+  std::string sample(static_cast<std::size_t>(std::min<std::uint64_t>(size, 1 << 20)), '\0');
+  in.read(sample.data(), static_cast<std::streamsize>(sample.size()));
+  const auto got = static_cast<std::size_t>(std::max<std::streamsize>(in.gcount(), 0));
+  const auto lines = static_cast<std::uint64_t>(std::count(sample.begin(), sample.begin() + got, '\n'));
+  if (lines == 0) return size / 6 + 1;
+  return static_cast<std::uint64_t>(std::ceil(static_cast<double>(size) * lines / got)) + 1;
+}
+
+// Nonzeros of the network's first `layers` layers and of the input, from archive headers (exact)
+// or TSV line counts (sampled); a broken archive counts by its size (8 bytes an entry) and the
+// loader reports it.
+std::uint64_t network_entries(const Options& o) {
+  if (is_archive_path(o.network_dir)) {
+    try {
+      const NetworkArchiveReader header(o.network_dir, o.neurons, o.layers);
+      std::uint64_t total = 0;
+      for (Index l = 0; l < o.layers; ++l) total += header.nonzeros(l);
+      return total;
+    } catch (const std::exception&) {
+      return size_or_zero(o.network_dir) / 8;
+    }
+  }
+  std::uint64_t total = 0;
+  for (std::uint32_t l = 1; l <= o.layers; ++l) total += tsv_entries(layer_path(o.network_dir, o.neurons, l));
+  return total;
+}
+
+std::uint64_t input_entries(const Options& o) {
+  if (is_archive_path(o.input_path)) {
+    try {
+      const InputsArchiveReader header(o.input_path, o.neurons, o.inputs);
+      std::uint64_t total = 0;
+      for (Index b = 0; b < header.blocks(); ++b) total += header.nonzeros(b);
+      return total;
+    } catch (const std::exception&) {
+      return size_or_zero(o.input_path) / 8;
+    }
+  }
+  return tsv_entries(o.input_path);
 }
 
 }  // namespace
 
-MemoryEstimate estimate_memory(const Options& o, int ranks, int node_ranks, int model_columns) {
+MemoryEstimate estimate_memory(const Options& o, int ranks, int node_ranks, int model_columns, int threads) {
   MemoryEstimate e;
   constexpr std::uint64_t kEntry = sizeof(Index) + sizeof(Value), kTriplet = sizeof(Triplet);
-  // Nonzeros: exact for the generated problem; from file sizes otherwise (the shortest possible
-  // line, "1<TAB>1<TAB>1<LF>", is 6 bytes, a typical one about 16 to 26: 16 is a safe middle).
+  const auto P = static_cast<std::uint64_t>(ranks);
+  const bool model = o.strategy == "model";
   std::uint64_t network_nonzeros = 0, input_nonzeros = 0;
   if (o.generated()) {
     network_nonzeros = 32ull * o.neurons * o.layers;
-    input_nonzeros = static_cast<std::uint64_t>(0.1 * o.neurons) * o.inputs;  // synthetic rows: about 10% set
+    input_nonzeros = static_cast<std::uint64_t>(0.12 * o.neurons) * o.inputs;  // synthetic rows: about 12% set
   } else {
-    for (std::uint32_t l = 1; l <= o.layers; ++l)
-      network_nonzeros += size_or_zero(layer_path(o.network_dir, o.neurons, l)) / 16;
-    input_nonzeros = size_or_zero(o.input_path) / 12;
+    network_nonzeros = network_entries(o);
+    input_nonzeros = input_entries(o);
   }
+  // The network: CSR and CSC of every layer (1/M of it for a model grid; one copy per node shared).
   const std::uint64_t offsets = (std::uint64_t{o.neurons} + 1) * sizeof(Offset) * o.layers;
-  std::uint64_t network = 2 * (network_nonzeros * kEntry + offsets);  // CSR and CSC
-  if (o.strategy == "model") network /= static_cast<std::uint64_t>(model_columns);
+  std::uint64_t network = 2 * (network_nonzeros * kEntry + offsets);
+  if (model) network /= static_cast<std::uint64_t>(model_columns);
   if (o.share_network) network /= static_cast<std::uint64_t>(node_ranks);
   e.network_bytes = network;
-  const std::uint64_t shard = input_nonzeros / static_cast<std::uint64_t>(ranks) + 1;
+  const std::uint64_t shard = input_nonzeros / (model ? P / static_cast<std::uint64_t>(model_columns) : P) + 1;
   e.input_bytes = shard * kEntry;
-  e.loading_bytes = (network_nonzeros / static_cast<std::uint64_t>(ranks)) * kTriplet +  // my parsed share
-                    (network_nonzeros / o.layers + 1) * kTriplet + shard * kTriplet;     // one layer, input
-  e.work_bytes = 3 * shard * kEntry;
+  // Loading, transient (src/main/load.cpp): TSV text is read in 256 MB pieces; parsed triplets are
+  // bucketed, then (with more than one rank) copied into a window and gathered by their owners.
+  // The network's triplets are all held before they become layers; the input's next to its CSR.
+  const std::uint64_t copies = ranks > 1 ? 2 : 1;
+  const std::uint64_t layer = network_nonzeros / std::max<std::uint64_t>(o.layers, 1) + 1;
+  std::uint64_t network_loading = 0, input_loading = 0;
+  if (o.generated()) {
+    network_loading = network_nonzeros * kEntry + layer * kTriplet;  // the whole generated network, one layer's triplets
+    input_loading = input_nonzeros * kEntry + shard * kTriplet;      // all generated inputs, my triplets
+  } else {
+    // A piece of text: at most 256 MB, at most a rank's share of a file (lines of about 26 and 16 bytes).
+    const std::uint64_t piece = std::uint64_t{256} << 20;
+    const std::uint64_t layer_text = std::min(piece, layer * 26 / P + 1), input_text = std::min(piece, input_nonzeros * 16 / P + 1);
+    network_loading = is_archive_path(o.network_dir)
+                          ? static_cast<std::uint64_t>(threads) * layer * kTriplet
+                          : copies * (network_nonzeros / P) * kTriplet + layer * kTriplet + layer_text;
+    input_loading = is_archive_path(o.input_path) ? shard * kTriplet
+                                                  : copies * (input_nonzeros / P + 1) * kTriplet + input_text;
+  }
+  // Inference: data parallelism holds, per thread, a block's rows and its next layer (sized by the
+  // symbolic pass, at most block x N structural entries each, and dense panels); the model
+  // strategy and model parallelism hold the whole shard three times (current, next, staging).
+  // The verifier keeps the final activations (bounded here by the shard).
+  std::uint64_t work = 0;
+  if (model || o.parallel == Parallelism::model) {
+    work = 3 * shard * kEntry;
+  } else {
+    const std::uint64_t rows = std::max<std::uint64_t>(o.inputs / P, 1);
+    const std::uint64_t block = o.block_rows > 0 ? o.block_rows : automatic_block_rows(static_cast<Index>(rows), threads);
+    work = static_cast<std::uint64_t>(threads) * 5 * std::min(block, rows) * o.neurons * kEntry / 2;
+    work = std::min(work, static_cast<std::uint64_t>(threads) * 3 * shard * kEntry + shard * kEntry);
+  }
+  if (o.verify) work += 2 * shard * kEntry;
+  // While the network loads, the input is not there yet; loading's transients are freed before
+  // inference (see total()).
+  e.loading_bytes = std::max(network_loading > e.input_bytes ? network_loading - e.input_bytes : 0, input_loading);
+  e.work_bytes = work;
   return e;
 }
 

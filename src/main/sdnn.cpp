@@ -150,6 +150,7 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
   plan.build_network = !o.share_network || mpi.node_rank() == 0;
 
   std::vector<Index> truth;
+  MemoryEstimate estimate;
   phase(mpi, [&] {
     if (!o.out_path.empty()) check_output_folder(o.out_path);
     if (!o.report_path.empty()) {
@@ -158,7 +159,7 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
     }
     if (root && !o.truth_path.empty()) truth = read_categories(o.truth_path, o.inputs);
     // Refuse a run that cannot fit, before loading anything.
-    const MemoryEstimate need = estimate_memory(o, mpi.size(), mpi.node_size(), grid.columns);
+    const MemoryEstimate need = estimate = estimate_memory(o, mpi.size(), mpi.node_size(), grid.columns, threads);
     const std::uint64_t limit =
         o.max_memory ? o.max_memory : available_memory() / static_cast<std::uint64_t>(mpi.node_size());
     if (limit > 0 && need.total() > limit)
@@ -223,7 +224,8 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
   if (o.load_only) {
     const double peak_mb = mpi.max(peak_resident_mb());
     if (root) {
-      std::printf("memory: peak resident %.0f MB (largest rank)\n", peak_mb);
+      std::printf("memory: peak resident %.0f MB (largest rank); estimated before loading %.0f MB per rank\n", peak_mb,
+                  static_cast<double>(estimate.total()) / 1e6);
       std::printf("summary neurons=%u layers=%u inputs=%u ranks=%d threads=%d load_only=yes read_s=%.6f read_mb=%.1f "
                   "read_mb_s=%.1f network_mb=%.1f input_mb=%.1f peak_rss_mb=%.1f\n",
                   o.neurons, o.layers, o.inputs, mpi.size(), threads, read_s, read_mb, read_mb_s,
@@ -345,7 +347,8 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
     std::printf("imbalance: %.3f (max over mean compute time of %d rank(s))", balance, mpi.size());
     if (model) std::printf(", communication/compute: %.3f", ratio);
     std::printf("\n");
-    std::printf("memory: peak resident %.0f MB (largest rank; %.0f MB all ranks)\n", peak_mb, peak_all_mb);
+    std::printf("memory: peak resident %.0f MB (largest rank; %.0f MB all ranks); estimated before loading %.0f MB per rank\n",
+                peak_mb, peak_all_mb, static_cast<double>(estimate.total()) / 1e6);
     std::printf("categories: %zu\n", categories.size());
     if (!o.truth_path.empty())
       std::printf("Challenge: %s (%zu categories expected)\n", challenge.c_str(), truth.size());

@@ -153,13 +153,6 @@ bool dense_enough(Offset nonzeros, Index rows, Index neurons, double threshold) 
   return rows > 0 && static_cast<double>(nonzeros) >= threshold * static_cast<double>(rows) * neurons;
 }
 
-// Blocks large enough that their saturated survivors fill several panels (the panel kernel
-// serves up to four at once), small enough for about eight blocks per thread.
-Index automatic_block_rows(Index rows, int threads) {
-  const Index share = rows / static_cast<Index>(8 * std::max(1, threads));
-  return std::clamp<Index>(share, 256, 2048);
-}
-
 bool panels_possible(const Network& network, Index neurons, const EngineOptions& options) {
   bool possible = options.dense_threshold <= 1.0;
   for (const Layer& layer : network) possible = possible && layer.weights_csc.cols() == neurons;
@@ -441,6 +434,13 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
 }
 
 }  // namespace
+
+// Blocks large enough that their saturated survivors fill several panels (the panel kernel
+// serves up to four at once), small enough for about eight blocks per thread.
+Index automatic_block_rows(Index rows, int threads) {
+  const Index share = rows / static_cast<Index>(8 * std::max(1, threads));
+  return std::clamp<Index>(share, 256, 2048);
+}
 
 InferenceResult infer(const Network& network, const CsrMatrix& input, const EngineOptions& options) {
   check_combination(options.format, options.parallel);

@@ -64,6 +64,9 @@ void prepare_weights(Network& network, bool need_csr, bool need_csc);
 
 InferenceResult infer(const Network& network, const CsrMatrix& input, const EngineOptions& options);
 
+// The rows per block of data parallelism when EngineOptions::block_rows is 0.
+Index automatic_block_rows(Index rows, int threads);
+
 // Rows [first, last) of a CSR matrix as a matrix of their own.
 CsrMatrix slice_rows(const CsrMatrix& a, Index first, Index last);
 
