@@ -23,6 +23,8 @@
 #include "spmm/sparse_matrix.hpp"
 #include "spmm/spmm.hpp"
 
+#include "bench_support.hpp"
+
 namespace {
 
 using namespace sdnn;
@@ -45,26 +47,8 @@ struct Activations {
 
   Activations() : network(generate_network(kNeurons, kLayers, 42)) {
     prepare_weights(network, true, true);
-    const CsrMatrix input = generate_inputs(kInputs, kNeurons, 7);
-    ActiveRows current, next;
-    current.rows = input.clone();
-    current.ids.resize(input.rows());
-    for (Index i = 0; i < input.rows(); ++i) current.ids[i] = i;
-    LeftMultiplier left(kNeurons);
-    Index done = 0;
-    for (Index k : kDepths) {
-      for (; done < k; ++done) {
-        const Layer& layer = network[done];
-        left.multiply(current, layer.weights_csr, layer.bias.data(), next);
-        std::swap(current, next);
-      }
-      ActiveRows snapshot;
-      snapshot.rows = current.rows.clone();
-      snapshot.rows.sort_indices();
-      snapshot.ids = current.ids;
-      csc.emplace(k, to_csc(snapshot.rows));
-      csr.emplace(k, std::move(snapshot));
-    }
+    csr = bench::activations_after(network, generate_inputs(kInputs, kNeurons, 7), kDepths);
+    for (const auto& [k, rows] : csr) csc.emplace(k, to_csc(rows.rows));
   }
 };
 

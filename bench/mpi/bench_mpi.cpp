@@ -58,6 +58,7 @@
 #include "io/generate.hpp"
 #include "partition/pull_plan.hpp"
 #include "partition/row_partition.hpp"
+#include "../bench_support.hpp"
 #include "spmm/layer.hpp"
 #include "spmm/sparse_matrix.hpp"
 #include "spmm/split_multiply.hpp"
@@ -162,26 +163,9 @@ struct GeneratedProblem {
   Network network;
   std::map<Index, ActiveRows> activations;
 
-  GeneratedProblem() : network(generate_network(kNeurons, kDepths.back() + 1, kNetworkSeed)) {
-    const CsrMatrix input = generate_inputs(kInputs, kNeurons, kInputSeed);
-    ActiveRows current, next;
-    current.rows = input.clone();
-    current.ids.resize(input.rows());
-    for (Index i = 0; i < input.rows(); ++i) current.ids[i] = i;
-    LeftMultiplier left(kNeurons);
-    Index done = 0;
-    for (Index k : kDepths) {
-      for (; done < k; ++done) {
-        const Layer& layer = network[done];
-        left.multiply(current, layer.weights_csr, layer.bias.data(), next);
-        std::swap(current, next);
-      }
-      ActiveRows snapshot;
-      snapshot.rows = current.rows.clone();
-      snapshot.ids = current.ids;
-      activations.emplace(k, std::move(snapshot));
-    }
-  }
+  GeneratedProblem()
+      : network(generate_network(kNeurons, kDepths.back() + 1, kNetworkSeed)),
+        activations(bench::activations_after(network, generate_inputs(kInputs, kNeurons, kInputSeed), kDepths)) {}
 };
 
 const GeneratedProblem& generated_problem() {

@@ -1,0 +1,39 @@
+// bench_support.hpp: what the benchmarks share. activations_after runs a network over its input
+// (left multiplication, one thread) and keeps a snapshot of the alive rows (sorted columns, with
+// their input row ids) after each of the given depths, ascending: the realistic activations that
+// the kernel and communication benchmarks start a layer from.
+#pragma once
+
+#include <map>
+#include <vector>
+
+#include "spmm/layer.hpp"
+#include "spmm/spmm.hpp"
+
+namespace sdnn::bench {
+
+inline std::map<Index, ActiveRows> activations_after(const Network& network, const CsrMatrix& input,
+                                                      const std::vector<Index>& depths) {
+  std::map<Index, ActiveRows> snapshots;
+  ActiveRows current, next;
+  current.rows = input.clone();
+  current.ids.resize(input.rows());
+  for (Index i = 0; i < input.rows(); ++i) current.ids[i] = i;
+  LeftMultiplier left(input.cols());
+  Index done = 0;
+  for (Index k : depths) {
+    for (; done < k; ++done) {
+      const Layer& layer = network[done];
+      left.multiply(current, layer.weights_csr, layer.bias.data(), next);
+      std::swap(current, next);
+    }
+    ActiveRows snapshot;
+    snapshot.rows = current.rows.clone();
+    snapshot.rows.sort_indices();
+    snapshot.ids = current.ids;
+    snapshots.emplace(k, std::move(snapshot));
+  }
+  return snapshots;
+}
+
+}  // namespace sdnn::bench
