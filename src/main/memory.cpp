@@ -122,7 +122,7 @@ MemoryEstimate estimate_memory(const Options& o, int ranks, int node_ranks, int 
   } else {
     const std::uint64_t rows = std::max<std::uint64_t>(o.inputs / P, 1);
     const std::uint64_t block = o.block_rows > 0 ? o.block_rows : automatic_block_rows(static_cast<Index>(rows), threads);
-    work = static_cast<std::uint64_t>(threads) * 5 * std::min(block, rows) * o.neurons * kEntry / 2;
+    work = static_cast<std::uint64_t>(threads) * 7 * std::min(block, rows) * o.neurons * kEntry / 2;
     work = std::min(work, static_cast<std::uint64_t>(threads) * 3 * shard * kEntry + shard * kEntry);
   }
   if (o.verify) work += 2 * shard * kEntry;
