@@ -124,6 +124,47 @@ TEST_F(TsvFiles, LargeFileParsedInParallelChunks) {
   EXPECT_TRUE(contains(what, dup + ":" + std::to_string(expected.nnz() + 1) + ": duplicate entry")) << what;
 }
 
+// A file parsed in pieces (of 1 byte to more than the file), by several ranks' shares and
+// threads: the same triplets in the same order as parsed whole, every line once (a line longer
+// than a piece included), and a fault at its line whichever piece holds it.
+TEST_F(TsvFiles, FileSharesInPiecesAgreeWithTheWholeFile) {
+  std::mt19937 rng(5);
+  const CsrMatrix m = test::random_csr(200, 100, 0.1, -5.0f, 5.0f, rng);
+  std::string text;
+  char buffer[96];
+  for (Index i = 0; i < m.rows(); ++i)
+    for (Offset p = m.begin(i); p < m.end(i); ++p) {
+      std::snprintf(buffer, sizeof buffer, "%u\t%u\t%.9g\n", i + 1, m.indices[p] + 1, m.values[p]);
+      text += buffer;
+      if (i == 100 && p == m.begin(i)) text += "101\t100\t" + std::string(5000, '1') + "e-5000\n";  // a long line
+    }
+  const std::string path = write("shares.tsv", text);
+  const std::vector<Triplet> whole = parse_triplets(path, text, 200, 100, 1);
+  for (std::uint64_t piece : {1ull, 7ull, 100ull, 4096ull, 1ull << 30}) {
+    for (int ranks : {1, 2, 3}) {
+      std::vector<Triplet> joined;
+      std::uint64_t bytes = 0;
+      for (int r = 0; r < ranks; ++r)
+        for (const Triplet& t : parse_file_share(path, 200, 100, r, ranks, 2, bytes, piece)) joined.push_back(t);
+      ASSERT_EQ(joined.size(), whole.size()) << "piece " << piece << ", " << ranks << " rank(s)";
+      for (std::size_t k = 0; k < whole.size(); ++k)
+        ASSERT_TRUE(joined[k].row == whole[k].row && joined[k].col == whole[k].col && joined[k].value == whole[k].value)
+            << "triplet " << k << ", piece " << piece << ", " << ranks << " rank(s)";
+      EXPECT_EQ(bytes, text.size());
+    }
+  }
+  std::size_t middle = text.size() * 2 / 3;
+  while (text[middle - 1] != '\n') ++middle;
+  const std::string bad = write("shares_bad.tsv", text.substr(0, middle) + "1\t1\tx\n" + text.substr(middle));
+  for (std::uint64_t piece : {7ull, 1000ull}) {
+    const std::string what = input_error_of([&] {
+      std::uint64_t bytes = 0;
+      parse_file_share(bad, 200, 100, 0, 1, 2, bytes, piece);
+    });
+    EXPECT_TRUE(contains(what, bad + ":" + std::to_string(line_of(text, middle)) + ": expected a value")) << what;
+  }
+}
+
 struct BadCase {
   std::string name;
   std::string third_line;  // lines 1 and 2 are good

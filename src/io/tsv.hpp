@@ -8,6 +8,7 @@
 // file beside the target, then rename), so no half-written file is ever left.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -38,7 +39,18 @@ std::string read_file_range(const std::string& path, std::uint64_t first, std::u
 // Newlines in bytes [0, end) of a file (for the line number of a fault in a share).
 std::uint64_t count_lines_before(const std::string& path, std::uint64_t end);
 
-// A rows x cols CSR matrix from a TSV triplet file; duplicate entries are an error.
+// The lines of `path` that start in share `rank` of `ranks` equal byte ranges
+// [size*r/P, size*(r+1)/P), parsed by `threads` threads in pieces of at most `piece_bytes`
+// (256 MB), so that the text held at once stays small next to the triplets (a 65536-neuron input
+// file is 10 GB of text); the next piece starts where the last line of one ended. bytes_parsed
+// grows by the bytes of those lines. An empty file is an error.
+inline constexpr std::uint64_t kParsePieceBytes = std::uint64_t{256} << 20;
+std::vector<Triplet> parse_file_share(const std::string& path, Index rows, Index cols, int rank, int ranks,
+                                      int threads, std::uint64_t& bytes_parsed,
+                                      std::uint64_t piece_bytes = kParsePieceBytes);
+
+// A rows x cols CSR matrix from a TSV triplet file (read in pieces, as parse_file_share);
+// duplicate entries are an error.
 CsrMatrix read_triplet_matrix(const std::string& path, Index rows, Index cols, int threads);
 
 // Path of layer `layer` (1-based) of an N-neuron network in directory `dir`: dir/nN-lK.tsv.

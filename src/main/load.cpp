@@ -26,68 +26,6 @@ int group_of(Index i, Index total, int groups) {
   return g;
 }
 
-// The lines of `path` that start in the byte range [begin, end), parsed (bytes_parsed grows by
-// the bytes of those lines); lines_end is set to the byte after the last of them (end at least).
-std::vector<Triplet> parse_range(const std::string& path, std::uint64_t size, std::uint64_t begin, std::uint64_t end,
-                                 Index rows, Index cols, int threads, std::uint64_t& bytes_parsed,
-                                 std::uint64_t& lines_end) {
-  lines_end = end;
-  if (begin == end) return {};
-  // Bytes [begin - 1, end), then on until the newline that ends the line holding byte end - 1.
-  const std::uint64_t from = begin > 0 ? begin - 1 : 0;
-  std::string text = read_file_range(path, from, end);
-  constexpr std::uint64_t kPiece = 1 << 16;
-  // Each byte is searched once: a long line must not be scanned again for every piece appended
-  // (a 100 MB line took 18 s with 2 ranks, against 3 s with 1).
-  std::size_t searched = end - 1 - from;
-  while (from + text.size() < size && text.find('\n', searched) == std::string::npos) {
-    searched = text.size();
-    text += read_file_range(path, from + text.size(), std::min(size, from + text.size() + kPiece));
-  }
-  // First line that starts at or after `begin`, last that starts before `end`.
-  std::size_t first = 0;
-  if (begin > 0) {
-    const std::size_t newline = text.find('\n');
-    first = newline == std::string::npos ? text.size() : newline + 1;
-  }
-  const std::size_t newline_at_end = text.find('\n', end - 1 - from);
-  const std::size_t last = newline_at_end == std::string::npos ? text.size() : newline_at_end + 1;
-  lines_end = std::max<std::uint64_t>(end, from + last);
-  if (first >= last || from + first >= end) return {};
-  bytes_parsed += last - first;
-  const std::string_view lines(text.data() + first, last - first);
-  return parse_triplet_lines(path, lines, rows, cols, threads,
-                             [&] { return count_lines_before(path, from + first); });
-}
-
-// The lines of `path` that start in this rank's byte range [size*r/P, size*(r+1)/P), parsed in
-// pieces of at most kParsePiece bytes, so that the text held at once stays small next to the
-// triplets (a 65536-neuron input file is 6.4 GB of text for 5.6 GB of triplets).
-constexpr std::uint64_t kParsePiece = std::uint64_t{256} << 20;
-
-std::vector<Triplet> parse_share(const std::string& path, Index rows, Index cols, int rank, int ranks, int threads,
-                                 std::uint64_t& bytes_parsed) {
-  const std::uint64_t size = file_size(path);
-  if (size == 0) throw InputError(path, "empty file: no entries");
-  const std::uint64_t begin = size * rank / ranks, end = size * (rank + 1) / ranks;
-  std::vector<Triplet> triplets;
-  // The next piece starts where the last line of this one ended (a line longer than a piece is
-  // read once, not once per piece it spans).
-  for (std::uint64_t piece = begin, next = begin; piece < end; piece = next) {
-    const std::uint64_t piece_end = std::min(end, piece + kParsePiece);
-    std::vector<Triplet> parsed = parse_range(path, size, piece, piece_end, rows, cols, threads, bytes_parsed, next);
-    if (triplets.empty() && piece_end < end) {
-      // Room for the whole share at the first piece's density (and 5% more), so that appending
-      // does not reallocate (a reallocation would hold the old and the new buffer at once).
-      const double per_byte = static_cast<double>(parsed.size()) / static_cast<double>(piece_end - piece);
-      triplets.reserve(static_cast<std::size_t>(1.05 * per_byte * static_cast<double>(end - begin)) + parsed.size());
-    }
-    if (triplets.empty()) triplets = std::move(parsed);
-    else triplets.insert(triplets.end(), parsed.begin(), parsed.end());
-  }
-  return triplets;
-}
-
 // Every rank holds, for each of `files`, its triplets split into `groups` buckets
 // (mine[file][group]). Every rank receives, for each file, bucket `wanted` of every rank,
 // concatenated in rank order, and hands it to consume(file, triplets). Collective; an exception
@@ -281,7 +219,7 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
     try {
       read_network_files_exist(o.network_dir, n, o.layers);
       for (Index l = 0; l < o.layers; ++l) {
-        std::vector<Triplet> share = parse_share(layer_path(o.network_dir, n, l + 1), n, n, mpi.rank(), mpi.size(),
+        std::vector<Triplet> share = parse_file_share(layer_path(o.network_dir, n, l + 1), n, n, mpi.rank(), mpi.size(),
                                                  plan.threads, problem.bytes_parsed);
         layer_nonzeros[l] = share.size();
         layer_buckets[l].resize(plan.column_groups);
@@ -368,7 +306,7 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
     input_buckets[0].resize(plan.row_groups);
     try {
       std::vector<Triplet> parsed =
-          parse_share(o.input_path, m, n, mpi.rank(), mpi.size(), plan.threads, problem.bytes_parsed);
+          parse_file_share(o.input_path, m, n, mpi.rank(), mpi.size(), plan.threads, problem.bytes_parsed);
       for (Triplet& t : parsed) hash_input(t);
       if (plan.row_groups == 1) {
         input_buckets[0][0] = std::move(parsed);  // no second copy of the largest array of the load
