@@ -12,7 +12,7 @@
 # row per run: N, L, inputs, source, what, read_s, read_mb_s, infer_s, rate, categories,
 # peak_rss_mb, network_mb, input_mb, file sizes, load1, busy_others) and prints a Markdown table
 # of the medians. KEEP=0 deletes each size's files after it is measured (the 65536-neuron TSV
-# files are about 15 GB).
+# files are about 15 GB). APPEND=1 adds to the CSV of the same TAG instead of starting it anew.
 # NAME names the inputs in the folder and file names (default: synthetic, or the idx file name up to its first - or .).
 # Usage: [SDNN=./sdnn] [INPUTS=synthetic|IDX] [NAME=name] [COUNT=60000] [REPS=3] [THREADS=2] [LAYERS=120]
 #        [DATA=bench/out/data] [TAG=name] [KEEP=1] bash bench/sizes.sh [N ...]
@@ -50,7 +50,8 @@ run() {
   echo "  N=$n $what from $source: $(grep -E '^(read|inference|memory|categories)' <<< "$out" | tr '\n' ';')"
 }
 
-echo "N,L,inputs,input_source,source,what,read_s,read_mb_s,infer_s,rate,categories,peak_rss_mb,network_mb,input_mb,tsv_mb,archive_mb,load1,busy_others" > "$csv"
+[ "${APPEND:-0}" = 1 ] && [ -f "$csv" ] ||
+  echo "N,L,inputs,input_source,source,what,read_s,read_mb_s,infer_s,rate,categories,peak_rss_mb,network_mb,input_mb,tsv_mb,archive_mb,load1,busy_others" > "$csv"
 for n in "${sizes[@]}"; do
   dir=$DATA/sizes-$source_name-$n-$LAYERS-$COUNT
   net=$dir/neuron$n; input=$dir/sparse-images-$n.tsv
