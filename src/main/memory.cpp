@@ -22,19 +22,29 @@ std::uint64_t size_or_zero(const std::string& path) {
   return ::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode) ? static_cast<std::uint64_t>(info.st_size) : 0;
 }
 
-// Lines of a TSV file (its entries): its size over the mean line length of its first MiB. A file
-// that cannot be read counts as 6-byte lines ("1<TAB>1<TAB>1<LF>", the shortest); the loader
-// reports what is wrong with it.
+// Lines of a TSV file (its entries): its size over the mean line length of 8 samples of 128 KiB
+// spread over it (the whole file when smaller; row numbers grow longer down a file, so the start
+// alone would overcount). A file that cannot be read counts as 6-byte lines ("1<TAB>1<TAB>1<LF>",
+// the shortest); the loader reports what is wrong with it.
 std::uint64_t tsv_entries(const std::string& path) {
   const std::uint64_t size = size_or_zero(path);
   if (size == 0) return 0;
+  constexpr std::uint64_t kSamples = 8, kSample = 128 << 10;
   std::ifstream in(path, std::ios::binary);
-  std::string sample(static_cast<std::size_t>(std::min<std::uint64_t>(size, 1 << 20)), '\0');
-  in.read(sample.data(), static_cast<std::streamsize>(sample.size()));
-  const auto got = static_cast<std::size_t>(std::max<std::streamsize>(in.gcount(), 0));
-  const auto lines = static_cast<std::uint64_t>(std::count(sample.begin(), sample.begin() + got, '\n'));
-  if (lines == 0) return size / 6 + 1;
-  return static_cast<std::uint64_t>(std::ceil(static_cast<double>(size) * lines / got)) + 1;
+  std::string sample;
+  std::uint64_t bytes = 0, lines = 0;
+  for (std::uint64_t k = 0; k < kSamples && in; ++k) {
+    const std::uint64_t at = size <= kSamples * kSample ? k * kSample : (size - kSample) * k / (kSamples - 1);
+    if (at >= size) break;
+    sample.assign(static_cast<std::size_t>(std::min(kSample, size - at)), '\0');
+    in.seekg(static_cast<std::streamoff>(at));
+    in.read(sample.data(), static_cast<std::streamsize>(sample.size()));
+    const auto got = static_cast<std::size_t>(std::max<std::streamsize>(in.gcount(), 0));
+    bytes += got;
+    lines += static_cast<std::uint64_t>(std::count(sample.begin(), sample.begin() + got, '\n'));
+  }
+  if (lines == 0 || bytes == 0) return size / 6 + 1;
+  return static_cast<std::uint64_t>(std::ceil(static_cast<double>(size) * lines / bytes)) + 1;
 }
 
 // Nonzeros of the network's first `layers` layers and of the input, from archive headers (exact)
