@@ -94,17 +94,26 @@ TEST_F(TsvFiles, GoodFiles) {
   EXPECT_EQ(read_triplet_matrix(write("w.tsv", "2\t2\t6.250000e-02\n"), 2, 2, 1).values[0], 1.0f / 16.0f);
 }
 
+// The TSV lines of `m` ("row<TAB>col<TAB>value", 1-based, values exact in float), row by row; the
+// first entry of row `long_line_row` (0-based) is followed by a 5000-character line of that row.
+std::string tsv_lines_of(const CsrMatrix& m, Index long_line_row = ~Index{0}) {
+  std::string text;
+  char buffer[96];
+  for (Index i = 0; i < m.rows(); ++i)
+    for (Offset p = m.begin(i); p < m.end(i); ++p) {
+      std::snprintf(buffer, sizeof buffer, "%u\t%u\t%.9g\n", i + 1, m.indices[p] + 1, m.values[p]);
+      text += buffer;
+      if (i == long_line_row && p == m.begin(i))
+        text += std::to_string(i + 1) + "\t" + std::to_string(m.cols()) + "\t" + std::string(5000, '1') + "e-5000\n";
+    }
+  return text;
+}
+
 TEST_F(TsvFiles, LargeFileParsedInParallelChunks) {
   // Big enough for several parse chunks (64 KiB each): the result does not depend on the threads.
   std::mt19937 rng(3);
   const CsrMatrix expected = test::random_csr(600, 300, 0.1, -5.0f, 5.0f, rng);
-  std::string text;
-  char buffer[96];
-  for (Index i = 0; i < expected.rows(); ++i)
-    for (Offset p = expected.begin(i); p < expected.end(i); ++p) {
-      std::snprintf(buffer, sizeof buffer, "%u\t%u\t%.9g\n", i + 1, expected.indices[p] + 1, expected.values[p]);
-      text += buffer;
-    }
+  std::string text = tsv_lines_of(expected);
   ASSERT_GT(text.size(), 4u * 65536);
   const std::string path = write("big.tsv", text);
   for (int threads : {1, 2, 3, 8}) EXPECT_EQ(first_difference(read_triplet_matrix(path, 600, 300, threads), expected), "");
@@ -130,14 +139,7 @@ TEST_F(TsvFiles, LargeFileParsedInParallelChunks) {
 TEST_F(TsvFiles, FileSharesInPiecesAgreeWithTheWholeFile) {
   std::mt19937 rng(5);
   const CsrMatrix m = test::random_csr(200, 100, 0.1, -5.0f, 5.0f, rng);
-  std::string text;
-  char buffer[96];
-  for (Index i = 0; i < m.rows(); ++i)
-    for (Offset p = m.begin(i); p < m.end(i); ++p) {
-      std::snprintf(buffer, sizeof buffer, "%u\t%u\t%.9g\n", i + 1, m.indices[p] + 1, m.values[p]);
-      text += buffer;
-      if (i == 100 && p == m.begin(i)) text += "101\t100\t" + std::string(5000, '1') + "e-5000\n";  // a long line
-    }
+  const std::string text = tsv_lines_of(m, 100);
   const std::string path = write("shares.tsv", text);
   const std::vector<Triplet> whole = parse_triplets(path, text, 200, 100, 1);
   for (std::uint64_t piece : {1ull, 7ull, 100ull, 4096ull, 1ull << 30}) {
