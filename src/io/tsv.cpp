@@ -10,10 +10,10 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
-#include <stdexcept>
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <stdexcept>
 #include <unordered_set>
 
 #include "io/input_error.hpp"

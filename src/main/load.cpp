@@ -219,8 +219,8 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
     try {
       read_network_files_exist(o.network_dir, n, o.layers);
       for (Index l = 0; l < o.layers; ++l) {
-        std::vector<Triplet> share = parse_file_share(layer_path(o.network_dir, n, l + 1), n, n, mpi.rank(), mpi.size(),
-                                                 plan.threads, problem.bytes_parsed);
+        std::vector<Triplet> share = parse_file_share(layer_path(o.network_dir, n, l + 1), n, n, mpi.rank(),
+                                                      mpi.size(), plan.threads, problem.bytes_parsed);
         layer_nonzeros[l] = share.size();
         layer_buckets[l].resize(plan.column_groups);
         for (Triplet& t : share) {

@@ -103,9 +103,10 @@ MemoryEstimate estimate_memory(const Options& o, int ranks, int node_ranks, int 
   e.network_bytes = network;
   const std::uint64_t shard = input_nonzeros / (model ? P / static_cast<std::uint64_t>(model_columns) : P) + 1;
   e.input_bytes = shard * kEntry;
-  // Loading, transient (src/main/load.cpp): TSV text is read in 256 MB pieces; parsed triplets are
-  // bucketed, then (with more than one rank) copied into a window and gathered by their owners.
-  // The network's triplets are all held before they become layers; the input's next to its CSR.
+  // Loading, transient (src/main/load.cpp): TSV text is read in pieces (kParsePieceBytes); parsed
+  // triplets are bucketed, then (with more than one rank) copied into a window and gathered by
+  // their owners. The network's triplets are all held before they become layers; the input's
+  // next to its CSR.
   const std::uint64_t copies = ranks > 1 ? 2 : 1;
   const std::uint64_t layer = network_nonzeros / std::max<std::uint64_t>(o.layers, 1) + 1;
   std::uint64_t network_loading = 0, input_loading = 0;
@@ -114,7 +115,7 @@ MemoryEstimate estimate_memory(const Options& o, int ranks, int node_ranks, int 
     input_loading = input_nonzeros * kEntry + shard * kTriplet;      // all generated inputs, my triplets
   } else {
     // A piece of text: at most 256 MB, at most a rank's share of a file (lines of about 26 and 16 bytes).
-    const std::uint64_t piece = std::uint64_t{256} << 20;
+    const std::uint64_t piece = kParsePieceBytes;
     const std::uint64_t layer_text = std::min(piece, layer * 26 / P + 1), input_text = std::min(piece, input_nonzeros * 16 / P + 1);
     network_loading = is_archive_path(o.network_dir)
                           ? static_cast<std::uint64_t>(threads) * layer * kTriplet

@@ -268,7 +268,10 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
   InferenceResult result;
   result.layer_nonzeros.assign(network.size(), 0);
   result.layer_seconds.assign(network.size(), 0.0);
+  // Each block's checksum and surviving rows, taken as it finishes: the whole run's categories
+  // and checksum whether or not its rows are kept.
   std::vector<ExactSum> block_sums(blocks, 0);
+  std::vector<std::vector<Index>> block_categories(blocks);
   ThreadFailure failure;
 #pragma omp parallel num_threads(options.threads) reduction(+ : active)
   {
@@ -283,7 +286,7 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
         active += runner.run(network, block);
         block_sums[b] = exact_sum_of(block.rows);
         for (Index r = 0; r < block.rows.rows(); ++r)
-          if (block.rows.end(r) > block.rows.begin(r)) results[b].ids.push_back(block.ids[r]);
+          if (block.rows.end(r) > block.rows.begin(r)) block_categories[b].push_back(block.ids[r]);
         if (options.keep_activations) {
           results[b].rows = block.rows.clone();
           results[b].ids = block.ids;
@@ -298,15 +301,12 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
     }
   }
   failure.rethrow();
-  for (Index b = 0; b < blocks; ++b) result.exact_sum += block_sums[b];
-  if (options.keep_activations) {
-    result.activations = assemble(rows, neurons, results);
-    result.categories = categories_of(result.activations);
-  } else {
-    for (const ActiveRows& r : results)
-      for (Index id : r.ids) result.categories.push_back(id);
-    std::sort(result.categories.begin(), result.categories.end());
+  for (Index b = 0; b < blocks; ++b) {
+    result.exact_sum += block_sums[b];
+    result.categories.insert(result.categories.end(), block_categories[b].begin(), block_categories[b].end());
   }
+  std::sort(result.categories.begin(), result.categories.end());
+  if (options.keep_activations) result.activations = assemble(rows, neurons, results);
   result.active_nonzeros = active;
   return result;
 }
