@@ -1,4 +1,4 @@
-// tsv.cpp: parallel TSV triplet parsing, the official readers and the atomic writers.
+// tsv.cpp: parallel TSV triplet parsing, the official readers and the categories writer.
 #include "io/tsv.hpp"
 
 #include <fcntl.h>
@@ -17,6 +17,7 @@
 #include <unordered_set>
 
 #include "io/input_error.hpp"
+#include "io/output_file.hpp"
 
 namespace sdnn {
 
@@ -317,19 +318,6 @@ std::vector<Index> parse_categories(const std::string& path, std::string_view te
     categories.push_back(row);
   }
   return categories;
-}
-
-void write_file_atomically(const std::string& path, const std::string& text) {
-  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
-  std::FILE* f = std::fopen(temporary.c_str(), "wb");
-  if (f == nullptr) throw InputError(path, std::string("cannot write: ") + std::strerror(errno));
-  const bool written = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  const bool closed = std::fclose(f) == 0;
-  if (!written || !closed || std::rename(temporary.c_str(), path.c_str()) != 0) {
-    const int saved = errno;
-    std::remove(temporary.c_str());
-    throw InputError(path, std::string("cannot write: ") + std::strerror(saved));
-  }
 }
 
 void write_categories(const std::string& path, const std::vector<Index>& categories) {

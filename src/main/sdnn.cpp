@@ -8,7 +8,6 @@
 // allocation) reaches every rank, which all exit non-zero with one message, no hang.
 #include <omp.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,8 +20,10 @@
 
 #include "comm/mpi_session.hpp"
 #include "hash/hash.hpp"
+#include "io/archive.hpp"
 #include "io/generate.hpp"
 #include "io/input_error.hpp"
+#include "io/output_file.hpp"
 #include "io/tsv.hpp"
 #include "main/commands.hpp"
 #include "main/load.hpp"
@@ -69,17 +70,22 @@ void phase(const MpiSession& mpi, Work&& work) {
   }
 }
 
-// Checks that the folder of an output path exists and that the path is not a folder itself,
-// before any long computation.
-void check_output_folder(const std::string& path) {
-  const auto slash = path.find_last_of('/');
-  const std::string folder = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  struct stat info {};
-  if (::stat(folder.c_str(), &info) != 0 || !S_ISDIR(info.st_mode))
-    throw InputError(path, "cannot write: folder '" + folder + "' does not exist");
-  if (::access(folder.c_str(), W_OK) != 0) throw InputError(path, "cannot write: folder '" + folder + "' is not writable");
-  if (::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode))
-    throw InputError(path, "cannot write: is a directory (give a file name)");
+// Refuses, before any work, an output (--out, --report and its CSV) that is not a new name or an
+// existing regular file, or that is the same file as one the run reads (io/output_file.hpp).
+void check_outputs(const Options& o) {
+  std::vector<ReadFile> reads = {{o.input_path, "--input"}, {o.truth_path, "--truth"}};
+  if (!o.generated()) {
+    if (is_archive_path(o.network_dir)) reads.push_back({o.network_dir, "--network"});
+    else
+      for (Index l = 1; l <= o.layers; ++l) reads.push_back({layer_path(o.network_dir, o.neurons, l), "--network"});
+  }
+  std::vector<std::string> outputs = {o.out_path};
+  if (!o.report_path.empty()) outputs.insert(outputs.end(), {o.report_path, csv_path_of(o.report_path)});
+  for (const std::string& path : outputs) {
+    if (path.empty()) continue;
+    check_output_path(path);
+    check_not_an_input(path, reads);
+  }
 }
 
 // The peak resident memory of this process so far, in MB (getrusage reports kilobytes on Linux).
@@ -152,11 +158,7 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
   std::vector<Index> truth;
   MemoryEstimate estimate;
   phase(mpi, [&] {
-    if (!o.out_path.empty()) check_output_folder(o.out_path);
-    if (!o.report_path.empty()) {
-      check_output_folder(o.report_path);
-      check_output_folder(csv_path_of(o.report_path));
-    }
+    check_outputs(o);  // every rank: rank 0 writes, and all refuse together
     if (root && !o.truth_path.empty()) truth = read_categories(o.truth_path, o.inputs);
     // Refuse a run that cannot fit, before loading anything.
     const MemoryEstimate need = estimate = estimate_memory(o, mpi.size(), mpi.node_size(), grid.columns, threads);
