@@ -264,12 +264,15 @@ std::string layer_path(const std::string& dir, Index neurons, Index layer) {
 
 void read_network_files_exist(const std::string& dir, Index neurons, Index layers) {
   struct stat info {};
-  if (::stat(dir.c_str(), &info) != 0) throw InputError(dir, "network directory not found");
+  if (::stat(dir.c_str(), &info) != 0)  // the real reason: a link loop or a permission is not "not found"
+    throw InputError(dir, errno == ENOENT ? std::string("network directory not found")
+                                          : std::string("cannot open the network: ") + std::strerror(errno));
   if (!S_ISDIR(info.st_mode)) throw InputError(dir, "not a directory (--network takes the folder of nN-lK.tsv files)");
   for (Index l = 1; l <= layers; ++l) {
     const std::string path = layer_path(dir, neurons, l);
     if (::stat(path.c_str(), &info) != 0)
-      throw InputError(path, "missing layer file (layer " + std::to_string(l) + " of " + std::to_string(layers) + ")");
+      throw InputError(path, (errno == ENOENT ? std::string("missing layer file") : std::string(std::strerror(errno))) +
+                                 " (layer " + std::to_string(l) + " of " + std::to_string(layers) + ")");
   }
 }
 
