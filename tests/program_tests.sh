@@ -179,6 +179,39 @@ else
   skip "official data not found at $data (set SDNN_DATA): official-data program tests skipped"
 fi
 
+# --- outputs of sdnn generate and convert: links planted at the names the old writers used
+# (PATH.tmp.PID: the shell execs sdnn, so $$ is its PID) are never followed, and an output that
+# is a device or the same file as an input is refused before any work.
+mkdir -p "$tmp/gen/neuron64" "$tmp/conv"
+printf 'precious\n' > "$tmp/victim"
+run "generate with links at the old temporary names" 0 sh -c \
+  'ln -s "$1" "$2/sparse-images-64.tsv.tmp.$$"; ln -s "$1" "$2/neuron64/n64-l1.tsv.tmp.$$"; exec ./sdnn generate --neurons 64 --layers 2 --inputs synthetic --count 10 --out "$2"' \
+  sh "$tmp/victim" "$tmp/gen" &&
+  if [ "$(cat "$tmp/victim")" = precious ] && [ -L "$tmp/gen/sparse-images-64.tsv.tmp."* ] && [ -f "$tmp/gen/sparse-images-64.tsv" ] &&
+     [ ! -L "$tmp/gen/sparse-images-64.tsv" ] && [ "$(wc -l < "$tmp/gen/neuron64/n64-l1.tsv")" = 2048 ]; then
+    ok "generate leaves the file behind a planted link untouched"
+  else bad "generate followed a planted link (victim: $(cat "$tmp/victim" | head -c 40))" "$tmp/out"; fi
+run "convert with a link at the old temporary name" 0 sh -c \
+  'ln -s "$1" "$2/neuron64-l2.sdnn.tmp.$$"; ln -s "$1" "$2/sparse-images-64-10.sdnn.tmp.$$"; exec ./sdnn convert --neurons 64 --network "$3/neuron64" --layers 2 --input "$3/sparse-images-64.tsv" --inputs 10 --out "$2"' \
+  sh "$tmp/victim" "$tmp/conv" "$tmp/gen" &&
+  if [ "$(cat "$tmp/victim")" = precious ] && [ -f "$tmp/conv/neuron64-l2.sdnn" ] && [ -f "$tmp/conv/sparse-images-64-10.sdnn" ]; then
+    ok "convert leaves the file behind a planted link untouched"
+  else bad "convert followed a planted link" "$tmp/out"; fi
+rm -rf "$tmp/conv" && mkdir -p "$tmp/conv"
+cp "$tmp/gen/sparse-images-64.tsv" "$tmp/conv/sparse-images-64-10.sdnn"  # the input, where convert would write
+run "convert onto its own input" 1 ./sdnn convert --neurons 64 --input "$tmp/conv/sparse-images-64-10.sdnn" --inputs 10 --out "$tmp/conv" &&
+  expect "convert onto its own input refused" "sparse-images-64-10.sdnn: cannot write: it is the same file as .* \(--input\)" &&
+  if cmp -s "$tmp/conv/sparse-images-64-10.sdnn" "$tmp/gen/sparse-images-64.tsv"; then ok "convert left its input as it was"; else bad "convert overwrote its input"; fi
+rm -rf "$tmp/conv" && mkdir -p "$tmp/conv" && mkfifo "$tmp/conv/neuron64-l2.sdnn"
+run "convert onto a named pipe" 1 timeout 20 ./sdnn convert --neurons 64 --network "$tmp/gen/neuron64" --layers 2 --out "$tmp/conv" &&
+  expect "convert onto a named pipe refused" "neuron64-l2.sdnn: cannot write: a named pipe, not a regular file" &&
+  if [ -p "$tmp/conv/neuron64-l2.sdnn" ]; then ok "the pipe is still a pipe"; else bad "the pipe was replaced"; fi
+rm -f "$tmp/gen/sparse-images-64.tsv" && ln -s /dev/null "$tmp/gen/sparse-images-64.tsv"
+run "generate onto a link to /dev/null" 1 ./sdnn generate --neurons 64 --layers 1 --inputs synthetic --count 10 --out "$tmp/gen" &&
+  expect "generate onto a device refused" "sparse-images-64.tsv: cannot write: a character device" &&
+  if [ -c /dev/null ] && [ -L "$tmp/gen/sparse-images-64.tsv" ]; then ok "/dev/null and the link stay as they were"; else bad "/dev/null or the link changed"; fi
+rm -rf "$tmp/gen" "$tmp/conv" "$tmp/victim"
+
 # --- bad input: one message naming file and line, non-zero exit on every rank, no output left
 mkdir -p "$tmp/net"
 ./sdnn --help > /dev/null
