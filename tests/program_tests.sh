@@ -251,6 +251,25 @@ for np in 1 2; do
     expect "refused with the estimate, $np rank(s)" "not enough memory: the run needs about .* per rank .* and 50.0 MB is available per rank"
 done
 run "bad --max-memory" 2 ./sdnn --max-memory 5X && expect "bad --max-memory named" "--max-memory needs a size"
+# The estimate grows with --inputs (row offsets, ids, per-row buffers exist for empty rows too):
+# 2^31-1 rows of a 6-row file are refused before loading (the old estimate said 73 MB and the
+# kernel killed the run after 77 s). The timeouts only guard against a run that starts loading.
+run "--inputs 2^31-1 refused before loading" 1 timeout 2 ./sdnn "${good[@]}" --inputs 2147483647 --max-memory 16G -q &&
+  expect "--inputs 2^31-1: the figure and the option to change" "not enough memory: the run needs about .* of it for the 2147483647 --inputs rows.* fewer --inputs"
+run "--inputs 2^31-1 refused before loading, 2 ranks" 1 timeout 30 $MPIRUN -np 2 ./sdnn "${good[@]}" --inputs 2147483647 --max-memory 8G -q &&
+  expect "--inputs 2^31-1 refused on 2 ranks" "not enough memory: the run needs about .* per rank"
+available_kb=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
+if [ -n "$available_kb" ] && [ "$available_kb" -lt $((40 * 1024 * 1024)) ]; then
+  run "--inputs 2^31-1 refused against the memory available" 1 timeout 2 ./sdnn "${good[@]}" --inputs 2147483647 -q &&
+    expect "--inputs 2^31-1 refused against MemAvailable" "not enough memory: .* is available per rank; use more ranks"
+else
+  skip "--inputs 2^31-1 against the memory available: this machine has 40 GB or more available (the --max-memory runs above check it)"
+fi
+for rows in 2147483648 99999999999; do
+  run "--inputs $rows" 2 ./sdnn --inputs "$rows" && expect "--inputs $rows: the real bound" "--inputs needs a number of rows from 1 to 2147483647 \(at most 2\^31-1"
+done
+run "convert --inputs 99999999999" 2 ./sdnn convert --neurons 32 --input tests/corpus/good/input.tsv --inputs 99999999999 --out "$tmp/conv" &&
+  expect "convert --inputs: the real bound" "at most 2\^31-1"
 
 # A rank killed with SIGKILL mid-run ends the whole job within seconds: non-zero, no output file.
 $MPIRUN -np 2 ./sdnn --inputs 60000 --threads 1 -q --no-verify --out "$tmp/killed.tsv" > "$tmp/out" 2>&1 &

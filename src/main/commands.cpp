@@ -22,6 +22,7 @@
 #include "io/input_error.hpp"
 #include "io/output_file.hpp"
 #include "io/tsv.hpp"
+#include "main/options.hpp"
 
 namespace sdnn {
 namespace {
@@ -77,7 +78,7 @@ CommandOptions parse(const std::vector<std::string>& args) {
     else if (generate && arg == "--count") o.count = parse_number<std::uint32_t>(arg, value(), 1), o.count_given = true;
     else if (!generate && arg == "--network") o.network_dir = value();
     else if (!generate && arg == "--input") o.input_path = value();
-    else if (!generate && arg == "--inputs") o.inputs = parse_number<std::uint32_t>(arg, value(), 1), o.inputs_given = true;
+    else if (!generate && arg == "--inputs") o.inputs = parse_inputs(arg, value()), o.inputs_given = true;
     else if (!generate && arg == "--bias") {
       const std::string& text = value();
       char* end = nullptr;

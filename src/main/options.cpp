@@ -23,6 +23,15 @@ T parse_number(const std::string& option, const std::string& text, T min_value) 
 
 }  // namespace
 
+std::uint32_t parse_inputs(const std::string& option, const std::string& text) {
+  std::uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < 1 || value > kMaxInputs)
+    throw std::invalid_argument(option + " needs a number of rows from 1 to 2147483647 (at most 2^31-1: row numbers are "
+                                "32-bit), not '" + text + "'");
+  return static_cast<std::uint32_t>(value);
+}
+
 Options parse_options(const std::vector<std::string>& args) {
   Options o;
   bool neurons_given = false, layers_given = false;
@@ -39,7 +48,7 @@ Options parse_options(const std::vector<std::string>& args) {
     else if (arg == "--out") o.out_path = value();
     else if (arg == "--neurons") { o.neurons = parse_number<std::uint32_t>(arg, value(), 1); neurons_given = true; }
     else if (arg == "--layers") { o.layers = parse_number<std::uint32_t>(arg, value(), 1); layers_given = true; }
-    else if (arg == "--inputs") o.inputs = parse_number<std::uint32_t>(arg, value(), 1);
+    else if (arg == "--inputs") o.inputs = parse_inputs(arg, value());
     else if (arg == "--bias") {
       const std::string& text = value();
       char* end = nullptr;

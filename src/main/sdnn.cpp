@@ -168,9 +168,11 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
       throw std::runtime_error("not enough memory: the run needs about " + format_bytes(need.total()) +
                                " per rank (network " + format_bytes(need.network_bytes) + ", input " +
                                format_bytes(need.input_bytes) + ", loading " + format_bytes(need.loading_bytes) +
-                               ", work " + format_bytes(need.work_bytes) + ") and " + format_bytes(limit) +
-                               " is available per rank" + (o.max_memory ? " (--max-memory)" : "") +
-                               "; use more ranks or nodes, --share-network, or --max-memory to override");
+                               ", work " + format_bytes(need.work_bytes) + "; " + format_bytes(need.row_bytes) +
+                               " of it for the " + std::to_string(o.inputs) + " --inputs rows) and " +
+                               format_bytes(limit) + " is available per rank" + (o.max_memory ? " (--max-memory)" : "") +
+                               "; use more ranks or nodes, fewer --inputs or --threads, --share-network, or "
+                               "--max-memory to override");
   });
 
   LoadedProblem problem;
