@@ -271,6 +271,34 @@ done
 run "convert --inputs 99999999999" 2 ./sdnn convert --neurons 32 --input tests/corpus/good/input.tsv --inputs 99999999999 --out "$tmp/conv" &&
   expect "convert --inputs: the real bound" "at most 2\^31-1"
 
+# --- honest figures: a file with fewer rows than --inputs is warned about once, with the count of
+# empty rows and the --inputs to give (the official 1200-row file without --inputs reported a
+# rate 50x too high, silently); the summary holds input_rows (rows holding any entry). Options
+# that a strategy would override are refused, not silently replaced.
+for np in 1 3; do
+  run "input with fewer rows than --inputs, $np rank(s)" 0 $MPIRUN -np "$np" ./sdnn "${good[@]}" --inputs 100 --hash both -q &&
+    expect "empty rows warned with the true count, $np rank(s)" "^sdnn: warning: .*input.tsv: 95 of the --inputs 100 rows are empty \(its last entry is in row 6\).* give --inputs 6 for the true count" &&
+    if [ "$(grep -c 'sdnn: warning' "$tmp/out")" = 1 ] && [ "$(value input_rows)" = 5 ]; then ok "one warning line and input_rows=5, $np rank(s)"
+    else bad "one warning line and input_rows=5, $np rank(s)" "$tmp/out"; fi
+done
+run "input with fewer rows than --inputs, model grid 1x3" 0 $MPIRUN -np 3 ./sdnn "${good[@]}" --inputs 100 --strategy model -q &&
+  if [ "$(grep -c 'sdnn: warning: .*95 of the --inputs 100 rows are empty' "$tmp/out")" = 1 ] && [ "$(value input_rows)" = 5 ]; then
+    ok "model grid counts each input row once"; else bad "model grid counts each input row once" "$tmp/out"; fi
+run "input that fills --inputs" 0 ./sdnn "${good[@]}" -q &&
+  if ! grep -q 'sdnn: warning' "$tmp/out" && [ "$(value input_rows)" = 5 ]; then ok "no warning when the last row is row --inputs"
+  else bad "no warning when the last row is row --inputs" "$tmp/out"; fi
+if [ -f "$data/sparse-images-1024-first1200.tsv" ] && [ -d "$data/neuron1024" ]; then
+  run "official 1200-row file without --inputs" 0 ./sdnn --network "$data/neuron1024" --neurons 1024 --layers 1 \
+      --input "$data/sparse-images-1024-first1200.tsv" -q &&
+    expect "official 1200-row file: warned with the true count" "of the --inputs 60000 rows are empty \(its last entry is in row 1200\).* give --inputs 1200"
+fi
+run "model strategy with csr/data" 2 ./sdnn --strategy model --format csr --parallel data &&
+  expect "model strategy names the options it would override" "--strategy model runs --format csc --parallel model .* leave out --format csr --parallel data"
+run "model strategy with --block-rows" 2 ./sdnn --strategy model --block-rows 7 && expect "--block-rows with the model strategy refused" "--block-rows sizes the row blocks of --parallel data"
+run "--no-overlap with the data strategy" 2 ./sdnn --no-overlap && expect "--no-overlap with the data strategy refused" "--no-overlap goes with --strategy model"
+run "model strategy with its own csc/model" 0 ./sdnn --strategy model --format csc --parallel model --inputs 50 --layers 2 --neurons 64 -q &&
+  expect "model strategy accepts the csc/model it runs" "Verifier: PASS"
+
 # A rank killed with SIGKILL mid-run ends the whole job within seconds: non-zero, no output file.
 $MPIRUN -np 2 ./sdnn --inputs 60000 --threads 1 -q --no-verify --out "$tmp/killed.tsv" > "$tmp/out" 2>&1 &
 launcher=$!

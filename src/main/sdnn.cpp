@@ -201,6 +201,24 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
   const double read_mb = static_cast<double>(mpi.sum(problem.bytes_parsed)) / 1e6;
   const double read_mb_s = read_s > 0 ? read_mb / read_s : 0;
   const double largest_input_mb = mpi.max(static_cast<double>(input_bytes) / 1e6);
+  // Rows of the input holding any entry, and the last of them (original numbering): the rate
+  // counts all --inputs rows, so a file that holds fewer is said so, with the count to give.
+  std::uint64_t my_input_rows = 0;
+  double my_last_row = 0;
+  if (plan.column_group == 0)  // the ranks of a row group hold the same rows: count them once
+    for (Index r = 0; r < problem.input.rows(); ++r)
+      if (problem.input.end(r) > problem.input.begin(r)) {
+        ++my_input_rows;
+        my_last_row = std::max(my_last_row, static_cast<double>(plan.rows.inverse(problem.rows.first + r)) + 1);
+      }
+  const std::uint64_t input_rows = mpi.sum(my_input_rows);
+  const auto last_input_row = static_cast<std::uint64_t>(mpi.max(my_last_row));
+  if (root && !o.generated() && last_input_row < o.inputs)
+    std::fprintf(stderr,
+                 "sdnn: warning: %s: %llu of the --inputs %u rows are empty (its last entry is in row %llu); they "
+                 "count as inputs in the rate: give --inputs %llu for the true count\n",
+                 o.input_path.c_str(), static_cast<unsigned long long>(o.inputs - input_rows), o.inputs,
+                 static_cast<unsigned long long>(last_input_row), static_cast<unsigned long long>(std::max<std::uint64_t>(last_input_row, 1)));
 
   if (root) {
     std::printf("sdnn: neurons=%u layers=%u inputs=%u ranks=%d threads=%d strategy=%s", o.neurons, o.layers,
@@ -231,9 +249,10 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
       std::printf("memory: peak resident %.0f MB (largest rank); estimated before loading %.0f MB per rank\n", peak_mb,
                   static_cast<double>(estimate.total()) / 1e6);
       std::printf("summary neurons=%u layers=%u inputs=%u ranks=%d threads=%d load_only=yes read_s=%.6f read_mb=%.1f "
-                  "read_mb_s=%.1f network_mb=%.1f input_mb=%.1f peak_rss_mb=%.1f\n",
+                  "read_mb_s=%.1f network_mb=%.1f input_mb=%.1f peak_rss_mb=%.1f input_rows=%llu\n",
                   o.neurons, o.layers, o.inputs, mpi.size(), threads, read_s, read_mb, read_mb_s,
-                  static_cast<double>(network_bytes) / 1e6, largest_input_mb, peak_mb);
+                  static_cast<double>(network_bytes) / 1e6, largest_input_mb, peak_mb,
+                  static_cast<unsigned long long>(input_rows));
       std::fflush(stdout);
     }
     return 0;
@@ -362,11 +381,11 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
     std::printf(
         "summary neurons=%u layers=%u inputs=%u ranks=%d threads=%d strategy=%s grid=%dx%d format=%s parallel=%s "
         "hash=%s read_s=%.6f infer_s=%.6f rate=%.6e categories=%zu checksum=%.17g imbalance=%.4f comm_ratio=%.4f "
-        "verify=%s challenge=%s peak_rss_mb=%.1f read_mb_s=%.1f network_mb=%.1f input_mb=%.1f\n",
+        "verify=%s challenge=%s peak_rss_mb=%.1f read_mb_s=%.1f network_mb=%.1f input_mb=%.1f input_rows=%llu\n",
         o.neurons, o.layers, o.inputs, mpi.size(), threads, o.strategy.c_str(), grid.rows, grid.columns,
         description.format.c_str(), description.parallel.c_str(), o.hash.c_str(), read_s, infer_s, rate,
         categories.size(), checksum, balance, ratio, verdict.c_str(), challenge.c_str(), peak_mb, read_mb_s,
-        static_cast<double>(network_bytes) / 1e6, largest_input_mb);
+        static_cast<double>(network_bytes) / 1e6, largest_input_mb, static_cast<unsigned long long>(input_rows));
     std::fflush(stdout);
   }
   return (verdict == "FAIL" || challenge == "FAIL") ? 1 : 0;
