@@ -253,14 +253,17 @@ done
 run "bad --max-memory" 2 ./sdnn --max-memory 5X && expect "bad --max-memory named" "--max-memory needs a size"
 # The estimate grows with --inputs (row offsets, ids, per-row buffers exist for empty rows too):
 # 2^31-1 rows of a 6-row file are refused before loading (the old estimate said 73 MB and the
-# kernel killed the run after 77 s). The timeouts only guard against a run that starts loading.
-run "--inputs 2^31-1 refused before loading" 1 timeout 2 ./sdnn "${good[@]}" --inputs 2147483647 --max-memory 16G -q &&
+# kernel killed the run after 77 s). The timeouts only guard against a run that starts loading
+# (2 s; 20 s in a sanitizer build, whose start alone is slow).
+guard=2
+[ -n "${SDNN_SAN:-}" ] && guard=20
+run "--inputs 2^31-1 refused before loading" 1 timeout "$guard" ./sdnn "${good[@]}" --inputs 2147483647 --max-memory 16G -q &&
   expect "--inputs 2^31-1: the figure and the option to change" "not enough memory: the run needs about .* of it for the 2147483647 --inputs rows.* fewer --inputs"
 run "--inputs 2^31-1 refused before loading, 2 ranks" 1 timeout 30 $MPIRUN -np 2 ./sdnn "${good[@]}" --inputs 2147483647 --max-memory 8G -q &&
   expect "--inputs 2^31-1 refused on 2 ranks" "not enough memory: the run needs about .* per rank"
 available_kb=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
 if [ -n "$available_kb" ] && [ "$available_kb" -lt $((40 * 1024 * 1024)) ]; then
-  run "--inputs 2^31-1 refused against the memory available" 1 timeout 2 ./sdnn "${good[@]}" --inputs 2147483647 -q &&
+  run "--inputs 2^31-1 refused against the memory available" 1 timeout "$guard" ./sdnn "${good[@]}" --inputs 2147483647 -q &&
     expect "--inputs 2^31-1 refused against MemAvailable" "not enough memory: .* is available per rank; use more ranks"
 else
   skip "--inputs 2^31-1 against the memory available: this machine has 40 GB or more available (the --max-memory runs above check it)"
