@@ -125,13 +125,13 @@ FUZZ_FLAGS    := -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sani
                  -fno-omit-frame-pointer -fopenmp -Wall -Wextra -Wpedantic -Wshadow -Isrc
 FUZZ_HEADERS  := $(wildcard src/io/*.hpp src/spmm/*.hpp)
 
-build/fuzz/fuzz_tsv: tests/fuzz/fuzz_tsv.cpp src/io/tsv.cpp $(FUZZ_HEADERS)
+build/fuzz/fuzz_tsv: tests/fuzz/fuzz_tsv.cpp src/io/tsv.cpp src/io/output_file.cpp $(FUZZ_HEADERS)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CXX) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_tsv.cpp src/io/tsv.cpp
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_tsv.cpp src/io/tsv.cpp src/io/output_file.cpp
 
-build/fuzz/fuzz_archive: tests/fuzz/fuzz_archive.cpp src/io/archive.cpp src/io/tsv.cpp $(FUZZ_HEADERS)
+build/fuzz/fuzz_archive: tests/fuzz/fuzz_archive.cpp src/io/archive.cpp src/io/tsv.cpp src/io/output_file.cpp $(FUZZ_HEADERS)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CXX) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_archive.cpp src/io/archive.cpp src/io/tsv.cpp -lboost_serialization
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_archive.cpp src/io/archive.cpp src/io/tsv.cpp src/io/output_file.cpp -lboost_serialization
 
 fuzz-deps:
 	$(call install,$(FUZZ_PACKAGES))

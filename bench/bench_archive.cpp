@@ -21,6 +21,7 @@
 
 #include "io/archive.hpp"
 #include "io/generate.hpp"
+#include "io/output_file.hpp"
 #include "io/tsv.hpp"
 
 namespace {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "io/generate.hpp"
+#include "io/output_file.hpp"
 #include "io/tsv.hpp"
 #include "spmm/dense_rows.hpp"
 #include "spmm/engine.hpp"

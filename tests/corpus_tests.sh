@@ -112,8 +112,8 @@ run_case() {
   local name=$1 kind=$2 file=$3 args=$4 expected=$5 np=$6
   local dir=$tmp/$name-$np
   mkdir -p "$dir/out" "$dir/ranks"
-  local net=$good input=$good/input.tsv out=$dir/out/categories.tsv extra=() shown=""
-  if [[ $kind != network-dir && $kind != out && $file != @* ]]; then shown=$corpus/$file; fi
+  local net=$good input=$good/input.tsv out=$dir/out/categories.tsv extra=() shown="" keep=""
+  if [[ $kind != network-dir && $kind != out && $kind != report && $file != @* ]]; then shown=$corpus/$file; fi
   case $kind in
     input|truth)
       if [[ $file == @archive* ]]; then
@@ -141,6 +141,8 @@ run_case() {
         @archive*) net=$(make_archive "$file" network "$dir") || { bad "$name: cannot make $file"; return; }
                    shown=$net ;;
         @missing) net=$dir/missing ;;
+        @loop) net=$dir/loop; ln -s loop "$net" ;;
+        @layer-loop) mkdir -p "$net" && cp "$good"/n32-l1.tsv "$good"/n32-l3.tsv "$net"/ && ln -s n32-l2.tsv "$net/n32-l2.tsv" ;;
         @file) net=$dir/file.tsv; cp "$good/input.tsv" "$net" ;;
         @missing-middle) mkdir -p "$net" && cp "$good"/n32-l1.tsv "$good"/n32-l3.tsv "$net"/ ;;
         @extra-layers) mkdir -p "$net" && cp "$good"/n32-l?.tsv "$net"/ && cp "$good/n32-l1.tsv" "$net/n32-l4.tsv" &&
@@ -148,12 +150,31 @@ run_case() {
         @renamed-n16) mkdir -p "$net" && for l in 1 2 3; do cp "$good/n32-l$l.tsv" "$net/n16-l$l.tsv"; done ;;
         *) bad "$name: unknown network folder $file"; return ;;
       esac ;;
-    out)
+    out|report)
+      local target
       case $file in
-        @missing-folder) out=$dir/out/no/such/folder/categories.tsv ;;
-        @dir) out=$dir/out/dir.tsv; mkdir -p "$out" ;;
+        @missing-folder) target=$dir/out/no/such/folder/categories.tsv ;;
+        @dir) target=$dir/out/dir.tsv; mkdir -p "$target" ;;
+        @dev-null) target=/dev/null ;;
+        @dev-full) target=/dev/full ;;
+        @fifo) target=$dir/out/fifo.tsv; mkfifo "$target" ;;
+        @socket) target=$dir/out/socket.tsv; make_special @socket "$target" input || { bad "$name: cannot make $file"; return; } ;;
+        @input|@input-hardlink|@input-symlink|@input-dotdot)
+          input=$dir/input.tsv; cp "$good/input.tsv" "$input"; keep=$input
+          case $file in
+            @input) target=$input ;;
+            @input-hardlink) target=$dir/link.tsv; ln "$input" "$target" ;;
+            @input-symlink) target=$dir/link.tsv; ln -s "$input" "$target" ;;
+            @input-dotdot) target=$dir/out/../input.tsv ;;
+          esac ;;
+        @input-csv) input=$dir/report.csv; cp "$good/input.tsv" "$input"; keep=$input; target=$dir/report.json ;;
+        @truth) target=$dir/truth.tsv; cp "$good/truth.tsv" "$target"; extra+=(--truth "$target"); keep=$target ;;
+        @layer) net=$dir/net; mkdir -p "$net" && cp "$good"/n32-l?.tsv "$net"/; target=$net/n32-l2.tsv; keep=$target ;;
+        @network-archive) net=$(make_archive @archive network "$dir") || { bad "$name: cannot make $file"; return; }
+                          target=$net; keep=$net ;;
         *) bad "$name: unknown output path $file"; return ;;
-      esac ;;
+      esac
+      if [ "$kind" = out ]; then out=$target; else extra+=(--report "$target"); fi ;;
     *) bad "$name: unknown kind '$kind' in cases.tsv"; return ;;
   esac
   local case_args=()
@@ -170,6 +191,7 @@ run_case() {
     note=" (line $line: rank $((np - 1)) of $np parses it)"
   fi
 
+  [ -n "$keep" ] && cp "$keep" "$dir/kept-before"
   local log=$dir/log
   timeout 60 $MPIRUN -np "$np" "$tmp/rank.sh" "$dir/ranks" "$np" ./sdnn --network "$net" --neurons 32 --layers 3 \
     --input "$input" --inputs 6 --out "$out" -q "${extra[@]}" "${case_args[@]}" < /dev/null > "$log" 2>&1
@@ -198,6 +220,7 @@ run_case() {
     # shellcheck disable=SC2053
     if [[ $rest != $expected* && $rest != */$expected* ]]; then problems+=("message is not '<folder>/$expected...'"); fi
     if [ -n "$shown" ] && [[ $rest != "$shown"* ]]; then problems+=("message does not start with the path $shown"); fi
+    if [ -n "$keep" ] && ! cmp -s "$keep" "$dir/kept-before"; then problems+=("$keep was changed"); fi
     local left
     left=$(find "$dir/out" -type f | head -3)
     [ -z "$left" ] || problems+=("files left in the output folder: $left")

@@ -179,6 +179,39 @@ else
   skip "official data not found at $data (set SDNN_DATA): official-data program tests skipped"
 fi
 
+# --- outputs of sdnn generate and convert: links planted at the names the old writers used
+# (PATH.tmp.PID: the shell execs sdnn, so $$ is its PID) are never followed, and an output that
+# is a device or the same file as an input is refused before any work.
+mkdir -p "$tmp/gen/neuron64" "$tmp/conv"
+printf 'precious\n' > "$tmp/victim"
+run "generate with links at the old temporary names" 0 sh -c \
+  'ln -s "$1" "$2/sparse-images-64.tsv.tmp.$$"; ln -s "$1" "$2/neuron64/n64-l1.tsv.tmp.$$"; exec ./sdnn generate --neurons 64 --layers 2 --inputs synthetic --count 10 --out "$2"' \
+  sh "$tmp/victim" "$tmp/gen" &&
+  if [ "$(cat "$tmp/victim")" = precious ] && [ -L "$tmp/gen/sparse-images-64.tsv.tmp."* ] && [ -f "$tmp/gen/sparse-images-64.tsv" ] &&
+     [ ! -L "$tmp/gen/sparse-images-64.tsv" ] && [ "$(wc -l < "$tmp/gen/neuron64/n64-l1.tsv")" = 2048 ]; then
+    ok "generate leaves the file behind a planted link untouched"
+  else bad "generate followed a planted link (victim: $(cat "$tmp/victim" | head -c 40))" "$tmp/out"; fi
+run "convert with a link at the old temporary name" 0 sh -c \
+  'ln -s "$1" "$2/neuron64-l2.sdnn.tmp.$$"; ln -s "$1" "$2/sparse-images-64-10.sdnn.tmp.$$"; exec ./sdnn convert --neurons 64 --network "$3/neuron64" --layers 2 --input "$3/sparse-images-64.tsv" --inputs 10 --out "$2"' \
+  sh "$tmp/victim" "$tmp/conv" "$tmp/gen" &&
+  if [ "$(cat "$tmp/victim")" = precious ] && [ -f "$tmp/conv/neuron64-l2.sdnn" ] && [ -f "$tmp/conv/sparse-images-64-10.sdnn" ]; then
+    ok "convert leaves the file behind a planted link untouched"
+  else bad "convert followed a planted link" "$tmp/out"; fi
+rm -rf "$tmp/conv" && mkdir -p "$tmp/conv"
+cp "$tmp/gen/sparse-images-64.tsv" "$tmp/conv/sparse-images-64-10.sdnn"  # the input, where convert would write
+run "convert onto its own input" 1 ./sdnn convert --neurons 64 --input "$tmp/conv/sparse-images-64-10.sdnn" --inputs 10 --out "$tmp/conv" &&
+  expect "convert onto its own input refused" "sparse-images-64-10.sdnn: cannot write: it is the same file as .* \(--input\)" &&
+  if cmp -s "$tmp/conv/sparse-images-64-10.sdnn" "$tmp/gen/sparse-images-64.tsv"; then ok "convert left its input as it was"; else bad "convert overwrote its input"; fi
+rm -rf "$tmp/conv" && mkdir -p "$tmp/conv" && mkfifo "$tmp/conv/neuron64-l2.sdnn"
+run "convert onto a named pipe" 1 timeout 20 ./sdnn convert --neurons 64 --network "$tmp/gen/neuron64" --layers 2 --out "$tmp/conv" &&
+  expect "convert onto a named pipe refused" "neuron64-l2.sdnn: cannot write: a named pipe, not a regular file" &&
+  if [ -p "$tmp/conv/neuron64-l2.sdnn" ]; then ok "the pipe is still a pipe"; else bad "the pipe was replaced"; fi
+rm -f "$tmp/gen/sparse-images-64.tsv" && ln -s /dev/null "$tmp/gen/sparse-images-64.tsv"
+run "generate onto a link to /dev/null" 1 ./sdnn generate --neurons 64 --layers 1 --inputs synthetic --count 10 --out "$tmp/gen" &&
+  expect "generate onto a device refused" "sparse-images-64.tsv: cannot write: a character device" &&
+  if [ -c /dev/null ] && [ -L "$tmp/gen/sparse-images-64.tsv" ]; then ok "/dev/null and the link stay as they were"; else bad "/dev/null or the link changed"; fi
+rm -rf "$tmp/gen" "$tmp/conv" "$tmp/victim"
+
 # --- bad input: one message naming file and line, non-zero exit on every rank, no output left
 mkdir -p "$tmp/net"
 ./sdnn --help > /dev/null
@@ -218,6 +251,56 @@ for np in 1 2; do
     expect "refused with the estimate, $np rank(s)" "not enough memory: the run needs about .* per rank .* and 50.0 MB is available per rank"
 done
 run "bad --max-memory" 2 ./sdnn --max-memory 5X && expect "bad --max-memory named" "--max-memory needs a size"
+# The estimate grows with --inputs (row offsets, ids, per-row buffers exist for empty rows too):
+# 2^31-1 rows of a 6-row file are refused before loading (the old estimate said 73 MB and the
+# kernel killed the run after 77 s). The timeouts only guard against a run that starts loading
+# (2 s; 20 s in a sanitizer build, whose start alone is slow).
+guard=2
+[ -n "${SDNN_SAN:-}" ] && guard=20
+run "--inputs 2^31-1 refused before loading" 1 timeout "$guard" ./sdnn "${good[@]}" --inputs 2147483647 --max-memory 16G -q &&
+  expect "--inputs 2^31-1: the figure and the option to change" "not enough memory: the run needs about .* of it for the 2147483647 --inputs rows.* fewer --inputs"
+run "--inputs 2^31-1 refused before loading, 2 ranks" 1 timeout 30 $MPIRUN -np 2 ./sdnn "${good[@]}" --inputs 2147483647 --max-memory 8G -q &&
+  expect "--inputs 2^31-1 refused on 2 ranks" "not enough memory: the run needs about .* per rank"
+available_kb=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
+if [ -n "$available_kb" ] && [ "$available_kb" -lt $((40 * 1024 * 1024)) ]; then
+  run "--inputs 2^31-1 refused against the memory available" 1 timeout "$guard" ./sdnn "${good[@]}" --inputs 2147483647 -q &&
+    expect "--inputs 2^31-1 refused against MemAvailable" "not enough memory: .* is available per rank; use more ranks"
+else
+  skip "--inputs 2^31-1 against the memory available: this machine has 40 GB or more available (the --max-memory runs above check it)"
+fi
+for rows in 2147483648 99999999999; do
+  run "--inputs $rows" 2 ./sdnn --inputs "$rows" && expect "--inputs $rows: the real bound" "--inputs needs a number of rows from 1 to 2147483647 \(at most 2\^31-1"
+done
+run "convert --inputs 99999999999" 2 ./sdnn convert --neurons 32 --input tests/corpus/good/input.tsv --inputs 99999999999 --out "$tmp/conv" &&
+  expect "convert --inputs: the real bound" "at most 2\^31-1"
+
+# --- honest figures: a file with fewer rows than --inputs is warned about once, with the count of
+# empty rows and the --inputs to give (the official 1200-row file without --inputs reported a
+# rate 50x too high, silently); the summary holds input_rows (rows holding any entry). Options
+# that a strategy would override are refused, not silently replaced.
+for np in 1 3; do
+  run "input with fewer rows than --inputs, $np rank(s)" 0 $MPIRUN -np "$np" ./sdnn "${good[@]}" --inputs 100 --hash both -q &&
+    expect "empty rows warned with the true count, $np rank(s)" "^sdnn: warning: .*input.tsv: 95 of the --inputs 100 rows are empty \(its last entry is in row 6\).* give --inputs 6 for the true count" &&
+    if [ "$(grep -c 'sdnn: warning' "$tmp/out")" = 1 ] && [ "$(value input_rows)" = 5 ]; then ok "one warning line and input_rows=5, $np rank(s)"
+    else bad "one warning line and input_rows=5, $np rank(s)" "$tmp/out"; fi
+done
+run "input with fewer rows than --inputs, model grid 1x3" 0 $MPIRUN -np 3 ./sdnn "${good[@]}" --inputs 100 --strategy model -q &&
+  if [ "$(grep -c 'sdnn: warning: .*95 of the --inputs 100 rows are empty' "$tmp/out")" = 1 ] && [ "$(value input_rows)" = 5 ]; then
+    ok "model grid counts each input row once"; else bad "model grid counts each input row once" "$tmp/out"; fi
+run "input that fills --inputs" 0 ./sdnn "${good[@]}" -q &&
+  if ! grep -q 'sdnn: warning' "$tmp/out" && [ "$(value input_rows)" = 5 ]; then ok "no warning when the last row is row --inputs"
+  else bad "no warning when the last row is row --inputs" "$tmp/out"; fi
+if [ -f "$data/sparse-images-1024-first1200.tsv" ] && [ -d "$data/neuron1024" ]; then
+  run "official 1200-row file without --inputs" 0 ./sdnn --network "$data/neuron1024" --neurons 1024 --layers 1 \
+      --input "$data/sparse-images-1024-first1200.tsv" -q &&
+    expect "official 1200-row file: warned with the true count" "of the --inputs 60000 rows are empty \(its last entry is in row 1200\).* give --inputs 1200"
+fi
+run "model strategy with csr/data" 2 ./sdnn --strategy model --format csr --parallel data &&
+  expect "model strategy names the options it would override" "--strategy model runs --format csc --parallel model .* leave out --format csr --parallel data"
+run "model strategy with --block-rows" 2 ./sdnn --strategy model --block-rows 7 && expect "--block-rows with the model strategy refused" "--block-rows sizes the row blocks of --parallel data"
+run "--no-overlap with the data strategy" 2 ./sdnn --no-overlap && expect "--no-overlap with the data strategy refused" "--no-overlap goes with --strategy model"
+run "model strategy with its own csc/model" 0 ./sdnn --strategy model --format csc --parallel model --inputs 50 --layers 2 --neurons 64 -q &&
+  expect "model strategy accepts the csc/model it runs" "Verifier: PASS"
 
 # A rank killed with SIGKILL mid-run ends the whole job within seconds: non-zero, no output file.
 $MPIRUN -np 2 ./sdnn --inputs 60000 --threads 1 -q --no-verify --out "$tmp/killed.tsv" > "$tmp/out" 2>&1 &

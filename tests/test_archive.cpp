@@ -14,6 +14,7 @@
 #include "io/archive.hpp"
 #include "io/generate.hpp"
 #include "io/input_error.hpp"
+#include "io/output_file.hpp"
 #include "io/tsv.hpp"
 #include "spmm/engine.hpp"
 #include "spmm/reference.hpp"

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "io/input_error.hpp"
+#include "io/output_file.hpp"
 #include "io/tsv.hpp"
 #include "spmm/reference.hpp"
 #include "test_support.hpp"

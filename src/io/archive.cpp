@@ -14,9 +14,11 @@
 #include <exception>
 #include <cstring>
 #include <fstream>
+#include <streambuf>
 #include <type_traits>
 
 #include "io/input_error.hpp"
+#include "io/output_file.hpp"
 #include "io/tsv.hpp"
 
 namespace sdnn {
@@ -48,44 +50,51 @@ std::uint64_t header_checksum(const FixedHeader& h, const std::vector<std::uint6
   return fold(fold(kFnvBasis, checksum_of(&h, 1)), checksum_of(table.data(), table.size()));
 }
 
-// Writes an archive to a temporary file beside `path`, renamed over `path` when complete.
+// Writes an archive through an OutputFile (a new temporary beside `path`, renamed over it by
+// commit()); Boost's archive writes straight into the file's buffer.
 class ArchiveWriter {
  public:
-  explicit ArchiveWriter(const std::string& path)
-      : path_(path), temporary_(path + ".tmp." + std::to_string(::getpid())) {
-    out_.open(temporary_, std::ios::binary | std::ios::trunc);
-    if (!out_) throw InputError(path, std::string("cannot write: ") + std::strerror(errno));
-    archive_ = std::make_unique<boost::archive::binary_oarchive>(out_, kArchiveFlags);
-  }
-  ~ArchiveWriter() {
-    if (!committed_) {
-      archive_.reset();
-      out_.close();
-      std::remove(temporary_.c_str());
-    }
+  explicit ArchiveWriter(const std::string& path) : file_(path), buffer_(file_) {
+    archive_ = std::make_unique<boost::archive::binary_oarchive>(buffer_, kArchiveFlags);
   }
   template <class T>
   void put(const T* data, std::size_t count) {
     try {
       if (count > 0) *archive_ << boost::serialization::make_array(data, count);
     } catch (const boost::archive::archive_exception& e) {
-      throw InputError(path_, std::string("cannot write: ") + e.what());
+      throw InputError(file_.path(), std::string("cannot write: ") + e.what());
     }
-    if (!out_) throw InputError(path_, "cannot write (disk full?)");
   }
   void commit() {
     archive_.reset();
-    out_.close();
-    if (!out_ || std::rename(temporary_.c_str(), path_.c_str()) != 0)
-      throw InputError(path_, std::string("cannot write: ") + std::strerror(errno));
-    committed_ = true;
+    file_.commit();
   }
 
  private:
-  std::string path_, temporary_;
-  std::ofstream out_;
+  // A stream buffer that appends to the OutputFile (which buffers and reports its own errors).
+  class Buffer : public std::streambuf {
+   public:
+    explicit Buffer(OutputFile& file) : file_(file) {}
+
+   protected:
+    std::streamsize xsputn(const char* bytes, std::streamsize count) override {
+      file_.append(bytes, static_cast<std::size_t>(count));
+      return count;
+    }
+    int_type overflow(int_type c) override {
+      if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
+      const char byte = traits_type::to_char_type(c);
+      file_.append(&byte, 1);
+      return c;
+    }
+
+   private:
+    OutputFile& file_;
+  };
+
+  OutputFile file_;
+  Buffer buffer_;
   std::unique_ptr<boost::archive::binary_oarchive> archive_;
-  bool committed_ = false;
 };
 
 void check_offsets(const std::string& path, const std::string& what, const Offset* offsets, Index majors,

@@ -1,4 +1,4 @@
-// tsv.cpp: parallel TSV triplet parsing, the official readers and the atomic writers.
+// tsv.cpp: parallel TSV triplet parsing, the official readers and the categories writer.
 #include "io/tsv.hpp"
 
 #include <fcntl.h>
@@ -17,6 +17,7 @@
 #include <unordered_set>
 
 #include "io/input_error.hpp"
+#include "io/output_file.hpp"
 
 namespace sdnn {
 
@@ -263,12 +264,15 @@ std::string layer_path(const std::string& dir, Index neurons, Index layer) {
 
 void read_network_files_exist(const std::string& dir, Index neurons, Index layers) {
   struct stat info {};
-  if (::stat(dir.c_str(), &info) != 0) throw InputError(dir, "network directory not found");
+  if (::stat(dir.c_str(), &info) != 0)  // the real reason: a link loop or a permission is not "not found"
+    throw InputError(dir, errno == ENOENT ? std::string("network directory not found")
+                                          : std::string("cannot open the network: ") + std::strerror(errno));
   if (!S_ISDIR(info.st_mode)) throw InputError(dir, "not a directory (--network takes the folder of nN-lK.tsv files)");
   for (Index l = 1; l <= layers; ++l) {
     const std::string path = layer_path(dir, neurons, l);
     if (::stat(path.c_str(), &info) != 0)
-      throw InputError(path, "missing layer file (layer " + std::to_string(l) + " of " + std::to_string(layers) + ")");
+      throw InputError(path, (errno == ENOENT ? std::string("missing layer file") : std::string(std::strerror(errno))) +
+                                 " (layer " + std::to_string(l) + " of " + std::to_string(layers) + ")");
   }
 }
 
@@ -317,19 +321,6 @@ std::vector<Index> parse_categories(const std::string& path, std::string_view te
     categories.push_back(row);
   }
   return categories;
-}
-
-void write_file_atomically(const std::string& path, const std::string& text) {
-  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
-  std::FILE* f = std::fopen(temporary.c_str(), "wb");
-  if (f == nullptr) throw InputError(path, std::string("cannot write: ") + std::strerror(errno));
-  const bool written = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  const bool closed = std::fclose(f) == 0;
-  if (!written || !closed || std::rename(temporary.c_str(), path.c_str()) != 0) {
-    const int saved = errno;
-    std::remove(temporary.c_str());
-    throw InputError(path, std::string("cannot write: ") + std::strerror(saved));
-  }
 }
 
 void write_categories(const std::string& path, const std::vector<Index>& categories) {

@@ -4,8 +4,8 @@
 //   1-based, read into 0-based CSR matrices whose shape comes from the problem, not the file;
 // - categories: one 1-based row number per line, ascending.
 // Text is parsed in parallel (one chunk per thread, std::from_chars). Any fault throws
-// InputError naming the file, the line and the fault. Files are written atomically (a temporary
-// file beside the target, then rename), so no half-written file is ever left.
+// InputError naming the file, the line and the fault. Categories are written through
+// io/output_file.hpp's OutputFile, so no half-written file is ever left.
 #pragma once
 
 #include <cstdint>
@@ -68,11 +68,8 @@ std::vector<Index> read_categories(const std::string& path, Index rows);
 // The same for `text`, the content of `path` (an empty text is no categories).
 std::vector<Index> parse_categories(const std::string& path, std::string_view text, Index rows);
 
-// Writes 0-based `categories` as 1-based lines, atomically.
+// Writes 0-based `categories` as 1-based lines, atomically (io/output_file.hpp).
 void write_categories(const std::string& path, const std::vector<Index>& categories);
-
-// Writes `text` to `path` atomically (temporary file in the same directory, then rename).
-void write_file_atomically(const std::string& path, const std::string& text);
 
 // The line number (1-based) of byte `offset` of `text`.
 std::uint64_t line_of(std::string_view text, std::size_t offset);

@@ -20,7 +20,9 @@
 #include "io/generate.hpp"
 #include "io/idx.hpp"
 #include "io/input_error.hpp"
+#include "io/output_file.hpp"
 #include "io/tsv.hpp"
+#include "main/options.hpp"
 
 namespace sdnn {
 namespace {
@@ -76,7 +78,7 @@ CommandOptions parse(const std::vector<std::string>& args) {
     else if (generate && arg == "--count") o.count = parse_number<std::uint32_t>(arg, value(), 1), o.count_given = true;
     else if (!generate && arg == "--network") o.network_dir = value();
     else if (!generate && arg == "--input") o.input_path = value();
-    else if (!generate && arg == "--inputs") o.inputs = parse_number<std::uint32_t>(arg, value(), 1), o.inputs_given = true;
+    else if (!generate && arg == "--inputs") o.inputs = parse_inputs(arg, value()), o.inputs_given = true;
     else if (!generate && arg == "--bias") {
       const std::string& text = value();
       char* end = nullptr;
@@ -106,42 +108,6 @@ CommandOptions parse(const std::vector<std::string>& args) {
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
-
-// A big file written in pieces to a temporary file beside `path`, renamed over it by commit();
-// removed when dropped before that.
-class StreamingFile {
- public:
-  explicit StreamingFile(std::string path) : path_(std::move(path)), temporary_(path_ + ".tmp." + std::to_string(::getpid())) {
-    file_ = std::fopen(temporary_.c_str(), "wb");
-    if (file_ == nullptr) throw InputError(path_, std::string("cannot write: ") + std::strerror(errno));
-  }
-  ~StreamingFile() {
-    if (file_ != nullptr) std::fclose(file_);
-    if (!committed_) std::remove(temporary_.c_str());
-  }
-  StreamingFile(const StreamingFile&) = delete;
-  StreamingFile& operator=(const StreamingFile&) = delete;
-
-  void append(std::string_view text) {
-    if (std::fwrite(text.data(), 1, text.size(), file_) != text.size())
-      throw InputError(path_, std::string("cannot write: ") + std::strerror(errno));
-    bytes_ += text.size();
-  }
-  void commit() {
-    const int closed = std::fclose(file_);
-    file_ = nullptr;
-    if (closed != 0 || std::rename(temporary_.c_str(), path_.c_str()) != 0)
-      throw InputError(path_, std::string("cannot write: ") + std::strerror(errno));
-    committed_ = true;
-  }
-  std::uint64_t bytes() const { return bytes_; }
-
- private:
-  std::string path_, temporary_;
-  std::FILE* file_ = nullptr;
-  std::uint64_t bytes_ = 0;
-  bool committed_ = false;
-};
 
 void append_number(std::string& text, std::uint64_t x) {
   char digits[24];
@@ -186,7 +152,7 @@ void format_rows(const CsrMatrix& m, Index begin, Index end, std::uint64_t first
 
 // The TSV lines of `m` (rows numbered from first_row + 1), formatted by `threads` threads in row
 // ranges and appended to `out` in order.
-void write_rows(const CsrMatrix& m, std::uint64_t first_row, int threads, StreamingFile& out) {
+void write_rows(const CsrMatrix& m, std::uint64_t first_row, int threads, OutputFile& out) {
   const int parts = std::max(1, threads) * 4;
   std::vector<std::string> texts(parts);
 #pragma omp parallel for num_threads(std::max(1, threads)) schedule(dynamic, 1)
@@ -225,10 +191,26 @@ std::string layer_text(const CscMatrix& w) {
   return text;
 }
 
+// Refuses, before any work, an output that is not a new name or a regular file, or that is one
+// of the files the command reads (io/output_file.hpp).
+void check_outputs(const std::vector<std::string>& outputs, const std::vector<ReadFile>& reads) {
+  for (const std::string& path : outputs) {
+    check_output_path(path);
+    check_not_an_input(path, reads);
+  }
+}
+
 void generate(const CommandOptions& o, int threads) {
   const Index n = o.neurons;
   const std::string network_dir = o.out_dir + "/neuron" + std::to_string(n);
+  const std::string input_path = o.out_dir + "/sparse-images-" + std::to_string(n) + ".tsv";
   make_folder(network_dir);
+  std::vector<std::string> outputs;
+  for (Index l = 0; l < o.layers; ++l) outputs.push_back(layer_path(network_dir, n, l + 1));
+  if (!o.inputs_source.empty()) outputs.push_back(input_path);
+  std::vector<ReadFile> reads;
+  if (!o.inputs_source.empty() && o.inputs_source != "synthetic") reads.push_back({o.inputs_source, "--inputs"});
+  check_outputs(outputs, reads);
   auto start = std::chrono::steady_clock::now();
   std::vector<std::exception_ptr> errors(o.layers);
   std::uint64_t bytes = 0;
@@ -252,8 +234,7 @@ void generate(const CommandOptions& o, int threads) {
   if (o.inputs_source.empty()) return;
 
   start = std::chrono::steady_clock::now();
-  const std::string input_path = o.out_dir + "/sparse-images-" + std::to_string(n) + ".tsv";
-  StreamingFile out(input_path);
+  OutputFile out(input_path);
   std::uint64_t nonzeros = 0, rows = 0;
   std::string described;
   if (o.inputs_source == "synthetic") {
@@ -290,13 +271,26 @@ void generate(const CommandOptions& o, int threads) {
 void convert(const CommandOptions& o, int threads) {
   make_folder(o.out_dir);
   const Index n = o.neurons;
+  const std::string network_path = o.out_dir + "/neuron" + std::to_string(n) + "-l" + std::to_string(o.layers) + ".sdnn";
+  const std::string inputs_path = o.out_dir + "/sparse-images-" + std::to_string(n) + "-" + std::to_string(o.inputs) + ".sdnn";
+  std::vector<std::string> outputs;
+  std::vector<ReadFile> reads;
+  if (!o.network_dir.empty()) {
+    outputs.push_back(network_path);
+    for (Index l = 1; l <= o.layers; ++l) reads.push_back({layer_path(o.network_dir, n, l), "--network"});
+  }
+  if (!o.input_path.empty()) {
+    outputs.push_back(inputs_path);
+    reads.push_back({o.input_path, "--input"});
+  }
+  check_outputs(outputs, reads);
   if (!o.network_dir.empty()) {
     auto start = std::chrono::steady_clock::now();
     const Value bias = o.bias ? *o.bias : default_bias(n);
     const Network network = read_network(o.network_dir, n, o.layers, bias, threads);
     const double read_s = seconds_since(start);
     start = std::chrono::steady_clock::now();
-    const std::string path = o.out_dir + "/neuron" + std::to_string(n) + "-l" + std::to_string(o.layers) + ".sdnn";
+    const std::string& path = network_path;
     write_network_archive(path, network);
     std::uint64_t connections = 0;
     for (const Layer& layer : network) connections += layer.weights_csr.nnz();
@@ -310,8 +304,7 @@ void convert(const CommandOptions& o, int threads) {
     const CsrMatrix inputs = read_triplet_matrix(o.input_path, o.inputs, n, threads);
     const double read_s = seconds_since(start);
     start = std::chrono::steady_clock::now();
-    const std::string path =
-        o.out_dir + "/sparse-images-" + std::to_string(n) + "-" + std::to_string(o.inputs) + ".sdnn";
+    const std::string& path = inputs_path;
     write_inputs_archive(path, inputs);
     std::printf("inputs: %s (%u rows, %llu nonzeros; %.1f MB) read in %.2f s, written in %.2f s\n", path.c_str(),
                 o.inputs, static_cast<unsigned long long>(inputs.nnz()), file_size(path) / 1e6, read_s,

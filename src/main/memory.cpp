@@ -137,6 +137,30 @@ MemoryEstimate estimate_memory(const Options& o, int ranks, int node_ranks, int 
     work = std::min(work, static_cast<std::uint64_t>(threads) * 3 * shard * kEntry + shard * kEntry);
   }
   if (o.verify) work += 2 * shard * kEntry;
+  // What grows with --inputs whatever the file holds (every row exists, empty or not), per row of
+  // the shard: the input's CSR row offsets; while loading, from_triplets' cursor per row; in
+  // inference, each block's row offsets and ids and the categories (data parallelism) or three
+  // CSR copies' offsets (model), and the two final matrices' offsets when verifying. Rank 0 also
+  // gathers the categories (a row id per surviving row, in three arrays at most at once).
+  const std::uint64_t shard_rows = std::uint64_t{o.inputs} / (model ? P / static_cast<std::uint64_t>(model_columns) : P) + 1;
+  std::uint64_t row_work = model || o.parallel == Parallelism::model
+                               ? shard_rows * 3 * sizeof(Offset)
+                               : shard_rows * (sizeof(Offset) + 2 * sizeof(Index));
+  if (o.verify) row_work += shard_rows * 2 * sizeof(Offset);
+  row_work += std::min<std::uint64_t>(o.inputs, input_nonzeros + 1) * 3 * sizeof(Index);
+  // What grows with --threads: each thread's sparse accumulator (a double, a stamp and a pattern
+  // slot, 16 bytes a slot), over the neurons and a block's rows in data parallelism, over the
+  // shard's rows in model parallelism and the model strategy (right multiplication): the latter
+  // grows with --inputs too.
+  const bool by_columns = model || o.parallel == Parallelism::model;
+  const std::uint64_t block_rows =
+      o.block_rows > 0 ? o.block_rows : automatic_block_rows(static_cast<Index>(std::min<std::uint64_t>(shard_rows, o.inputs)), threads);
+  const std::uint64_t slots = by_columns ? shard_rows : std::uint64_t{o.neurons} + std::min<std::uint64_t>(block_rows, shard_rows);
+  const std::uint64_t thread_work = static_cast<std::uint64_t>(threads) * 16 * slots;
+  e.row_bytes = shard_rows * sizeof(Offset) + std::max(shard_rows * sizeof(Offset), row_work + (by_columns ? thread_work : 0));
+  e.input_bytes += shard_rows * sizeof(Offset);
+  input_loading += shard_rows * sizeof(Offset);
+  work += row_work + thread_work;
   // While the network loads, the input is not there yet; loading's transients are freed before
   // inference (see total()).
   e.loading_bytes = std::max(network_loading > e.input_bytes ? network_loading - e.input_bytes : 0, input_loading);

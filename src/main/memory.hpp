@@ -4,7 +4,9 @@
 // --share-network), the input shard, and the larger of loading's transients (TSV pieces, parsed
 // triplets, their copies in windows) and inference's work (per-thread block buffers of data
 // parallelism, or three copies of the shard for model parallelism and the model strategy; the
-// final activations when verifying). Nonzeros come from archive headers, from the mean line
+// final activations when verifying), and what grows with the --inputs rows (row offsets, ids,
+// per-row buffers, whether a row holds entries or not) and with --threads (per-thread
+// accumulators). Nonzeros come from archive headers, from the mean line
 // length of each TSV file's first MiB, or from the generator's sizes.
 #pragma once
 
@@ -21,6 +23,7 @@ struct MemoryEstimate {
   std::uint64_t input_bytes = 0;    // per rank
   std::uint64_t loading_bytes = 0;  // per rank, transient
   std::uint64_t work_bytes = 0;     // per rank
+  std::uint64_t row_bytes = 0;      // per rank: the part of the peak that grows with --inputs (for the message)
   // The peak: network and input, plus loading's transients or inference's work, whichever is
   // larger (the transients are freed before inference starts).
   std::uint64_t total() const {

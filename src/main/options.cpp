@@ -23,9 +23,18 @@ T parse_number(const std::string& option, const std::string& text, T min_value) 
 
 }  // namespace
 
+std::uint32_t parse_inputs(const std::string& option, const std::string& text) {
+  std::uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < 1 || value > kMaxInputs)
+    throw std::invalid_argument(option + " needs a number of rows from 1 to 2147483647 (at most 2^31-1: row numbers are "
+                                "32-bit), not '" + text + "'");
+  return static_cast<std::uint32_t>(value);
+}
+
 Options parse_options(const std::vector<std::string>& args) {
   Options o;
-  bool neurons_given = false, layers_given = false;
+  bool neurons_given = false, layers_given = false, format_given = false, parallel_given = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     auto value = [&]() -> const std::string& {
@@ -39,7 +48,7 @@ Options parse_options(const std::vector<std::string>& args) {
     else if (arg == "--out") o.out_path = value();
     else if (arg == "--neurons") { o.neurons = parse_number<std::uint32_t>(arg, value(), 1); neurons_given = true; }
     else if (arg == "--layers") { o.layers = parse_number<std::uint32_t>(arg, value(), 1); layers_given = true; }
-    else if (arg == "--inputs") o.inputs = parse_number<std::uint32_t>(arg, value(), 1);
+    else if (arg == "--inputs") o.inputs = parse_inputs(arg, value());
     else if (arg == "--bias") {
       const std::string& text = value();
       char* end = nullptr;
@@ -48,8 +57,8 @@ Options parse_options(const std::vector<std::string>& args) {
       o.bias = b;
     }
     else if (arg == "--seed") o.seed = parse_number<std::uint64_t>(arg, value(), 0);
-    else if (arg == "--format") o.format = parse_format(value());
-    else if (arg == "--parallel") o.parallel = parse_parallelism(value());
+    else if (arg == "--format") { o.format = parse_format(value()); format_given = true; }
+    else if (arg == "--parallel") { o.parallel = parse_parallelism(value()); parallel_given = true; }
     else if (arg == "--threads") o.threads = parse_number<int>(arg, value(), 1);
     else if (arg == "--block-rows") o.block_rows = parse_number<std::uint32_t>(arg, value(), 0);
     else if (arg == "--strategy") {
@@ -82,6 +91,24 @@ Options parse_options(const std::vector<std::string>& args) {
   if (o.share_network && o.strategy != "data")
     throw std::invalid_argument("--share-network goes with --strategy data (the model strategy splits the network)");
   if (o.report_layers && o.report_path.empty()) throw std::invalid_argument("--report-layers needs --report FILE");
+  // Options that a strategy would override are refused, never silently replaced: the model
+  // strategy runs csc/model on every rank; --block-rows sizes data parallelism's blocks only.
+  if (o.strategy == "model") {
+    std::string overridden;
+    if (format_given && o.format != Format::csc) overridden += " --format " + to_string(o.format);
+    if (parallel_given && o.parallel != Parallelism::model) overridden += " --parallel " + to_string(o.parallel);
+    if (!overridden.empty())
+      throw std::invalid_argument("--strategy model runs --format csc --parallel model on every rank (columns split "
+                                  "among ranks and threads): leave out" + overridden + ", or use --strategy data");
+    o.format = Format::csc;
+    o.parallel = Parallelism::model;
+  }
+  if (o.block_rows > 0 && o.parallel != Parallelism::data)
+    throw std::invalid_argument("--block-rows sizes the row blocks of --parallel data; " +
+                                std::string(o.strategy == "model" ? "--strategy model" : "--parallel model") +
+                                " splits columns, not rows");
+  if (o.no_overlap && o.strategy != "model")
+    throw std::invalid_argument("--no-overlap goes with --strategy model (the data strategy has no communication to overlap)");
   check_combination(o.format, o.parallel);
   if (o.network_dir.empty() != o.input_path.empty())
     throw std::invalid_argument("--network and --input go together (or give neither to run the generated problem)");
@@ -119,19 +146,21 @@ Problem:
                      (an archive of exactly --inputs rows)
   --neurons N        neurons per layer (default 1024)
   --layers L         layers to run, 1..L (default 120)
-  --inputs M         input rows (default 60000); the matrix is M x N whatever the file holds
+  --inputs M         input rows (default 60000, at most 2147483647); the matrix is M x N whatever
+                     the file holds (a warning says when its last entry is in an earlier row)
   --bias B           bias of every neuron (default: -0.3, -0.35, -0.4, -0.45 for N = 1024, 4096,
                      16384, 65536; -0.3 - 0.025*log2(N/1024) for other N)
   --seed S           seed of the generated network and inputs (default 42)
   --truth FILE       official categories: prints Challenge: PASS or FAIL (exact comparison)
-  --out FILE         write the categories there (official format, written atomically)
+  --out FILE         write the categories there (official format, written atomically; a new name
+                     or a regular file, never one the run reads)
 
 Execution:
   --strategy data|model
                      data: ranks own independent shards of the input rows (data x data);
                      model: a grid of ranks, row groups x column blocks of the network, each
                      rank pulling the remote activation columns it needs with MPI_Get
-                     (data x model) (default data)
+                     (data x model), csc/model on every rank (default data)
   --grid DxM         the model strategy's grid: D row groups x M column blocks, D*M = ranks
                      (default 1 x ranks)
   --hash none|input|network|both

@@ -45,6 +45,11 @@ struct Options {
   bool generated() const { return network_dir.empty(); }
 };
 
+// The most input rows a run takes: row numbers and counts are 32-bit signed in places (MPI counts).
+inline constexpr std::uint32_t kMaxInputs = 2147483647;
+// --inputs M: a number from 1 to kMaxInputs; std::invalid_argument naming the bound otherwise.
+std::uint32_t parse_inputs(const std::string& option, const std::string& text);
+
 Options parse_options(const std::vector<std::string>& args);
 std::string usage_text();
 

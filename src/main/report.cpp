@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <sstream>
 
-#include "io/tsv.hpp"
+#include "io/output_file.hpp"
 
 namespace sdnn {
 namespace {

@@ -8,7 +8,6 @@
 // allocation) reaches every rank, which all exit non-zero with one message, no hang.
 #include <omp.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,8 +20,10 @@
 
 #include "comm/mpi_session.hpp"
 #include "hash/hash.hpp"
+#include "io/archive.hpp"
 #include "io/generate.hpp"
 #include "io/input_error.hpp"
+#include "io/output_file.hpp"
 #include "io/tsv.hpp"
 #include "main/commands.hpp"
 #include "main/load.hpp"
@@ -69,17 +70,22 @@ void phase(const MpiSession& mpi, Work&& work) {
   }
 }
 
-// Checks that the folder of an output path exists and that the path is not a folder itself,
-// before any long computation.
-void check_output_folder(const std::string& path) {
-  const auto slash = path.find_last_of('/');
-  const std::string folder = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  struct stat info {};
-  if (::stat(folder.c_str(), &info) != 0 || !S_ISDIR(info.st_mode))
-    throw InputError(path, "cannot write: folder '" + folder + "' does not exist");
-  if (::access(folder.c_str(), W_OK) != 0) throw InputError(path, "cannot write: folder '" + folder + "' is not writable");
-  if (::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode))
-    throw InputError(path, "cannot write: is a directory (give a file name)");
+// Refuses, before any work, an output (--out, --report and its CSV) that is not a new name or an
+// existing regular file, or that is the same file as one the run reads (io/output_file.hpp).
+void check_outputs(const Options& o) {
+  std::vector<ReadFile> reads = {{o.input_path, "--input"}, {o.truth_path, "--truth"}};
+  if (!o.generated()) {
+    if (is_archive_path(o.network_dir)) reads.push_back({o.network_dir, "--network"});
+    else
+      for (Index l = 1; l <= o.layers; ++l) reads.push_back({layer_path(o.network_dir, o.neurons, l), "--network"});
+  }
+  std::vector<std::string> outputs = {o.out_path};
+  if (!o.report_path.empty()) outputs.insert(outputs.end(), {o.report_path, csv_path_of(o.report_path)});
+  for (const std::string& path : outputs) {
+    if (path.empty()) continue;
+    check_output_path(path);
+    check_not_an_input(path, reads);
+  }
 }
 
 // The peak resident memory of this process so far, in MB (getrusage reports kilobytes on Linux).
@@ -152,11 +158,7 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
   std::vector<Index> truth;
   MemoryEstimate estimate;
   phase(mpi, [&] {
-    if (!o.out_path.empty()) check_output_folder(o.out_path);
-    if (!o.report_path.empty()) {
-      check_output_folder(o.report_path);
-      check_output_folder(csv_path_of(o.report_path));
-    }
+    check_outputs(o);  // every rank: rank 0 writes, and all refuse together
     if (root && !o.truth_path.empty()) truth = read_categories(o.truth_path, o.inputs);
     // Refuse a run that cannot fit, before loading anything.
     const MemoryEstimate need = estimate = estimate_memory(o, mpi.size(), mpi.node_size(), grid.columns, threads);
@@ -166,9 +168,11 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
       throw std::runtime_error("not enough memory: the run needs about " + format_bytes(need.total()) +
                                " per rank (network " + format_bytes(need.network_bytes) + ", input " +
                                format_bytes(need.input_bytes) + ", loading " + format_bytes(need.loading_bytes) +
-                               ", work " + format_bytes(need.work_bytes) + ") and " + format_bytes(limit) +
-                               " is available per rank" + (o.max_memory ? " (--max-memory)" : "") +
-                               "; use more ranks or nodes, --share-network, or --max-memory to override");
+                               ", work " + format_bytes(need.work_bytes) + "; " + format_bytes(need.row_bytes) +
+                               " of it for the " + std::to_string(o.inputs) + " --inputs rows) and " +
+                               format_bytes(limit) + " is available per rank" + (o.max_memory ? " (--max-memory)" : "") +
+                               "; use more ranks or nodes, fewer --inputs or --threads, --share-network, or "
+                               "--max-memory to override");
   });
 
   LoadedProblem problem;
@@ -197,6 +201,24 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
   const double read_mb = static_cast<double>(mpi.sum(problem.bytes_parsed)) / 1e6;
   const double read_mb_s = read_s > 0 ? read_mb / read_s : 0;
   const double largest_input_mb = mpi.max(static_cast<double>(input_bytes) / 1e6);
+  // Rows of the input holding any entry, and the last of them (original numbering): the rate
+  // counts all --inputs rows, so a file that holds fewer is said so, with the count to give.
+  std::uint64_t my_input_rows = 0;
+  double my_last_row = 0;
+  if (plan.column_group == 0)  // the ranks of a row group hold the same rows: count them once
+    for (Index r = 0; r < problem.input.rows(); ++r)
+      if (problem.input.end(r) > problem.input.begin(r)) {
+        ++my_input_rows;
+        my_last_row = std::max(my_last_row, static_cast<double>(plan.rows.inverse(problem.rows.first + r)) + 1);
+      }
+  const std::uint64_t input_rows = mpi.sum(my_input_rows);
+  const auto last_input_row = static_cast<std::uint64_t>(mpi.max(my_last_row));
+  if (root && !o.generated() && last_input_row < o.inputs)
+    std::fprintf(stderr,
+                 "sdnn: warning: %s: %llu of the --inputs %u rows are empty (its last entry is in row %llu); they "
+                 "count as inputs in the rate: give --inputs %llu for the true count\n",
+                 o.input_path.c_str(), static_cast<unsigned long long>(o.inputs - input_rows), o.inputs,
+                 static_cast<unsigned long long>(last_input_row), static_cast<unsigned long long>(std::max<std::uint64_t>(last_input_row, 1)));
 
   if (root) {
     std::printf("sdnn: neurons=%u layers=%u inputs=%u ranks=%d threads=%d strategy=%s", o.neurons, o.layers,
@@ -227,9 +249,10 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
       std::printf("memory: peak resident %.0f MB (largest rank); estimated before loading %.0f MB per rank\n", peak_mb,
                   static_cast<double>(estimate.total()) / 1e6);
       std::printf("summary neurons=%u layers=%u inputs=%u ranks=%d threads=%d load_only=yes read_s=%.6f read_mb=%.1f "
-                  "read_mb_s=%.1f network_mb=%.1f input_mb=%.1f peak_rss_mb=%.1f\n",
+                  "read_mb_s=%.1f network_mb=%.1f input_mb=%.1f peak_rss_mb=%.1f input_rows=%llu\n",
                   o.neurons, o.layers, o.inputs, mpi.size(), threads, read_s, read_mb, read_mb_s,
-                  static_cast<double>(network_bytes) / 1e6, largest_input_mb, peak_mb);
+                  static_cast<double>(network_bytes) / 1e6, largest_input_mb, peak_mb,
+                  static_cast<unsigned long long>(input_rows));
       std::fflush(stdout);
     }
     return 0;
@@ -358,11 +381,11 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
     std::printf(
         "summary neurons=%u layers=%u inputs=%u ranks=%d threads=%d strategy=%s grid=%dx%d format=%s parallel=%s "
         "hash=%s read_s=%.6f infer_s=%.6f rate=%.6e categories=%zu checksum=%.17g imbalance=%.4f comm_ratio=%.4f "
-        "verify=%s challenge=%s peak_rss_mb=%.1f read_mb_s=%.1f network_mb=%.1f input_mb=%.1f\n",
+        "verify=%s challenge=%s peak_rss_mb=%.1f read_mb_s=%.1f network_mb=%.1f input_mb=%.1f input_rows=%llu\n",
         o.neurons, o.layers, o.inputs, mpi.size(), threads, o.strategy.c_str(), grid.rows, grid.columns,
         description.format.c_str(), description.parallel.c_str(), o.hash.c_str(), read_s, infer_s, rate,
         categories.size(), checksum, balance, ratio, verdict.c_str(), challenge.c_str(), peak_mb, read_mb_s,
-        static_cast<double>(network_bytes) / 1e6, largest_input_mb);
+        static_cast<double>(network_bytes) / 1e6, largest_input_mb, static_cast<unsigned long long>(input_rows));
     std::fflush(stdout);
   }
   return (verdict == "FAIL" || challenge == "FAIL") ? 1 : 0;
