@@ -11,7 +11,7 @@
 #   SDNN_QUICK=1 (make test: a smaller matrix of program runs, for slow sanitizer builds),
 #   FUZZ_SECONDS (make fuzz: seconds per target, default 60).
 
-PACKAGES := g++ make openmpi-bin libopenmpi-dev libboost-serialization-dev libgtest-dev libbenchmark-dev zlib1g-dev
+PACKAGES := g++ make openmpi-bin libopenmpi-dev libboost-serialization-dev libgtest-dev libbenchmark-dev zlib1g-dev libarchive-dev
 CXX      := mpicxx
 ARCH     ?= -march=native
 OPT      ?= $(if $(SAN),-O1,-O3)
@@ -27,7 +27,7 @@ ifneq ($(SAN),)
 else
   BUILD    := build/release
 endif
-LIBS     := -lboost_serialization -lz
+LIBS     := -lboost_serialization -lz -larchive
 
 # mpirun refuses root unless told; CI runs as root.
 MPIRUN   := mpirun --oversubscribe $(if $(filter 0,$(shell id -u)),--allow-run-as-root,)
