@@ -285,7 +285,7 @@ TEST_F(TarNetwork, FaultsNameTheMemberAndLine) {
   const std::string text = dir.file("plain.tsv");
   write_text(text, layer_texts[0]);
   what = input_error_of([&] { read_network(text, kNeurons, kLayers, -0.3f, 1); });
-  EXPECT_TRUE(contains(what, text + ": not a tar archive of nN-lK.tsv files")) << what;
+  EXPECT_TRUE(contains(what, text + ": cannot read as a tar archive of nN-lK.tsv files")) << what;
 }
 
 }  // namespace

@@ -112,6 +112,12 @@ std::string member_name(const std::string& archive, const std::string& member) {
   return archive + "[" + member + "]";
 }
 
+namespace {
+const char* const kNotTar =
+    "cannot read as a tar archive of nN-lK.tsv files (--network takes their folder, a tar of them or an .sdnn "
+    "archive)";
+}  // namespace
+
 void read_tar_layers(const std::string& path, Index neurons, Index layers,
                      const std::function<void(Index layer, const std::string& name, const TextReader&)>& consume) {
   struct stat info {};
@@ -125,14 +131,14 @@ void read_tar_layers(const std::string& path, Index neurons, Index layers,
     return InputError(name, what + (why ? std::string(": ") + why : std::string()));
   };
   if (::archive_read_open_fd(tar.get(), file.fd, 1 << 20) != ARCHIVE_OK)
-    throw fault(path, "not a tar archive of nN-lK.tsv files (nor a folder of them)");
+    throw fault(path, kNotTar);
   std::vector<bool> seen(layers, false);
   Index found = 0;
   while (found < layers) {
     archive_entry* entry = nullptr;
     const int status = ::archive_read_next_header(tar.get(), &entry);
     if (status == ARCHIVE_EOF) break;
-    if (status < ARCHIVE_WARN) throw fault(path, found == 0 ? "not a tar archive of nN-lK.tsv files (nor a folder of them)" : "cannot read the archive");
+    if (status < ARCHIVE_WARN) throw fault(path, found == 0 ? kNotTar : "cannot read the archive");
     const std::string member = ::archive_entry_pathname(entry) ? ::archive_entry_pathname(entry) : "";
     const Index k = ::archive_entry_filetype(entry) == AE_IFREG ? layer_of_member(member, neurons) : 0;
     if (k == 0 || k > layers) continue;  // libarchive skips the member's data at the next header

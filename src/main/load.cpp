@@ -126,7 +126,7 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
       }
     } catch (const DuplicateEntry&) {
       // Names the line of the repeat; throws.
-      if (is_tar_network(path)) read_network(path, n, static_cast<Index>(l + 1), 0, 1);
+      if (path == o.network_dir && is_tar_network(path)) read_network(path, n, static_cast<Index>(l + 1), 0, 1);
       else read_triplet_matrix(path, n, n, 1);
       throw;
     }
