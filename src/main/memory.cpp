@@ -63,18 +63,23 @@ std::uint64_t network_entries(const Options& o) {
       return size_or_zero(o.network_dir) / 8;
     }
   }
-  if (is_tar_network(o.network_dir)) {  // a tar is one stream: its first layer's lines, L times
+  if (is_tar_network(o.network_dir)) {
+    // A tar is one stream: the lines of the first layer member in it (whichever layer: members
+    // come in any order), L times; reading stops there.
+    struct Counted {};
     std::uint64_t lines = 0;
     try {
-      read_tar_layers(o.network_dir, o.neurons, 1, [&](Index, const std::string&, const TextReader& read) {
+      read_tar_layers(o.network_dir, o.neurons, o.layers, [&](Index, const std::string&, const TextReader& read) {
         std::vector<char> text(1 << 20);
         for (std::size_t n; (n = read(text.data(), text.size())) > 0;)
           lines += static_cast<std::uint64_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(n), '\n'));
+        throw Counted{};
       });
+    } catch (const Counted&) {
+      return lines * o.layers;
     } catch (const std::exception&) {
-      return size_or_zero(o.network_dir) / 8;
     }
-    return lines * o.layers;
+    return size_or_zero(o.network_dir) / 8;  // the loader reports what is wrong with it
   }
   std::uint64_t total = 0;
   for (std::uint32_t l = 1; l <= o.layers; ++l) total += tsv_entries(layer_file(o.network_dir, o.neurons, l));
