@@ -1,4 +1,5 @@
-// tsv.cpp: parallel TSV triplet parsing, the official readers and the atomic writers.
+// tsv.cpp: parallel TSV triplet parsing (of files by byte ranges, of gzip and tar streams by
+// pieces), the official readers and the atomic writers.
 #include "io/tsv.hpp"
 
 #include <fcntl.h>
@@ -262,8 +263,8 @@ std::vector<Triplet> parse_text_share(const std::string& name, const std::functi
         // At most 1 MiB a call: a fault is then named near the line where the stream broke.
         n = read(buffer.data() + got, std::min<std::size_t>(buffer.size() - got, 1 << 20));
       } catch (const StreamFault& fault) {  // named at the line it reached
-        throw InputError(name, lines_before + 1 + static_cast<std::uint64_t>(std::count(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(got), '\n')),
-                         fault.what());
+        const auto read_lines = std::count(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(got), '\n');
+        throw InputError(name, lines_before + 1 + static_cast<std::uint64_t>(read_lines), fault.what());
       }
       if (n == 0) {
         at_end = true;
@@ -284,7 +285,8 @@ std::vector<Triplet> parse_text_share(const std::string& name, const std::functi
       cut = held + newline + 1;
     }
     const std::string_view lines(buffer.data(), cut);
-    if (!lines.empty() && (piece + static_cast<std::uint64_t>(ranks - first_rank)) % ranks == static_cast<std::uint64_t>(rank)) {
+    const bool mine = (piece + static_cast<std::uint64_t>(ranks - first_rank)) % ranks == static_cast<std::uint64_t>(rank);
+    if (mine && !lines.empty()) {
       bytes_parsed += lines.size();
       std::vector<Triplet> parsed = parse_triplet_lines(name, lines, rows, cols, threads, [&] { return lines_before; });
       if (triplets.empty()) triplets = std::move(parsed);

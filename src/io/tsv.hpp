@@ -3,9 +3,11 @@
 // - inputs (sparse-images-N.tsv) and layers (nN-lK.tsv): TSV triplets "row<TAB>col<TAB>value",
 //   1-based, read into 0-based CSR matrices whose shape comes from the problem, not the file;
 // - categories: one 1-based row number per line, ascending.
-// Text is parsed in parallel (one chunk per thread, std::from_chars). Any fault throws
-// InputError naming the file, the line and the fault. Files are written atomically (a temporary
-// file beside the target, then rename), so no half-written file is ever left.
+// Every file may be gzipped, and a network may be a tar archive of its layer files: those are read
+// as streams (io/compressed.hpp). Text is parsed in parallel (one chunk per thread,
+// std::from_chars). Any fault throws InputError naming the file, the line and the fault. Files are
+// written atomically (a temporary file beside the target, then rename), so no half-written file is
+// ever left.
 #pragma once
 
 #include <sys/stat.h>
@@ -59,9 +61,10 @@ std::vector<Triplet> parse_file_share(const std::string& path, Index rows, Index
                                       std::uint64_t piece_bytes = kParsePieceBytes, int first_rank = 0);
 
 // The lines of a text read in order by `read` (a gzip file, a tar member), whose share `rank` of
-// `ranks` is every piece p with (p + ranks - first_rank) % ranks == rank; pieces hold the whole
-// lines of about piece_bytes (a longer line makes a longer piece). Every rank reads the whole
-// text. Faults name `name` and the line; an empty text is an error.
+// `ranks` is every piece p with (p + ranks - first_rank) % ranks == rank (first_rank in
+// 0..ranks-1); pieces hold the whole lines of about piece_bytes (a longer line makes a longer
+// piece). Every rank reads the whole text. Faults name `name` and the line; an empty text is an
+// error.
 inline constexpr std::uint64_t kStreamPieceBytes = std::uint64_t{8} << 20;
 std::vector<Triplet> parse_text_share(const std::string& name, const std::function<std::size_t(char*, std::size_t)>& read,
                                       Index rows, Index cols, int rank, int ranks, int first_rank, int threads,
