@@ -11,7 +11,7 @@
 #   SDNN_QUICK=1 (make test: a smaller matrix of program runs, for slow sanitizer builds),
 #   FUZZ_SECONDS (make fuzz: seconds per target, default 60).
 
-PACKAGES := g++ make openmpi-bin libopenmpi-dev libboost-serialization-dev libgtest-dev libbenchmark-dev zlib1g-dev
+PACKAGES := g++ make openmpi-bin libopenmpi-dev libboost-serialization-dev libgtest-dev libbenchmark-dev zlib1g-dev libarchive-dev
 CXX      := mpicxx
 ARCH     ?= -march=native
 OPT      ?= $(if $(SAN),-O1,-O3)
@@ -27,7 +27,7 @@ ifneq ($(SAN),)
 else
   BUILD    := build/release
 endif
-LIBS     := -lboost_serialization -lz
+LIBS     := -lboost_serialization -lz -larchive
 
 # mpirun refuses root unless told; CI runs as root.
 MPIRUN   := mpirun --oversubscribe $(if $(filter 0,$(shell id -u)),--allow-run-as-root,)
@@ -125,13 +125,17 @@ FUZZ_FLAGS    := -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sani
                  -fno-omit-frame-pointer -fopenmp -Wall -Wextra -Wpedantic -Wshadow -Isrc
 FUZZ_HEADERS  := $(wildcard src/io/*.hpp src/spmm/*.hpp)
 
-build/fuzz/fuzz_tsv: tests/fuzz/fuzz_tsv.cpp src/io/tsv.cpp src/io/output_file.cpp $(FUZZ_HEADERS)
-	@mkdir -p $(dir $@)
-	$(FUZZ_CXX) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_tsv.cpp src/io/tsv.cpp src/io/output_file.cpp
+# The TSV readers read gzip and tar streams too (io/compressed), which use io/archive's file check.
+FUZZ_IO_SRC   := src/io/tsv.cpp src/io/compressed.cpp src/io/archive.cpp src/io/output_file.cpp
+FUZZ_IO_LIBS  := -lboost_serialization -lz -larchive
 
-build/fuzz/fuzz_archive: tests/fuzz/fuzz_archive.cpp src/io/archive.cpp src/io/tsv.cpp src/io/output_file.cpp $(FUZZ_HEADERS)
+build/fuzz/fuzz_tsv: tests/fuzz/fuzz_tsv.cpp $(FUZZ_IO_SRC) $(FUZZ_HEADERS)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CXX) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_archive.cpp src/io/archive.cpp src/io/tsv.cpp src/io/output_file.cpp -lboost_serialization
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_tsv.cpp $(FUZZ_IO_SRC) $(FUZZ_IO_LIBS)
+
+build/fuzz/fuzz_archive: tests/fuzz/fuzz_archive.cpp $(FUZZ_IO_SRC) $(FUZZ_HEADERS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_archive.cpp $(FUZZ_IO_SRC) $(FUZZ_IO_LIBS)
 
 fuzz-deps:
 	$(call install,$(FUZZ_PACKAGES))
@@ -148,14 +152,14 @@ fuzz: deps fuzz-deps
 TSAN_SRC    := $(wildcard src/spmm/*.cpp src/io/*.cpp src/hash/*.cpp src/partition/*.cpp) $(TEST_SRC)
 TSAN_OBJ    := $(TSAN_SRC:%.cpp=build/tsan/%.o)
 TSAN_FLAGS  := -std=c++17 -O1 -g -fsanitize=thread -fopenmp -Wall -Wextra -Wpedantic -Wshadow -MMD -MP -Isrc
-TSAN_FILTER ?= Engine.*:ThreadFailureTest.*:Networks/EngineRandom.*:Kernels.*:Shapes/KernelsRandom.*:TsvFiles.*:Archives.*:Generate.*:HashInference.*
+TSAN_FILTER ?= Engine.*:ThreadFailureTest.*:Networks/EngineRandom.*:Kernels.*:Shapes/KernelsRandom.*:TsvFiles.*:CompressedFiles.*:TarNetwork.*:Archives.*:Generate.*:HashInference.*
 
 build/tsan/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(FUZZ_CXX) $(TSAN_FLAGS) -c -o $@ $<
 
 build/tsan/sdnn_tests: $(TSAN_OBJ)
-	$(FUZZ_CXX) -fsanitize=thread -fopenmp -o $@ $^ -lboost_serialization -lz -lgtest -lgtest_main -pthread
+	$(FUZZ_CXX) -fsanitize=thread -fopenmp -o $@ $^ -lboost_serialization -lz -larchive -lgtest -lgtest_main -pthread
 
 -include $(TSAN_OBJ:.o=.d)
 

@@ -1,4 +1,4 @@
-// bench_peak.cpp: the machine's ceilings that the kernels are measured against (README, 'Results',
+// bench_peak.cpp: the machine's ceilings that the kernels are measured against (docs/results.md, 'Results',
 // lower bounds): the peak multiply-add rate of one core in double (the kernels sum in double,
 // SPEC.md 'Numerics') and in float, with 512-bit vectors (GCC vector extensions: AVX-512 under
 // -march=native where the CPU has it), and the memory read bandwidth of one core.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# sizes.sh: the README's table of problem sizes. For each N (default 1024 4096 16384 65536), L
+# sizes.sh: the table of problem sizes in docs/data.md. For each N (default 1024 4096 16384 65536), L
 # layers (default 120) and COUNT inputs (default 60000) it
 #   1. writes the problem as official TSV files with `sdnn generate` (a RadiX-Net network, seed
 #      42, and inputs from INPUTS: `synthetic`, the default problem's generator, or an

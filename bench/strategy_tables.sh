@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# strategy_tables.sh: the README's tables for the MPI strategies, measured on this machine.
+# strategy_tables.sh: the tables of docs/strategies.md for the MPI strategies, measured on this machine.
 #  1. data x data: rate and imbalance for 1, 2 and 4 ranks x each hashing mode, on the default
 #     problem and on the official data (1200 inputs x 120 layers), 1 thread per rank;
 #  2. data x model: communication/compute ratio, rate, columns and bytes pulled per rank, for

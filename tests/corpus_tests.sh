@@ -55,6 +55,8 @@ make_special() {
     @unreadable)
       [ "$(id -u)" = 0 ] && return 2
       cp "$source" "$path" && chmod 000 "$path" ;;
+    @gz-cut)  # gzipped, then cut in the middle
+      gzip -c "$source" > "$path.full" && head -c $(( $(stat -c %s "$path.full") / 2 )) "$path.full" > "$path" && rm "$path.full" ;;
     *) echo "unknown run-time file $token" >&2; return 1 ;;
   esac
 }
@@ -134,9 +136,28 @@ run_case() {
       else
         cp "$corpus/$file" "$shown"
       fi ;;
+    input-gz)  # the corpus file gzipped
+      shown=$dir/$file.gz
+      gzip -c "$corpus/$file" > "$shown"
+      input=$shown ;;
+    layer-gz|layer-tar)  # layer 2 gzipped in the folder, or the folder packed as a tar.gz
+      net=$dir/net
+      mkdir -p "$net" && cp "$good"/n32-l1.tsv "$good"/n32-l3.tsv "$net"/
+      if [ "$kind" = layer-gz ]; then
+        shown=$net/n32-l2.tsv.gz
+        gzip -c "$corpus/$file" > "$shown"
+      else
+        cp "$corpus/$file" "$net/n32-l2.tsv"
+        shown=$dir/neuron32.tar.gz
+        tar czf "$shown" -C "$dir" net
+        net=$shown
+      fi ;;
     network-dir)
       net=$dir/net
       case $file in
+        @tar) net=$dir/neuron32.tar.gz; shown=$net; tar czf "$net" -C "$corpus" good ;;
+        @tar-cut) net=$dir/neuron32.tar.gz; shown=$net; tar czf "$dir/full.tar.gz" -C "$corpus" good &&
+                  head -c $(( $(stat -c %s "$dir/full.tar.gz") / 2 )) "$dir/full.tar.gz" > "$net" ;;
         @good) net=$good ;;
         @archive*) net=$(make_archive "$file" network "$dir") || { bad "$name: cannot make $file"; return; }
                    shown=$net ;;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # program_tests.sh: the sdnn program end to end, under mpirun with 1 to 4 ranks: the command
 # line (help, refused options), the generated problem in every format x parallelism x rank count
-# (all agree with the verifier and with each other), the official data (Challenge: PASS, skipped
-# with a message when ../shared/data is absent), and bad input (one clear message, non-zero
+# (all agree with the verifier and with each other), the same problem from compressed files
+# (.gz, .tar.gz), the official data (Challenge: PASS, also compressed; skipped with a message
+# when ../shared/data is absent), and bad input (one clear message, non-zero
 # exit on every rank, no output file left). Writes "passed failed skipped" to the file $1.
 # SDNN_QUICK=1: a smaller matrix (ranks 1 and 3, two hashing modes, three grids, fewer official
 # runs), for sanitizer builds whose runs are slow.
@@ -131,6 +132,53 @@ run "load only with --out" 2 ./sdnn "${good[@]}" --load-only --out "$tmp/x.tsv" 
 run "read figures of a full run" 0 ./sdnn "${good[@]}" -q && expect "a full run prints the read rate" "^read: .* MB read at [0-9.]+ MB/s" &&
   if [ -n "$(value read_mb_s)" ] && [ -n "$(value input_mb)" ]; then ok "summary holds read_mb_s and input_mb"; else bad "summary holds read_mb_s and input_mb" "$tmp/out"; fi
 
+# --- compressed files as the official site ships them (io/compressed.hpp): the small generated
+# problem written by sdnn generate, its input gzipped, its layers gzipped in a folder and packed as
+# neuronN.tar.gz (a folder in the archive, members out of order), read by 1 to 4 ranks with each
+# strategy: the categories and checksum of the generated runs above. sdnn convert reads them too.
+# A truncated gzip input and a bad line in a tar member: one error line naming file, member and line.
+gz=$tmp/gz
+if ./sdnn generate --neurons 256 --layers 30 --out "$gz" --inputs synthetic --count 1500 > "$tmp/out" 2>&1; then
+  mkdir -p "$gz/gzipped"
+  for f in "$gz"/neuron256/*.tsv; do gzip -c "$f" > "$gz/gzipped/$(basename "$f").gz"; done
+  gzip -k "$gz/sparse-images-256.tsv"
+  (cd "$gz" && tar czf neuron256.tar.gz $(ls -r neuron256/*.tsv))
+  files_gz=(--neurons 256 --layers 30 --inputs 1500 -q --verify --input "$gz/sparse-images-256.tsv.gz")
+  for np in 1 2 3; do
+    check_generated "tar.gz network and .gz input, $np rank(s), csr/data" \
+        $MPIRUN -np "$np" ./sdnn "${files_gz[@]}" --network "$gz/neuron256.tar.gz" --threads 2
+  done
+  check_generated "tar.gz network and .gz input, 2 ranks, csc/model, hash both" \
+      $MPIRUN -np 2 ./sdnn "${files_gz[@]}" --network "$gz/neuron256.tar.gz" --format csc --parallel model --hash both
+  check_generated "tar.gz network and .gz input, data x model, grid 2x2, hash both" \
+      $MPIRUN -np 4 ./sdnn "${files_gz[@]}" --network "$gz/neuron256.tar.gz" --strategy model --grid 2x2 --hash both --threads 1
+  check_generated "folder of .tsv.gz layers and .gz input, 3 ranks, csc/data, hash input" \
+      $MPIRUN -np 3 ./sdnn "${files_gz[@]}" --network "$gz/gzipped" --format csc --hash input
+  if run "convert from tar.gz and .gz" 0 ./sdnn convert --neurons 256 --layers 30 --network "$gz/neuron256.tar.gz" \
+      --input "$gz/sparse-images-256.tsv.gz" --inputs 1500 --out "$gz/archives"; then
+    check_generated "archives converted from tar.gz and .gz, 2 ranks" \
+        $MPIRUN -np 2 ./sdnn --neurons 256 --layers 30 --inputs 1500 -q --verify --network "$gz/archives/neuron256-l30.sdnn" \
+        --input "$gz/archives/sparse-images-256-1500.sdnn"
+  fi
+  head -c "$(( $(stat -c %s "$gz/sparse-images-256.tsv.gz") / 2 ))" "$gz/sparse-images-256.tsv.gz" > "$gz/cut.tsv.gz"
+  mkdir -p "$gz/bad/neuron256" && cp "$gz"/neuron256/*.tsv "$gz/bad/neuron256/"
+  sed -i '5s/.*/5\t300\t1/' "$gz/bad/neuron256/n256-l7.tsv"
+  tar czf "$gz/bad.tar.gz" -C "$gz/bad" neuron256
+  for np in 2 3; do
+    run "truncated .gz input, $np ranks" 1 timeout 60 $MPIRUN -np "$np" ./sdnn "${files_gz[@]}" --network "$gz/neuron256.tar.gz" \
+        --input "$gz/cut.tsv.gz" --out "$tmp/out.tsv" &&
+      expect "truncated .gz named with its line, $np ranks" "cut.tsv.gz:[0-9]+: gzip data ends early \(a truncated file\)"
+    [ "$(grep -c 'sdnn: error' "$tmp/out")" = 1 ] && ok "one error line for a truncated .gz, $np ranks" || bad "one error line for a truncated .gz, $np ranks" "$tmp/out"
+    [ -e "$tmp/out.tsv" ] && bad "no output after a truncated .gz, $np ranks" || ok "no output after a truncated .gz, $np ranks"
+    run "bad line in a tar member, $np ranks" 1 timeout 60 $MPIRUN -np "$np" ./sdnn "${files_gz[@]}" --network "$gz/bad.tar.gz" &&
+      expect "bad tar member named with member and line, $np ranks" "bad.tar.gz\[neuron256/n256-l7.tsv\]:5: column index 300 out of range 1..256"
+    [ "$(grep -c 'sdnn: error' "$tmp/out")" = 1 ] && ok "one error line for a bad tar member, $np ranks" || bad "one error line for a bad tar member, $np ranks" "$tmp/out"
+  done
+else
+  bad "sdnn generate for the compressed-file tests" "$tmp/out"
+fi
+rm -rf "$gz"
+
 # --- the official data
 if [ -f "$data/sparse-images-1024-first1200.tsv" ] && [ -d "$data/neuron1024" ]; then
   official=(--network "$data/neuron1024" --neurons 1024 --layers 120 --input "$data/sparse-images-1024-first1200.tsv"
@@ -172,6 +220,25 @@ if [ -f "$data/sparse-images-1024-first1200.tsv" ] && [ -d "$data/neuron1024" ];
     bad "official data: sdnn convert" "$tmp/out"
   fi
   rm -rf "$tmp/archives"
+  # The official files compressed as the official site ships them (neuron1024.tar.gz, a .gz input):
+  # the official categories, read directly and through sdnn convert.
+  tar czf "$tmp/neuron1024.tar.gz" -C "$data" neuron1024
+  gzip -c "$data/sparse-images-1024-first1200.tsv" > "$tmp/sparse-images-1024-first1200.tsv.gz"
+  name="official data from neuron1024.tar.gz and a .gz input, 2 ranks"
+  run "$name" 0 $MPIRUN -np 2 ./sdnn "${official[@]}" --network "$tmp/neuron1024.tar.gz" \
+      --input "$tmp/sparse-images-1024-first1200.tsv.gz" --threads 1 --out "$tmp/categories.tsv" &&
+    expect "$name: Challenge PASS" "Challenge: PASS \(19 categories" && same_as_first_official "$name"
+  if cmp -s "$tmp/categories.tsv" "$data/neuron1024-l120-categories-first1200.tsv"; then ok "$name: --out equals the official file"
+  else bad "$name: --out differs from the official file"; fi
+  rm -f "$tmp/categories.tsv"
+  if run "official data: sdnn convert from tar.gz and .gz" 0 ./sdnn convert --neurons 1024 --layers 120 \
+       --network "$tmp/neuron1024.tar.gz" --input "$tmp/sparse-images-1024-first1200.tsv.gz" --inputs 1200 --out "$tmp/archives"; then
+    name="official data converted from tar.gz and .gz, 1 rank"
+    run "$name" 0 ./sdnn "${official[@]}" --network "$tmp/archives/neuron1024-l120.sdnn" \
+        --input "$tmp/archives/sparse-images-1024-1200.sdnn" --threads 2 &&
+      expect "$name: Challenge PASS" "Challenge: PASS \(19 categories" && same_as_first_official "$name"
+  fi
+  rm -rf "$tmp/archives" "$tmp/neuron1024.tar.gz" "$tmp/sparse-images-1024-first1200.tsv.gz"
   # A wrong truth is a FAIL with exit 1.
   head -n 18 "$data/neuron1024-l120-categories-first1200.tsv" > "$tmp/short-truth.tsv"
   run "official data against a wrong truth" 1 ./sdnn "${official[@]}" --truth "$tmp/short-truth.tsv" && expect "wrong truth gives FAIL" "Challenge: FAIL"

@@ -292,7 +292,7 @@ TEST_F(TsvFiles, ReadNetwork) {
   EXPECT_TRUE(contains(what, layer_path(net, 8, 2) + ":2: row index 9")) << what;
   // Not a directory, or no directory.
   what = input_error_of([&] { read_network(layer_path(net, 8, 1), 8, 3, -0.25f, 1); });
-  EXPECT_TRUE(contains(what, "not a directory")) << what;
+  EXPECT_TRUE(contains(what, "cannot read as a tar archive of nN-lK.tsv files")) << what;
   what = input_error_of([&] { read_network(dir.file("nowhere"), 8, 3, -0.25f, 1); });
   EXPECT_TRUE(contains(what, dir.file("nowhere"))) << what;
 }

@@ -36,8 +36,8 @@ Network generate_network(Index neurons, Index layers, std::uint64_t seed, Value 
 
 // Synthetic inputs: `rows` x N, values 1, seeded. About 97% of the rows are light (a random 2%
 // to 20% of the neurons set) and die within a few layers; about 3% are heavy (35% to 50%) and
-// survive and saturate, so a few percent of the rows survive 120 layers (README, 'Synthetic
-// inputs').
+// survive and saturate, so a few percent of the rows survive 120 layers (docs/how-it-works.md,
+// 'The generated problem and synthetic inputs').
 CsrMatrix generate_inputs(Index rows, Index neurons, std::uint64_t seed);
 
 }  // namespace sdnn

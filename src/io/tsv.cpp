@@ -1,4 +1,5 @@
-// tsv.cpp: parallel TSV triplet parsing, the official readers and the categories writer.
+// tsv.cpp: parallel TSV triplet parsing (of files by byte ranges, of gzip and tar streams by
+// pieces), the official readers and the categories writer.
 #include "io/tsv.hpp"
 
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include <stdexcept>
 #include <unordered_set>
 
+#include "io/compressed.hpp"
 #include "io/input_error.hpp"
 #include "io/output_file.hpp"
 
@@ -25,10 +27,8 @@ std::uint64_t line_of(std::string_view text, std::size_t offset) {
   return 1 + static_cast<std::uint64_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(std::min(offset, text.size())), '\n'));
 }
 
-namespace {
-// Opens a file for reading; InputError when missing, unreadable, a directory or not a regular
-// file. O_NONBLOCK: opening a named pipe must not wait for a writer (it would hang every rank);
-// it does nothing for a regular file.
+// O_NONBLOCK: opening a named pipe must not wait for a writer (it would hang every rank); it does
+// nothing for a regular file.
 int open_regular_file(const std::string& path, struct stat& info) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK);
   if (fd < 0) throw InputError(path, std::string("cannot open: ") + std::strerror(errno));
@@ -42,7 +42,6 @@ int open_regular_file(const std::string& path, struct stat& info) {
   }
   return fd;
 }
-}  // namespace
 
 std::uint64_t file_size(const std::string& path) {
   struct stat info {};
@@ -213,8 +212,17 @@ std::vector<Triplet> parse_range(const std::string& path, std::uint64_t size, st
 }  // namespace
 
 std::vector<Triplet> parse_file_share(const std::string& path, Index rows, Index cols, int rank, int ranks,
-                                      int threads, std::uint64_t& bytes_parsed, std::uint64_t piece_bytes) {
+                                      int threads, std::uint64_t& bytes_parsed, std::uint64_t piece_bytes,
+                                      int first_rank) {
   if (piece_bytes == 0) throw std::invalid_argument("parse_file_share: pieces of 0 bytes");
+  if (is_gzip_file(path)) {
+    std::vector<Triplet> triplets;
+    read_gzip_file(path, [&](const TextReader& read) {
+      triplets = parse_text_share(path, read, rows, cols, rank, ranks, first_rank, threads, bytes_parsed,
+                                  std::min(piece_bytes, kStreamPieceBytes));
+    });
+    return triplets;
+  }
   const std::uint64_t size = file_size(path);
   if (size == 0) throw InputError(path, "empty file: no entries");
   const std::uint64_t begin = size * rank / ranks, end = size * (rank + 1) / ranks;
@@ -239,9 +247,67 @@ std::vector<Triplet> parse_file_share(const std::string& path, Index rows, Index
   return triplets;
 }
 
+std::vector<Triplet> parse_text_share(const std::string& name, const std::function<std::size_t(char*, std::size_t)>& read,
+                                      Index rows, Index cols, int rank, int ranks, int first_rank, int threads,
+                                      std::uint64_t& bytes_parsed, std::uint64_t piece_bytes) {
+  if (piece_bytes == 0) throw std::invalid_argument("parse_text_share: pieces of 0 bytes");
+  std::vector<Triplet> triplets;
+  std::string buffer;
+  std::size_t held = 0;  // bytes of the last piece's unfinished line, at the buffer's start
+  std::uint64_t lines_before = 0, total = 0, piece = 0;
+  for (bool at_end = false; !at_end;) {
+    buffer.resize(held + piece_bytes);
+    std::size_t got = held;
+    while (got < buffer.size()) {
+      std::size_t n = 0;
+      try {
+        // At most 1 MiB a call: a fault is then named near the line where the stream broke.
+        n = read(buffer.data() + got, std::min<std::size_t>(buffer.size() - got, 1 << 20));
+      } catch (const StreamFault& fault) {  // named at the line it reached
+        const auto read_lines = std::count(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(got), '\n');
+        throw InputError(name, lines_before + 1 + static_cast<std::uint64_t>(read_lines), fault.what());
+      }
+      if (n == 0) {
+        at_end = true;
+        break;
+      }
+      got += n;
+    }
+    total += got - held;
+    // Whole lines only, but all of the text at its end. No newline in the new bytes (the held ones
+    // have none): a line longer than a piece, read on.
+    std::size_t cut = got;
+    if (!at_end) {
+      const std::size_t newline = std::string_view(buffer.data() + held, got - held).rfind('\n');
+      if (newline == std::string_view::npos) {
+        held = got;
+        continue;
+      }
+      cut = held + newline + 1;
+    }
+    const std::string_view lines(buffer.data(), cut);
+    const bool mine = (piece + static_cast<std::uint64_t>(ranks - first_rank)) % ranks == static_cast<std::uint64_t>(rank);
+    if (mine && !lines.empty()) {
+      bytes_parsed += lines.size();
+      std::vector<Triplet> parsed = parse_triplet_lines(name, lines, rows, cols, threads, [&] { return lines_before; });
+      if (triplets.empty()) triplets = std::move(parsed);
+      else triplets.insert(triplets.end(), parsed.begin(), parsed.end());
+    }
+    lines_before += static_cast<std::uint64_t>(std::count(lines.begin(), lines.end(), '\n'));
+    ++piece;
+    std::memmove(buffer.data(), buffer.data() + cut, got - cut);
+    held = got - cut;
+  }
+  if (total == 0) throw InputError(name, "empty file: no entries");
+  return triplets;
+}
+
 CsrMatrix read_triplet_matrix(const std::string& path, Index rows, Index cols, int threads) {
   std::uint64_t bytes_parsed = 0;
-  const std::vector<Triplet> triplets = parse_file_share(path, rows, cols, 0, 1, threads, bytes_parsed);
+  return triplets_to_matrix(path, rows, cols, parse_file_share(path, rows, cols, 0, 1, threads, bytes_parsed));
+}
+
+CsrMatrix triplets_to_matrix(const std::string& path, Index rows, Index cols, const std::vector<Triplet>& triplets) {
   try {
     return from_triplets<RowMajor>(rows, cols, triplets);
   } catch (const DuplicateEntry&) {
@@ -262,6 +328,13 @@ std::string layer_path(const std::string& dir, Index neurons, Index layer) {
   return dir + "/n" + std::to_string(neurons) + "-l" + std::to_string(layer) + ".tsv";
 }
 
+std::string layer_file(const std::string& dir, Index neurons, Index layer) {
+  const std::string path = layer_path(dir, neurons, layer);
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0 && ::stat((path + ".gz").c_str(), &info) == 0) return path + ".gz";
+  return path;
+}
+
 void read_network_files_exist(const std::string& dir, Index neurons, Index layers) {
   struct stat info {};
   if (::stat(dir.c_str(), &info) != 0)  // the real reason: a link loop or a permission is not "not found"
@@ -269,22 +342,34 @@ void read_network_files_exist(const std::string& dir, Index neurons, Index layer
                                           : std::string("cannot open the network: ") + std::strerror(errno));
   if (!S_ISDIR(info.st_mode)) throw InputError(dir, "not a directory (--network takes the folder of nN-lK.tsv files)");
   for (Index l = 1; l <= layers; ++l) {
-    const std::string path = layer_path(dir, neurons, l);
+    const std::string path = layer_file(dir, neurons, l);
     if (::stat(path.c_str(), &info) != 0)
-      throw InputError(path, (errno == ENOENT ? std::string("missing layer file") : std::string(std::strerror(errno))) +
-                                 " (layer " + std::to_string(l) + " of " + std::to_string(layers) + ")");
+      throw InputError(path, errno == ENOENT ? "missing layer file (layer " + std::to_string(l) + " of " +
+                                                   std::to_string(layers) + "), nor " +
+                                                   path.substr(path.rfind('/') + 1) + ".gz"
+                                             : std::string(std::strerror(errno)) + " (layer " + std::to_string(l) +
+                                                   " of " + std::to_string(layers) + ")");
   }
 }
 
 Network read_network(const std::string& dir, Index neurons, Index layers, Value bias, int threads) {
-  read_network_files_exist(dir, neurons, layers);
   Network network(layers);
+  if (is_tar_network(dir)) {  // one member after the other (a tar.gz is one stream)
+    read_tar_layers(dir, neurons, layers, [&](Index l, const std::string& name, const TextReader& read) {
+      std::uint64_t bytes_parsed = 0;
+      network[l].weights_csr = triplets_to_matrix(
+          name, neurons, neurons, parse_text_share(name, read, neurons, neurons, 0, 1, 0, threads, bytes_parsed));
+      network[l].bias.assign(neurons, bias);
+    });
+    return network;
+  }
+  read_network_files_exist(dir, neurons, layers);
   std::vector<std::exception_ptr> errors(layers);
   // Layers are many small files: one file per thread at a time.
 #pragma omp parallel for num_threads(std::max(1, threads)) schedule(dynamic, 1)
   for (Index l = 0; l < layers; ++l) {
     try {
-      network[l].weights_csr = read_triplet_matrix(layer_path(dir, neurons, l + 1), neurons, neurons, 1);
+      network[l].weights_csr = read_triplet_matrix(layer_file(dir, neurons, l + 1), neurons, neurons, 1);
       network[l].bias.assign(neurons, bias);
     } catch (...) {
       errors[l] = std::current_exception();

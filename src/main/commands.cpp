@@ -55,7 +55,8 @@ std::string usage(const std::string& command) {
   return "usage: sdnn convert --neurons N [--network DIR --layers L] [--input FILE [--inputs M]] [--bias B] --out DIR2\n"
          "  writes DIR2/neuronN-lL.sdnn (the network, with its bias: --bias or the challenge's value for N)\n"
          "  and DIR2/sparse-images-N-M.sdnn (M input rows, default 60000): binary archives that sdnn reads\n"
-         "  with --network FILE.sdnn and --input FILE.sdnn\n";
+         "  with --network FILE.sdnn and --input FILE.sdnn. DIR may be the official neuronN.tar.gz and FILE a\n"
+         "  .tsv.gz, as downloaded: they are read as they are, without unpacking\n";
 }
 
 CommandOptions parse(const std::vector<std::string>& args) {

@@ -7,6 +7,7 @@
 
 #include "comm/window.hpp"
 #include "io/archive.hpp"
+#include "io/compressed.hpp"
 #include "io/generate.hpp"
 #include "io/input_error.hpp"
 #include "io/tsv.hpp"
@@ -124,7 +125,9 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
         layer.weights_csc = from_triplets<ColMajor>(n, columns.size(), triplets);
       }
     } catch (const DuplicateEntry&) {
-      read_triplet_matrix(path, n, n, 1);  // names the line of the repeat; throws
+      // Names the line of the repeat; throws.
+      if (path == o.network_dir && is_tar_network(path)) read_network(path, n, static_cast<Index>(l + 1), 0, 1);
+      else read_triplet_matrix(path, n, n, 1);
       throw;
     }
     layer.bias.assign(whole_network ? n : columns.size(), plan.bias);
@@ -214,19 +217,33 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
   } else {
     // Official-format files: a share of every layer file, bucketed by column group.
     // Every collective step below starts only once all ranks agree that the last one worked.
+    // Plain files are shared by byte ranges; a gzip file or a tar archive is one stream that
+    // cannot be entered in the middle: every rank reads all of it and parses every P-th piece,
+    // layer l's first piece on rank l % P (io/tsv.hpp, parse_text_share). Reading is repeated
+    // on every rank, parsing is not, and the exchange below is the same for every form.
     std::vector<std::vector<std::vector<Triplet>>> layer_buckets(o.layers);
     std::vector<std::uint64_t> layer_nonzeros(o.layers);
+    auto bucket_layer = [&](Index l, std::vector<Triplet> share) {
+      layer_nonzeros[l] = share.size();
+      layer_buckets[l].resize(plan.column_groups);
+      for (Triplet& t : share) {
+        hash_weight(t);
+        layer_buckets[l][whole_network ? 0 : group_of(t.col, n, plan.column_groups)].push_back(t);
+      }
+    };
+    const bool tar = is_tar_network(o.network_dir);
+    const int ranks = mpi.size();
     try {
-      read_network_files_exist(o.network_dir, n, o.layers);
-      for (Index l = 0; l < o.layers; ++l) {
-        std::vector<Triplet> share = parse_file_share(layer_path(o.network_dir, n, l + 1), n, n, mpi.rank(),
-                                                      mpi.size(), plan.threads, problem.bytes_parsed);
-        layer_nonzeros[l] = share.size();
-        layer_buckets[l].resize(plan.column_groups);
-        for (Triplet& t : share) {
-          hash_weight(t);
-          layer_buckets[l][whole_network ? 0 : group_of(t.col, n, plan.column_groups)].push_back(t);
-        }
+      if (tar) {
+        read_tar_layers(o.network_dir, n, o.layers, [&](Index l, const std::string& name, const TextReader& read) {
+          bucket_layer(l, parse_text_share(name, read, n, n, mpi.rank(), ranks, static_cast<int>(l % ranks),
+                                           plan.threads, problem.bytes_parsed));
+        });
+      } else {
+        read_network_files_exist(o.network_dir, n, o.layers);
+        for (Index l = 0; l < o.layers; ++l)
+          bucket_layer(l, parse_file_share(layer_file(o.network_dir, n, l + 1), n, n, mpi.rank(), ranks, plan.threads,
+                                           problem.bytes_parsed, kParsePieceBytes, static_cast<int>(l % ranks)));
       }
     } catch (...) {
       failure = std::current_exception();
@@ -238,7 +255,7 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
     try {
       problem.bytes_pulled += exchange_buckets(mpi, layer_buckets, plan.column_groups, plan.column_group,
                                                plan.build_network, [&](std::size_t l, std::vector<Triplet>& triplets) {
-                                                 build_layer(l, triplets, layer_path(o.network_dir, n, l + 1));
+                                                 build_layer(l, triplets, tar ? o.network_dir : layer_file(o.network_dir, n, static_cast<Index>(l + 1)));
                                                });
     } catch (...) {
       failure = std::current_exception();

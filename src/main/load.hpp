@@ -6,7 +6,9 @@
 // column group (the ranks that hold those columns of W). The buckets are laid out in one MPI
 // window per file kind; after the counts are exchanged (sizes before data) every rank pulls its
 // bucket from every rank with MPI_Get and builds its matrices. Concatenating in rank order keeps
-// file order, so the result does not depend on the rank count.
+// file order, so the result does not depend on the rank count. A gzip file or a tar archive
+// cannot be split by byte ranges: every rank reads the whole stream and parses every P-th piece
+// of it (io/tsv.hpp, parse_text_share); the buckets and the exchange are the same.
 //
 // The generated problem is generated whole on every rank (it is deterministic) and then hashed
 // and cut the same way.

@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "io/archive.hpp"
+#include "io/compressed.hpp"
 #include "io/tsv.hpp"
 #include "spmm/engine.hpp"
 
@@ -27,6 +28,7 @@ std::uint64_t size_or_zero(const std::string& path) {
 // alone would overcount). A file that cannot be read counts as 6-byte lines ("1<TAB>1<TAB>1<LF>",
 // the shortest); the loader reports what is wrong with it.
 std::uint64_t tsv_entries(const std::string& path) {
+  if (is_gzip_file(path)) return estimate_gzip_lines(path);
   const std::uint64_t size = size_or_zero(path);
   if (size == 0) return 0;
   constexpr std::uint64_t kSamples = 8, kSample = 128 << 10;
@@ -61,8 +63,26 @@ std::uint64_t network_entries(const Options& o) {
       return size_or_zero(o.network_dir) / 8;
     }
   }
+  if (is_tar_network(o.network_dir)) {
+    // A tar is one stream: the lines of the first layer member in it (whichever layer: members
+    // come in any order), L times; reading stops there.
+    struct Counted {};
+    std::uint64_t lines = 0;
+    try {
+      read_tar_layers(o.network_dir, o.neurons, o.layers, [&](Index, const std::string&, const TextReader& read) {
+        std::vector<char> text(1 << 20);
+        for (std::size_t n; (n = read(text.data(), text.size())) > 0;)
+          lines += static_cast<std::uint64_t>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(n), '\n'));
+        throw Counted{};
+      });
+    } catch (const Counted&) {
+      return lines * o.layers;
+    } catch (const std::exception&) {
+    }
+    return size_or_zero(o.network_dir) / 8;  // the loader reports what is wrong with it
+  }
   std::uint64_t total = 0;
-  for (std::uint32_t l = 1; l <= o.layers; ++l) total += tsv_entries(layer_path(o.network_dir, o.neurons, l));
+  for (std::uint32_t l = 1; l <= o.layers; ++l) total += tsv_entries(layer_file(o.network_dir, o.neurons, l));
   return total;
 }
 

@@ -132,6 +132,7 @@ Usage:
                                          60,000 synthetic inputs), checked with the verifier
   sdnn --network DIR --neurons N --layers L --input FILE [options]
                                          official-format data: DIR holds nN-l1.tsv ... nN-lL.tsv
+                                         or is the official neuronN.tar.gz
   mpirun -np P sdnn ...                  P ranks, each a shard of the input rows
   sdnn generate --neurons N --layers L --out DIR [--inputs synthetic|IDX-FILE] ...
                                          writes a RadiX-Net network and inputs as official files
@@ -140,12 +141,14 @@ Usage:
                                          (sdnn generate --help, sdnn convert --help)
 
 Problem:
-  --network DIR      folder of the layer files nN-lK.tsv (as unpacked from neuronN.tar.gz), or
-                     a network archive FILE.sdnn (sdnn convert), whose bias is used unless --bias
-  --input FILE       input activations, sparse-images-N.tsv, or an input archive FILE.sdnn
-                     (an archive of exactly --inputs rows)
-  --neurons N        neurons per layer (default 1024)
-  --layers L         layers to run, 1..L (default 120)
+  --network DIR      folder of the layer files nN-lK.tsv (each may be gzipped: nN-lK.tsv.gz), the
+                     official neuronN.tar.gz as downloaded (read without unpacking), or a network
+                     archive FILE.sdnn (sdnn convert), whose bias is used unless --bias
+  --input FILE       input activations, sparse-images-N.tsv or sparse-images-N.tsv.gz, or an
+                     input archive FILE.sdnn (an archive of exactly --inputs rows)
+  --neurons N        neurons per layer (default 1024; required with --network)
+  --layers L         layers to run, 1..L (default 120; required with --network); a network
+                     with more layers runs its first L
   --inputs M         input rows (default 60000, at most 2147483647); the matrix is M x N whatever
                      the file holds (a warning says when its last entry is in an earlier row)
   --bias B           bias of every neuron (default: -0.3, -0.35, -0.4, -0.45 for N = 1024, 4096,

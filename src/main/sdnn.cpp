@@ -8,6 +8,7 @@
 // allocation) reaches every rank, which all exit non-zero with one message, no hang.
 #include <omp.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -75,9 +76,11 @@ void phase(const MpiSession& mpi, Work&& work) {
 void check_outputs(const Options& o) {
   std::vector<ReadFile> reads = {{o.input_path, "--input"}, {o.truth_path, "--truth"}};
   if (!o.generated()) {
-    if (is_archive_path(o.network_dir)) reads.push_back({o.network_dir, "--network"});
-    else
-      for (Index l = 1; l <= o.layers; ++l) reads.push_back({layer_path(o.network_dir, o.neurons, l), "--network"});
+    struct stat info {};
+    const bool folder = ::stat(o.network_dir.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
+    if (!folder) reads.push_back({o.network_dir, "--network"});  // an archive, .sdnn or .tar.gz
+    else  // each layer as it will be read: nN-lK.tsv, or nN-lK.tsv.gz where only that exists
+      for (Index l = 1; l <= o.layers; ++l) reads.push_back({layer_file(o.network_dir, o.neurons, l), "--network"});
   }
   std::vector<std::string> outputs = {o.out_path};
   if (!o.report_path.empty()) outputs.insert(outputs.end(), {o.report_path, csv_path_of(o.report_path)});

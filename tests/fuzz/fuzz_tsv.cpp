@@ -4,10 +4,15 @@
 //   - the same text in two shares cut at a line start chosen by the input (parse_triplet_lines, as
 //     the ranks of sdnn parse their byte ranges): the shares must give the whole text's triplets,
 //     or the whole text's first fault with the same file:line message;
+//   - the same text as a stream (parse_text_share, as a gzip file or a tar member is read), in
+//     reads and pieces of sizes taken from the input: one rank must give the whole text's triplets
+//     in order, or its first fault with the same message; two ranks' shares together must give the
+//     whole text's triplets;
 //   - a categories file of 6 rows (parse_categories).
 // Expected: InputError (bad text) or DuplicateEntry (a repeated entry, which the readers turn into
 // an InputError with its line). Anything else, an exception of another type, a disagreement or a
 // sanitizer report, is a crash.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -86,6 +91,45 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // The whole text's only extra fault is "empty file", which shares do not report.
     if (!text.empty() && shares.error != whole.error) crash("shares: '" + shares.error + "', whole: '" + whole.error + "'");
     if (whole.error.empty() && !same(shares.triplets, whole.triplets)) crash("shares give other triplets");
+  }
+
+  // As a stream, in reads of 1..17 bytes and pieces of 1..64 bytes of whole lines.
+  {
+    const std::size_t read_size = text.empty() ? 1 : 1 + data[0] % 17;
+    const std::uint64_t piece = text.empty() ? 1 : 1 + data[size - 1] % 64;
+    auto stream = [&](int rank, int ranks, Parsed& out) {
+      std::size_t at = 0;
+      const auto read = [&](char* buffer, std::size_t room) {
+        const std::size_t n = std::min({room, read_size, text.size() - at});
+        std::copy(text.begin() + at, text.begin() + at + n, buffer);
+        at += n;
+        return n;
+      };
+      std::uint64_t bytes = 0;
+      try {
+        out.triplets = sdnn::parse_text_share(kPath, read, kRows, kCols, rank, ranks, 0, 1, bytes, piece);
+      } catch (const sdnn::InputError& e) {
+        out.error = e.what();
+      }
+    };
+    Parsed one;
+    stream(0, 1, one);
+    if (one.error != whole.error) crash("stream: '" + one.error + "', whole: '" + whole.error + "'");
+    if (whole.error.empty() && !same(one.triplets, whole.triplets)) crash("stream gives other triplets");
+    if (whole.error.empty()) {
+      Parsed first, second;
+      stream(0, 2, first);
+      stream(1, 2, second);
+      if (!first.error.empty() || !second.error.empty()) crash("a stream share fails on good text");
+      first.triplets.insert(first.triplets.end(), second.triplets.begin(), second.triplets.end());
+      auto order = [](const sdnn::Triplet& a, const sdnn::Triplet& b) {
+        return a.row != b.row ? a.row < b.row : a.col != b.col ? a.col < b.col : a.value < b.value;
+      };
+      std::vector<sdnn::Triplet> expected = whole.triplets;
+      std::sort(expected.begin(), expected.end(), order);
+      std::sort(first.triplets.begin(), first.triplets.end(), order);
+      if (!same(first.triplets, expected)) crash("two stream shares give other triplets");
+    }
   }
 
   // A categories file.
