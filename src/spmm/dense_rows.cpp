@@ -121,12 +121,14 @@ HWY_NOINLINE void panel_group(const PanelOperands& op, Index p, Index first, Ind
     }
 }
 
-// Every panel, G at a time (the last ones one by one).
+// Panels [p, panels), G at a time; the rest (fewer than G) as a group of G - 1 panels with more
+// neurons per block, and so on, so that a short tail keeps as many chains as a full group.
 template <std::size_t V, int C, int G>
-void all_panels(const PanelOperands& op, Index panels, Index first, Index last) {
-  Index p = 0;
+void all_panels(const PanelOperands& op, Index p, Index panels, Index first, Index last) {
   for (; p + G <= panels; p += G) panel_group<V, C, G>(op, p, first, last);
-  for (; p < panels; ++p) panel_group<V, C, 1>(op, p, first, last);
+  if constexpr (G > 1) {
+    if (p < panels) all_panels<V, C * G / (G - 1), G - 1>(op, p, panels, first, last);
+  }
 }
 
 // Register blocking per vector width: C neurons x G panels x V vectors of accumulators, 12 to 16
@@ -134,10 +136,10 @@ void all_panels(const PanelOperands& op, Index panels, Index first, Index last) 
 void multiply_wide_panels(const PanelOperands& op, Index panels, Index first, Index last) {
   static_assert(kPanelRows == 8, "register blocking assumes 8 rows per panel");
   switch (hn::Lanes(PanelTag())) {
-    case 8: all_panels<1, 4, 4>(op, panels, first, last); break;  // AVX-512
-    case 4: all_panels<2, 2, 3>(op, panels, first, last); break;  // AVX2
-    case 2: all_panels<4, 1, 3>(op, panels, first, last); break;  // SSE4, NEON
-    default: all_panels<8, 1, 1>(op, panels, first, last); break;  // portable
+    case 8: all_panels<1, 4, 4>(op, 0, panels, first, last); break;  // AVX-512
+    case 4: all_panels<2, 2, 3>(op, 0, panels, first, last); break;  // AVX2
+    case 2: all_panels<4, 1, 3>(op, 0, panels, first, last); break;  // SSE4, NEON
+    default: all_panels<8, 1, 1>(op, 0, panels, first, last); break;  // portable
   }
 }
 
