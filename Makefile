@@ -156,7 +156,7 @@ build/tsan/%.o: %.cpp
 	$(FUZZ_CXX) $(TSAN_FLAGS) -c -o $@ $<
 
 build/tsan/sdnn_tests: $(TSAN_OBJ)
-	$(FUZZ_CXX) -fsanitize=thread -fopenmp -o $@ $^ -lboost_serialization -lz -lgtest -lgtest_main -pthread
+	$(FUZZ_CXX) -fsanitize=thread -fopenmp -o $@ $^ -lboost_serialization -lz -lhwy -lgtest -lgtest_main -pthread
 
 -include $(TSAN_OBJ:.o=.d)
 
