@@ -138,8 +138,8 @@ MemoryEstimate estimate_memory(const Options& o, int ranks, int node_ranks, int 
     const std::uint64_t block = o.block_rows > 0 ? o.block_rows : automatic_block_rows(static_cast<Index>(rows), threads);
     work = static_cast<std::uint64_t>(threads) * 7 * std::min(block, rows) * o.neurons * kEntry / 2;
     work = std::min(work, static_cast<std::uint64_t>(threads) * 3 * shard * kEntry + shard * kEntry);
-    work += static_cast<std::uint64_t>(threads) * (12 * kPanelRows * o.neurons + network_nonzeros / std::max(o.layers, 1u)) *
-            sizeof(double);
+    const std::uint64_t layer_weights = network_nonzeros / std::max(o.layers, 1u);
+    work += static_cast<std::uint64_t>(threads) * (12 * kPanelRows * o.neurons + layer_weights) * sizeof(double);
   }
   if (o.verify) work += 2 * shard * kEntry;
   // While the network loads, the input is not there yet; loading's transients are freed before

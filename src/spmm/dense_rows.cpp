@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <stdexcept>
 
 #include "spmm/dense_rows.hpp"
@@ -217,14 +218,8 @@ void multiply_panel_range(const DenseRows& in, const double* wide, const double*
                           DenseRows& out, std::uint32_t* row_nonzeros) {
   ensure_simd_choice();
   const std::size_t stride = std::size_t{in.neurons} * kPanelRows;
-  const PanelOperands op{wide,
-                    stride,
-                    w.offsets.data(),
-                    w.indices.data(),
-                    weights,
-                    bias,
-                    out.panel.data() + first_panel * stride,
-                    row_nonzeros + std::size_t{first_panel} * kPanelRows};
+  const PanelOperands op{wide, stride, w.offsets.data(), w.indices.data(), weights, bias,
+                         out.panel.data() + first_panel * stride, row_nonzeros + std::size_t{first_panel} * kPanelRows};
   HWY_DYNAMIC_DISPATCH(multiply_wide_panels)(op, panels, first, last);
 }
 
