@@ -6,14 +6,15 @@
 #   make deps   installs what is missing (apt-get; sudo when not root); nothing when all is present
 #   make clean  removes build outputs
 #   make fuzz   libFuzzer runs of the TSV and archive readers (clang; packages by make fuzz-deps)
-# Variables: ARCH (default -march=native), SAN (e.g. SAN=address,undefined; built at -O1 unless
-#   OPT says otherwise), NP (ranks for run),
+# Variables: ARCH (default empty: a baseline build whose SIMD kernels pick the CPU's best target
+#   at run time, docs/simd.md; ARCH=-march=native builds for this CPU only), SAN (e.g.
+#   SAN=address,undefined; built at -O1 unless OPT says otherwise), NP (ranks for run),
 #   SDNN_QUICK=1 (make test: a smaller matrix of program runs, for slow sanitizer builds),
 #   FUZZ_SECONDS (make fuzz: seconds per target, default 60).
 
-PACKAGES := g++ make openmpi-bin libopenmpi-dev libboost-serialization-dev libgtest-dev libbenchmark-dev zlib1g-dev libarchive-dev
+PACKAGES := g++ make openmpi-bin libopenmpi-dev libboost-serialization-dev libgtest-dev libbenchmark-dev zlib1g-dev libarchive-dev libhwy-dev
 CXX      := mpicxx
-ARCH     ?= -march=native
+ARCH     ?=
 OPT      ?= $(if $(SAN),-O1,-O3)
 SAN      ?=
 NPROC    := $(shell nproc 2>/dev/null || echo 2)
@@ -27,7 +28,7 @@ ifneq ($(SAN),)
 else
   BUILD    := build/release
 endif
-LIBS     := -lboost_serialization -lz -larchive
+LIBS     := -lboost_serialization -lz -larchive -lhwy
 
 # mpirun refuses root unless told; CI runs as root.
 MPIRUN   := mpirun --oversubscribe $(if $(filter 0,$(shell id -u)),--allow-run-as-root,)
@@ -159,7 +160,7 @@ build/tsan/%.o: %.cpp
 	$(FUZZ_CXX) $(TSAN_FLAGS) -c -o $@ $<
 
 build/tsan/sdnn_tests: $(TSAN_OBJ)
-	$(FUZZ_CXX) -fsanitize=thread -fopenmp -o $@ $^ -lboost_serialization -lz -larchive -lgtest -lgtest_main -pthread
+	$(FUZZ_CXX) -fsanitize=thread -fopenmp -o $@ $^ -lboost_serialization -lz -larchive -lhwy -lgtest -lgtest_main -pthread
 
 -include $(TSAN_OBJ:.o=.d)
 

@@ -3,7 +3,9 @@
 // generated N = 1024 network, of the dense-panel kernel on the rows alive after k layers, and of the TSV triplet reader (read_triplet_matrix) with 1 and 2 threads.
 //
 // Counters: edges/s as the challenge counts them (all input rows x 32*N connections of the layer, even
-// the dead rows the kernel skips), multiply-adds/s (nnz(Y_k) * 32 products really done), nnz of Y_k.
+// the dead rows the kernel skips), multiply-adds/s (nnz(Y_k) * 32 products really done), peak_share
+// (multiply-adds/s over the double-precision FMA peak of the SIMD target the label names,
+// bench_peak.cpp), nnz of Y_k.
 #include <benchmark/benchmark.h>
 
 #include <unistd.h>
@@ -66,6 +68,11 @@ void set_layer_counters(benchmark::State& state, Offset input_nnz) {
   state.counters["madds/s"] =
       benchmark::Counter(static_cast<double>(input_nnz) * kWeightsPerColumn * iterations, benchmark::Counter::kIsRate);
   state.counters["nnz"] = benchmark::Counter(static_cast<double>(input_nnz));
+  // Multiply-adds per second over the double-precision FMA peak of the dispatched target.
+  state.counters["peak_share"] = benchmark::Counter(
+      static_cast<double>(input_nnz) * kWeightsPerColumn * iterations / bench::measured_peak_madds(),
+      benchmark::Counter::kIsRate);
+  state.SetLabel(simd_target());
 }
 
 // Left multiplication, CSR, full layer k+1 (symbolic + numeric).

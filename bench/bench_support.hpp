@@ -1,7 +1,9 @@
 // bench_support.hpp: what the benchmarks share. activations_after runs a network over its input
 // (left multiplication, one thread) and keeps a snapshot of the alive rows (sorted columns, with
 // their input row ids) after each of the given depths, ascending: the realistic activations that
-// the kernel and communication benchmarks start a layer from.
+// the kernel and communication benchmarks start a layer from. measured_peak_madds (bench_peak.cpp)
+// is one core's double-precision multiply-add peak on the dispatched SIMD target, which the kernel
+// benchmarks report their share of.
 #pragma once
 
 #include <map>
@@ -11,6 +13,8 @@
 #include "spmm/spmm.hpp"
 
 namespace sdnn::bench {
+
+double measured_peak_madds();  // multiply-adds per second, measured once
 
 inline std::map<Index, ActiveRows> activations_after(const Network& network, const CsrMatrix& input,
                                                       const std::vector<Index>& depths) {

@@ -239,6 +239,18 @@ if [ -f "$data/sparse-images-1024-first1200.tsv" ] && [ -d "$data/neuron1024" ];
       expect "$name: Challenge PASS" "Challenge: PASS \(19 categories" && same_as_first_official "$name"
   fi
   rm -rf "$tmp/archives" "$tmp/neuron1024.tar.gz" "$tmp/sparse-images-1024-first1200.tsv.gz"
+  # Every SIMD target of the dense-panel kernel that this build has for this CPU (SDNN_SIMD; a
+  # name it lacks is refused with the list): the same categories and checksum, the target named.
+  run "SDNN_SIMD naming no target" 1 env SDNN_SIMD=NONE ./sdnn "${official[@]}" &&
+    expect "SDNN_SIMD naming no target: refused with the list" "SDNN_SIMD=NONE is not a SIMD target of this build on this CPU \(available: "
+  targets=$(sed -n 's/.*(available: \(.*\))$/\1/p' "$tmp/out")
+  [ -n "$targets" ] || bad "SDNN_SIMD: no target listed" "$tmp/out"
+  for target in $targets; do
+    name="official data, SIMD target $target"
+    run "$name" 0 env SDNN_SIMD="$target" ./sdnn "${official[@]}" --threads 2 &&
+      expect "$name: Challenge PASS, target named" "Challenge: PASS \(19 categories" && same_as_first_official "$name" &&
+      if [ "$(value simd)" = "$target" ]; then ok "$name: summary says simd=$target"; else bad "$name: summary says simd=$(value simd)" "$tmp/out"; fi
+  done
   # A wrong truth is a FAIL with exit 1.
   head -n 18 "$data/neuron1024-l120-categories-first1200.tsv" > "$tmp/short-truth.tsv"
   run "official data against a wrong truth" 1 ./sdnn "${official[@]}" --truth "$tmp/short-truth.tsv" && expect "wrong truth gives FAIL" "Challenge: FAIL"

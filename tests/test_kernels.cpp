@@ -1,10 +1,15 @@
 // test_kernels.cpp: one layer of the CSR (Left), CSC (Right) and dense-panel kernels against reference_inference,
 // entry by entry, on seeded random problems (empty rows/columns, dying rows, the cap, N not a power of two);
-// symbolic counts against a brute-force boolean product; ActiveRows ids; buffer reuse; activate()'s rounding.
+// symbolic counts against a brute-force boolean product; ActiveRows ids; buffer reuse; activate()'s rounding;
+// the dense-panel kernel on every SIMD target this build compiled and this CPU supports.
 #include <gtest/gtest.h>
+#include <hwy/targets.h>
 
 #include <cmath>
 #include <random>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "spmm/dense_rows.hpp"
 #include "spmm/layer.hpp"
@@ -400,6 +405,64 @@ TEST(Kernels, DensePanelsRoundTripAndZeroSums) {
   EXPECT_EQ(first_difference(right_one_layer(layer, y), expected), "");
   EXPECT_EQ(first_difference(dense_one_layer(layer, y), expected), "");
 }
+
+// The dense-panel kernel on each SIMD target that this build compiled and this CPU supports
+// (Highway's mock of the supported targets), entry by entry against the verifier: panels in
+// groups of every size and across the kernel's conversion chunks (up to 197 rows), neuron counts
+// that are not multiples of the register blocks, biases of both signs (a positive bias needs the
+// reach test), values at the cap, and the output columns computed in pieces as thread model
+// parallelism does.
+class DenseEveryTarget : public ::testing::TestWithParam<std::int64_t> {
+ protected:
+  void SetUp() override { hwy::SetSupportedTargetsForTest(GetParam()); }
+  void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
+};
+
+TEST_P(DenseEveryTarget, EqualsReference) {
+  EXPECT_EQ(simd_target(), hwy::TargetName(GetParam()));
+  Offset checked = 0;
+  std::uint32_t seed = 1;
+  for (const Index rows : {1u, 7u, 8u, 9u, 25u, 33u, 97u, 197u})
+    for (const Index n : {5u, 37u, 64u}) {
+      ++seed;
+      const Problem p = random_problem(rows, n, seed * 13 + n, 0.1 + 0.03 * (seed % 9), -1.5f, 2.0f, -0.6f, 0.4f);
+      const CsrMatrix expected = reference_one_layer(p.layer, p.y);
+      EXPECT_EQ(first_difference(dense_one_layer(p.layer, p.y), expected), "") << "rows " << rows << " n " << n;
+      checked += expected.nnz();
+    }
+  EXPECT_GT(checked, 10000u);
+  // Large weights: values reach the cap of 32.
+  const Problem big = random_problem(40, 37, 7, 0.5, 1.0f, 30.0f, -0.3f, 0.3f);
+  const CsrMatrix capped = reference_one_layer(big.layer, big.y);
+  EXPECT_EQ(first_difference(dense_one_layer(big.layer, big.y), capped), "");
+  bool at_cap = false;
+  for (const Value v : capped.values) at_cap = at_cap || v == kActivationCap;
+  EXPECT_TRUE(at_cap);
+}
+
+TEST_P(DenseEveryTarget, ColumnPiecesEqualWholeLayer) {
+  const Problem p = random_problem(45, 61, 17, 0.2, -1.0f, 1.5f, -0.5f, 0.3f);
+  DenseRows panels, whole, pieces;
+  to_dense(all_rows(p.y), 61, panels);
+  DenseMultiplier dense;
+  dense.multiply(panels, p.layer.weights_csc, p.layer.bias.data(), whole);
+  WideOperands wide;
+  widen_operands(panels, p.layer.weights_csc, wide);
+  prepare_panel_output(panels, pieces);
+  std::vector<std::uint32_t> row_nonzeros(static_cast<std::size_t>(panels.panels()) * kPanelRows, 0);
+  for (const auto& [first, last] : std::vector<std::pair<Index, Index>>{{0, 1}, {1, 6}, {6, 23}, {23, 24}, {24, 61}})
+    multiply_panel_columns(panels, wide, p.layer.weights_csc, p.layer.bias.data(), first, last, pieces,
+                           row_nonzeros.data());
+  DenseRows kept;
+  EXPECT_EQ(keep_alive_rows(pieces, row_nonzeros.data(), kept), dense.last_nonzeros());
+  EXPECT_EQ(kept.ids, whole.ids);
+  EXPECT_EQ(kept.panel, whole.panel);
+}
+
+INSTANTIATE_TEST_SUITE_P(Targets, DenseEveryTarget, ::testing::ValuesIn(hwy::SupportedAndGeneratedTargets()),
+                         [](const ::testing::TestParamInfo<std::int64_t>& target) {
+                           return std::string(hwy::TargetName(target.param));
+                         });
 
 TEST(Activate, RuleAndSingleRounding) {
   EXPECT_EQ(activate(1.0, -0.25f), 0.75f);

@@ -17,7 +17,7 @@
 # Environment: SDNN (the binary, default ./sdnn), REPS (default 5), THREADS (default "1 2"),
 #   STRATEGIES (sdnn's format/parallel pairs, default "csr/data"; e.g. "csr/data csc/data csc/model"),
 #   FASHION_IDX (default Debian's dataset-fashion-mnist train-images-idx3-ubyte.gz), FASHION_INPUTS
-#   (default 6000), TABLE_ONLY=1 (no runs: the table again from the CSV of the same cases),
+#   (default 6000), FASHION_NEURONS (default "1024 4096"), TABLE_ONLY=1 (no runs: the table again from the CSV of the same cases),
 #   QUIET_WAIT (seconds to wait before each run for the other tasks of a shared machine to finish,
 #   default 0).
 # Writes every run to bench/out/compare-CASES.csv (case,engine,strategy,threads,rep,read_s,infer_s,
@@ -77,7 +77,7 @@ for c in "${cases[@]}"; do
         echo "compare.sh: fashion: PENDING (no idx file $FASHION_IDX; apt-get install dataset-fashion-mnist)"
         continue
       fi
-      for n in 1024 4096; do
+      for n in ${FASHION_NEURONS:-1024 4096}; do
         dir=bench/out/data/fashion-$n-120-first$FASHION_INPUTS
         if [ ! -f "$dir/sparse-images-$n.tsv" ]; then
           if ! sdnn_generate "$dir" "$n" --layers 120 --seed 42 --inputs "$FASHION_IDX" --count "$FASHION_INPUTS"; then

@@ -13,6 +13,7 @@
 #include "io/archive.hpp"
 #include "io/compressed.hpp"
 #include "io/tsv.hpp"
+#include "spmm/dense_rows.hpp"
 #include "spmm/engine.hpp"
 
 namespace sdnn {
@@ -144,17 +145,21 @@ MemoryEstimate estimate_memory(const Options& o, int ranks, int node_ranks, int 
                                                   : copies * (input_nonzeros / P + 1) * kTriplet + input_text;
   }
   // Inference: data parallelism holds, per thread, a block's rows and its next layer (sized by the
-  // symbolic pass, at most block x N structural entries each, and dense panels); the model
-  // strategy and model parallelism hold the whole shard three times (current, next, staging).
-  // The verifier keeps the final activations (bounded here by the shard).
+  // symbolic pass, at most block x N structural entries each, and dense panels, with 12 panels
+  // and one layer's weights in double for the panel kernel); the model strategy and model
+  // parallelism hold the whole shard three times (current, next, staging), model parallelism
+  // a fourth time for its panels in double. The verifier keeps the final activations (bounded
+  // here by the shard).
   std::uint64_t work = 0;
   if (model || o.parallel == Parallelism::model) {
-    work = 3 * shard * kEntry;
+    work = (model ? 3 : 4) * shard * kEntry;
   } else {
     const std::uint64_t rows = std::max<std::uint64_t>(o.inputs / P, 1);
     const std::uint64_t block = o.block_rows > 0 ? o.block_rows : automatic_block_rows(static_cast<Index>(rows), threads);
     work = static_cast<std::uint64_t>(threads) * 7 * std::min(block, rows) * o.neurons * kEntry / 2;
     work = std::min(work, static_cast<std::uint64_t>(threads) * 3 * shard * kEntry + shard * kEntry);
+    const std::uint64_t layer_weights = network_nonzeros / std::max(o.layers, 1u);
+    work += static_cast<std::uint64_t>(threads) * (12 * kPanelRows * o.neurons + layer_weights) * sizeof(double);
   }
   if (o.verify) work += 2 * shard * kEntry;
   // What grows with --inputs whatever the file holds (every row exists, empty or not), per row of

@@ -34,6 +34,7 @@
 #include "main/shared_network.hpp"
 #include "main/strategy_model.hpp"
 #include "partition/row_partition.hpp"
+#include "spmm/dense_rows.hpp"
 #include "spmm/engine.hpp"
 #include "spmm/reference.hpp"
 
@@ -160,7 +161,9 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
 
   std::vector<Index> truth;
   MemoryEstimate estimate;
+  std::string simd;  // the SIMD target of the dense-panel kernel (docs/simd.md)
   phase(mpi, [&] {
+    simd = simd_target();
     check_outputs(o);  // every rank: rank 0 writes, and all refuse together
     if (root && !o.truth_path.empty()) truth = read_categories(o.truth_path, o.inputs);
     // Refuse a run that cannot fit, before loading anything.
@@ -367,6 +370,7 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
   if (root) {
     const double balance = imbalance(ranks), ratio = comm_compute_ratio(ranks);
     std::printf("inference: %.3f s\n", infer_s);
+    std::printf("simd: %s (dense-panel kernel; SDNN_SIMD restricts the target)\n", simd.c_str());
     std::printf("rate: %.4e edges/s (%u inputs x %llu connections)\n", rate, o.inputs,
                 static_cast<unsigned long long>(problem.connections));
     std::printf("multiply-adds: %.4e (active nonzeros x 32 weights per row of W)\n", static_cast<double>(active) * 32);
@@ -384,11 +388,11 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
     std::printf(
         "summary neurons=%u layers=%u inputs=%u ranks=%d threads=%d strategy=%s grid=%dx%d format=%s parallel=%s "
         "hash=%s read_s=%.6f infer_s=%.6f rate=%.6e categories=%zu checksum=%.17g imbalance=%.4f comm_ratio=%.4f "
-        "verify=%s challenge=%s peak_rss_mb=%.1f read_mb_s=%.1f network_mb=%.1f input_mb=%.1f input_rows=%llu\n",
+        "verify=%s challenge=%s peak_rss_mb=%.1f read_mb_s=%.1f network_mb=%.1f input_mb=%.1f input_rows=%llu simd=%s\n",
         o.neurons, o.layers, o.inputs, mpi.size(), threads, o.strategy.c_str(), grid.rows, grid.columns,
         description.format.c_str(), description.parallel.c_str(), o.hash.c_str(), read_s, infer_s, rate,
         categories.size(), checksum, balance, ratio, verdict.c_str(), challenge.c_str(), peak_mb, read_mb_s,
-        static_cast<double>(network_bytes) / 1e6, largest_input_mb, static_cast<unsigned long long>(input_rows));
+        static_cast<double>(network_bytes) / 1e6, largest_input_mb, static_cast<unsigned long long>(input_rows), simd.c_str());
     std::fflush(stdout);
   }
   return (verdict == "FAIL" || challenge == "FAIL") ? 1 : 0;

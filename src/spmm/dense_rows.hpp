@@ -4,12 +4,22 @@
 // neuron k of panel p are contiguous, so one layer is, for every output neuron j and each of its
 // weights W(k,j), one SIMD multiply-add over the panel's rows (SIMD over a block of rows, no
 // index per value). Sums are in double and rounded once (SPEC.md, 'Numerics'), exactly as in the
-// sparse kernels; an output entry is structural when some present input reaches it, which for
-// positive activations is "the sum of the inputs it reads is positive". Rows that die are
-// dropped, so dead rows cost nothing in later layers. No MPI here.
+// sparse kernels, so every SIMD target gives the same bits; an output entry is structural when
+// some present input reaches it, which for positive activations is "the sum of the inputs it
+// reads is positive". Rows that die are dropped, so dead rows cost nothing in later layers.
+//
+// The kernel is written once with Google Highway and compiled for every SIMD target of the
+// machine family (x86: AVX3_DL, AVX3 (AVX-512), AVX2, SSE4, SSSE3; ARM: NEON; a portable
+// fallback everywhere); the best one the CPU supports is chosen at run time, so one binary built
+// for a baseline CPU serves every node. The environment variable SDNN_SIMD=<target> (e.g. AVX2)
+// restricts the choice to that target or lower ones. No MPI here.
 #pragma once
 
+#include <hwy/aligned_allocator.h>
+
+#include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "layer.hpp"
@@ -34,19 +44,46 @@ struct DenseRows {
 void to_dense(const ActiveRows& in, Index neurons, DenseRows& out);
 void to_sparse(const DenseRows& in, ActiveRows& out);
 
+// Doubles on 64-byte boundaries (a panel column of 8 doubles is one cache line), reused across
+// layers: the kernel's operands converted to double once per layer, not once per use.
+class DoubleBuffer {
+ public:
+  void resize(std::size_t size);  // keeps the storage when it is large enough; contents undefined
+  double* data() { return data_.get(); }
+  const double* data() const { return data_.get(); }
+  std::size_t size() const { return size_; }
+
+ private:
+  hwy::AlignedFreeUniquePtr<double[]> data_;
+  std::size_t size_ = 0, capacity_ = 0;
+};
+
+// One layer's operands as the kernel reads them: the input panels and W's values in double.
+struct WideOperands {
+  DoubleBuffer panels;   // DenseRows::panel in double, same layout
+  DoubleBuffer weights;  // CscMatrix::values in double, same order
+};
+void widen_operands(const DenseRows& in, const CscMatrix& weights, WideOperands& wide);
+
 // The pieces of one layer, for callers that split the output columns between threads:
 // prepare_panel_output sizes `out` like `in`; multiply_panel_columns computes output neurons
-// [first, last) of every panel into `out` and adds to row_nonzeros[r] the entries row r kept;
-// keep_alive_rows moves the rows that kept any entry into `kept` (taking `computed`'s panels
-// when none died) and returns their nonzeros.
+// [first, last) of every panel into `out` from `wide` (widen_operands of `in` and the weights)
+// and adds to row_nonzeros[r] the entries row r kept; keep_alive_rows moves the rows that kept
+// any entry into `kept` (taking `computed`'s panels when none died) and returns their nonzeros.
 void prepare_panel_output(const DenseRows& in, DenseRows& out);
-void multiply_panel_columns(const DenseRows& in, const CscMatrix& weights, const Value* bias, Index first,
-                            Index last, DenseRows& out, std::uint32_t* row_nonzeros);
+void multiply_panel_columns(const DenseRows& in, const WideOperands& wide, const CscMatrix& weights,
+                            const Value* bias, Index first, Index last, DenseRows& out, std::uint32_t* row_nonzeros);
 Offset keep_alive_rows(DenseRows& computed, const std::uint32_t* row_nonzeros, DenseRows& kept);
 
 // Whether rows are worth dense panels: at least `threshold` of their entries set, all positive
 // (so that "reached" is "the sum of the inputs read is positive").
 bool worth_dense(const CsrMatrix& rows, Index neurons, double threshold);
+
+// The SIMD target the kernel runs on ("AVX3", "AVX2", "SSE4", "NEON", ...). The first call applies
+// SDNN_SIMD; throws std::invalid_argument when it names no target this build has for this CPU.
+std::string simd_target();
+// Every target this build compiled that this CPU supports, best first.
+std::vector<std::string> simd_targets_available();
 
 class DenseMultiplier {
  public:
@@ -57,6 +94,7 @@ class DenseMultiplier {
 
  private:
   DenseRows scratch_;
+  WideOperands wide_;  // the weights, and a few panels at a time
   std::vector<std::uint32_t> row_nonzeros_;
   Offset nonzeros_ = 0;
 };

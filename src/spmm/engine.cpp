@@ -328,6 +328,7 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
   const bool dense_allowed = panels_possible(network, neurons, options);
   bool in_panels = false;
   DenseRows panels, computed;
+  WideOperands wide;  // panels and weights in double, once per layer for every thread
   std::vector<std::uint32_t> row_nonzeros;
   std::vector<char> mark;
   Offset panel_nonzeros = 0;
@@ -355,13 +356,14 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
           active += panel_nonzeros;
           result.layer_nonzeros[l] = panel_nonzeros;
           prepare_panel_output(panels, computed);
+          widen_operands(panels, layer.weights_csc, wide);
           row_nonzeros.assign(static_cast<std::size_t>(panels.panels()) * kPanelRows, 0);
         });
         if (failure.failed()) break;  // every thread: the single ended with a barrier
         my_row_nonzeros.assign(row_nonzeros.size(), 0);
 #pragma omp for schedule(dynamic, 1) nowait
         for (Index j = 0; j < neurons; j += kColumnChunk)
-          multiply_panel_columns(panels, layer.weights_csc, layer.bias.data(), j,
+          multiply_panel_columns(panels, wide, layer.weights_csc, layer.bias.data(), j,
                                  std::min(neurons, j + kColumnChunk), computed, my_row_nonzeros.data());
 #pragma omp critical(sdnn_alive)
         for (std::size_t r = 0; r < row_nonzeros.size(); ++r) row_nonzeros[r] += my_row_nonzeros[r];
