@@ -57,7 +57,7 @@ summary_of() {
 # --- command line
 run "help" 0 ./sdnn --help && {
   missing=""
-  for opt in --network --input --neurons --layers --inputs --bias --seed --truth --out --format --parallel --threads --block-rows --verify --no-verify --quiet --help --strategy --grid --hash --hash-seed --report --report-layers --no-overlap --share-network --max-memory --load-only; do
+  for opt in --network --input --neurons --layers --inputs --bias --seed --truth --out --out-activations --format --parallel --threads --block-rows --verify --no-verify --quiet --help --strategy --grid --hash --hash-seed --report --report-layers --no-overlap --share-network --max-memory --load-only; do
     grep -q -- "$opt" "$tmp/out" || missing="$missing $opt"
   done
   if [ -z "$missing" ]; then ok "help lists every option"; else bad "help misses$missing" "$tmp/out"; fi
