@@ -99,7 +99,9 @@ void check_plan(const CsrMatrix& w, const Grid& grid) {
       ASSERT_EQ(plan.local_weights.cols(), block.cols());
       ASSERT_EQ(plan.remote_weights.cols(), block.cols());
       for (const Triplet& t : remote) ASSERT_LT(t.row, plan.pulled_columns) << "a weight from a neuron never pulled";
-      EXPECT_EQ(first_difference(to_csr(plan.local_weights), to_csr(from_triplets<ColMajor>(own.size(), block.cols(), local))), "");
+      EXPECT_EQ(first_difference(to_csr(plan.local_weights),
+                                 to_csr(from_triplets<ColMajor>(own.size(), block.cols(), local))),
+                "");
       EXPECT_EQ(first_difference(to_csr(plan.remote_weights),
                                  to_csr(from_triplets<ColMajor>(plan.pulled_columns, block.cols(), remote))), "");
     }

@@ -66,11 +66,13 @@ CsrMatrix split_layer(SplitRightMultiplier& multiplier, const Layer& layer, cons
   for (Index k = 0; k < y.cols(); ++k)
     if (k < s.local_first || k >= s.local_last) remote.push_back(k);
   std::shuffle(remote.begin(), remote.end(), rng);  // the plan's order is not the neurons' order
-  PartialColumns partial;
-  multiplier.partial(columns_in_order(y, local), weights_block(layer.weights_csr, local, s.out_first, s.out_last), partial);
+  PartialColumns partial_sums;
+  multiplier.partial(columns_in_order(y, local), weights_block(layer.weights_csr, local, s.out_first, s.out_last),
+                     partial_sums);
   CscMatrix out;
-  multiplier.finish(partial, columns_in_order(y, remote), weights_block(layer.weights_csr, remote, s.out_first, s.out_last),
-                    layer.bias.data() + s.out_first, out);
+  multiplier.finish(partial_sums, columns_in_order(y, remote),
+                    weights_block(layer.weights_csr, remote, s.out_first, s.out_last), layer.bias.data() + s.out_first,
+                    out);
   return to_csr(out);
 }
 

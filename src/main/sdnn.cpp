@@ -157,10 +157,11 @@ void add_one_at_first_column(CsrMatrix& a, Index r) {
 }
 
 // --out-activations FILE: the final activations of every rank in the original numbering (rows
-// and neurons unhashed, 1-based), "row<TAB>neuron<TAB>value" lines sorted by row then neuron,
-// values printed so that they read back exactly. Collective; rank 0 writes.
-void write_activations(const MpiSession& mpi, const std::string& path, const CsrMatrix& mine, Index first_row,
-                       Index first_column, const Permutation& rows, const Permutation& neurons) {
+// and neurons unhashed, 1-based), as the text of "row<TAB>neuron<TAB>value" lines sorted by row
+// then neuron, values printed so that they read back exactly. Collective; the text on rank 0
+// (empty elsewhere).
+std::string gather_activations(const MpiSession& mpi, const CsrMatrix& mine, Index first_row, Index first_column,
+                               const Permutation& rows, const Permutation& neurons) {
   std::vector<std::uint32_t> row_ids, column_ids, value_bits;
   for (Index i = 0; i < mine.rows(); ++i)
     for (Offset p = mine.begin(i); p < mine.end(i); ++p) {
@@ -173,13 +174,13 @@ void write_activations(const MpiSession& mpi, const std::string& path, const Csr
   row_ids = mpi.gather_to_root(row_ids);
   column_ids = mpi.gather_to_root(column_ids);
   value_bits = mpi.gather_to_root(value_bits);
-  if (!mpi.is_root()) return;
+  std::string text;
+  if (!mpi.is_root()) return text;
   std::vector<std::size_t> order(row_ids.size());
   for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
   std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
     return row_ids[a] != row_ids[b] ? row_ids[a] < row_ids[b] : column_ids[a] < column_ids[b];
   });
-  std::string text;
   char line[64];
   for (std::size_t k : order) {
     float value = 0;
@@ -187,7 +188,7 @@ void write_activations(const MpiSession& mpi, const std::string& path, const Csr
     text.append(line, static_cast<std::size_t>(std::snprintf(line, sizeof line, "%u\t%u\t%.9g\n", row_ids[k] + 1,
                                                                column_ids[k] + 1, static_cast<double>(value))));
   }
-  write_file_atomically(path, text);
+  return text;
 }
 
 int run(const MpiSession& mpi, const Options& o, int threads) {
@@ -360,7 +361,8 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
   if (show_progress) std::fprintf(stderr, "\n");
   if (perturbed_row != 0) {  // test only: one value of one rank's result made wrong
     const Index hashed = plan.rows(perturbed_row - 1);
-    if (hashed >= problem.rows.first && hashed < problem.rows.last && plan.column_group == 0) {
+    const bool mine = hashed >= problem.rows.first && hashed < problem.rows.last && plan.column_group == 0;
+    if (mine && final_rows.cols() > 0) {
       add_one_at_first_column(final_rows, hashed - problem.rows.first);
       final_categories = categories_of(final_rows);
       final_sum = exact_sum_of(final_rows);
@@ -406,11 +408,13 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
     }
   }
 
-  if (!o.out_activations_path.empty())
+  if (!o.out_activations_path.empty()) {
+    const std::string text =
+        gather_activations(mpi, final_rows, problem.rows.first, problem.columns.first, plan.rows, plan.neurons);
     phase(mpi, [&] {
-      write_activations(mpi, o.out_activations_path, final_rows, problem.rows.first, problem.columns.first, plan.rows,
-                        plan.neurons);
+      if (root) write_file_atomically(o.out_activations_path, text);
     });
+  }
 
   const std::vector<RankFigures> ranks = gather_figures(mpi, figures, o.report_layers);
   std::string challenge = "none";

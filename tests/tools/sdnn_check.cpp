@@ -33,7 +33,8 @@ std::map<std::string, std::string> parse_pairs(int argc, char** argv) {
   std::map<std::string, std::string> pairs;
   for (int i = 2; i < argc; i += 2) {
     const std::string name = argv[i];
-    if (name.rfind("--", 0) != 0 || i + 1 >= argc) throw std::invalid_argument("expected --name value, not '" + name + "'");
+    if (name.rfind("--", 0) != 0 || i + 1 >= argc)
+      throw std::invalid_argument("expected --name value, not '" + name + "'");
     pairs[name.substr(2)] = argv[i + 1];
   }
   return pairs;
