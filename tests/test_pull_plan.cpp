@@ -1,6 +1,7 @@
 // test_pull_plan.cpp: the data x model pull plan pulls exactly the activation columns a rank
 // needs (checked against a brute-force count), from the rank that owns each, in coalesced
-// disjoint ranges, and its split of W keeps every weight exactly once.
+// disjoint ranges, and its split of W puts every weight exactly once, at the row of its neuron
+// (own or pulled, in plan order), in its column, with its value.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -9,6 +10,7 @@
 #include "io/generate.hpp"
 #include "partition/pull_plan.hpp"
 #include "partition/row_partition.hpp"
+#include "spmm/reference.hpp"
 
 namespace sdnn {
 namespace {
@@ -78,6 +80,30 @@ void check_plan(const CsrMatrix& w, const Grid& grid) {
       EXPECT_EQ(plan.local_weights.nnz() + plan.remote_weights.nnz(), block.nnz());
       EXPECT_EQ(plan.local_weights.rows(), own.size());
       EXPECT_EQ(plan.remote_weights.rows(), plan.pulled_columns);
+      // And where it lands: weight (k, j) of the block is row k - own.first of the local part when
+      // this rank owns neuron k, else the row of the remote part at k's place in the pulled
+      // columns (the ranges in order), same column, same value.
+      std::vector<Index> pulled_position(n, n);
+      Index position = 0;
+      for (const PullPlan::Range& range : plan.ranges) {
+        const RowRange theirs = shard_of(n, grid.columns, range.peer % grid.columns);
+        for (Index c = range.first; c < range.last; ++c) pulled_position[theirs.first + c] = position++;
+      }
+      std::vector<Triplet> local, remote;
+      for (Index j = 0; j < block.cols(); ++j)
+        for (Offset p = block.begin(j); p < block.end(j); ++p) {
+          const Index k = block.indices[p];
+          if (k >= own.first && k < own.last) local.push_back({k - own.first, j, block.values[p]});
+          else remote.push_back({pulled_position[k], j, block.values[p]});
+        }
+      ASSERT_EQ(plan.local_weights.cols(), block.cols());
+      ASSERT_EQ(plan.remote_weights.cols(), block.cols());
+      for (const Triplet& t : remote) ASSERT_LT(t.row, plan.pulled_columns) << "a weight from a neuron never pulled";
+      EXPECT_EQ(first_difference(to_csr(plan.local_weights),
+                                 to_csr(from_triplets<ColMajor>(own.size(), block.cols(), local))),
+                "");
+      EXPECT_EQ(first_difference(to_csr(plan.remote_weights),
+                                 to_csr(from_triplets<ColMajor>(plan.pulled_columns, block.cols(), remote))), "");
     }
 }
 

@@ -46,6 +46,7 @@ Options parse_options(const std::vector<std::string>& args) {
     else if (arg == "--input") o.input_path = value();
     else if (arg == "--truth") o.truth_path = value();
     else if (arg == "--out") o.out_path = value();
+    else if (arg == "--out-activations") o.out_activations_path = value();
     else if (arg == "--neurons") { o.neurons = parse_number<std::uint32_t>(arg, value(), 1); neurons_given = true; }
     else if (arg == "--layers") { o.layers = parse_number<std::uint32_t>(arg, value(), 1); layers_given = true; }
     else if (arg == "--inputs") o.inputs = parse_inputs(arg, value());
@@ -118,6 +119,8 @@ Options parse_options(const std::vector<std::string>& args) {
     throw std::invalid_argument("--truth compares official-format runs; the generated problem is checked with the verifier");
   if (o.load_only && (o.verify || !o.truth_path.empty() || !o.out_path.empty() || !o.report_path.empty()))
     throw std::invalid_argument("--load-only reads the problem and stops: it takes no --verify, --truth, --out or --report");
+  if (o.load_only && !o.out_activations_path.empty())
+    throw std::invalid_argument("--load-only reads the problem and stops: it takes no --out-activations");
   if (o.verify && o.no_verify) throw std::invalid_argument("--verify and --no-verify contradict each other");
   if (o.generated()) radixnet_base_layers(o.neurons);  // the generator's N: 16 * 2^R
   if (o.generated() && !o.no_verify && !o.load_only) o.verify = true;  // the embedded problem checks itself unless told not to
@@ -157,6 +160,10 @@ Problem:
   --truth FILE       official categories: prints Challenge: PASS or FAIL (exact comparison)
   --out FILE         write the categories there (official format, written atomically; a new name
                      or a regular file, never one the run reads)
+  --out-activations FILE
+                     write the final activations there, in the original numbering (rows and
+                     neurons unhashed, 1-based): "row<TAB>neuron<TAB>value" lines sorted by row,
+                     values exact; rank 0 gathers them all (for tests and small runs)
 
 Execution:
   --strategy data|model

@@ -17,6 +17,7 @@ struct Options {
   std::string input_path;      // --input FILE: sparse-images-N.tsv
   std::string truth_path;      // --truth FILE: categories to compare with
   std::string out_path;        // --out FILE: categories written here
+  std::string out_activations_path;  // --out-activations FILE: final activations, original numbering
   std::uint32_t neurons = 1024;
   std::uint32_t layers = 120;
   std::uint32_t inputs = 60000;

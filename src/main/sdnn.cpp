@@ -12,10 +12,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -83,7 +86,7 @@ void check_outputs(const Options& o) {
     else  // each layer as it will be read: nN-lK.tsv, or nN-lK.tsv.gz where only that exists
       for (Index l = 1; l <= o.layers; ++l) reads.push_back({layer_file(o.network_dir, o.neurons, l), "--network"});
   }
-  std::vector<std::string> outputs = {o.out_path};
+  std::vector<std::string> outputs = {o.out_path, o.out_activations_path};
   if (!o.report_path.empty()) outputs.insert(outputs.end(), {o.report_path, csv_path_of(o.report_path)});
   for (const std::string& path : outputs) {
     if (path.empty()) continue;
@@ -129,6 +132,75 @@ double global_checksum(ExactSum mine) {
   return to_double(total);
 }
 
+// --- Test-only hooks (docs/testing.md); never set in real runs.
+// SDNN_TEST_PERTURB=ROW: one rank adds 1 to one value of its final activations, in input row ROW
+// (1-based, original numbering), at the first column it holds (the entry is created when absent,
+// so an empty row becomes a category): the rank that holds the row, for the model strategy the
+// one of its row group with column block 0. The verifier and the truth must then say FAIL.
+// Returns 0 when unset.
+Index test_perturbed_row(Index inputs) {
+  const char* text = std::getenv("SDNN_TEST_PERTURB");
+  if (text == nullptr || *text == '\0') return 0;
+  Index row = 0;
+  const char* end = text + std::strlen(text);
+  const auto [stop, ec] = std::from_chars(text, end, row);
+  if (ec != std::errc() || stop != end || row < 1 || row > inputs)
+    throw std::invalid_argument("SDNN_TEST_PERTURB needs an input row 1.." + std::to_string(inputs) + ", not '" +
+                                text + "'");
+  return row;
+}
+
+// Adds 1 to entry (r, 0) of `a`, creating it when absent.
+void add_one_at_first_column(CsrMatrix& a, Index r) {
+  const Offset at = a.begin(r), count = a.nnz();
+  if (a.end(r) > at && a.indices[at] == 0) {
+    a.values[at] += 1;
+    return;
+  }
+  a.indices.resize(count + 1);
+  a.values.resize(count + 1);
+  std::move_backward(a.indices.begin() + at, a.indices.begin() + count, a.indices.begin() + count + 1);
+  std::move_backward(a.values.begin() + at, a.values.begin() + count, a.values.begin() + count + 1);
+  a.indices[at] = 0;
+  a.values[at] = 1;
+  for (Index i = r + 1; i <= a.rows(); ++i) ++a.offsets[i];
+}
+
+// --out-activations FILE: the final activations of every rank in the original numbering (rows
+// and neurons unhashed, 1-based), as the text of "row<TAB>neuron<TAB>value" lines sorted by row
+// then neuron, values printed so that they read back exactly. Collective; the text on rank 0
+// (empty elsewhere).
+std::string gather_activations(const MpiSession& mpi, const CsrMatrix& mine, Index first_row, Index first_column,
+                               const Permutation& rows, const Permutation& neurons) {
+  std::vector<std::uint32_t> row_ids, column_ids, value_bits;
+  for (Index i = 0; i < mine.rows(); ++i)
+    for (Offset p = mine.begin(i); p < mine.end(i); ++p) {
+      std::uint32_t bits = 0;
+      std::memcpy(&bits, &mine.values[p], sizeof bits);
+      row_ids.push_back(rows.inverse(first_row + i));
+      column_ids.push_back(neurons.inverse(first_column + mine.indices[p]));
+      value_bits.push_back(bits);
+    }
+  row_ids = mpi.gather_to_root(row_ids);
+  column_ids = mpi.gather_to_root(column_ids);
+  value_bits = mpi.gather_to_root(value_bits);
+  std::string text;
+  if (!mpi.is_root()) return text;
+  std::vector<std::size_t> order(row_ids.size());
+  for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return row_ids[a] != row_ids[b] ? row_ids[a] < row_ids[b] : column_ids[a] < column_ids[b];
+  });
+  char line[64];
+  for (std::size_t k : order) {
+    float value = 0;
+    std::memcpy(&value, &value_bits[k], sizeof value);
+    text.append(line, static_cast<std::size_t>(std::snprintf(line, sizeof line, "%u\t%u\t%.9g\n", row_ids[k] + 1,
+                                                               column_ids[k] + 1, static_cast<double>(value))));
+  }
+  return text;
+}
+
 int run(const MpiSession& mpi, const Options& o, int threads) {
   const bool root = mpi.is_root();
   const bool show_progress = root && !o.quiet && ::isatty(2);
@@ -162,8 +234,10 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
   std::vector<Index> truth;
   MemoryEstimate estimate;
   std::string simd;  // the SIMD target of the dense-panel kernel (docs/simd.md)
+  Index perturbed_row = 0;  // SDNN_TEST_PERTURB (test only)
   phase(mpi, [&] {
     simd = simd_target();
+    perturbed_row = test_perturbed_row(o.inputs);
     check_outputs(o);  // every rank: rank 0 writes, and all refuse together
     if (root && !o.truth_path.empty()) truth = read_categories(o.truth_path, o.inputs);
     // Refuse a run that cannot fit, before loading anything.
@@ -293,7 +367,7 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
       final_categories = categories_of(final_rows);
       final_sum = exact_sum_of(final_rows);
     } else {
-      engine.keep_activations = o.verify;
+      engine.keep_activations = o.verify || !o.out_activations_path.empty() || perturbed_row != 0;
       InferenceResult result = infer(problem.network, problem.input, engine);
       final_rows = std::move(result.activations);
       final_categories = std::move(result.categories);
@@ -313,6 +387,15 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
     figures.idle_s = seconds_since(start);
   }
   if (show_progress) std::fprintf(stderr, "\n");
+  if (perturbed_row != 0) {  // test only: one value of one rank's result made wrong
+    const Index hashed = plan.rows(perturbed_row - 1);
+    const bool mine = hashed >= problem.rows.first && hashed < problem.rows.last && plan.column_group == 0;
+    if (mine && final_rows.cols() > 0) {
+      add_one_at_first_column(final_rows, hashed - problem.rows.first);
+      final_categories = categories_of(final_rows);
+      final_sum = exact_sum_of(final_rows);
+    }
+  }
   const double infer_s = mpi.max(figures.compute_s + figures.comm_s);
   const double rate = infer_s > 0 ? static_cast<double>(o.inputs) * static_cast<double>(problem.connections) / infer_s : 0;
 
@@ -353,6 +436,14 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
     }
   }
 
+  if (!o.out_activations_path.empty()) {
+    const std::string text =
+        gather_activations(mpi, final_rows, problem.rows.first, problem.columns.first, plan.rows, plan.neurons);
+    phase(mpi, [&] {
+      if (root) write_file_atomically(o.out_activations_path, text);
+    });
+  }
+
   const std::vector<RankFigures> ranks = gather_figures(mpi, figures, o.report_layers);
   std::string challenge = "none";
   RunDescription description{o.strategy, model ? "csc" : to_string(o.format),
@@ -383,6 +474,8 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
     if (!o.truth_path.empty())
       std::printf("Challenge: %s (%zu categories expected)\n", challenge.c_str(), truth.size());
     if (!o.out_path.empty()) std::printf("categories written to %s\n", o.out_path.c_str());
+    if (!o.out_activations_path.empty())
+      std::printf("activations written to %s\n", o.out_activations_path.c_str());
     if (!o.report_path.empty())
       std::printf("report written to %s and %s\n", o.report_path.c_str(), csv_path_of(o.report_path).c_str());
     std::printf(
