@@ -189,14 +189,13 @@ std::vector<std::pair<Index, Index>> ReuseLog::final_holders() const {
 
 Index drop_repeats(ActiveRows& rows, const std::vector<Index>& representative, ReuseLog& log) {
   CsrMatrix& m = rows.rows;
+  for (Index r = 0; r < m.rows(); ++r)  // before the compaction moves the ids
+    if (representative[r] != r) log.record(rows.ids[r], rows.ids[representative[r]]);
   Index kept = 0;
   Offset at = 0;
   for (Index r = 0; r < m.rows(); ++r) {
     const Offset from = m.begin(r), count = m.end(r) - from;
-    if (representative[r] != r) {
-      log.record(rows.ids[r], rows.ids[representative[r]]);
-      continue;
-    }
+    if (representative[r] != r) continue;
     if (at != from) {
       std::memmove(m.indices.data() + at, m.indices.data() + from, count * sizeof(Index));
       std::memmove(m.values.data() + at, m.values.data() + from, count * sizeof(Value));
