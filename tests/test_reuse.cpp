@@ -201,9 +201,17 @@ TEST(Reuse, ScheduleBacksOffWhileNothingIsFound) {
   for (int l = 0; l < 40; ++l)
     if (schedule.due()) {
       looked.push_back(l);
-      schedule.found(l == 22 ? 3 : 0);
+      schedule.found(l == 22 ? 3 : 0, 100);
     }
   EXPECT_EQ(looked, (std::vector<int>{0, 2, 6, 14, 22, 23, 25, 29, 37}));
+  // Dropping too few rows to pay for the look counts as finding none.
+  ReuseSchedule few;
+  EXPECT_TRUE(few.due());
+  few.found(1, 1000);
+  EXPECT_FALSE(few.due());
+  EXPECT_TRUE(few.due());
+  few.found(100, 1000);
+  EXPECT_TRUE(few.due());
 }
 
 // --- whole inferences

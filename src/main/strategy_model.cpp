@@ -77,10 +77,10 @@ class GroupReuse {
           if (equal[p]) representative[pairs[p].first] = pairs[p].second;
         dropped = drop_repeats(y, representative, nullptr, log_);
       }
-      schedule_.found(dropped);
     }
     std::uint64_t alive = 0;
     for (std::uint64_t c : signatures_.count) alive += c > 0;
+    if (look) schedule_.found(dropped, alive);
     return alive - dropped;
   }
   void expand(CsrMatrix& final_rows) const { expand_matrix(log_, final_rows); }

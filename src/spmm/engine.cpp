@@ -237,21 +237,24 @@ class BlockRunner {
   Index reuse_before_layer(bool csr, bool in_panels, ActiveRows& rows, Offset& panel_nonzeros,
                            ReuseSchedule& schedule) {
     const bool look = schedule.due();
+    Index dropped = 0, left = 0;
     if (in_panels) {
       if (look) {
         Offset dropped_nonzeros = 0;
-        schedule.found(deduplicate(panels_, reuse_log, signatures_, next_panels_, dropped_nonzeros));
+        dropped = deduplicate(panels_, reuse_log, signatures_, next_panels_, dropped_nonzeros);
         panel_nonzeros -= dropped_nonzeros;
       }
-      return panels_.rows();
+      left = panels_.rows();
+    } else if (csr) {
+      if (look) dropped = deduplicate(rows, reuse_log, signatures_, comparer_);
+      left = rows.rows.rows();
+    } else {
+      if (look) dropped = deduplicate(csc_, rows.ids.data(), reuse_log, signatures_, comparer_);
+      bool positive = false;
+      left = csc_alive_rows(csc_, mark_, positive);
     }
-    if (csr) {
-      if (look) schedule.found(deduplicate(rows, reuse_log, signatures_, comparer_));
-      return rows.rows.rows();
-    }
-    if (look) schedule.found(deduplicate(csc_, rows.ids.data(), reuse_log, signatures_, comparer_));
-    bool positive = false;
-    return csc_alive_rows(csc_, mark_, positive);
+    if (look) schedule.found(dropped, std::uint64_t{left} + dropped);
+    return left;
   }
   // rows <- the nonempty rows of csc_, whose local row r is rows.ids[r].
   void rows_from_csc(ActiveRows& rows) {
@@ -390,16 +393,18 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
         if (!options.reuse) return;
         // Repeated rows are dropped before the layer (on one thread), and the rest counted.
         const bool look = schedule.due();
+        Index dropped = 0;
         if (in_panels) {
           Offset dropped_nonzeros = 0;
-          if (look) schedule.found(deduplicate(panels, reuse_log, signatures, computed, dropped_nonzeros));
+          if (look) dropped = deduplicate(panels, reuse_log, signatures, computed, dropped_nonzeros);
           panel_nonzeros -= dropped_nonzeros;
           result.layer_rows[l] = panels.rows();
         } else {
-          if (look) schedule.found(deduplicate(current, nullptr, reuse_log, signatures, comparer));
+          if (look) dropped = deduplicate(current, nullptr, reuse_log, signatures, comparer);
           bool positive = false;
           result.layer_rows[l] = csc_alive_rows(current, mark, positive);
         }
+        if (look) schedule.found(dropped, result.layer_rows[l] + dropped);
       });
       // Every decision reads state that changes only inside a single (ended by its barrier), so
       // all threads take the same branch.

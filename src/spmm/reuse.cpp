@@ -39,62 +39,74 @@ bool same_signature(const RowSignatures& s, Index a, Index b) {
 }  // namespace
 
 std::uint64_t default_entry_hash(Index column, Value value) {
-  std::uint64_t x = (std::uint64_t{column} << 32) | bits_of(value);  // splitmix64's finaliser
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
+  // A multiply and a shift (cheap next to the 32 multiply-adds an entry costs in a layer): equal
+  // signatures only make candidates, which are checked entry by entry.
+  std::uint64_t x = ((std::uint64_t{column} << 32) | bits_of(value)) * 0x9e3779b97f4a7c15ULL;
+  return x ^ (x >> 29);
 }
 
 void set_entry_hash_for_tests(EntryHash hash) { replaced_hash.store(hash); }
 
 namespace {
-EntryHash entry_hash() {
-  const EntryHash h = replaced_hash.load(std::memory_order_relaxed);
-  return h ? h : &default_entry_hash;
+
+// Calls f with the entry hash: the default one inlined, or the one a test put in its place.
+template <class F>
+void with_entry_hash(F&& f) {
+  const EntryHash replaced = replaced_hash.load(std::memory_order_relaxed);
+  if (replaced)
+    f(replaced);
+  else
+    f([](Index column, Value value) { return default_entry_hash(column, value); });
 }
+
 }  // namespace
 
 void signatures_of(const CsrMatrix& rows, RowSignatures& out) {
-  const EntryHash h = entry_hash();
   out.hash.assign(rows.rows(), 0);
   out.count.assign(rows.rows(), 0);
-  for (Index r = 0; r < rows.rows(); ++r) {
-    std::uint64_t sum = 0;
-    for (Offset p = rows.begin(r); p < rows.end(r); ++p) sum += h(rows.indices[p], rows.values[p]);
-    out.hash[r] = sum;
-    out.count[r] = rows.end(r) - rows.begin(r);
-  }
+  with_entry_hash([&](auto h) {
+    for (Index r = 0; r < rows.rows(); ++r) {
+      std::uint64_t sum = 0;
+      for (Offset p = rows.begin(r); p < rows.end(r); ++p) sum += h(rows.indices[p], rows.values[p]);
+      out.hash[r] = sum;
+      out.count[r] = rows.end(r) - rows.begin(r);
+    }
+  });
 }
 
 void signatures_of(const CscMatrix& block, Index column_base, RowSignatures& out) {
-  const EntryHash h = entry_hash();
   out.hash.assign(block.rows(), 0);
   out.count.assign(block.rows(), 0);
-  for (Index j = 0; j < block.cols(); ++j)
-    for (Offset p = block.begin(j); p < block.end(j); ++p) {
-      out.hash[block.indices[p]] += h(column_base + j, block.values[p]);
-      ++out.count[block.indices[p]];
-    }
+  with_entry_hash([&](auto h) {
+    for (Index j = 0; j < block.cols(); ++j)
+      for (Offset p = block.begin(j); p < block.end(j); ++p) {
+        out.hash[block.indices[p]] += h(column_base + j, block.values[p]);
+        ++out.count[block.indices[p]];
+      }
+  });
 }
 
 void signatures_of(const DenseRows& rows, RowSignatures& out) {
-  const EntryHash h = entry_hash();
-  out.hash.assign(rows.rows(), 0);
-  out.count.assign(rows.rows(), 0);
+  out.hash.assign(static_cast<std::size_t>(rows.panels()) * kPanelRows, 0);
+  out.count.assign(out.hash.size(), 0);
   const std::size_t panel_size = std::size_t{rows.neurons} * kPanelRows;
-  for (Index r = 0; r < rows.rows(); ++r) {
-    const Value* column = rows.panel.data() + (r / kPanelRows) * panel_size + r % kPanelRows;
-    std::uint64_t sum = 0, count = 0;
-    for (Index k = 0; k < rows.neurons; ++k) {
-      const Value v = column[std::size_t{k} * kPanelRows];
-      if (v == 0.0f) continue;
-      sum += h(k, v);
-      ++count;
+  with_entry_hash([&](auto h) {
+    // A panel's kPanelRows rows at once, neuron by neuron (contiguous values, no branch).
+    for (Index p = 0; p < rows.panels(); ++p) {
+      std::uint64_t* hash = out.hash.data() + static_cast<std::size_t>(p) * kPanelRows;
+      std::uint64_t* count = out.count.data() + static_cast<std::size_t>(p) * kPanelRows;
+      const Value* panel = rows.panel.data() + p * panel_size;
+      for (Index k = 0; k < rows.neurons; ++k)
+        for (Index r = 0; r < kPanelRows; ++r) {
+          const Value v = panel[std::size_t{k} * kPanelRows + r];
+          const std::uint64_t present = v != 0.0f;
+          hash[r] += h(k, v) & (0 - present);
+          count[r] += present;
+        }
     }
-    out.hash[r] = sum;
-    out.count[r] = count;
-  }
+  });
+  out.hash.resize(rows.rows());  // padding rows dropped
+  out.count.resize(rows.rows());
 }
 
 Index find_repeats(const RowSignatures& signatures, const std::function<bool(Index, Index)>& same,

@@ -106,14 +106,17 @@ void expand_rows(const ReuseLog& log, ActiveRows& rows);
 void expand_matrix(const ReuseLog& log, CsrMatrix& all);
 void add_reused_results(const ReuseLog& log, const ActiveRows& rows, std::vector<Index>& categories, ExactSum& sum);
 
-// When to look for repeats: layer 0 (the input) and after every layer while looking finds some;
-// each look that finds none doubles the gap, up to kMaxGap layers.
+// When to look for repeats: layer 0 (the input) and after every layer while looking pays (it
+// dropped at least 1/kMinShare of the rows); each look that drops less doubles the gap, up to
+// kMaxGap layers, so that a problem without repeats pays for a look every kMaxGap layers only.
 class ReuseSchedule {
  public:
   static constexpr int kMaxGap = 8;
+  static constexpr std::uint64_t kMinShare = 64;
   bool due() { return --wait_ <= 0; }
-  void found(Index dropped) {
-    gap_ = dropped > 0 ? 1 : std::min(kMaxGap, 2 * gap_);
+  // After a look: `dropped` of `rows` rows were dropped.
+  void found(std::uint64_t dropped, std::uint64_t rows) {
+    gap_ = dropped > 0 && dropped * kMinShare >= rows ? 1 : std::min(kMaxGap, 2 * gap_);
     wait_ = gap_;
   }
   // Looks at the next chance (e.g. when rows move to dense panels).
