@@ -201,17 +201,19 @@ TEST(Reuse, ScheduleBacksOffWhileNothingIsFound) {
   for (int l = 0; l < 40; ++l)
     if (schedule.due()) {
       looked.push_back(l);
-      schedule.found(l == 22 ? 3 : 0, 100);
+      schedule.found(l == 22 ? 3 : 0, 100, 40 - l);
     }
   EXPECT_EQ(looked, (std::vector<int>{0, 2, 6, 14, 22, 23, 25, 29, 37}));
-  // Dropping too few rows to pay for the look counts as finding none.
+  // Dropping too few rows to pay for the look (for the layers left) counts as finding none.
   ReuseSchedule few;
   EXPECT_TRUE(few.due());
-  few.found(1, 1000);
+  few.found(1, 1000, 100);
   EXPECT_FALSE(few.due());
   EXPECT_TRUE(few.due());
-  few.found(100, 1000);
+  few.found(3, 1000, 100);
   EXPECT_TRUE(few.due());
+  few.found(3, 1000, 10);
+  EXPECT_FALSE(few.due());
 }
 
 // --- whole inferences

@@ -57,7 +57,7 @@ class GroupReuse {
   GroupReuse(int row_group, int block) : group_(row_group, block) {}
   // Drops repeated rows from y (when the schedule says so) and returns the rows left alive in
   // the group.
-  std::uint64_t before_store(CscMatrix& y, Index column_base) {
+  std::uint64_t before_store(CscMatrix& y, Index column_base, std::size_t layers_left) {
     const bool look = schedule_.due();
     signatures_of(y, column_base, signatures_);
     group_.sum_in_place(signatures_.count);
@@ -80,7 +80,7 @@ class GroupReuse {
     }
     std::uint64_t alive = 0;
     for (std::uint64_t c : signatures_.count) alive += c > 0;
-    if (look) schedule_.found(dropped, alive);
+    if (look) schedule_.found(dropped, alive, layers_left);
     return alive - dropped;
   }
   void expand(CsrMatrix& final_rows) const { expand_matrix(log_, final_rows); }
@@ -144,7 +144,7 @@ CsrMatrix run_data_model(const MpiSession& mpi, const LoadedProblem& problem, co
   };
   if (engine.reuse) {
     reuse = std::make_unique<GroupReuse>(row_group, block);
-    count_rows(0, reuse->before_store(current, own.first));
+    count_rows(0, reuse->before_store(current, own.first, layers));
   }
   store(current, 0);
   window.barrier();
@@ -229,7 +229,7 @@ CsrMatrix run_data_model(const MpiSession& mpi, const LoadedProblem& problem, co
     std::swap(current, next);
 
     // Store Y_l in the other slot; one collective per layer (see the top of this file).
-    if (reuse) count_rows(l + 1, reuse->before_store(current, own.first));
+    if (reuse) count_rows(l + 1, reuse->before_store(current, own.first, layers - l - 1));
     std::uint64_t need = current.nnz();
     if (need <= capacity) store(current, write_slot);
     timed([&] {

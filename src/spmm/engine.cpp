@@ -199,7 +199,8 @@ class BlockRunner {
           schedule.soon();
         }
       }
-      if (options_.reuse) layer_rows[l] += reuse_before_layer(csr, in_panels, rows, panel_nonzeros, schedule);
+      if (options_.reuse)
+        layer_rows[l] += reuse_before_layer(csr, in_panels, rows, panel_nonzeros, schedule, network.size() - l);
       if (in_panels) {
         if (panels_.rows() == 0) break;
         active += panel_nonzeros;
@@ -235,7 +236,7 @@ class BlockRunner {
   // Drops repeated rows of the block's current form when the schedule says so; returns the rows
   // the layer will multiply.
   Index reuse_before_layer(bool csr, bool in_panels, ActiveRows& rows, Offset& panel_nonzeros,
-                           ReuseSchedule& schedule) {
+                           ReuseSchedule& schedule, std::size_t layers_left) {
     const bool look = schedule.due();
     Index dropped = 0, left = 0;
     if (in_panels) {
@@ -253,7 +254,7 @@ class BlockRunner {
       bool positive = false;
       left = csc_alive_rows(csc_, mark_, positive);
     }
-    if (look) schedule.found(dropped, std::uint64_t{left} + dropped);
+    if (look) schedule.found(dropped, std::uint64_t{left} + dropped, layers_left);
     return left;
   }
   // rows <- the nonempty rows of csc_, whose local row r is rows.ids[r].
@@ -404,7 +405,7 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
           bool positive = false;
           result.layer_rows[l] = csc_alive_rows(current, mark, positive);
         }
-        if (look) schedule.found(dropped, result.layer_rows[l] + dropped);
+        if (look) schedule.found(dropped, result.layer_rows[l] + dropped, network.size() - l);
       });
       // Every decision reads state that changes only inside a single (ended by its barrier), so
       // all threads take the same branch.

@@ -106,17 +106,21 @@ void expand_rows(const ReuseLog& log, ActiveRows& rows);
 void expand_matrix(const ReuseLog& log, CsrMatrix& all);
 void add_reused_results(const ReuseLog& log, const ActiveRows& rows, std::vector<Index>& categories, ExactSum& sum);
 
-// When to look for repeats: layer 0 (the input) and after every layer while looking pays (it
-// dropped at least 1/kMinShare of the rows); each look that drops less doubles the gap, up to
-// kMaxGap layers, so that a problem without repeats pays for a look every kMaxGap layers only.
+// When to look for repeats: layer 0 (the input) and after every layer while looking pays. A look
+// costs about a quarter of a layer's work on the rows looked at (kLookCost); it pays when the rows
+// it drops would have cost more over the layers left: dropped x layers_left >= rows x kLookCost.
+// Each look that does not pay doubles the gap to the next, up to kMaxGap layers, so that a
+// problem without repeats pays for a look every kMaxGap layers only.
 class ReuseSchedule {
  public:
   static constexpr int kMaxGap = 8;
-  static constexpr std::uint64_t kMinShare = 64;
+  static constexpr double kLookCost = 0.25;
   bool due() { return --wait_ <= 0; }
-  // After a look: `dropped` of `rows` rows were dropped.
-  void found(std::uint64_t dropped, std::uint64_t rows) {
-    gap_ = dropped > 0 && dropped * kMinShare >= rows ? 1 : std::min(kMaxGap, 2 * gap_);
+  // After a look: `dropped` of `rows` rows were dropped, `layers_left` layers remain.
+  void found(std::uint64_t dropped, std::uint64_t rows, std::size_t layers_left) {
+    const bool paid = dropped > 0 && static_cast<double>(dropped) * static_cast<double>(layers_left) >=
+                                         kLookCost * static_cast<double>(rows);
+    gap_ = paid ? 1 : std::min(kMaxGap, 2 * gap_);
     wait_ = gap_;
   }
   // Looks at the next chance (e.g. when rows move to dense panels).
