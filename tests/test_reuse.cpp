@@ -108,17 +108,20 @@ TEST(Reuse, DenseRowsAreComparedByValue) {
                              {{0, 1.0f}, {9, 32.0f}}, {{3, 1.0f}}, {{0, 1.0f}, {9, 32.0f}}, {{2, 1.0f}},
                              {{2, 1.0f}}, {{0, 1.0f}, {9, 32.0f}}, {{4, 4.0f}}});
   sparse.ids = {10, 11, 12, 13, 14, 15, 16, 17, 18, 19};
-  DenseRows dense, scratch;
+  DenseRows dense;
   to_dense(sparse, 16, dense);
   ReplacedHash replaced(&constant_hash);
   ReuseLog log;
   RowSignatures s;
   Offset dropped_nonzeros = 0;
-  EXPECT_EQ(deduplicate(dense, log, s, scratch, dropped_nonzeros), 5u);
+  EXPECT_EQ(deduplicate(dense, log, s, dropped_nonzeros), 5u);
   EXPECT_EQ(dropped_nonzeros, 2u + 2u + 2u + 2u + 1u);
   EXPECT_EQ(dense.ids, (std::vector<Index>{10, 12, 14, 16, 19}));
   EXPECT_EQ(dense.at(1, 9), 31.0f);
   EXPECT_EQ(dense.at(4, 4), 4.0f);
+  ASSERT_EQ(dense.panel.size(), std::size_t{16} * kPanelRows);  // compacted in place: one panel left
+  for (Index r = 5; r < kPanelRows; ++r)
+    for (Index k = 0; k < 16; ++k) EXPECT_EQ(dense.at(r, k), 0.0f) << "padding row " << r;
   const auto holders = log.final_holders();
   EXPECT_EQ(holders.size(), 5u);
   for (const auto& [dropped, holder] : holders) EXPECT_EQ(holder, dropped == 17 ? 16u : 10u) << dropped;

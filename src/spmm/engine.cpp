@@ -242,7 +242,7 @@ class BlockRunner {
     if (in_panels) {
       if (look) {
         Offset dropped_nonzeros = 0;
-        dropped = deduplicate(panels_, reuse_log, signatures_, next_panels_, dropped_nonzeros);
+        dropped = deduplicate(panels_, reuse_log, signatures_, dropped_nonzeros);
         panel_nonzeros -= dropped_nonzeros;
       }
       left = panels_.rows();
@@ -397,7 +397,7 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
         Index dropped = 0;
         if (in_panels) {
           Offset dropped_nonzeros = 0;
-          if (look) dropped = deduplicate(panels, reuse_log, signatures, computed, dropped_nonzeros);
+          if (look) dropped = deduplicate(panels, reuse_log, signatures, dropped_nonzeros);
           panel_nonzeros -= dropped_nonzeros;
           result.layer_rows[l] = panels.rows();
         } else {

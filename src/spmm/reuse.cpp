@@ -91,18 +91,24 @@ void signatures_of(const DenseRows& rows, RowSignatures& out) {
   out.count.assign(out.hash.size(), 0);
   const std::size_t panel_size = std::size_t{rows.neurons} * kPanelRows;
   with_entry_hash([&](auto h) {
-    // A panel's kPanelRows rows at once, neuron by neuron (contiguous values, no branch).
+    // A panel's kPanelRows rows at once, neuron by neuron (contiguous values), in local sums
+    // and without branches, so that the compiler can keep them in vector registers.
     for (Index p = 0; p < rows.panels(); ++p) {
-      std::uint64_t* hash = out.hash.data() + static_cast<std::size_t>(p) * kPanelRows;
-      std::uint64_t* count = out.count.data() + static_cast<std::size_t>(p) * kPanelRows;
+      std::uint64_t hash[kPanelRows] = {}, count[kPanelRows] = {};
       const Value* panel = rows.panel.data() + p * panel_size;
-      for (Index k = 0; k < rows.neurons; ++k)
+      for (Index k = 0; k < rows.neurons; ++k) {
+        std::uint32_t bits[kPanelRows];
+        std::memcpy(bits, panel + std::size_t{k} * kPanelRows, sizeof bits);
         for (Index r = 0; r < kPanelRows; ++r) {
-          const Value v = panel[std::size_t{k} * kPanelRows + r];
-          const std::uint64_t present = v != 0.0f;
+          Value v;
+          std::memcpy(&v, &bits[r], sizeof v);
+          const std::uint64_t present = (bits[r] & 0x7fffffffu) != 0;  // +0 and -0 are absent
           hash[r] += h(k, v) & (0 - present);
           count[r] += present;
         }
+      }
+      std::copy_n(hash, kPanelRows, out.hash.data() + static_cast<std::size_t>(p) * kPanelRows);
+      std::copy_n(count, kPanelRows, out.count.data() + static_cast<std::size_t>(p) * kPanelRows);
     }
   });
   out.hash.resize(rows.rows());  // padding rows dropped
@@ -222,19 +228,31 @@ Index drop_repeats(ActiveRows& rows, const std::vector<Index>& representative, R
   return dropped;
 }
 
-Index drop_repeats(DenseRows& rows, const std::vector<Index>& representative, ReuseLog& log, DenseRows& scratch) {
-  std::vector<std::uint32_t> keep(rows.rows());
-  Index dropped = 0;
+Index drop_repeats(DenseRows& rows, const std::vector<Index>& representative, ReuseLog& log) {
+  for (Index r = 0; r < rows.rows(); ++r)  // before the compaction moves the ids
+    if (representative[r] != r) log.record(rows.ids[r], rows.ids[representative[r]]);
+  // In place: each kept row moves to the next free place (never after itself); only the rows
+  // after the first dropped one move, and the padding of the last panel is cleared.
+  const std::size_t panel_size = std::size_t{rows.neurons} * kPanelRows;
+  auto column = [&](Index r) { return rows.panel.data() + (r / kPanelRows) * panel_size + r % kPanelRows; };
+  Index kept = 0;
   for (Index r = 0; r < rows.rows(); ++r) {
-    keep[r] = representative[r] == r;
-    if (!keep[r]) {
-      log.record(rows.ids[r], rows.ids[representative[r]]);
-      ++dropped;
+    if (representative[r] != r) continue;
+    if (kept != r) {
+      const Value* from = column(r);
+      Value* to = column(kept);
+      for (Index k = 0; k < rows.neurons; ++k) to[std::size_t{k} * kPanelRows] = from[std::size_t{k} * kPanelRows];
+      rows.ids[kept] = rows.ids[r];
     }
+    ++kept;
   }
-  if (dropped == 0) return 0;
-  keep_alive_rows(rows, keep.data(), scratch);
-  std::swap(rows, scratch);
+  const Index dropped = rows.rows() - kept;
+  rows.ids.resize(kept);
+  rows.panel.resize(static_cast<std::size_t>(rows.panels()) * panel_size);
+  for (Index r = kept; r < rows.panels() * kPanelRows; ++r) {
+    Value* to = column(r);
+    for (Index k = 0; k < rows.neurons; ++k) to[std::size_t{k} * kPanelRows] = 0.0f;
+  }
   return dropped;
 }
 
@@ -275,8 +293,7 @@ Index deduplicate(ActiveRows& rows, ReuseLog& log, RowSignatures& signatures, Ro
   return found > 0 ? drop_repeats(rows, representative, log) : 0;
 }
 
-Index deduplicate(DenseRows& rows, ReuseLog& log, RowSignatures& signatures, DenseRows& scratch,
-                  Offset& dropped_nonzeros) {
+Index deduplicate(DenseRows& rows, ReuseLog& log, RowSignatures& signatures, Offset& dropped_nonzeros) {
   signatures_of(rows, signatures);
   std::vector<Index> representative;
   const Index found =
@@ -284,7 +301,7 @@ Index deduplicate(DenseRows& rows, ReuseLog& log, RowSignatures& signatures, Den
   dropped_nonzeros = 0;
   for (Index r = 0; r < rows.rows(); ++r)
     if (representative[r] != r) dropped_nonzeros += signatures.count[r];
-  return found > 0 ? drop_repeats(rows, representative, log, scratch) : 0;
+  return found > 0 ? drop_repeats(rows, representative, log) : 0;
 }
 
 Index deduplicate(CscMatrix& rows, const Index* ids, ReuseLog& log, RowSignatures& signatures, RowComparer& comparer) {

@@ -83,7 +83,7 @@ class ReuseLog {
 // Drops the rows whose representative is not themselves, recording them in the log (ids in the
 // caller's numbering; ids null: a row's id is its number). Return the rows dropped.
 Index drop_repeats(ActiveRows& rows, const std::vector<Index>& representative, ReuseLog& log);
-Index drop_repeats(DenseRows& rows, const std::vector<Index>& representative, ReuseLog& log, DenseRows& scratch);
+Index drop_repeats(DenseRows& rows, const std::vector<Index>& representative, ReuseLog& log);  // in place
 // CSC: a dropped row's entries are removed; the row stays, empty.
 Index drop_repeats(CscMatrix& rows, const std::vector<Index>& representative, const Index* ids, ReuseLog& log);
 // Removes the entries of the rows marked in `dropped` (one flag per row) from a CSC matrix.
@@ -92,8 +92,7 @@ void remove_rows(CscMatrix& rows, const std::vector<char>& dropped);
 // Looks for repeats among the rows and drops them; returns the rows dropped.
 Index deduplicate(ActiveRows& rows, ReuseLog& log, RowSignatures& signatures, RowComparer& comparer);
 // Dense: dropped_nonzeros receives the entries of the rows dropped.
-Index deduplicate(DenseRows& rows, ReuseLog& log, RowSignatures& signatures, DenseRows& scratch,
-                  Offset& dropped_nonzeros);
+Index deduplicate(DenseRows& rows, ReuseLog& log, RowSignatures& signatures, Offset& dropped_nonzeros);
 Index deduplicate(CscMatrix& rows, const Index* ids, ReuseLog& log, RowSignatures& signatures, RowComparer& comparer);
 
 // The results of the dropped rows from their final holders:
