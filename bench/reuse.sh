@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # reuse.sh: sdnn with and without --reuse (exact computation reuse, docs/reuse.md), side by side:
-# the two runs of each repetition follow each other, REPS repetitions, and the medians of the
+# the two runs of each repetition follow each other (in turn off-on and on-off), REPS repetitions, and the medians of the
 # inference time and the multiply-adds done, with their ratios. Every run's categories and
 # checksum must agree between the two (the script stops otherwise).
 #
@@ -67,7 +67,8 @@ for problem in "${problems[@]}"; do
   echo "reuse.sh: $name, $REPS repetitions, $THREADS threads, $STRATEGY" >&2
   for rep in $(seq 1 "$REPS"); do
     reference=""
-    for reuse in off on; do
+    order="off on"; [ $((rep % 2)) = 0 ] && order="on off"  # the first of a pair may run in other conditions
+    for reuse in $order; do
       flag=(); [ $reuse = on ] && flag=(--reuse)
       load=$(cut -d' ' -f1 /proc/loadavg)
       line=$("$SDNN" "${options[@]}" -q --threads "$THREADS" --format "${STRATEGY%/*}" --parallel "${STRATEGY#*/}" \
