@@ -134,6 +134,33 @@ run "report" 0 $MPIRUN -np 2 ./sdnn "${small[@]}" --report "$tmp/report.json" --
   if python3 -c "import json,sys; r=json.load(open(sys.argv[1])); assert len(r['ranks'])==2 and len(r['ranks'][0]['layers'])==30 and r['run']['imbalance']>=1" "$tmp/report.json" &&
      [ "$(grep -c '^1,' "$tmp/report.csv")" = 31 ]; then ok "report JSON and CSV, per rank and per layer"; else bad "report JSON and CSV" "$tmp/out"; fi
 
+# --reuse (docs/reuse.md): rows with identical entries computed once; the same categories and
+# checksum as without it, the verifier passes, in every format x parallelism, rank count, grid
+# and block size; output and summary say reuse=on and how many rows were computed.
+for np in $rank_counts; do
+  for combo in "csr data" "csc data" "csc model"; do
+    set -- $combo
+    hash=$([ $((np % 2)) = 0 ] && echo both || echo input)
+    check_generated "generated with --reuse, $np rank(s), $1/$2, hash $hash" \
+      $MPIRUN -np "$np" ./sdnn "${small[@]}" --format "$1" --parallel "$2" --hash "$hash" --threads 2 --reuse
+  done
+done
+for grid in $grids; do
+  np=$(( ${grid%x*} * ${grid#*x} ))
+  check_generated "generated with --reuse, data x model, grid $grid" \
+    $MPIRUN -np "$np" ./sdnn "${small[@]}" --strategy model --grid "$grid" --hash network --threads 1 --reuse
+done
+for rows in $block_sizes; do
+  check_generated "generated with --reuse, csr/data, blocks of $rows row(s)" ./sdnn "${small[@]}" --threads 2 --block-rows "$rows" --reuse
+done
+if [ "$(value reuse)" = on ] && [ -n "$(value rows_computed)" ] && grep -q "^reuse: on, rows computed" "$tmp/out"; then
+  ok "--reuse: output and summary say reuse=on and rows_computed"
+else bad "--reuse: output and summary say reuse=on and rows_computed" "$tmp/out"; fi
+run "report with --reuse" 0 $MPIRUN -np 2 ./sdnn "${small[@]}" --reuse --report "$tmp/report.json" --report-layers --strategy model &&
+  if python3 -c "import json,sys; r=json.load(open(sys.argv[1]))['ranks']; assert sum(x['rows_computed'] for x in r) == sum(l['rows_computed'] for x in r for l in x['layers']) > 0" "$tmp/report.json"
+  then ok "--reuse: report holds the distinct rows of every layer"; else bad "--reuse: report holds the distinct rows of every layer" "$tmp/out"; fi
+run "help lists --reuse" 0 ./sdnn --help && expect "help lists --reuse" "--reuse"
+
 # --load-only: the read figures (bytes, MB/s, memory held) and no inference; it takes no output options.
 good=(--network tests/corpus/good --neurons 32 --layers 3 --input tests/corpus/good/input.tsv --inputs 6)
 for np in 1 2; do
@@ -225,6 +252,25 @@ if [ -f "$data/sparse-images-1024-first1200.tsv" ] && [ -d "$data/neuron1024" ];
     run "$name" 0 $MPIRUN -np "$np" ./sdnn "${official[@]}" --strategy model --grid "$grid" --hash "$hash" --threads 1 &&
       expect "$name: Challenge PASS" "Challenge: PASS \(19 categories" && same_as_first_official "$name"
   done
+  # --reuse: Challenge PASS, --out equal to the official file and the same checksum in every case.
+  for case_ in "${official_cases[@]}"; do
+    set -- $case_
+    np=$1; shift
+    name="official data with --reuse, $np rank(s), $1/$2, hash $3"
+    run "$name" 0 $MPIRUN -np "$np" ./sdnn "${official[@]}" --format "$1" --parallel "$2" --hash "$3" --threads 2 --reuse --out "$tmp/categories.tsv" &&
+      expect "$name: Challenge PASS" "Challenge: PASS \(19 categories" && same_as_first_official "$name"
+    if cmp -s "$tmp/categories.tsv" "$data/neuron1024-l120-categories-first1200.tsv"; then ok "$name: --out equals the official file"
+    else bad "$name: --out differs from the official file"; fi
+    rm -f "$tmp/categories.tsv"
+  done
+  for grid in $grids; do
+    np=$(( ${grid%x*} * ${grid#*x} ))
+    name="official data with --reuse, data x model, grid $grid"
+    run "$name" 0 $MPIRUN -np "$np" ./sdnn "${official[@]}" --strategy model --grid "$grid" --hash both --threads 1 --reuse &&
+      expect "$name: Challenge PASS" "Challenge: PASS \(19 categories" && same_as_first_official "$name"
+  done
+  run "official data with --reuse and the verifier" 0 ./sdnn "${official[@]}" --reuse --verify --format csc --parallel model &&
+    expect "official data with --reuse: Verifier PASS" "Verifier: PASS"
   # The same problem from binary archives (sdnn convert): the same categories and checksum.
   if ./sdnn convert --neurons 1024 --network "$data/neuron1024" --layers 120 --input "$data/sparse-images-1024-first1200.tsv" \
        --inputs 1200 --out "$tmp/archives" > "$tmp/out" 2>&1; then

@@ -1,6 +1,7 @@
 // mpi_session.cpp: see mpi_session.hpp.
 #include "comm/mpi_session.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
@@ -84,5 +85,29 @@ std::uint64_t MpiSession::sum(std::uint64_t mine) const {
 }
 
 void MpiSession::barrier() const { MPI_Barrier(MPI_COMM_WORLD); }
+
+SubCommunicator::SubCommunicator(int colour, int key) {
+  if (MPI_Comm_split(MPI_COMM_WORLD, colour, key, &comm_) != MPI_SUCCESS)
+    throw std::runtime_error("MPI_Comm_split failed");
+}
+
+SubCommunicator::~SubCommunicator() {
+  if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+}
+
+// Counts above INT_MAX are sent in pieces.
+void SubCommunicator::sum_in_place(std::vector<std::uint64_t>& values) const {
+  constexpr std::size_t piece = 1u << 30;
+  for (std::size_t at = 0; at < values.size(); at += piece)
+    MPI_Allreduce(MPI_IN_PLACE, values.data() + at, static_cast<int>(std::min(piece, values.size() - at)),
+                  MPI_UINT64_T, MPI_SUM, comm_);
+}
+
+void SubCommunicator::min_in_place(std::vector<std::uint8_t>& values) const {
+  constexpr std::size_t piece = 1u << 30;
+  for (std::size_t at = 0; at < values.size(); at += piece)
+    MPI_Allreduce(MPI_IN_PLACE, values.data() + at, static_cast<int>(std::min(piece, values.size() - at)),
+                  MPI_UINT8_T, MPI_MIN, comm_);
+}
 
 }  // namespace sdnn

@@ -52,4 +52,21 @@ class MpiSession {
   int rank_ = 0, size_ = 1, node_rank_ = 0, node_size_ = 1;
 };
 
+// A part of MPI_COMM_WORLD: the ranks that pass the same colour, ordered by key
+// (MPI_Comm_split; freed by the destructor). Creating and freeing it are collective.
+class SubCommunicator {
+ public:
+  SubCommunicator(int colour, int key);
+  ~SubCommunicator();
+  SubCommunicator(const SubCommunicator&) = delete;
+  SubCommunicator& operator=(const SubCommunicator&) = delete;
+  MPI_Comm comm() const { return comm_; }
+  // Collective over the part: element by element sum or minimum of every rank's values, in place.
+  void sum_in_place(std::vector<std::uint64_t>& values) const;
+  void min_in_place(std::vector<std::uint8_t>& values) const;
+
+ private:
+  MPI_Comm comm_ = MPI_COMM_NULL;
+};
+
 }  // namespace sdnn

@@ -85,6 +85,7 @@ Options parse_options(const std::vector<std::string>& args) {
     else if (arg == "--no-verify") o.no_verify = true;
     else if (arg == "--quiet" || arg == "-q") o.quiet = true;
     else if (arg == "--load-only") o.load_only = true;
+    else if (arg == "--reuse") o.reuse = true;
     else throw std::invalid_argument("unknown option '" + arg + "' (see --help)");
   }
   if (o.help) return o;
@@ -201,6 +202,9 @@ Execution:
   --no-verify        skip the verifier of the generated problem (for timing runs)
   --load-only        read (or generate) the problem, print the read figures (time, MB/s,
                      memory held) and stop: measures loading alone
+  --reuse            exact computation reuse: rows whose entries are identical are computed once
+                     and every row's result taken from its representative (same categories,
+                     checksum and activations; rows_computed= says how many rows were multiplied)
   --quiet, -q        no progress on stderr
   --help, -h         this text
 

@@ -41,6 +41,7 @@ struct Options {
   bool no_verify = false;       // --no-verify: skip the verifier of the generated problem (benchmarks)
   bool quiet = false;
   bool load_only = false;      // --load-only: read the problem, print the read figures, stop
+  bool reuse = false;          // --reuse: rows with identical entries computed once (docs/reuse.md)
   bool help = false;
 
   bool generated() const { return network_dir.empty(); }

@@ -16,7 +16,7 @@ std::vector<double> pack(const RankFigures& f, bool with_layers) {
                            static_cast<double>(f.columns_owned), static_cast<double>(f.active_nonzeros),
                            f.compute_s, f.comm_s, f.idle_s, static_cast<double>(f.bytes_pulled),
                            static_cast<double>(f.messages), static_cast<double>(f.load_bytes_parsed),
-                           static_cast<double>(f.load_bytes_pulled), static_cast<double>(f.pulled_columns)};
+                           static_cast<double>(f.load_bytes_pulled), static_cast<double>(f.pulled_columns), static_cast<double>(f.rows_computed)};
   if (with_layers) {
     const std::size_t layers = f.layer_compute_s.size();
     v.push_back(static_cast<double>(layers));
@@ -26,6 +26,7 @@ std::vector<double> pack(const RankFigures& f, bool with_layers) {
       v.push_back(l < f.layer_nonzeros.size() ? static_cast<double>(f.layer_nonzeros[l]) : 0.0);
       v.push_back(l < f.layer_bytes.size() ? static_cast<double>(f.layer_bytes[l]) : 0.0);
       v.push_back(l < f.layer_columns.size() ? static_cast<double>(f.layer_columns[l]) : 0.0);
+      v.push_back(l < f.layer_rows.size() ? static_cast<double>(f.layer_rows[l]) : 0.0);
     }
   }
   return v;
@@ -45,15 +46,17 @@ RankFigures unpack(const double* v, bool with_layers) {
   f.load_bytes_parsed = static_cast<std::uint64_t>(v[9]);
   f.load_bytes_pulled = static_cast<std::uint64_t>(v[10]);
   f.pulled_columns = static_cast<std::uint64_t>(v[11]);
+  f.rows_computed = static_cast<std::uint64_t>(v[12]);
   if (with_layers) {
-    const std::size_t layers = static_cast<std::size_t>(v[12]);
+    const std::size_t layers = static_cast<std::size_t>(v[13]);
     for (std::size_t l = 0; l < layers; ++l) {
-      const double* x = v + 13 + 5 * l;
+      const double* x = v + 14 + 6 * l;
       f.layer_compute_s.push_back(x[0]);
       f.layer_comm_s.push_back(x[1]);
       f.layer_nonzeros.push_back(static_cast<std::uint64_t>(x[2]));
       f.layer_bytes.push_back(static_cast<std::uint64_t>(x[3]));
       f.layer_columns.push_back(static_cast<std::uint64_t>(x[4]));
+      f.layer_rows.push_back(static_cast<std::uint64_t>(x[5]));
     }
   }
   return f;
@@ -118,7 +121,7 @@ void write_report(const std::string& path, const RunDescription& run, const std:
        << "},\n  \"ranks\": [\n";
   std::ostringstream csv;
   csv.precision(9);
-  csv << "rank,layer,rows_owned,columns_owned,nonzeros,compute_s,comm_s,idle_s,bytes_pulled,messages,pulled_columns\n";
+  csv << "rank,layer,rows_owned,columns_owned,nonzeros,compute_s,comm_s,idle_s,bytes_pulled,messages,pulled_columns,rows_computed\n";
   for (std::size_t r = 0; r < ranks.size(); ++r) {
     const RankFigures& f = ranks[r];
     json << "    {\"rank\": " << f.rank << ", \"rows_owned\": " << f.rows_owned << ", \"columns_owned\": "
@@ -126,19 +129,20 @@ void write_report(const std::string& path, const RunDescription& run, const std:
          << ", \"comm_s\": " << f.comm_s << ", \"idle_s\": " << f.idle_s << ", \"bytes_pulled\": " << f.bytes_pulled
          << ", \"messages\": " << f.messages << ", \"pulled_columns\": " << f.pulled_columns
          << ", \"load_bytes_parsed\": " << f.load_bytes_parsed
-         << ", \"load_bytes_pulled\": " << f.load_bytes_pulled;
+         << ", \"load_bytes_pulled\": " << f.load_bytes_pulled << ", \"rows_computed\": " << f.rows_computed;
     csv << f.rank << ",all," << f.rows_owned << "," << f.columns_owned << "," << f.active_nonzeros << ","
         << f.compute_s << "," << f.comm_s << "," << f.idle_s << "," << f.bytes_pulled << "," << f.messages << ","
-        << f.pulled_columns << "\n";
+        << f.pulled_columns << "," << f.rows_computed << "\n";
     if (with_layers) {
       json << ",\n     \"layers\": [";
       for (std::size_t l = 0; l < f.layer_compute_s.size(); ++l) {
         json << (l ? ", " : "") << "{\"layer\": " << l + 1 << ", \"compute_s\": " << f.layer_compute_s[l]
              << ", \"comm_s\": " << f.layer_comm_s[l] << ", \"nonzeros\": " << f.layer_nonzeros[l]
-             << ", \"bytes_pulled\": " << f.layer_bytes[l] << ", \"pulled_columns\": " << f.layer_columns[l] << "}";
+             << ", \"bytes_pulled\": " << f.layer_bytes[l] << ", \"pulled_columns\": " << f.layer_columns[l]
+             << ", \"rows_computed\": " << f.layer_rows[l] << "}";
         csv << f.rank << "," << l + 1 << "," << f.rows_owned << "," << f.columns_owned << "," << f.layer_nonzeros[l]
             << "," << f.layer_compute_s[l] << "," << f.layer_comm_s[l] << ",," << f.layer_bytes[l] << ",,"
-            << f.layer_columns[l] << "\n";
+            << f.layer_columns[l] << "," << f.layer_rows[l] << "\n";
       }
       json << "]";
     }

@@ -23,8 +23,11 @@ struct RankFigures {
   std::uint64_t messages = 0;         // inference: MPI_Get calls to other ranks
   std::uint64_t pulled_columns = 0;   // inference: activation columns pulled, over all layers
   std::uint64_t load_bytes_parsed = 0, load_bytes_pulled = 0;
+  // --reuse: rows multiplied, over all layers and per layer (distinct rows; data x model counts a
+  // row group's rows on its first rank only)
+  std::uint64_t rows_computed = 0;
   std::vector<double> layer_compute_s, layer_comm_s;
-  std::vector<std::uint64_t> layer_nonzeros, layer_bytes, layer_columns;
+  std::vector<std::uint64_t> layer_nonzeros, layer_bytes, layer_columns, layer_rows;
 };
 
 struct RunDescription {

@@ -343,6 +343,7 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
   engine.parallel = model ? Parallelism::model : o.parallel;
   engine.threads = threads;
   engine.block_rows = o.block_rows;
+  engine.reuse = o.reuse;
   if (show_progress)
     engine.progress = [](double fraction, const std::string& label) {
       std::fprintf(stderr, "\r[sdnn] rank 0: %3.0f%% %s", 100 * fraction, label.c_str());
@@ -378,6 +379,9 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
       figures.layer_comm_s.assign(figures.layer_compute_s.size(), 0.0);
       figures.layer_bytes.assign(figures.layer_compute_s.size(), 0);
       figures.layer_columns.assign(figures.layer_compute_s.size(), 0);
+      figures.layer_rows = std::move(result.layer_rows);
+      figures.layer_rows.resize(figures.layer_compute_s.size(), 0);
+      for (std::uint64_t r : figures.layer_rows) figures.rows_computed += r;
     }
     figures.compute_s = seconds_since(start) - figures.comm_s;
   });
@@ -407,6 +411,9 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
   categories.erase(std::unique(categories.begin(), categories.end()), categories.end());  // a row in several blocks
   const double checksum = global_checksum(final_sum);
   const std::uint64_t active = mpi.sum(static_cast<std::uint64_t>(figures.active_nonzeros));
+  // --reuse: rows multiplied over all layers, and their share of inputs x layers.
+  const std::uint64_t rows_computed = mpi.sum(static_cast<std::uint64_t>(figures.rows_computed));
+  const double rows_share = static_cast<double>(rows_computed) / (static_cast<double>(o.inputs) * o.layers);
 
   // The serial verifier, each rank on its own rows (and, for the model strategy, its columns).
   std::string verdict = "skipped";
@@ -465,6 +472,10 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
     std::printf("rate: %.4e edges/s (%u inputs x %llu connections)\n", rate, o.inputs,
                 static_cast<unsigned long long>(problem.connections));
     std::printf("multiply-adds: %.4e (active nonzeros x 32 weights per row of W)\n", static_cast<double>(active) * 32);
+    if (o.reuse)
+      std::printf("reuse: on, rows computed %llu of %.0f (%.4f; identical rows computed once, multiply-adds above are "
+                  "those done, the rate counts every input)\n",
+                  static_cast<unsigned long long>(rows_computed), static_cast<double>(o.inputs) * o.layers, rows_share);
     std::printf("imbalance: %.3f (max over mean compute time of %d rank(s))", balance, mpi.size());
     if (model) std::printf(", communication/compute: %.3f", ratio);
     std::printf("\n");
@@ -481,11 +492,16 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
     std::printf(
         "summary neurons=%u layers=%u inputs=%u ranks=%d threads=%d strategy=%s grid=%dx%d format=%s parallel=%s "
         "hash=%s read_s=%.6f infer_s=%.6f rate=%.6e categories=%zu checksum=%.17g imbalance=%.4f comm_ratio=%.4f "
-        "verify=%s challenge=%s peak_rss_mb=%.1f read_mb_s=%.1f network_mb=%.1f input_mb=%.1f input_rows=%llu simd=%s\n",
+        "verify=%s challenge=%s peak_rss_mb=%.1f read_mb_s=%.1f network_mb=%.1f input_mb=%.1f input_rows=%llu simd=%s",
         o.neurons, o.layers, o.inputs, mpi.size(), threads, o.strategy.c_str(), grid.rows, grid.columns,
         description.format.c_str(), description.parallel.c_str(), o.hash.c_str(), read_s, infer_s, rate,
         categories.size(), checksum, balance, ratio, verdict.c_str(), challenge.c_str(), peak_mb, read_mb_s,
         static_cast<double>(network_bytes) / 1e6, largest_input_mb, static_cast<unsigned long long>(input_rows), simd.c_str());
+    std::printf(" reuse=%s multiply_adds=%.6e", o.reuse ? "on" : "off", static_cast<double>(active) * 32);
+    if (o.reuse)
+      std::printf(" rows_computed=%llu rows_computed_share=%.6f", static_cast<unsigned long long>(rows_computed),
+                  rows_share);
+    std::printf("\n");
     std::fflush(stdout);
   }
   return (verdict == "FAIL" || challenge == "FAIL") ? 1 : 0;

@@ -22,9 +22,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <memory>
 
 #include "comm/window.hpp"
 #include "partition/row_partition.hpp"
+#include "spmm/reuse.hpp"
 #include "spmm/split_multiply.hpp"
 
 namespace sdnn {
@@ -45,6 +47,50 @@ struct SlotLayout {
   std::size_t offsets_at(int slot) const { return slot * slot_bytes(); }
   std::size_t indices_at(int slot) const { return offsets_at(slot) + offsets_bytes(); }
   std::size_t values_at(int slot) const { return indices_at(slot) + capacity * sizeof(Index); }
+};
+
+// Exact reuse across a row group: every rank holds some columns of each row, so the signatures
+// are summed over the group, each candidate pair is compared on every rank's columns and the
+// verdicts combined; every rank of the group then drops the same rows.
+class GroupReuse {
+ public:
+  GroupReuse(int row_group, int block) : group_(row_group, block) {}
+  // Drops repeated rows from y (when the schedule says so) and returns the rows left alive in
+  // the group.
+  std::uint64_t before_store(CscMatrix& y, Index column_base, std::size_t layers_left) {
+    const bool look = schedule_.due();
+    signatures_of(y, column_base, signatures_);
+    group_.sum_in_place(signatures_.count);
+    Index dropped = 0;
+    if (look) {
+      group_.sum_in_place(signatures_.hash);
+      const std::vector<std::pair<Index, Index>> pairs = candidate_pairs(signatures_);
+      if (!pairs.empty()) {
+        const CsrMatrix by_rows = to_csr(y);
+        std::vector<std::uint8_t> equal(pairs.size());
+        for (std::size_t p = 0; p < pairs.size(); ++p)
+          equal[p] = comparer_.same(by_rows, pairs[p].second, pairs[p].first);
+        group_.min_in_place(equal);
+        std::vector<Index> representative(y.rows());
+        for (Index r = 0; r < y.rows(); ++r) representative[r] = r;
+        for (std::size_t p = 0; p < pairs.size(); ++p)
+          if (equal[p]) representative[pairs[p].first] = pairs[p].second;
+        dropped = drop_repeats(y, representative, nullptr, log_);
+      }
+    }
+    std::uint64_t alive = 0;
+    for (std::uint64_t c : signatures_.count) alive += c > 0;
+    if (look) schedule_.found(dropped, alive, layers_left);
+    return alive - dropped;
+  }
+  void expand(CsrMatrix& final_rows) const { expand_matrix(log_, final_rows); }
+
+ private:
+  SubCommunicator group_;
+  ReuseSchedule schedule_;
+  RowSignatures signatures_;
+  RowComparer comparer_;
+  ReuseLog log_;
 };
 
 }  // namespace
@@ -90,6 +136,16 @@ CsrMatrix run_data_model(const MpiSession& mpi, const LoadedProblem& problem, co
       std::memcpy(window.data() + me.values_at(slot), y.values.data(), y.nnz() * sizeof(Value));
     }
   };
+  figures.layer_rows.assign(layers, 0);
+  std::unique_ptr<GroupReuse> reuse;
+  // Rows are counted once per group, on its first rank.
+  auto count_rows = [&](std::size_t l, std::uint64_t alive) {
+    if (l < layers && block == 0) figures.layer_rows[l] = alive, figures.rows_computed += alive;
+  };
+  if (engine.reuse) {
+    reuse = std::make_unique<GroupReuse>(row_group, block);
+    count_rows(0, reuse->before_store(current, own.first, layers));
+  }
   store(current, 0);
   window.barrier();
 
@@ -173,6 +229,7 @@ CsrMatrix run_data_model(const MpiSession& mpi, const LoadedProblem& problem, co
     std::swap(current, next);
 
     // Store Y_l in the other slot; one collective per layer (see the top of this file).
+    if (reuse) count_rows(l + 1, reuse->before_store(current, own.first, layers - l - 1));
     std::uint64_t need = current.nnz();
     if (need <= capacity) store(current, write_slot);
     timed([&] {
@@ -199,6 +256,7 @@ CsrMatrix run_data_model(const MpiSession& mpi, const LoadedProblem& problem, co
   }
   window.free();
   CsrMatrix result = to_csr(current);
+  if (reuse) reuse->expand(result);
   return result;
 }
 

@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "dense_rows.hpp"
+#include "reuse.hpp"
 #include "thread_failure.hpp"
 #include "spmm.hpp"
 
@@ -169,6 +170,8 @@ class BlockRunner {
 
   std::vector<std::uint64_t> layer_nonzeros;  // this thread's figures, over all its blocks
   std::vector<double> layer_seconds;
+  std::vector<std::uint64_t> layer_rows;      // with reuse only
+  ReuseLog reuse_log;                         // the last block's dropped rows (reuse only)
 
   // rows: the block's nonempty rows with their ids; on return, the survivors of every layer.
   // Returns the nonzeros multiplied (the sum over layers of nnz of the layer's input).
@@ -180,6 +183,9 @@ class BlockRunner {
     if (!csr) csc_ = to_csc(rows.rows);  // local row r is rows.ids[r]
     layer_nonzeros.resize(network.size(), 0);
     layer_seconds.resize(network.size(), 0.0);
+    reuse_log.clear();
+    if (options_.reuse) layer_rows.resize(network.size(), 0);
+    ReuseSchedule schedule;
     for (std::size_t l = 0; l < network.size(); ++l) {
       const Layer& layer = network[l];
       const double start = omp_get_wtime();
@@ -190,8 +196,11 @@ class BlockRunner {
         if (dense_allowed_ && enter_panels(csr, rows)) {
           in_panels = true;
           panel_nonzeros = nonzeros;
+          schedule.soon();
         }
       }
+      if (options_.reuse)
+        layer_rows[l] += reuse_before_layer(csr, in_panels, rows, panel_nonzeros, schedule, network.size() - l);
       if (in_panels) {
         if (panels_.rows() == 0) break;
         active += panel_nonzeros;
@@ -224,6 +233,30 @@ class BlockRunner {
   }
 
  private:
+  // Drops repeated rows of the block's current form when the schedule says so; returns the rows
+  // the layer will multiply.
+  Index reuse_before_layer(bool csr, bool in_panels, ActiveRows& rows, Offset& panel_nonzeros,
+                           ReuseSchedule& schedule, std::size_t layers_left) {
+    const bool look = schedule.due();
+    Index dropped = 0, left = 0;
+    if (in_panels) {
+      if (look) {
+        Offset dropped_nonzeros = 0;
+        dropped = deduplicate(panels_, reuse_log, signatures_, dropped_nonzeros);
+        panel_nonzeros -= dropped_nonzeros;
+      }
+      left = panels_.rows();
+    } else if (csr) {
+      if (look) dropped = deduplicate(rows, reuse_log, signatures_, comparer_);
+      left = rows.rows.rows();
+    } else {
+      if (look) dropped = deduplicate(csc_, rows.ids.data(), reuse_log, signatures_, comparer_);
+      bool positive = false;
+      left = csc_alive_rows(csc_, mark_, positive);
+    }
+    if (look) schedule.found(dropped, std::uint64_t{left} + dropped, layers_left);
+    return left;
+  }
   // rows <- the nonempty rows of csc_, whose local row r is rows.ids[r].
   void rows_from_csc(ActiveRows& rows) {
     const CsrMatrix all = to_csr(csc_);
@@ -255,6 +288,8 @@ class BlockRunner {
   DenseRows panels_, next_panels_;
   std::vector<char> mark_;
   std::vector<Index> ids_;
+  RowSignatures signatures_;
+  RowComparer comparer_;
 };
 
 InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& input, const EngineOptions& options) {
@@ -268,6 +303,7 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
   InferenceResult result;
   result.layer_nonzeros.assign(network.size(), 0);
   result.layer_seconds.assign(network.size(), 0.0);
+  if (options.reuse) result.layer_rows.assign(network.size(), 0);
   // Each block's checksum and surviving rows, taken as it finishes: the whole run's categories
   // and checksum whether or not its rows are kept.
   std::vector<ExactSum> block_sums(blocks, 0);
@@ -287,9 +323,11 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
         block_sums[b] = exact_sum_of(block.rows);
         for (Index r = 0; r < block.rows.rows(); ++r)
           if (block.rows.end(r) > block.rows.begin(r)) block_categories[b].push_back(block.ids[r]);
+        add_reused_results(runner.reuse_log, block, block_categories[b], block_sums[b]);
         if (options.keep_activations) {
           results[b].rows = block.rows.clone();
           results[b].ids = block.ids;
+          expand_rows(runner.reuse_log, results[b]);
         }
         meter.advance(last - first, "rows through all layers");
       });
@@ -298,6 +336,7 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
     for (std::size_t l = 0; l < runner.layer_seconds.size(); ++l) {
       result.layer_nonzeros[l] += runner.layer_nonzeros[l];
       result.layer_seconds[l] += runner.layer_seconds[l];
+      if (options.reuse) result.layer_rows[l] += runner.layer_rows[l];
     }
   }
   failure.rethrow();
@@ -336,6 +375,11 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
   InferenceResult result;
   result.layer_nonzeros.assign(network.size(), 0);
   result.layer_seconds.assign(network.size(), 0.0);
+  if (options.reuse) result.layer_rows.assign(network.size(), 0);
+  ReuseLog reuse_log;
+  ReuseSchedule schedule;
+  RowSignatures signatures;
+  RowComparer comparer;
   double layer_start = 0;
   ThreadFailure failure;  // set inside a single, read by every thread after its barrier
   constexpr Index kColumnChunk = 16;
@@ -346,7 +390,24 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
     for (std::size_t l = 0; l < network.size(); ++l) {
       const Layer& layer = network[l];
 #pragma omp single
-      layer_start = omp_get_wtime();
+      failure.guard([&] {
+        layer_start = omp_get_wtime();
+        if (!options.reuse) return;
+        // Repeated rows are dropped before the layer (on one thread), and the rest counted.
+        const bool look = schedule.due();
+        Index dropped = 0;
+        if (in_panels) {
+          Offset dropped_nonzeros = 0;
+          if (look) dropped = deduplicate(panels, reuse_log, signatures, dropped_nonzeros);
+          panel_nonzeros -= dropped_nonzeros;
+          result.layer_rows[l] = panels.rows();
+        } else {
+          if (look) dropped = deduplicate(current, nullptr, reuse_log, signatures, comparer);
+          bool positive = false;
+          result.layer_rows[l] = csc_alive_rows(current, mark, positive);
+        }
+        if (look) schedule.found(dropped, result.layer_rows[l] + dropped, network.size() - l);
+      });
       // Every decision reads state that changes only inside a single (ended by its barrier), so
       // all threads take the same branch.
       if (failure.failed() || (in_panels ? panels.rows() == 0 : current.nnz() == 0)) break;
@@ -424,6 +485,7 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
           panel_nonzeros = current.nnz();
           to_dense(survivors, neurons, panels);
           in_panels = true;
+          schedule.soon();
         }
       });
       if (failure.failed()) break;  // every thread: the single ended with a barrier
@@ -431,6 +493,7 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
   }
   failure.rethrow();
   result.activations = in_panels ? rows_to_matrix(rows, neurons, panels) : to_csr(current);
+  expand_matrix(reuse_log, result.activations);
   result.active_nonzeros = active;
   return result;
 }

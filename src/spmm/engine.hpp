@@ -45,6 +45,9 @@ struct EngineOptions {
   // taken (InferenceResult::activations is then empty), so that saturated survivors are never
   // held all at once (60,000 Fashion-MNIST inputs at N = 65536 would hold 12.6 GB of them).
   bool keep_activations = true;
+  // Exact computation reuse (reuse.hpp): rows with identical entries are computed once, and
+  // every row's result is its representative's. The answer is the same as without it.
+  bool reuse = false;
   // Called now and then with the fraction of the work done (0..1) and a short label.
   std::function<void(double fraction, const std::string& label)> progress;
 };
@@ -57,6 +60,7 @@ struct InferenceResult {
   std::uint64_t active_nonzeros = 0;    // sum over layers of nnz(Y_{l-1}) actually multiplied
   std::vector<std::uint64_t> layer_nonzeros;  // nnz(Y_{l-1}) multiplied in layer l
   std::vector<double> layer_seconds;          // time in layer l (data: summed over threads)
+  std::vector<std::uint64_t> layer_rows;      // rows multiplied in layer l (filled with reuse only)
 };
 
 // Makes sure every layer holds its weights in the format(s) asked for (converting as needed).

@@ -57,12 +57,13 @@ std::vector<Index> categories_of(const CsrMatrix& activations) {
   return rows;
 }
 
-ExactSum exact_sum_of(const CsrMatrix& activations) {
+ExactSum exact_sum_of(const Value* values, Offset count) {
   ExactSum sum = 0;  // each term is below 2^5 * 2^60; 2^127 leaves room for 2^61 of them
-  for (Offset p = 0; p < activations.nnz(); ++p)
-    sum += static_cast<ExactSum>(std::trunc(std::ldexp(static_cast<double>(activations.values[p]), 60)));
+  for (Offset p = 0; p < count; ++p) sum += static_cast<ExactSum>(std::trunc(std::ldexp(static_cast<double>(values[p]), 60)));
   return sum;
 }
+
+ExactSum exact_sum_of(const CsrMatrix& activations) { return exact_sum_of(activations.values.data(), activations.nnz()); }
 
 double to_double(ExactSum sum) { return std::ldexp(static_cast<double>(sum), -60); }
 

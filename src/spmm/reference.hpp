@@ -26,6 +26,7 @@ std::vector<Index> categories_of(const CsrMatrix& activations);
 // checksum is the same however the values are split (rows, columns, ranks, hashing).
 __extension__ typedef __int128 ExactSum;
 ExactSum exact_sum_of(const CsrMatrix& activations);
+ExactSum exact_sum_of(const Value* values, Offset count);  // the same for `count` values
 double to_double(ExactSum sum);
 inline double checksum_of(const CsrMatrix& activations) { return to_double(exact_sum_of(activations)); }
 
