@@ -2,6 +2,8 @@
 // lock_all epoch per window, chunked bounds-checked MPI_Get/MPI_Put, collective free.
 #include "comm/window.hpp"
 
+#include "comm/mpi_library.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -252,7 +254,7 @@ void Window::flush_local_all() {
 
 void Window::sync() {
   require_valid("sync");
-  check_mpi(MPI_Win_sync(win_), "MPI_Win_sync");
+  check_mpi(win_sync(win_), "MPI_Win_sync");
 }
 
 void Window::barrier() {
@@ -354,9 +356,9 @@ void SharedWindow::release() noexcept {
 
 void SharedWindow::fence_node() {
   if (win_ == MPI_WIN_NULL) throw std::logic_error("SharedWindow::fence_node on an empty window");
-  check_mpi(MPI_Win_sync(win_), "MPI_Win_sync");
+  check_mpi(win_sync(win_), "MPI_Win_sync");
   check_mpi(MPI_Barrier(node_comm_), "MPI_Barrier");
-  check_mpi(MPI_Win_sync(win_), "MPI_Win_sync");
+  check_mpi(win_sync(win_), "MPI_Win_sync");
 }
 
 }  // namespace sdnn
