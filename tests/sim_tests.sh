@@ -45,7 +45,7 @@ for c in "${cases[@]}"; do
   set -- $c
   name="SMPI official data, $1 simulated ranks, data x $2, $3, grid $4"
   grid=(); [ "$2" = model ] && grid=(--grid "$4")
-  if ! timeout 600 smpirun -np "$1" -platform "$platform" -hostfile "$tmp/hosts" --cfg=smpi/host-speed:1.25Gf \
+  if ! timeout 600 smpirun -np "$1" -platform "$platform" -hostfile "$tmp/hosts" --cfg=smpi/host-speed:1.5Gf \
         --log=root.thresh:warning "$binary" "${official[@]}" --strategy "$2" --format "$3" "${grid[@]}" \
         > "$tmp/out" 2>&1; then
     bad "$name (exit status)" "$tmp/out"
