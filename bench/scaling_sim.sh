@@ -29,7 +29,8 @@
 #                the squarest data x model grid, hashing none and both: a few minutes
 #   --plot-only  the plots again from the CSV of the last study
 # Environment: OUT (default bench/out/sim, bench/out/sim-quick with --quick), PLOTS (default docs,
-#   $OUT with --quick), RANKS, PROBLEMS, HASHES, STRATEGIES (override the lists above),
+#   $OUT with --quick), RANKS, PROBLEMS, HASHES, STRATEGIES, GRIDS (kinds of model grid: square,
+#   nodes, row) (override the lists above),
 #   HOST_SPEED (flop/s of this machine's core; default measured by bench/platforms/host_speed.sh),
 #   BUDGET (seconds: start no run after this much time; the runs left are listed), APPEND=1 (keep
 #   the rows of an earlier study in $OUT and add these), RUN_LIMIT
@@ -53,7 +54,7 @@ else
   ranks=${RANKS:-"1 2 4 8 16 32 64 128 256 512 896"} problems=${PROBLEMS:-"official default n4096"}
   hashes=${HASHES:-"none input network both"} grid_kinds="square nodes row"
 fi
-strategies=${STRATEGIES:-"data model"}
+strategies=${STRATEGIES:-"data model"} grid_kinds=${GRIDS:-$grid_kinds}
 platform=bench/platforms/omnipath_32x28.xml cores_per_node=28 nodes_total=32
 data=${DATA:-../shared/data/graphchallenge}
 idx=${IDX:-/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz}
