@@ -110,7 +110,8 @@ plot() {
           fi
           index=$((index + 1))
         done
-        [ -n "$line" ] && echo "$line" || echo "set label 1 'no data' at graph 0.4,0.5; plot 1/0 notitle; unset label 1"
+        [ -n "$line" ] && echo "$line" ||
+          echo "set label 1 'not run' at graph 0.4,0.5; unset logscale y; set yrange [0:1]; plot -1 notitle; unset label 1"
       done <<< "$problem_list"
       echo "unset multiplot"
     } > "$out/plot_$what.gp"
