@@ -128,6 +128,50 @@ bench-mpi: deps
 	@$(MAKE) --no-print-directory -j$(NPROC) $(BUILD)/sdnn_bench_mpi
 	$(MPIRUN) -np 2 $(BUILD)/sdnn_bench_mpi $(BENCH_MPI_ARGS)
 
+# SimGrid's SMPI (docs/simulation.md): the same sources built by smpicxx into build/sim (sdnn and
+# the MPI microbenchmarks), run by smpirun on a simulated cluster (bench/platforms/*.xml).
+#   make sim-deps  installs libsimgrid-dev (not part of make deps)
+#   make sim       builds build/sim/sdnn and build/sim/sdnn_bench_mpi
+#   make sim-test  the official data on 2 and 8 simulated ranks, both strategies (tests/sim_tests.sh)
+# make test builds and runs the same SMPI tests when smpicxx is installed (not in SAN builds).
+SIM_PACKAGES := libsimgrid-dev
+SIM_BUILD    := build/sim
+SIM_FLAGS    := -std=c++17 -O3 $(ARCH) -fopenmp -Wall -Wextra -Wpedantic -Wshadow -MMD -MP -Isrc
+SIM_LIB_OBJ  := $(LIB_SRC:%.cpp=$(SIM_BUILD)/%.o)
+SIM_MAIN_OBJ := $(MAIN_SRC:%.cpp=$(SIM_BUILD)/%.o)
+SIM_BENCH_OBJ := $(BENCH_MPI_SRC:%.cpp=$(SIM_BUILD)/%.o)
+SMPICXX      := $(shell command -v smpicxx 2>/dev/null)
+
+$(SIM_BUILD)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	smpicxx $(SIM_FLAGS) -c -o $@ $<
+
+$(SIM_BUILD)/sdnn: $(SIM_MAIN_OBJ) $(SIM_LIB_OBJ)
+	smpicxx -fopenmp -o $@ $^ $(LIBS)
+
+$(SIM_BUILD)/sdnn_bench_mpi: $(SIM_BENCH_OBJ) $(SIM_LIB_OBJ)
+	smpicxx -fopenmp -o $@ $^ $(LIBS) -lbenchmark -pthread
+
+-include $(SIM_LIB_OBJ:.o=.d) $(SIM_MAIN_OBJ:.o=.d) $(SIM_BENCH_OBJ:.o=.d)
+
+.PHONY: sim-deps sim sim-build sim-test
+sim-deps:
+	$(call install,$(SIM_PACKAGES))
+
+sim-build:
+	@$(MAKE) --no-print-directory -j$(NPROC) $(SIM_BUILD)/sdnn $(SIM_BUILD)/sdnn_bench_mpi
+
+sim: deps sim-deps
+	@$(MAKE) --no-print-directory sim-build
+
+sim-test: sim
+	@$(MAKE) --no-print-directory -j$(NPROC) sdnn
+	@result=$$(mktemp); echo "0 1 0" > $$result; bash tests/sim_tests.sh $$result; \
+	  read -r p f s < $$result; rm -f $$result; echo "sim tests: $$p passed, $$f failed, $$s skipped"; [ "$$f" -eq 0 ]
+
+# make test: the SMPI build too, when SimGrid is installed (tests/sim_tests.sh skips otherwise).
+test: $(if $(and $(SMPICXX),$(if $(SAN),,yes)),sim-build)
+
 # Fuzzing, apart from make test and its packages: libFuzzer targets of the readers (no MPI in
 # them), built by clang with ASan and UBSan, each run FUZZ_SECONDS seconds on a copy of the
 # seeds (tests/fuzz/run.sh). A crash fails the target and leaves its input in build/fuzz/.

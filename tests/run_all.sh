@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # run_all.sh: every test of sdnn. The GoogleTest suite (formats, kernels, engine, readers,
 # generator, official data), then the program itself under mpirun with 1 to 4 ranks
-# (tests/program_tests.sh), the end-to-end checks (tests/end_to_end_tests.sh) and the bad-input corpus with 2 and 3 ranks (tests/corpus_tests.sh).
+# (tests/program_tests.sh), the end-to-end checks (tests/end_to_end_tests.sh), the bad-input corpus with
+# 2 and 3 ranks (tests/corpus_tests.sh) and the official data under SimGrid's SMPI when it is
+# installed (tests/sim_tests.sh; skipped otherwise, not run in sanitizer builds).
 # Ends with one line "tests: N passed, N failed, N skipped".
 # Called by `make test` with SDNN_TEST_BINARY and MPIRUN set, and SDNN_SAN (the sanitizers of a
 # SAN build) and SDNN_QUICK (1: a smaller program matrix) when given.
@@ -48,7 +50,7 @@ for np in 1 2 3 4; do
   rm -f "$log"
 done
 
-for script in tests/program_tests.sh tests/end_to_end_tests.sh tests/corpus_tests.sh; do
+for script in tests/program_tests.sh tests/end_to_end_tests.sh tests/corpus_tests.sh tests/sim_tests.sh; do
   result=$(mktemp)
   echo "0 1 0" > "$result"  # a script that dies before writing its counts is one failure
   MPIRUN=${MPIRUN:-} bash "$script" "$result"

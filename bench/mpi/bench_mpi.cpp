@@ -40,11 +40,12 @@
 //     --benchmark_filter=Latency and any other --benchmark_* flag)
 // On one node Open MPI 4.1 moves these bytes through shared memory: the figures are memory
 // copies plus MPI overhead, not network transfers.
+// Times are taken with the MPI library's clock (mpi_seconds), so that under SimGrid's SMPI
+// (make sim builds build/sim/sdnn_bench_mpi; bench/sim_validate.sh) they are simulated times.
 #include <benchmark/benchmark.h>
 #include <mpi.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -53,6 +54,7 @@
 #include <string>
 #include <vector>
 
+#include "comm/mpi_library.hpp"
 #include "comm/mpi_session.hpp"
 #include "comm/window.hpp"
 #include "io/generate.hpp"
@@ -67,16 +69,11 @@
 namespace {
 
 using namespace sdnn;
-using Clock = std::chrono::steady_clock;
 
 constexpr Index kNeurons = 1024;
 constexpr Index kInputs = 2048;
 constexpr std::uint64_t kNetworkSeed = 42, kInputSeed = 7;
 const std::vector<Index> kDepths = {0, 4, 16};
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 int world_rank() {
   int rank = 0;
@@ -119,10 +116,10 @@ void BM_GetLatency(benchmark::State& state) {
   }
   for (auto _ : state) {
     if (rank != 0) continue;  // the loop still runs its fixed count, with nothing to time
-    const auto start = Clock::now();
+    const auto start = mpi_seconds();
     window.get(destination.data(), bytes, target, 0);
     window.flush(target);
-    state.SetIterationTime(seconds_since(start));
+    state.SetIterationTime(mpi_seconds_since(start));
     benchmark::DoNotOptimize(destination.data());
   }
   // The target waits here (making progress in MPI) until rank 0's last get has completed.
@@ -139,11 +136,11 @@ void BM_WindowCreate(benchmark::State& state) {
   double create_s = 0, free_s = 0;
   for (auto _ : state) {
     MPI_Barrier(MPI_COMM_WORLD);  // every rank starts together
-    const auto start = Clock::now();
+    const auto start = mpi_seconds();
     Window window(MPI_COMM_WORLD, bytes, /*same_size=*/true);
-    const double created = seconds_since(start);
+    const double created = mpi_seconds_since(start);
     window.free();
-    const double total = seconds_since(start);
+    const double total = mpi_seconds_since(start);
     double times[3] = {created, total - created, total};
     MPI_Allreduce(MPI_IN_PLACE, times, 3, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
     create_s += times[0];
@@ -252,7 +249,7 @@ void BM_ModelLayer(benchmark::State& state) {
     bytes = 0;
     gets = 0;
     // Sizes first: the column offsets of every range (its length + 1).
-    auto start = Clock::now();
+    auto start = mpi_seconds();
     std::size_t at = 0;
     for (std::size_t r = 0; r < plan.ranges.size(); ++r) {
       const PullPlan::Range& range = plan.ranges[r];
@@ -264,9 +261,9 @@ void BM_ModelLayer(benchmark::State& state) {
       ++gets;
     }
     window.flush_all();
-    double comm = seconds_since(start);
+    double comm = mpi_seconds_since(start);
 
-    start = Clock::now();
+    start = mpi_seconds();
     pulled.reset(kInputs, plan.pulled_columns);
     Index column = 0;
     for (std::size_t r = 0; r < plan.ranges.size(); ++r) {
@@ -275,10 +272,10 @@ void BM_ModelLayer(benchmark::State& state) {
         pulled.offsets[column + 1] = pulled.offsets[column] + (offsets[c + 1] - offsets[c]);
     }
     pulled.reserve_nonzeros(pulled.nnz());
-    double compute = seconds_since(start);
+    double compute = mpi_seconds_since(start);
 
     // Then the data: row indices and values of the ranges' columns, back to back.
-    start = Clock::now();
+    start = mpi_seconds();
     Offset position = 0;
     for (std::size_t r = 0; r < plan.ranges.size(); ++r) {
       const PullPlan::Range& range = plan.ranges[r];
@@ -295,13 +292,13 @@ void BM_ModelLayer(benchmark::State& state) {
       gets += 2;
     }
     window.flush_all();
-    comm += seconds_since(start);
+    comm += mpi_seconds_since(start);
 
-    start = Clock::now();
+    start = mpi_seconds();
     multiplier.partial(current, plan.local_weights, partial);
     multiplier.finish(partial, pulled, plan.remote_weights, mine.bias.data(), next);
     benchmark::DoNotOptimize(next.offsets.data());
-    compute += seconds_since(start);
+    compute += mpi_seconds_since(start);
 
     comm_s += comm;
     compute_s += compute;

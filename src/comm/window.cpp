@@ -2,6 +2,8 @@
 // lock_all epoch per window, chunked bounds-checked MPI_Get/MPI_Put, collective free.
 #include "comm/window.hpp"
 
+#include "comm/mpi_library.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -100,6 +102,7 @@ Window::Window(MPI_Comm comm, std::size_t bytes, bool same_size) {
   data_ = static_cast<std::byte*>(base);
   size_ = bytes;
   sizes_ = std::move(sizes);
+  if (mpi_is_simulated()) issued_to_.assign(static_cast<std::size_t>(comm_size_), 0);
   try {
     check_mpi(MPI_Win_set_errhandler(win_, MPI_ERRORS_RETURN), "MPI_Win_set_errhandler");
     check_mpi(MPI_Win_lock_all(MPI_MODE_NOCHECK, win_), "MPI_Win_lock_all");
@@ -119,8 +122,10 @@ Window::Window(Window&& other) noexcept
       sizes_(std::move(other.sizes_)),
       chunk_bytes_(std::exchange(other.chunk_bytes_, max_chunk_bytes)),
       rank_(std::exchange(other.rank_, 0)),
-      comm_size_(std::exchange(other.comm_size_, 0)) {
+      comm_size_(std::exchange(other.comm_size_, 0)),
+      issued_to_(std::move(other.issued_to_)) {
   other.sizes_.clear();
+  other.issued_to_.clear();
 }
 
 Window& Window::operator=(Window&& other) {
@@ -135,6 +140,8 @@ Window& Window::operator=(Window&& other) {
   chunk_bytes_ = std::exchange(other.chunk_bytes_, max_chunk_bytes);
   rank_ = std::exchange(other.rank_, 0);
   comm_size_ = std::exchange(other.comm_size_, 0);
+  issued_to_ = std::move(other.issued_to_);
+  other.issued_to_.clear();
   return *this;
 }
 
@@ -146,6 +153,7 @@ void Window::free() {
   data_ = nullptr;
   size_ = 0;
   sizes_.clear();
+  issued_to_.clear();
   chunk_bytes_ = max_chunk_bytes;
   rank_ = comm_size_ = 0;
   --live_windows;
@@ -204,6 +212,7 @@ void Window::get(void* destination, std::size_t bytes, int target_rank, std::siz
   check_range("get", bytes, target_rank, target_offset);
   if (bytes == 0) return;
   if (destination == nullptr) throw std::invalid_argument("Window::get: null destination");
+  if (!issued_to_.empty()) issued_to_[static_cast<std::size_t>(target_rank)] = 1;
   auto* out = static_cast<std::byte*>(destination);
   for (std::size_t done = 0; done < bytes;) {
     const std::size_t n = std::min(chunk_bytes_, bytes - done);
@@ -219,6 +228,7 @@ void Window::put(const void* source, std::size_t bytes, int target_rank, std::si
   check_range("put", bytes, target_rank, target_offset);
   if (bytes == 0) return;
   if (source == nullptr) throw std::invalid_argument("Window::put: null source");
+  if (!issued_to_.empty()) issued_to_[static_cast<std::size_t>(target_rank)] = 1;
   const auto* in = static_cast<const std::byte*>(source);
   for (std::size_t done = 0; done < bytes;) {
     const std::size_t n = std::min(chunk_bytes_, bytes - done);
@@ -233,11 +243,17 @@ void Window::put(const void* source, std::size_t bytes, int target_rank, std::si
 void Window::flush(int rank) {
   check_range("flush", 0, rank, 0);
   check_mpi(MPI_Win_flush(rank, win_), "MPI_Win_flush");
+  if (!issued_to_.empty()) issued_to_[static_cast<std::size_t>(rank)] = 0;
 }
 
 void Window::flush_all() {
   require_valid("flush_all");
-  check_mpi(MPI_Win_flush_all(win_), "MPI_Win_flush_all");
+  if (issued_to_.empty()) {
+    check_mpi(MPI_Win_flush_all(win_), "MPI_Win_flush_all");
+    return;
+  }
+  for (std::size_t r = 0; r < issued_to_.size(); ++r)
+    if (issued_to_[r]) flush(static_cast<int>(r));
 }
 
 void Window::flush_local(int rank) {
@@ -252,7 +268,7 @@ void Window::flush_local_all() {
 
 void Window::sync() {
   require_valid("sync");
-  check_mpi(MPI_Win_sync(win_), "MPI_Win_sync");
+  check_mpi(win_sync(win_), "MPI_Win_sync");
 }
 
 void Window::barrier() {
@@ -354,9 +370,9 @@ void SharedWindow::release() noexcept {
 
 void SharedWindow::fence_node() {
   if (win_ == MPI_WIN_NULL) throw std::logic_error("SharedWindow::fence_node on an empty window");
-  check_mpi(MPI_Win_sync(win_), "MPI_Win_sync");
+  check_mpi(win_sync(win_), "MPI_Win_sync");
   check_mpi(MPI_Barrier(node_comm_), "MPI_Barrier");
-  check_mpi(MPI_Win_sync(win_), "MPI_Win_sync");
+  check_mpi(win_sync(win_), "MPI_Win_sync");
 }
 
 }  // namespace sdnn

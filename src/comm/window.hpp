@@ -143,6 +143,12 @@ class Window {
   std::vector<std::size_t> sizes_;  // every rank's segment, in bytes
   std::size_t chunk_bytes_ = max_chunk_bytes;
   int rank_ = 0, comm_size_ = 0;
+  // Under SimGrid's SMPI only (empty otherwise): which ranks this rank has issued gets or puts to
+  // since it last flushed them. SMPI's MPI_Win_flush_all visits the window of every rank of the
+  // communicator (simulated locks and waits: O(ranks) per call, O(ranks^2) per layer of the
+  // job, which made 896 simulated ranks unaffordable), so flush_all flushes those ranks one by one
+  // there: the same completion of this rank's operations.
+  std::vector<char> issued_to_;
 };
 
 class SharedWindow {

@@ -2,9 +2,9 @@
 #include "main/load.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <exception>
 
+#include "comm/mpi_library.hpp"
 #include "comm/window.hpp"
 #include "io/archive.hpp"
 #include "io/compressed.hpp"
@@ -14,10 +14,6 @@
 
 namespace sdnn {
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 // Which of `groups` balanced groups of `total` items holds item i (shard_of's inverse).
 int group_of(Index i, Index total, int groups) {
@@ -141,7 +137,7 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
     t.col = plan.neurons(t.col);
   };
 
-  auto start = std::chrono::steady_clock::now();
+  double start = mpi_seconds();
   if (o.generated()) {
     // Deterministic: every rank generates the whole problem and keeps its part.
     const Network whole = generate_network(n, o.layers, o.seed, plan.bias);
@@ -157,8 +153,8 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
         }
       build_layer(l, triplets, "(generated layer)");
     }
-    problem.network_s = seconds_since(start);
-    start = std::chrono::steady_clock::now();
+    problem.network_s = mpi_seconds_since(start);
+    start = mpi_seconds();
     const CsrMatrix all = generate_inputs(m, n, o.seed);
     std::vector<Triplet> triplets;
     for (Index i = 0; i < m; ++i)
@@ -168,7 +164,7 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
         if (t.row >= rows.first && t.row < rows.last) triplets.push_back({t.row - rows.first, t.col, t.value});
       }
     problem.input = from_triplets<RowMajor>(rows.size(), n, triplets);
-    problem.input_s = seconds_since(start);
+    problem.input_s = mpi_seconds_since(start);
     return problem;
   }
 
@@ -213,7 +209,7 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
       failure = std::current_exception();
     }
     mpi.agree(failure);
-    problem.network_s = seconds_since(start);
+    problem.network_s = mpi_seconds_since(start);
   } else {
     // Official-format files: a share of every layer file, bucketed by column group.
     // Every collective step below starts only once all ranks agree that the last one worked.
@@ -262,13 +258,13 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
     }
     mpi.agree(failure);
     layer_buckets.clear();
-    problem.network_s = seconds_since(start);
+    problem.network_s = mpi_seconds_since(start);
   }
 
   // The input: from an archive, every rank reads the blocks that can hold its rows (all of them
   // when rows are hashed); from TSV, a share of its lines, bucketed by the row group that owns
   // each (hashed) row.
-  start = std::chrono::steady_clock::now();
+  start = mpi_seconds();
   if (is_archive_path(o.input_path)) {
     try {
       const bool as_is = plan.rows.is_identity() && plan.neurons.is_identity();
@@ -345,7 +341,7 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
                                                }
                                              });
   }
-  problem.input_s = seconds_since(start);
+  problem.input_s = mpi_seconds_since(start);
   return problem;
 }
 

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "comm/mpi_library.hpp"
 #include "comm/mpi_session.hpp"
 #include "hash/hash.hpp"
 #include "io/archive.hpp"
@@ -45,10 +46,6 @@ namespace sdnn {
 namespace {
 
 struct PhaseFailed {};  // a phase failed on some rank; the message has been printed
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 // Runs `work` on every rank, then agrees: when it threw on any rank, rank 0 prints the message of
 // the lowest rank that failed on its own (not through PeerFailure) and every rank throws
@@ -326,8 +323,12 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
   if (o.load_only) {
     const double peak_mb = mpi.max(peak_resident_mb());
     if (root) {
-      std::printf("memory: peak resident %.0f MB (largest rank); estimated before loading %.0f MB per rank\n", peak_mb,
-                  static_cast<double>(estimate.total()) / 1e6);
+      if (mpi_is_simulated())
+        std::printf("memory: peak resident %.0f MB (the simulator's whole process: all %d simulated ranks); estimated "
+                    "before loading %.0f MB per rank\n", peak_mb, mpi.size(), static_cast<double>(estimate.total()) / 1e6);
+      else
+        std::printf("memory: peak resident %.0f MB (largest rank); estimated before loading %.0f MB per rank\n", peak_mb,
+                    static_cast<double>(estimate.total()) / 1e6);
       std::printf("summary neurons=%u layers=%u inputs=%u ranks=%d threads=%d load_only=yes read_s=%.6f read_mb=%.1f "
                   "read_mb_s=%.1f network_mb=%.1f input_mb=%.1f peak_rss_mb=%.1f input_rows=%llu\n",
                   o.neurons, o.layers, o.inputs, mpi.size(), threads, read_s, read_mb, read_mb_s,
@@ -362,7 +363,7 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
   figures.load_bytes_pulled = problem.bytes_pulled;
   phase(mpi, [&] {
     mpi.barrier();
-    const auto start = std::chrono::steady_clock::now();
+    const double start = mpi_seconds();
     if (model) {
       final_rows = run_data_model(mpi, problem, grid, engine, !o.no_overlap, figures);
       final_categories = categories_of(final_rows);
@@ -383,12 +384,12 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
       figures.layer_rows.resize(figures.layer_compute_s.size(), 0);
       for (std::uint64_t r : figures.layer_rows) figures.rows_computed += r;
     }
-    figures.compute_s = seconds_since(start) - figures.comm_s;
+    figures.compute_s = mpi_seconds_since(start) - figures.comm_s;
   });
   {
-    const auto start = std::chrono::steady_clock::now();
+    const double start = mpi_seconds();
     mpi.barrier();  // the wait for the slowest rank
-    figures.idle_s = seconds_since(start);
+    figures.idle_s = mpi_seconds_since(start);
   }
   if (show_progress) std::fprintf(stderr, "\n");
   if (perturbed_row != 0) {  // test only: one value of one rank's result made wrong
@@ -421,7 +422,7 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
   if (o.verify) {
     std::string difference;
     phase(mpi, [&] {
-      const auto start = std::chrono::steady_clock::now();
+      const double start = mpi_seconds();
       if (model) {
         LoadPlan whole = plan;
         whole.column_groups = 1;
@@ -432,7 +433,7 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
       } else {
         difference = first_difference(reference_inference(problem.network, problem.input), final_rows);
       }
-      verify_s = seconds_since(start);
+      verify_s = mpi_seconds_since(start);
     });
     verify_s = mpi.max(verify_s);
     const std::string first = mpi.first_failure(!difference.empty(), difference);
@@ -479,8 +480,12 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
     std::printf("imbalance: %.3f (max over mean compute time of %d rank(s))", balance, mpi.size());
     if (model) std::printf(", communication/compute: %.3f", ratio);
     std::printf("\n");
-    std::printf("memory: peak resident %.0f MB (largest rank; %.0f MB all ranks); estimated before loading %.0f MB per rank\n",
-                peak_mb, peak_all_mb, static_cast<double>(estimate.total()) / 1e6);
+    if (mpi_is_simulated())  // one process holds every simulated rank: a per-rank figure does not exist
+      std::printf("memory: peak resident %.0f MB (the simulator's whole process: all %d simulated ranks); estimated "
+                  "before loading %.0f MB per rank\n", peak_mb, mpi.size(), static_cast<double>(estimate.total()) / 1e6);
+    else
+      std::printf("memory: peak resident %.0f MB (largest rank; %.0f MB all ranks); estimated before loading %.0f MB "
+                  "per rank\n", peak_mb, peak_all_mb, static_cast<double>(estimate.total()) / 1e6);
     std::printf("categories: %zu\n", categories.size());
     if (!o.truth_path.empty())
       std::printf("Challenge: %s (%zu categories expected)\n", challenge.c_str(), truth.size());

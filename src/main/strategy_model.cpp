@@ -20,10 +20,10 @@
 #include "main/strategy_model.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 #include <memory>
 
+#include "comm/mpi_library.hpp"
 #include "comm/window.hpp"
 #include "partition/row_partition.hpp"
 #include "spmm/reuse.hpp"
@@ -31,10 +31,6 @@
 
 namespace sdnn {
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 // Byte layout of one rank's window: two slots of [offsets | indices | values].
 struct SlotLayout {
@@ -166,11 +162,11 @@ CsrMatrix run_data_model(const MpiSession& mpi, const LoadedProblem& problem, co
     const int read_slot = static_cast<int>(l % 2), write_slot = static_cast<int>((l + 1) % 2);
     double comm = 0;
     auto timed = [&](auto&& step) {
-      const auto start = std::chrono::steady_clock::now();
+      const double start = mpi_seconds();
       step();
-      comm += seconds_since(start);
+      comm += mpi_seconds_since(start);
     };
-    const auto layer_start = std::chrono::steady_clock::now();
+    const double layer_start = mpi_seconds();
     figures.layer_nonzeros[l] = current.nnz();
     figures.active_nonzeros += current.nnz();
 
@@ -245,7 +241,7 @@ CsrMatrix run_data_model(const MpiSession& mpi, const LoadedProblem& problem, co
       }
     });
     figures.layer_comm_s[l] = comm;
-    figures.layer_compute_s[l] = seconds_since(layer_start) - comm;
+    figures.layer_compute_s[l] = mpi_seconds_since(layer_start) - comm;
     figures.layer_bytes[l] = bytes;
     figures.layer_columns[l] = plan.pulled_columns;
     figures.pulled_columns += plan.pulled_columns;

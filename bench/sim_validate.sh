@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# sim_validate.sh: how close SimGrid's SMPI comes to real runs on this machine. The same runs real
+# (build/release, mpirun) and simulated (build/sim, smpirun on bench/platforms/this_machine.xml:
+# one host, 2 cores, its shared-memory figures measured here), side by side in one script:
+#   program  the official 1200 inputs (1024 neurons x 120 layers), 1 thread per rank, on 1, 2 and
+#            4 ranks (4: oversubscribed, 2 ranks per core, in both), data x data (csr) and data x
+#            model (csc, grid 1 x P): median inference time and communication/compute of REPS runs
+#   mpi      the MPI microbenchmarks of bench/mpi (2 ranks): MPI_Get + flush latency 8 B to 64 MB
+#            (BM_GetLatency) and one data x model layer's gets and compute (BM_ModelLayer), medians
+#            of 3 repetitions
+# Writes $OUT/sim_validate.csv (kind,case,metric,real,simulated,error_pct) and the same as a
+# Markdown table, $OUT/sim_validate.md; error = (simulated - real) / real. Gaps and their causes:
+# docs/simulation.md.
+# Usage: bench/sim_validate.sh        Environment: OUT (default bench/out/sim-validate), REPS
+#   (default 3), RANKS (default "1 2 4"), PARTS (default "program mpi": which half to run), HOST_SPEED (default bench/platforms/host_speed.sh's),
+#   DATA (default ../shared/data/graphchallenge).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-bench/out/sim-validate} reps=${REPS:-3} ranks=${RANKS:-"1 2 4"} parts=${PARTS:-"program mpi"}
+data=${DATA:-../shared/data/graphchallenge}
+platform=bench/platforms/this_machine.xml
+mkdir -p "$out"
+command -v smpirun > /dev/null || { echo "sim_validate.sh: smpirun not installed (make sim-deps)" >&2; exit 1; }
+make --no-print-directory sim sdnn build/release/sdnn_bench_mpi > /dev/null
+host_speed=${HOST_SPEED:-$(bench/platforms/host_speed.sh)}
+mpirun_cmd=(mpirun --oversubscribe --bind-to none)
+[ "$(id -u)" = 0 ] && mpirun_cmd+=(--allow-run-as-root)
+smpirun_cmd() {  # RANKS: smpirun on this machine's platform, ranks packed on its one host
+  echo "node-0:$1" > "$out/hostfile"
+  echo smpirun -np "$1" -platform "$platform" -hostfile "$out/hostfile" --cfg=smpi/host-speed:"${host_speed}f" \
+    --log=root.thresh:warning
+}
+official=(--network "$data/neuron1024" --neurons 1024 --layers 120 --inputs 1200
+          --input "$data/sparse-images-1024-first1200.tsv" --threads 1 --no-verify -q)
+value() { grep '^summary ' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+rows=$out/rows.csv
+: > "$rows"
+add() {  # KIND CASE METRIC REAL SIMULATED
+  awk -v OFS=, -v k="$1" -v c="$2" -v m="$3" -v r="$4" -v s="$5" \
+    'BEGIN { e = (r > 0) ? sprintf("%+.0f", 100 * (s - r) / r) : ""; print k, c, m, r, s, e }' >> "$rows"
+}
+echo "sim_validate.sh: host speed ${host_speed}; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# --- the program: real and simulated runs alternate, REPS times.
+[[ " $parts " == *" program "* ]] || ranks=""
+for p in $ranks; do
+  for strategy in data model; do
+    if [ "$strategy" = data ]; then args=(--strategy data --format csr); else args=(--strategy model --format csc --grid "1x$p"); fi
+    : > "$out/real_t"; : > "$out/sim_t"; : > "$out/real_c"; : > "$out/sim_c"
+    for _ in $(seq "$reps"); do
+      "${mpirun_cmd[@]}" -np "$p" ./sdnn "${official[@]}" "${args[@]}" > "$out/real.log" 2>&1
+      value "$out/real.log" infer_s >> "$out/real_t"; value "$out/real.log" comm_ratio >> "$out/real_c"
+      $(smpirun_cmd "$p") build/sim/sdnn "${official[@]}" "${args[@]}" > "$out/sim.log" 2>&1
+      value "$out/sim.log" infer_s >> "$out/sim_t"; value "$out/sim.log" comm_ratio >> "$out/sim_c"
+    done
+    name="official 1200; $p rank(s); data x $strategy"
+    add program "$name" "inference (s)" "$(median < "$out/real_t")" "$(median < "$out/sim_t")"
+    [ "$strategy" = model ] && [ "$p" -gt 1 ] &&
+      add program "$name" "communication/compute" "$(median < "$out/real_c")" "$(median < "$out/sim_c")"
+    echo "done: $name"
+  done
+done
+
+# --- the MPI microbenchmarks, 2 ranks: medians of Google Benchmark's manual times.
+[[ " $parts " == *" mpi "* ]] || filters=""
+# The console reporter (Google Benchmark's CSV reporter aborts when a later benchmark adds counters).
+: > "$out/bench_real.txt"; : > "$out/bench_sim.txt"
+if [ -n "${filters-all}" ]; then
+  bench_args=(--benchmark_filter='GetLatency|ModelLayer' --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+              --benchmark_color=false)
+  "${mpirun_cmd[@]}" -np 2 build/release/sdnn_bench_mpi "${bench_args[@]}" > "$out/bench_real.txt" 2> "$out/bench_real.err" ||
+    echo "sim_validate.sh: the real microbenchmarks failed (exit $?; $out/bench_real.err)"
+  $(smpirun_cmd 2) build/sim/sdnn_bench_mpi "${bench_args[@]}" > "$out/bench_sim.txt" 2> "$out/bench_sim.err" ||
+    echo "sim_validate.sh: the simulated microbenchmarks failed (exit $?; $out/bench_sim.err)"
+fi
+medians() { awk '$1 ~ /_median$/ { name = $1; sub(/\/(iterations|manual_time).*/, "", name); print name, $2, $3 }' "$1"; }
+join <(medians "$out/bench_real.txt" | sort) <(medians "$out/bench_sim.txt" | sort) | sort -t/ -k1,1 -k2,2n |
+  while read -r name real_t unit sim_t _; do
+    add mpi "$name" "time per iteration ($unit)" "$real_t" "$sim_t"
+  done
+
+# A shared machine: real wall times include waiting for a core, SMPI's computation is CPU time.
+# One rank has no communication, so its real/simulated ratio (per strategy) is that load factor;
+# real_corrected divides the real times of the same strategy by it.
+awk -F, -v OFS=, '{ print } $1 == "program" && $3 == "inference (s)" && $2 ~ / 1 rank/ {
+    split($2, w, "data x "); print "factor", w[2], $4 / $5 }' "$rows" |
+  awk -F, -v OFS=, '$1 == "factor" { f[$2] = $3; next } { rows[NR] = $0 } END {
+    print "kind,case,metric,real,simulated,error_pct,real_load_corrected,error_corrected_pct"
+    for (i = 1; i <= NR; i++) if (i in rows) {
+      split(rows[i], v, ","); split(v[2], w, "data x "); c = ""; e = ""
+      if (v[1] == "program" && v[3] == "inference (s)" && f[w[2]] > 0) {
+        c = sprintf("%.4g", v[4] / f[w[2]]); e = sprintf("%+.0f", 100 * (v[5] - c) / c) }
+      print rows[i], c, e } }' > "$out/sim_validate.csv"
+{
+  echo "| kind | case | metric | real | simulated | error | real, load-corrected | error, corrected |"
+  echo "|---|---|---|---|---|---|---|---|"
+  tail -n +2 "$out/sim_validate.csv" | awk -F, '{ printf "| %s | %s | %s | %.4g | %.4g | %s%% | %s | %s |\n",
+    $1, $2, $3, $4, $5, $6, $7, ($8 == "" ? "" : $8 "%") }' 
+  echo
+  echo "Host speed ${host_speed} flop/s; load average after: $(cut -d' ' -f1-3 /proc/loadavg) (2 cores)."
+} > "$out/sim_validate.md"
+rm -f "$rows" "$out"/real_* "$out"/sim_t "$out"/sim_c
+cat "$out/sim_validate.md"
