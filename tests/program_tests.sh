@@ -91,6 +91,25 @@ for np in 1 2 3; do
   expect "shared network reports the memory saved, $np rank(s)" "one copy shared by the $np rank\(s\) of each node"
 done
 check_generated "generated, data x model without overlap" $MPIRUN -np 2 ./sdnn "${small[@]}" --strategy model --no-overlap
+# The layer pipeline (docs/pipeline.md): every grid and hashing mode; single-row blocks, most of
+# which die inside a stage and never travel; a stage with no layer refused.
+for grid in $grids; do
+  np=$(( ${grid%x*} * ${grid#*x} ))
+  for hash in $hashes; do
+    check_generated "generated, pipeline, grid $grid, hash $hash" \
+      $MPIRUN -np "$np" ./sdnn "${small[@]}" --strategy pipeline --grid "$grid" --hash "$hash" --threads 1
+  done
+done
+check_generated "generated, pipeline 1x3, blocks of one row" \
+  $MPIRUN -np 3 ./sdnn "${small[@]}" --strategy pipeline --grid 1x3 --block-rows 1 --threads 1
+blocks=$(value stage_blocks)
+if [ "${blocks%%,*}" -gt 0 ] && [ "${blocks%%,*}" -lt 1500 ]; then ok "pipeline: blocks that die inside stage 0 are not passed on ($blocks)"
+else bad "pipeline: stage 0 should pass some but not all of 1500 one-row blocks (got '$blocks')" "$tmp/out"; fi
+expect "pipeline prints each stage" "^stage 2: busy .* waiting for input .* waiting for space .* passed .* MB in"
+run "pipeline with more stages than layers" 2 $MPIRUN -np 4 ./sdnn --inputs 20 --layers 3 --neurons 64 --strategy pipeline --grid 1x4 -q
+expect "a stage without layers refused clearly" "4 pipeline stages but the network has 3 layer\(s\): a stage would hold no layer"
+run "pipeline grid that does not match the ranks" 2 $MPIRUN -np 3 ./sdnn --strategy pipeline --grid 2x2 -q &&
+  expect "pipeline grid mismatch explained" "--grid 2x2 needs 4 ranks, not 3"
 # Determinism: the thread count, the block size of data parallelism and the hashing seed change
 # neither the categories nor the checksum (the runs above use 2 threads and the default blocks).
 for threads in $thread_counts; do
@@ -159,6 +178,15 @@ if [ -f "$data/sparse-images-1024-first1200.tsv" ] && [ -d "$data/neuron1024" ];
     hash=$([ $((np % 2)) = 0 ] && echo both || echo network)
     name="official data, data x model, grid $grid, hash $hash"
     run "$name" 0 $MPIRUN -np "$np" ./sdnn "${official[@]}" --strategy model --grid "$grid" --hash "$hash" --threads 1 &&
+      expect "$name: Challenge PASS" "Challenge: PASS \(19 categories" && same_as_first_official "$name"
+  done
+  pipeline_hashes=(none input network both)
+  i=0
+  for grid in $grids; do
+    np=$(( ${grid%x*} * ${grid#*x} ))
+    hash=${pipeline_hashes[$((i % 4))]}; i=$((i + 1))
+    name="official data, pipeline, grid $grid, hash $hash"
+    run "$name" 0 $MPIRUN -np "$np" ./sdnn "${official[@]}" --strategy pipeline --grid "$grid" --hash "$hash" --threads 1 &&
       expect "$name: Challenge PASS" "Challenge: PASS \(19 categories" && same_as_first_official "$name"
   done
   # The same problem from binary archives (sdnn convert): the same categories and checksum.

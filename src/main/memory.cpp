@@ -87,6 +87,7 @@ MemoryEstimate estimate_memory(const Options& o, int ranks, int node_ranks, int 
   constexpr std::uint64_t kEntry = sizeof(Index) + sizeof(Value), kTriplet = sizeof(Triplet);
   const auto P = static_cast<std::uint64_t>(ranks);
   const bool model = o.strategy == "model";
+  const bool pipeline = o.strategy == "pipeline";  // model_columns: the pipeline's stages
   std::uint64_t network_nonzeros = 0, input_nonzeros = 0;
   if (o.generated()) {
     network_nonzeros = 32ull * o.neurons * o.layers;
@@ -99,9 +100,14 @@ MemoryEstimate estimate_memory(const Options& o, int ranks, int node_ranks, int 
   const std::uint64_t offsets = (std::uint64_t{o.neurons} + 1) * sizeof(Offset) * o.layers;
   std::uint64_t network = 2 * (network_nonzeros * kEntry + offsets);
   if (model) network /= static_cast<std::uint64_t>(model_columns);
+  if (pipeline) {  // the largest stage's layers
+    const std::uint64_t layers = std::max<std::uint64_t>(o.layers, 1), stages = model_columns;
+    network = network / layers * ((layers + stages - 1) / stages);
+  }
   if (o.share_network) network /= static_cast<std::uint64_t>(node_ranks);
   e.network_bytes = network;
-  const std::uint64_t shard = input_nonzeros / (model ? P / static_cast<std::uint64_t>(model_columns) : P) + 1;
+  const std::uint64_t shard =
+      input_nonzeros / (model || pipeline ? P / static_cast<std::uint64_t>(model_columns) : P) + 1;
   e.input_bytes = shard * kEntry;
   // Loading, transient (src/main/load.cpp): TSV text is read in pieces (kParsePieceBytes); parsed
   // triplets are bucketed, then (with more than one rank) copied into a window and gathered by
@@ -136,6 +142,7 @@ MemoryEstimate estimate_memory(const Options& o, int ranks, int node_ranks, int 
     work = static_cast<std::uint64_t>(threads) * 7 * std::min(block, rows) * o.neurons * kEntry / 2;
     work = std::min(work, static_cast<std::uint64_t>(threads) * 3 * shard * kEntry + shard * kEntry);
   }
+  if (pipeline) work += 4 * (std::uint64_t{8} << 20);  // the slot ring: 4 slots of at most 8 MiB
   if (o.verify) work += 2 * shard * kEntry;
   // While the network loads, the input is not there yet; loading's transients are freed before
   // inference (see total()).

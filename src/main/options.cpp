@@ -54,8 +54,8 @@ Options parse_options(const std::vector<std::string>& args) {
     else if (arg == "--block-rows") o.block_rows = parse_number<std::uint32_t>(arg, value(), 0);
     else if (arg == "--strategy") {
       o.strategy = value();
-      if (o.strategy != "data" && o.strategy != "model")
-        throw std::invalid_argument("--strategy must be data or model, not '" + o.strategy + "'");
+      if (o.strategy != "data" && o.strategy != "model" && o.strategy != "pipeline")
+        throw std::invalid_argument("--strategy must be data, model or pipeline, not '" + o.strategy + "'");
     }
     else if (arg == "--grid") {
       const std::string& text = value();
@@ -78,7 +78,10 @@ Options parse_options(const std::vector<std::string>& args) {
     else throw std::invalid_argument("unknown option '" + arg + "' (see --help)");
   }
   if (o.help) return o;
-  if (o.grid_rows != 0 && o.strategy != "model") throw std::invalid_argument("--grid goes with --strategy model");
+  if (o.grid_rows != 0 && o.strategy == "data")
+    throw std::invalid_argument("--grid goes with --strategy model or pipeline");
+  if (o.strategy == "pipeline" && o.parallel == Parallelism::model)
+    throw std::invalid_argument("--strategy pipeline runs each block with data parallelism (not --parallel model)");
   if (o.share_network && o.strategy != "data")
     throw std::invalid_argument("--share-network goes with --strategy data (the model strategy splits the network)");
   if (o.report_layers && o.report_path.empty()) throw std::invalid_argument("--report-layers needs --report FILE");
@@ -131,9 +134,12 @@ Execution:
                      data: ranks own independent shards of the input rows (data x data);
                      model: a grid of ranks, row groups x column blocks of the network, each
                      rank pulling the remote activation columns it needs with MPI_Get
-                     (data x model) (default data)
+                     (data x model); pipeline: row groups x pipeline stages, each stage
+                     holding a contiguous range of layers and passing the surviving rows of
+                     each block to the next stage with MPI_Put (docs/pipeline.md)
+                     (default data)
   --grid DxM         the model strategy's grid: D row groups x M column blocks, D*M = ranks
-                     (default 1 x ranks)
+                     (default 1 x ranks); the pipeline strategy's: D row groups x M stages
   --hash none|input|network|both
                      input: permute the input rows before sharding (balance); network: permute
                      neuron ids (columns of Y, rows and columns of W); both (default none).
