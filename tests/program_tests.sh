@@ -106,6 +106,17 @@ blocks=$(value stage_blocks)
 if [ "${blocks%%,*}" -gt 0 ] && [ "${blocks%%,*}" -lt 1500 ]; then ok "pipeline: blocks that die inside stage 0 are not passed on ($blocks)"
 else bad "pipeline: stage 0 should pass some but not all of 1500 one-row blocks (got '$blocks')" "$tmp/out"; fi
 expect "pipeline prints each stage" "^stage 2: busy .* waiting for input .* waiting for space .* passed .* MB in"
+split=$(sed -n 's/^stages balanced by this run.s measured layer times: --stage-layers //p' "$tmp/out")
+if [ -n "$split" ]; then
+  check_generated "generated, pipeline 1x3, the measured split --stage-layers $split" \
+    $MPIRUN -np 3 ./sdnn "${small[@]}" --strategy pipeline --grid 1x3 --stage-layers "$split" --threads 1
+else bad "pipeline prints a measured split" "$tmp/out"; fi
+check_generated "generated, pipeline 2x2, stages split by hand" \
+  $MPIRUN -np 4 ./sdnn "${small[@]}" --strategy pipeline --grid 2x2 --stage-layers 1 --hash input --threads 1
+run "pipeline split out of order" 2 $MPIRUN -np 3 ./sdnn --strategy pipeline --grid 1x3 --stage-layers 9,4 -q &&
+  expect "a split out of order refused clearly" "--stage-layers needs increasing layer numbers in \[1, 119\]"
+run "pipeline split of the wrong length" 2 $MPIRUN -np 2 ./sdnn --strategy pipeline --grid 1x2 --stage-layers 3,4 -q &&
+  expect "a split of the wrong length refused clearly" "--stage-layers needs 1 layer number\(s\) for 2 stages, not 2"
 run "pipeline with more stages than layers" 2 $MPIRUN -np 4 ./sdnn --inputs 20 --layers 3 --neurons 64 --strategy pipeline --grid 1x4 -q
 expect "a stage without layers refused clearly" "4 pipeline stages but the network has 3 layer\(s\): a stage would hold no layer"
 run "pipeline grid that does not match the ranks" 2 $MPIRUN -np 3 ./sdnn --strategy pipeline --grid 2x2 -q &&

@@ -2,6 +2,7 @@
 // Window).
 #include "comm/slot_ring.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <limits>
 #include <stdexcept>
@@ -21,16 +22,20 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// Polls `ready` until it returns true: spinning first, then yielding, then sleeping briefly, so
-// that a waiting rank leaves the cores to ranks that compute (ranks may share cores).
+// Polls `ready` until it returns true: spinning first, then yielding, then sleeping for longer
+// and longer (10 us doubling up to 500 us), so that a waiting rank leaves the cores to ranks that
+// compute (ranks may share cores) at the price of at most 0.5 ms of extra latency.
 template <class Ready>
 void poll_until(Ready&& ready) {
+  long sleep_us = 10;
   for (long spins = 0; !ready(); ++spins) {
     if (spins < 64) continue;
-    if (spins < 1024)
+    if (spins < 256) {
       std::this_thread::yield();
-    else
-      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(sleep_us));
+      sleep_us = std::min(500L, 2 * sleep_us);
+    }
   }
 }
 

@@ -69,6 +69,16 @@ Options parse_options(const std::vector<std::string>& args) {
     else if (arg == "--report") o.report_path = value();
     else if (arg == "--report-layers") o.report_layers = true;
     else if (arg == "--no-overlap") o.no_overlap = true;
+    else if (arg == "--stage-layers") {  // a,b,c: the first layer (0-based) of stages 1, 2, 3
+      const std::string& text = value();
+      std::size_t at = 0;
+      for (;;) {
+        const std::size_t comma = text.find(',', at);
+        o.stage_starts.push_back(parse_number<std::uint32_t>(arg, text.substr(at, comma - at), 1));
+        if (comma == std::string::npos) break;
+        at = comma + 1;
+      }
+    }
     else if (arg == "--share-network") o.share_network = true;
     else if (arg == "--max-memory") o.max_memory = parse_memory_size(value());
     else if (arg == "--verify") o.verify = true;
@@ -80,6 +90,8 @@ Options parse_options(const std::vector<std::string>& args) {
   if (o.help) return o;
   if (o.grid_rows != 0 && o.strategy == "data")
     throw std::invalid_argument("--grid goes with --strategy model or pipeline");
+  if (!o.stage_starts.empty() && o.strategy != "pipeline")
+    throw std::invalid_argument("--stage-layers goes with --strategy pipeline");
   if (o.strategy == "pipeline" && o.parallel == Parallelism::model)
     throw std::invalid_argument("--strategy pipeline runs each block with data parallelism (not --parallel model)");
   if (o.share_network && o.strategy != "data")
@@ -152,6 +164,10 @@ Execution:
                      shared memory (MPI_Win_allocate_shared) instead of one copy each
   --max-memory SIZE  memory a rank may use (e.g. 20G); a run whose estimate exceeds it is
                      refused before loading (default: available memory / ranks on the node)
+  --stage-layers A,B,..
+                     pipeline strategy: the first layer (from 0) of stages 1, 2, ..., P-1
+                     (default: L/P layers each; each run prints a split balanced by the
+                     cost it measured)
   --no-overlap       model strategy: wait for the remote columns before computing anything
                      (to measure what overlapping communication with local work gains)
   --format csr|csc   csr: left multiplication, row by row; csc: right multiplication, column by

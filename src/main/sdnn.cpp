@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -140,6 +141,16 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
       return 2;
     }
   }
+  const int stage = mpi.rank() % grid.columns;  // pipeline: this rank's stage
+  LayerRange stage_range{0, o.layers};
+  if (pipeline) {  // a stage's layers; refused when a stage would hold none
+    try {
+      stage_range = stage_layers(o.layers, grid.columns, stage, o.stage_starts);
+    } catch (const std::invalid_argument& e) {
+      if (root) std::fprintf(stderr, "sdnn: error: %s\n", e.what());
+      return 2;
+    }
+  }
   LoadPlan plan;
   plan.row_groups = model || pipeline ? grid.rows : mpi.size();
   plan.row_group = model || pipeline ? mpi.rank() / grid.columns : mpi.rank();
@@ -151,18 +162,13 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
   plan.bias = o.bias ? *o.bias : default_bias(o.neurons);
   plan.threads = threads;
   plan.build_network = !o.share_network || mpi.node_rank() == 0;
+  plan.first_layer = stage_range.first;  // the pipeline's stage holds its layers only
+  plan.last_layer = stage_range.last;
+  plan.keep_input = !pipeline || stage == 0;
 
   std::vector<Index> truth;
   MemoryEstimate estimate;
-  const int stage = mpi.rank() % grid.columns;  // pipeline: this rank's stage
-  LayerRange stage_range{0, o.layers};
   phase(mpi, [&] {
-    if (pipeline) {  // a stage's layers; refused when a stage would hold none
-      stage_range = stage_layers(o.layers, grid.columns, stage);
-      plan.first_layer = stage_range.first;
-      plan.last_layer = stage_range.last;
-      plan.keep_input = stage == 0;
-    }
     if (!o.out_path.empty()) check_output_folder(o.out_path);
     if (!o.report_path.empty()) {
       check_output_folder(o.report_path);
@@ -367,7 +373,7 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
   }
 
   // Pipeline: one line per stage (printed now) and their fields for the summary.
-  const std::string stage_summary = pipeline ? report_stages(mpi, grid, stage_figures) : "";
+  const std::string stage_summary = pipeline ? report_stages(mpi, grid, stage_figures, figures.layer_compute_s) : "";
   const std::vector<RankFigures> ranks = gather_figures(mpi, figures, o.report_layers);
   std::string challenge = "none";
   RunDescription description{o.strategy, model ? "csc" : to_string(o.format),

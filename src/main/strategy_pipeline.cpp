@@ -52,14 +52,44 @@ struct Survivors {
 
 }  // namespace
 
-LayerRange stage_layers(Index layers, int stages, int stage) {
+LayerRange stage_layers(Index layers, int stages, int stage, const std::vector<std::uint32_t>& starts) {
   if (stages < 1 || stage < 0 || stage >= stages) throw std::invalid_argument("stage_layers: bad stage");
   if (static_cast<Index>(stages) > layers)
     throw std::invalid_argument("--grid asks for " + std::to_string(stages) + " pipeline stages but the network has " +
                                 std::to_string(layers) + " layer(s): a stage would hold no layer (use at most " +
                                 std::to_string(layers) + " stages)");
-  const RowRange r = shard_of(layers, stages, stage);
-  return LayerRange{r.first, r.last};
+  if (starts.empty()) {
+    const RowRange r = shard_of(layers, stages, stage);
+    return LayerRange{r.first, r.last};
+  }
+  if (starts.size() != static_cast<std::size_t>(stages - 1))
+    throw std::invalid_argument("--stage-layers needs " + std::to_string(stages - 1) + " layer number(s) for " +
+                                std::to_string(stages) + " stages, not " + std::to_string(starts.size()));
+  for (std::size_t s = 0; s < starts.size(); ++s)
+    if (starts[s] >= layers || (s > 0 && starts[s] <= starts[s - 1]))
+      throw std::invalid_argument("--stage-layers needs increasing layer numbers in [1, " + std::to_string(layers - 1) +
+                                  "] (every stage holds a layer)");
+  return LayerRange{stage == 0 ? 0 : starts[stage - 1], stage + 1 == stages ? layers : starts[stage]};
+}
+
+std::vector<std::uint32_t> balanced_starts(const std::vector<double>& layer_cost, int stages) {
+  const std::size_t layers = layer_cost.size();
+  if (stages < 1 || static_cast<std::size_t>(stages) > layers)
+    throw std::invalid_argument("balanced_starts: needs 1 <= stages <= layers");
+  double total = 0;
+  for (double c : layer_cost) total += std::max(0.0, c);
+  std::vector<std::uint32_t> starts;
+  double running = 0;
+  std::size_t l = 0;
+  for (int s = 1; s < stages; ++s) {
+    // At least one layer for this stage, and one for each stage after it.
+    const std::size_t lowest = (starts.empty() ? 0 : starts.back()) + 1;
+    const std::size_t highest = layers - static_cast<std::size_t>(stages - s);
+    while (l < lowest) running += std::max(0.0, layer_cost[l++]);
+    while (l < highest && running < total * s / stages) running += std::max(0.0, layer_cost[l++]);
+    starts.push_back(static_cast<std::uint32_t>(l));
+  }
+  return starts;
 }
 
 PipelineResult run_pipeline(const MpiSession& mpi, const LoadedProblem& problem, const Grid& grid, LayerRange layers,
@@ -208,7 +238,10 @@ PipelineResult run_pipeline(const MpiSession& mpi, const LoadedProblem& problem,
   return result;
 }
 
-std::string report_stages(const MpiSession& mpi, const Grid& grid, const StageFigures& mine) {
+std::string report_stages(const MpiSession& mpi, const Grid& grid, const StageFigures& mine,
+                          const std::vector<double>& layer_seconds) {
+  std::vector<double> cost = layer_seconds;
+  MPI_Allreduce(MPI_IN_PLACE, cost.data(), static_cast<int>(cost.size()), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
   const int stages = grid.columns;
   std::vector<double> times(4 * static_cast<std::size_t>(stages), 0.0), volumes(3 * static_cast<std::size_t>(stages), 0.0);
   const int s = mpi.rank() % stages;
@@ -240,6 +273,11 @@ std::string report_stages(const MpiSession& mpi, const Grid& grid, const StageFi
     mb += text;
     std::snprintf(text, sizeof text, "%s%.0f", sep, volumes[3 * t + 1]);
     blocks += text;
+  }
+  if (static_cast<std::size_t>(stages) <= cost.size() && stages > 1) {
+    std::string split;
+    for (std::uint32_t start : balanced_starts(cost, stages)) split += (split.empty() ? "" : ",") + std::to_string(start);
+    std::printf("stages balanced by this run's measured layer times: --stage-layers %s\n", split.c_str());
   }
   return " stage_busy_s=" + busy + " stage_bubble_s=" + bubble + " stage_space_wait_s=" + space +
          " stage_mb=" + mb + " stage_blocks=" + blocks;

@@ -20,14 +20,21 @@
 
 namespace sdnn {
 
-// Layers [first, last) of stage `stage` of `stages`: contiguous, balanced by count (RadiX-Net
-// layers all hold the same number of connections). Throws std::invalid_argument when
-// stages > layers (a stage would hold no layer).
+// Layers [first, last) of stage `stage` of `stages`: contiguous; stage s > 0 starts at
+// starts[s - 1] when `starts` is given (P - 1 increasing layers in [1, layers)), else the layers
+// are balanced by count (RadiX-Net layers all hold the same number of connections). Throws
+// std::invalid_argument with a clear message when stages > layers (a stage would hold no layer)
+// or `starts` is not such a list.
 struct LayerRange {
   Index first = 0, last = 0;
   Index size() const { return last - first; }
 };
-LayerRange stage_layers(Index layers, int stages, int stage);
+LayerRange stage_layers(Index layers, int stages, int stage, const std::vector<std::uint32_t>& starts = {});
+
+// The first layer of stages 1..stages-1 that balances the stages' summed `layer_cost` (each
+// stage at least one layer): stage s ends where the running cost first reaches s/stages of the
+// total. Needs stages <= layer_cost.size().
+std::vector<std::uint32_t> balanced_starts(const std::vector<double>& layer_cost, int stages);
 
 // One stage's figures (this rank).
 struct StageFigures {
@@ -55,8 +62,10 @@ PipelineResult run_pipeline(const MpiSession& mpi, const LoadedProblem& problem,
                             RankFigures& figures);
 
 // Collective: rank 0 prints one line per stage (busy, bubble, space wait, MB and blocks passed:
-// times as the largest over row groups, volumes summed) and returns the summary's fields
-// ("stage_busy_s=a,b,... ..."); other ranks return "".
-std::string report_stages(const MpiSession& mpi, const Grid& grid, const StageFigures& mine);
+// times as the largest over row groups, volumes summed), then the split that the measured time
+// of every layer (layer_seconds, summed over ranks) balances, as a --stage-layers option, and
+// returns the summary's fields ("stage_busy_s=a,b,... ..."); other ranks return "".
+std::string report_stages(const MpiSession& mpi, const Grid& grid, const StageFigures& mine,
+                          const std::vector<double>& layer_seconds);
 
 }  // namespace sdnn
