@@ -43,7 +43,7 @@ value() { grep '^summary ' "$tmp/out" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 # --- command line
 run "help" 0 ./sdnn --help && {
   missing=""
-  for opt in --network --input --neurons --layers --inputs --bias --seed --truth --out --format --parallel --threads --block-rows --verify --no-verify --quiet --help --strategy --grid --hash --hash-seed --report --report-layers --no-overlap --share-network --max-memory --load-only; do
+  for opt in --network --input --neurons --layers --inputs --bias --seed --truth --out --format --parallel --threads --block-rows --verify --no-verify --quiet --help --strategy --grid --hash --hash-seed --report --report-layers --no-overlap --stage-layers --share-network --max-memory --load-only; do
     grep -q -- "$opt" "$tmp/out" || missing="$missing $opt"
   done
   if [ -z "$missing" ]; then ok "help lists every option"; else bad "help misses$missing" "$tmp/out"; fi

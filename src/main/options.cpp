@@ -142,7 +142,7 @@ Problem:
   --out FILE         write the categories there (official format, written atomically)
 
 Execution:
-  --strategy data|model
+  --strategy data|model|pipeline
                      data: ranks own independent shards of the input rows (data x data);
                      model: a grid of ranks, row groups x column blocks of the network, each
                      rank pulling the remote activation columns it needs with MPI_Get
