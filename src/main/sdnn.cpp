@@ -241,8 +241,8 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
                   static_cast<double>(shared.bytes) / 1e6, shared.ranks_on_node,
                   static_cast<double>(shared.bytes) * (shared.ranks_on_node - 1) / 1e6);
     else if (pipeline)
-      std::printf("network: %.1f MB on the largest rank, %.1f MB on all ranks (each of %d stage(s) holds its "
-                  "layers, about 1/%d of the network)\n",
+      std::printf("network: %.1f MB on the largest rank, %.1f MB on all ranks (each of %d stage(s) holds only its "
+                  "layers: about 1/%d of the network when they hold as many)\n",
                   largest_network_mb, all_network_mb, grid.columns, grid.columns);
     else
       std::printf("network: %.1f MB held by each rank\n", static_cast<double>(network_bytes) / 1e6);
