@@ -58,7 +58,7 @@ summary_of() {
 # --- command line
 run "help" 0 ./sdnn --help && {
   missing=""
-  for opt in --network --input --neurons --layers --inputs --bias --seed --truth --out --out-activations --format --parallel --threads --block-rows --verify --no-verify --quiet --help --strategy --grid --hash --hash-seed --report --report-layers --no-overlap --share-network --max-memory --load-only; do
+  for opt in --network --input --neurons --layers --inputs --bias --seed --truth --out --out-activations --format --parallel --threads --block-rows --verify --no-verify --quiet --help --strategy --grid --hash --hash-seed --report --report-layers --no-overlap --stage-layers --share-network --max-memory --load-only; do
     grep -q -- "$opt" "$tmp/out" || missing="$missing $opt"
   done
   if [ -z "$missing" ]; then ok "help lists every option"; else bad "help misses$missing" "$tmp/out"; fi
@@ -107,6 +107,36 @@ for np in 1 2 3; do
   expect "shared network reports the memory saved, $np rank(s)" "one copy shared by the $np rank\(s\) of each node"
 done
 check_generated "generated, data x model without overlap" $MPIRUN -np 2 ./sdnn "${small[@]}" --strategy model --no-overlap
+# The layer pipeline (docs/pipeline.md): every grid and hashing mode; single-row blocks, most of
+# which die inside a stage and never travel; a stage with no layer refused.
+for grid in $grids; do
+  np=$(( ${grid%x*} * ${grid#*x} ))
+  for hash in $hashes; do
+    check_generated "generated, pipeline, grid $grid, hash $hash" \
+      $MPIRUN -np "$np" ./sdnn "${small[@]}" --strategy pipeline --grid "$grid" --hash "$hash" --threads 1
+  done
+done
+check_generated "generated, pipeline 1x3, blocks of one row" \
+  $MPIRUN -np 3 ./sdnn "${small[@]}" --strategy pipeline --grid 1x3 --block-rows 1 --threads 1
+blocks=$(value stage_blocks)
+if [ "${blocks%%,*}" -gt 0 ] && [ "${blocks%%,*}" -lt 1500 ]; then ok "pipeline: blocks that die inside stage 0 are not passed on ($blocks)"
+else bad "pipeline: stage 0 should pass some but not all of 1500 one-row blocks (got '$blocks')" "$tmp/out"; fi
+expect "pipeline prints each stage" "^stage 2: busy .* waiting for input .* waiting for space .* passed .* MB in"
+split=$(sed -n 's/^stages balanced by this run.s measured layer times: --stage-layers //p' "$tmp/out")
+if [ -n "$split" ]; then
+  check_generated "generated, pipeline 1x3, the measured split --stage-layers $split" \
+    $MPIRUN -np 3 ./sdnn "${small[@]}" --strategy pipeline --grid 1x3 --stage-layers "$split" --threads 1
+else bad "pipeline prints a measured split" "$tmp/out"; fi
+check_generated "generated, pipeline 2x2, stages split by hand" \
+  $MPIRUN -np 4 ./sdnn "${small[@]}" --strategy pipeline --grid 2x2 --stage-layers 1 --hash input --threads 1
+run "pipeline split out of order" 2 $MPIRUN -np 3 ./sdnn --strategy pipeline --grid 1x3 --stage-layers 9,4 -q &&
+  expect "a split out of order refused clearly" "--stage-layers needs increasing layer numbers in \[1, 119\]"
+run "pipeline split of the wrong length" 2 $MPIRUN -np 2 ./sdnn --strategy pipeline --grid 1x2 --stage-layers 3,4 -q &&
+  expect "a split of the wrong length refused clearly" "--stage-layers needs 1 layer number\(s\) for 2 stages, not 2"
+run "pipeline with more stages than layers" 2 $MPIRUN -np 4 ./sdnn --inputs 20 --layers 3 --neurons 64 --strategy pipeline --grid 1x4 -q
+expect "a stage without layers refused clearly" "4 pipeline stages but the network has 3 layer\(s\): a stage would hold no layer"
+run "pipeline grid that does not match the ranks" 2 $MPIRUN -np 3 ./sdnn --strategy pipeline --grid 2x2 -q &&
+  expect "pipeline grid mismatch explained" "--grid 2x2 needs 4 ranks, not 3"
 # Determinism: the thread count, the block size of data parallelism and the hashing seed change
 # neither the categories nor the checksum (the runs above use 2 threads and the default blocks).
 for threads in $thread_counts; do
@@ -271,6 +301,15 @@ if [ -f "$data/sparse-images-1024-first1200.tsv" ] && [ -d "$data/neuron1024" ];
   done
   run "official data with --reuse and the verifier" 0 ./sdnn "${official[@]}" --reuse --verify --format csc --parallel model &&
     expect "official data with --reuse: Verifier PASS" "Verifier: PASS"
+  pipeline_hashes=(none input network both)
+  i=0
+  for grid in $grids; do
+    np=$(( ${grid%x*} * ${grid#*x} ))
+    hash=${pipeline_hashes[$((i % 4))]}; i=$((i + 1))
+    name="official data, pipeline, grid $grid, hash $hash"
+    run "$name" 0 $MPIRUN -np "$np" ./sdnn "${official[@]}" --strategy pipeline --grid "$grid" --hash "$hash" --threads 1 &&
+      expect "$name: Challenge PASS" "Challenge: PASS \(19 categories" && same_as_first_official "$name"
+  done
   # The same problem from binary archives (sdnn convert): the same categories and checksum.
   if ./sdnn convert --neurons 1024 --network "$data/neuron1024" --layers 120 --input "$data/sparse-images-1024-first1200.tsv" \
        --inputs 1200 --out "$tmp/archives" > "$tmp/out" 2>&1; then

@@ -111,7 +111,9 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
   problem.network.resize(o.layers);
 
   // Triplets (already hashed) of one layer into this rank's layer.
+  auto in_plan = [&](std::size_t l) { return l >= plan.first_layer && l < plan.last_layer; };
   auto build_layer = [&](std::size_t l, std::vector<Triplet>& triplets, const std::string& path) {
+    if (!in_plan(l)) return;
     Layer& layer = problem.network[l];
     try {
       if (whole_network) {
@@ -143,6 +145,7 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
     const Network whole = generate_network(n, o.layers, o.seed, plan.bias);
     for (const Layer& layer : whole) problem.connections += layer.weights_csr.nnz();
     for (Index l = 0; l < o.layers && plan.build_network; ++l) {
+      if (!in_plan(l)) continue;
       std::vector<Triplet> triplets;
       const CsrMatrix& w = whole[l].weights_csr;
       for (Index i = 0; i < n; ++i)
@@ -163,7 +166,7 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
         hash_input(t);
         if (t.row >= rows.first && t.row < rows.last) triplets.push_back({t.row - rows.first, t.col, t.value});
       }
-    problem.input = from_triplets<RowMajor>(rows.size(), n, triplets);
+    problem.input = plan.keep_input ? from_triplets<RowMajor>(rows.size(), n, triplets) : CsrMatrix(rows.size(), n);
     problem.input_s = mpi_seconds_since(start);
     return problem;
   }
@@ -182,6 +185,7 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
       auto place = [&](Index l, CsrMatrix& w, std::vector<Value>& bias) {
         layer_bytes[l] = w.offsets.size() * sizeof(Offset) + w.nnz() * (sizeof(Index) + sizeof(Value)) +
                          bias.size() * sizeof(Value);
+        if (!in_plan(l)) return;
         Layer& layer = problem.network[l];
         if (whole_network && plan.neurons.is_identity()) {
           layer.weights_csr = std::move(w);
@@ -272,6 +276,7 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
       CsrMatrix& input = problem.input;
       input = CsrMatrix(rows.size(), n);
       auto wanted = [&](Index first, Index last) {
+        if (!plan.keep_input) return false;
         return !plan.rows.is_identity() || (last > rows.first && first < rows.last);
       };
       if (as_is) {  // room for the blocks that hold my rows, so that appending never reallocates
@@ -332,6 +337,7 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
     mpi.agree(failure);
     problem.bytes_pulled += exchange_buckets(mpi, input_buckets, plan.row_groups, plan.row_group, true,
                                              [&](std::size_t, std::vector<Triplet>& triplets) {
+                                               if (!plan.keep_input) return;
                                                for (Triplet& t : triplets) t.row -= rows.first;
                                                try {
                                                  problem.input = from_triplets<RowMajor>(rows.size(), n, triplets);
@@ -341,6 +347,7 @@ LoadedProblem load_problem(const MpiSession& mpi, const Options& o, const LoadPl
                                                }
                                              });
   }
+  if (!plan.keep_input) problem.input = CsrMatrix(rows.size(), n);
   problem.input_s = mpi_seconds_since(start);
   return problem;
 }

@@ -34,12 +34,16 @@ struct LoadPlan {
   Value bias = 0;
   int threads = 1;
   bool build_network = true;  // false: take part in the exchange but keep no layer (shared network)
+  // Layers [first_layer, last_layer) are built; the others stay empty (a pipeline stage's share).
+  Index first_layer = 0, last_layer = ~Index{0};
+  bool keep_input = true;  // false: take part in the exchange but keep no input row (a later stage)
 };
 
 struct LoadedProblem {
-  Network network;      // every layer: weights_csr of all N x N when column_groups == 1, else
+  Network network;      // every layer (those outside the plan's layer range empty): weights_csr of all N x N when column_groups == 1, else
                         // weights_csc holding this rank's column block (N x block, local columns)
-  CsrMatrix input;      // this rank's rows (hashed numbering, local from `rows.first`), N hashed columns
+  CsrMatrix input;      // this rank's rows (hashed numbering, local from `rows.first`), N hashed columns;
+                        // no entry when the plan keeps no input
   RowRange rows;        // this rank's rows, hashed numbering
   RowRange columns;     // this rank's neurons, hashed numbering
   std::uint64_t connections = 0;   // nonzeros of all layers (whole network)

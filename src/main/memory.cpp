@@ -108,6 +108,7 @@ MemoryEstimate estimate_memory(const Options& o, int ranks, int node_ranks, int 
   constexpr std::uint64_t kEntry = sizeof(Index) + sizeof(Value), kTriplet = sizeof(Triplet);
   const auto P = static_cast<std::uint64_t>(ranks);
   const bool model = o.strategy == "model";
+  const bool pipeline = o.strategy == "pipeline";  // model_columns: the pipeline's stages
   std::uint64_t network_nonzeros = 0, input_nonzeros = 0;
   if (o.generated()) {
     network_nonzeros = 32ull * o.neurons * o.layers;
@@ -120,9 +121,14 @@ MemoryEstimate estimate_memory(const Options& o, int ranks, int node_ranks, int 
   const std::uint64_t offsets = (std::uint64_t{o.neurons} + 1) * sizeof(Offset) * o.layers;
   std::uint64_t network = 2 * (network_nonzeros * kEntry + offsets);
   if (model) network /= static_cast<std::uint64_t>(model_columns);
+  if (pipeline) {  // the largest stage's layers
+    const std::uint64_t layers = std::max<std::uint64_t>(o.layers, 1), stages = model_columns;
+    network = network / layers * ((layers + stages - 1) / stages);
+  }
   if (o.share_network) network /= static_cast<std::uint64_t>(node_ranks);
   e.network_bytes = network;
-  const std::uint64_t shard = input_nonzeros / (model ? P / static_cast<std::uint64_t>(model_columns) : P) + 1;
+  const std::uint64_t shard =
+      input_nonzeros / (model || pipeline ? P / static_cast<std::uint64_t>(model_columns) : P) + 1;
   e.input_bytes = shard * kEntry;
   // Loading, transient (src/main/load.cpp): TSV text is read in pieces (kParsePieceBytes); parsed
   // triplets are bucketed, then (with more than one rank) copied into a window and gathered by
@@ -161,6 +167,7 @@ MemoryEstimate estimate_memory(const Options& o, int ranks, int node_ranks, int 
     const std::uint64_t layer_weights = network_nonzeros / std::max(o.layers, 1u);
     work += static_cast<std::uint64_t>(threads) * (12 * kPanelRows * o.neurons + layer_weights) * sizeof(double);
   }
+  if (pipeline) work += 4 * (std::uint64_t{8} << 20);  // the slot ring: 4 slots of at most 8 MiB
   if (o.verify) work += 2 * shard * kEntry;
   // What grows with --inputs whatever the file holds (every row exists, empty or not), per row of
   // the shard: the input's CSR row offsets; while loading, from_triplets' cursor per row; in

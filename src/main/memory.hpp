@@ -1,8 +1,8 @@
 // memory.hpp: the memory a run needs, estimated before anything is loaded, so that a run that
 // cannot fit is refused with a clear message instead of being killed hours later. The estimate
-// counts the network (both weight formats; 1/M of it on a model grid; once per node with
-// --share-network), the input shard, and the larger of loading's transients (TSV pieces, parsed
-// triplets, their copies in windows) and inference's work (per-thread block buffers of data
+// counts the network (both weight formats; 1/M of it on a model grid, the largest stage's layers
+// in a pipeline; once per node with --share-network), the input shard, and the larger of
+// loading's transients (TSV pieces, parsed triplets, their copies in windows) and inference's work (per-thread block buffers of data
 // parallelism, or three copies of the shard for model parallelism and the model strategy; the
 // final activations when verifying), and what grows with the --inputs rows (row offsets, ids,
 // per-row buffers, whether a row holds entries or not) and with --threads (per-thread
@@ -32,7 +32,8 @@ struct MemoryEstimate {
   }
 };
 
-// ranks: all ranks; node_ranks: ranks on this node; model_columns: M of the model grid (1 for data).
+// ranks: all ranks; node_ranks: ranks on this node; model_columns: M of the model grid or P, the
+// pipeline's stages (1 for data).
 MemoryEstimate estimate_memory(const Options& options, int ranks, int node_ranks, int model_columns, int threads);
 
 // MemAvailable of /proc/meminfo in bytes (0 when unknown).

@@ -64,8 +64,8 @@ Options parse_options(const std::vector<std::string>& args) {
     else if (arg == "--block-rows") o.block_rows = parse_number<std::uint32_t>(arg, value(), 0);
     else if (arg == "--strategy") {
       o.strategy = value();
-      if (o.strategy != "data" && o.strategy != "model")
-        throw std::invalid_argument("--strategy must be data or model, not '" + o.strategy + "'");
+      if (o.strategy != "data" && o.strategy != "model" && o.strategy != "pipeline")
+        throw std::invalid_argument("--strategy must be data, model or pipeline, not '" + o.strategy + "'");
     }
     else if (arg == "--grid") {
       const std::string& text = value();
@@ -79,6 +79,16 @@ Options parse_options(const std::vector<std::string>& args) {
     else if (arg == "--report") o.report_path = value();
     else if (arg == "--report-layers") o.report_layers = true;
     else if (arg == "--no-overlap") o.no_overlap = true;
+    else if (arg == "--stage-layers") {  // a,b,c: the first layer (0-based) of stages 1, 2, 3
+      const std::string& text = value();
+      std::size_t at = 0;
+      for (;;) {
+        const std::size_t comma = text.find(',', at);
+        o.stage_starts.push_back(parse_number<std::uint32_t>(arg, text.substr(at, comma - at), 1));
+        if (comma == std::string::npos) break;
+        at = comma + 1;
+      }
+    }
     else if (arg == "--share-network") o.share_network = true;
     else if (arg == "--max-memory") o.max_memory = parse_memory_size(value());
     else if (arg == "--verify") o.verify = true;
@@ -89,7 +99,12 @@ Options parse_options(const std::vector<std::string>& args) {
     else throw std::invalid_argument("unknown option '" + arg + "' (see --help)");
   }
   if (o.help) return o;
-  if (o.grid_rows != 0 && o.strategy != "model") throw std::invalid_argument("--grid goes with --strategy model");
+  if (o.grid_rows != 0 && o.strategy == "data")
+    throw std::invalid_argument("--grid goes with --strategy model or pipeline");
+  if (!o.stage_starts.empty() && o.strategy != "pipeline")
+    throw std::invalid_argument("--stage-layers goes with --strategy pipeline");
+  if (o.strategy == "pipeline" && o.parallel == Parallelism::model)
+    throw std::invalid_argument("--strategy pipeline runs each block with data parallelism (not --parallel model)");
   if (o.share_network && o.strategy != "data")
     throw std::invalid_argument("--share-network goes with --strategy data (the model strategy splits the network)");
   if (o.report_layers && o.report_path.empty()) throw std::invalid_argument("--report-layers needs --report FILE");
@@ -167,13 +182,16 @@ Problem:
                      values exact; rank 0 gathers them all (for tests and small runs)
 
 Execution:
-  --strategy data|model
+  --strategy data|model|pipeline
                      data: ranks own independent shards of the input rows (data x data);
                      model: a grid of ranks, row groups x column blocks of the network, each
                      rank pulling the remote activation columns it needs with MPI_Get
-                     (data x model), csc/model on every rank (default data)
+                     (data x model), csc/model on every rank; pipeline: row groups x pipeline stages, each stage
+                     holding a contiguous range of layers and passing the surviving rows of
+                     each block to the next stage with MPI_Put (docs/pipeline.md)
+                     (default data)
   --grid DxM         the model strategy's grid: D row groups x M column blocks, D*M = ranks
-                     (default 1 x ranks)
+                     (default 1 x ranks); the pipeline strategy's: D row groups x M stages
   --hash none|input|network|both
                      input: permute the input rows before sharding (balance); network: permute
                      neuron ids (columns of Y, rows and columns of W); both (default none).
@@ -186,6 +204,10 @@ Execution:
                      shared memory (MPI_Win_allocate_shared) instead of one copy each
   --max-memory SIZE  memory a rank may use (e.g. 20G); a run whose estimate exceeds it is
                      refused before loading (default: available memory / ranks on the node)
+  --stage-layers A,B,..
+                     pipeline strategy: the first layer (from 0) of stages 1, 2, ..., P-1
+                     (default: L/P layers each; each run prints a split balanced by the
+                     cost it measured)
   --no-overlap       model strategy: wait for the remote columns before computing anything
                      (to measure what overlapping communication with local work gains)
   --format csr|csc   csr: left multiplication, row by row; csc: right multiplication, column by

@@ -24,8 +24,9 @@ struct Options {
   std::optional<float> bias;   // --bias B (default: the challenge's value for N)
   std::uint64_t seed = 42;     // generator seed for the generated problem
   // How to run it.
-  std::string strategy = "data";   // --strategy data|model: data x data or data x model over ranks
-  std::uint32_t grid_rows = 0, grid_columns = 0;  // --grid DxM for the model strategy (0: chosen)
+  std::string strategy = "data";   // --strategy data|model|pipeline: data x data, data x model, data x stages
+  std::uint32_t grid_rows = 0, grid_columns = 0;  // --grid DxM for the model and pipeline strategies (0: chosen)
+  std::vector<std::uint32_t> stage_starts;  // --stage-layers a,b,..: first layer of stages 1.. (pipeline)
   std::string hash = "none";       // --hash none|input|network|both
   std::uint64_t hash_seed = 1;     // --hash-seed
   std::string report_path;         // --report FILE.json (and FILE.csv)

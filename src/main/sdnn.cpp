@@ -1,6 +1,7 @@
 // sdnn.cpp: the sdnn program. One driver for every way of running: it loads (or generates) the
 // problem with every rank parsing a share (main/load.cpp), runs the chosen strategy (data x data:
-// the OpenMP engine on each rank's row shard; data x model: main/strategy_model.cpp), undoes the
+// the OpenMP engine on each rank's row shard; data x model: main/strategy_model.cpp; data x
+// pipeline stages: main/strategy_pipeline.cpp), undoes the
 // hashing, gathers the categories, checks them (the serial verifier, the official truth), prints
 // the figures and the per-rank report, last a "summary key=value ..." line for scripts.
 //
@@ -37,6 +38,7 @@
 #include "main/report.hpp"
 #include "main/shared_network.hpp"
 #include "main/strategy_model.hpp"
+#include "main/strategy_pipeline.hpp"
 #include "partition/row_partition.hpp"
 #include "spmm/dense_rows.hpp"
 #include "spmm/engine.hpp"
@@ -203,11 +205,12 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
   const bool show_progress = root && !o.quiet && ::isatty(2);
   const HashMode hash = parse_hash_mode(o.hash);
   const bool model = o.strategy == "model";
+  const bool pipeline = o.strategy == "pipeline";  // grid D x P: row groups x pipeline stages
 
   // The grid: data x data is P x 1 (every rank a row shard, the whole network); data x model
   // is D x M (row groups x column blocks), rank = d * M + m.
   Grid grid{mpi.size(), 1};
-  if (model) {
+  if (model || pipeline) {
     grid = o.grid_rows ? Grid{static_cast<int>(o.grid_rows), static_cast<int>(o.grid_columns)} : Grid{1, mpi.size()};
     if (grid.rows * grid.columns != mpi.size()) {
       if (root)
@@ -216,9 +219,19 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
       return 2;
     }
   }
+  const int stage = mpi.rank() % grid.columns;  // pipeline: this rank's stage
+  LayerRange stage_range{0, o.layers};
+  if (pipeline) {  // a stage's layers; refused when a stage would hold none
+    try {
+      stage_range = stage_layers(o.layers, grid.columns, stage, o.stage_starts);
+    } catch (const std::invalid_argument& e) {
+      if (root) std::fprintf(stderr, "sdnn: error: %s\n", e.what());
+      return 2;
+    }
+  }
   LoadPlan plan;
-  plan.row_groups = model ? grid.rows : mpi.size();
-  plan.row_group = model ? mpi.rank() / grid.columns : mpi.rank();
+  plan.row_groups = model || pipeline ? grid.rows : mpi.size();
+  plan.row_group = model || pipeline ? mpi.rank() / grid.columns : mpi.rank();
   plan.column_groups = model ? grid.columns : 1;
   plan.column_group = model ? mpi.rank() % grid.columns : 0;
   plan.rows = hashes_input(hash) ? Permutation::hashing(o.inputs, o.hash_seed) : Permutation::identity(o.inputs);
@@ -227,6 +240,9 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
   plan.bias = o.bias ? *o.bias : default_bias(o.neurons);
   plan.threads = threads;
   plan.build_network = !o.share_network || mpi.node_rank() == 0;
+  plan.first_layer = stage_range.first;  // the pipeline's stage holds its layers only
+  plan.last_layer = stage_range.last;
+  plan.keep_input = !pipeline || stage == 0;
 
   std::vector<Index> truth;
   MemoryEstimate estimate;
@@ -258,6 +274,11 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
     if (model) {
       prepare_weights(problem.network, false, true);  // a 1-column-block grid loads whole CSR layers
       for (Layer& layer : problem.network) layer.weights_csr = CsrMatrix();
+    } else if (pipeline) {  // the stage's layers only
+      Network mine(std::make_move_iterator(problem.network.begin() + stage_range.first),
+                   std::make_move_iterator(problem.network.begin() + stage_range.last));
+      problem.network = std::move(mine);
+      prepare_weights(problem.network, o.format == Format::csr || o.verify, true);
     } else {
       prepare_weights(problem.network, o.format == Format::csr || o.verify || o.share_network, true);
     }
@@ -296,11 +317,14 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
                  "count as inputs in the rate: give --inputs %llu for the true count\n",
                  o.input_path.c_str(), static_cast<unsigned long long>(o.inputs - input_rows), o.inputs,
                  static_cast<unsigned long long>(last_input_row), static_cast<unsigned long long>(std::max<std::uint64_t>(last_input_row, 1)));
+  // Pipeline: each stage holds its layers only (about 1/P of the network).
+  const double largest_network_mb = mpi.max(static_cast<double>(network_bytes) / 1e6);
+  const double all_network_mb = mpi.sum(static_cast<double>(network_bytes) / 1e6);
 
   if (root) {
     std::printf("sdnn: neurons=%u layers=%u inputs=%u ranks=%d threads=%d strategy=%s", o.neurons, o.layers,
                 o.inputs, mpi.size(), threads, o.strategy.c_str());
-    if (model) std::printf(" grid=%dx%d", grid.rows, grid.columns);
+    if (model || pipeline) std::printf(" grid=%dx%d", grid.rows, grid.columns);
     std::printf(" format=%s parallel=%s hash=%s%s\n", model ? "csc" : to_string(o.format).c_str(),
                 model ? "model" : to_string(o.parallel).c_str(), o.hash.c_str(),
                 o.generated() ? " (generated problem)" : "");
@@ -314,6 +338,10 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
       std::printf("network: %.1f MB, one copy shared by the %d rank(s) of each node (saves %.1f MB per node)\n",
                   static_cast<double>(shared.bytes) / 1e6, shared.ranks_on_node,
                   static_cast<double>(shared.bytes) * (shared.ranks_on_node - 1) / 1e6);
+    else if (pipeline)
+      std::printf("network: %.1f MB on the largest rank, %.1f MB on all ranks (each of %d stage(s) holds only its "
+                  "layers: about 1/%d of the network when they hold as many)\n",
+                  largest_network_mb, all_network_mb, grid.columns, grid.columns);
     else
       std::printf("network: %.1f MB held by each rank\n", static_cast<double>(network_bytes) / 1e6);
     std::printf("input: %.1f MB held by the largest rank (%u rows x %u neurons)\n", largest_input_mb, o.inputs,
@@ -356,6 +384,7 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
   std::vector<Index> final_categories;  // local rows of final_rows that hold any nonzero
   ExactSum final_sum = 0;
   RankFigures figures;
+  StageFigures stage_figures;  // pipeline only
   figures.rank = mpi.rank();
   figures.rows_owned = problem.rows.size();
   figures.columns_owned = problem.columns.size();
@@ -368,6 +397,13 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
       final_rows = run_data_model(mpi, problem, grid, engine, !o.no_overlap, figures);
       final_categories = categories_of(final_rows);
       final_sum = exact_sum_of(final_rows);
+    } else if (pipeline) {
+      PipelineResult result = run_pipeline(mpi, problem, grid, stage_range, o.layers, engine, o.block_rows * threads,
+                                            o.verify, figures);
+      final_rows = std::move(result.final_rows);
+      final_categories = std::move(result.categories);
+      final_sum = result.exact_sum;
+      stage_figures = result.stage;
     } else {
       engine.keep_activations = o.verify || !o.out_activations_path.empty() || perturbed_row != 0;
       InferenceResult result = infer(problem.network, problem.input, engine);
@@ -430,6 +466,17 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
         LoadedProblem reference = load_problem(mpi, o, whole);
         const CsrMatrix expected = reference_inference(reference.network, reference.input);
         difference = first_difference(columns_of(expected, problem.columns.first, problem.columns.last), final_rows);
+      } else if (pipeline) {  // the last stage checks its row group's survivors against the whole network
+        const bool last_stage = stage == grid.columns - 1;
+        LoadPlan whole = plan;
+        whole.first_layer = 0;
+        whole.last_layer = last_stage ? o.layers : 0;
+        whole.keep_input = last_stage;
+        LoadedProblem reference = load_problem(mpi, o, whole);
+        if (last_stage) {
+          prepare_weights(reference.network, true, false);
+          difference = first_difference(reference_inference(reference.network, reference.input), final_rows);
+        }
       } else {
         difference = first_difference(reference_inference(problem.network, problem.input), final_rows);
       }
@@ -452,6 +499,8 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
     });
   }
 
+  // Pipeline: one line per stage (printed now) and their fields for the summary.
+  const std::string stage_summary = pipeline ? report_stages(mpi, grid, stage_figures, figures.layer_compute_s) : "";
   const std::vector<RankFigures> ranks = gather_figures(mpi, figures, o.report_layers);
   std::string challenge = "none";
   RunDescription description{o.strategy, model ? "csc" : to_string(o.format),
@@ -478,7 +527,7 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
                   "those done, the rate counts every input)\n",
                   static_cast<unsigned long long>(rows_computed), static_cast<double>(o.inputs) * o.layers, rows_share);
     std::printf("imbalance: %.3f (max over mean compute time of %d rank(s))", balance, mpi.size());
-    if (model) std::printf(", communication/compute: %.3f", ratio);
+    if (model || pipeline) std::printf(", communication/compute: %.3f", ratio);
     std::printf("\n");
     if (mpi_is_simulated())  // one process holds every simulated rank: a per-rank figure does not exist
       std::printf("memory: peak resident %.0f MB (the simulator's whole process: all %d simulated ranks); estimated "
@@ -497,11 +546,12 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
     std::printf(
         "summary neurons=%u layers=%u inputs=%u ranks=%d threads=%d strategy=%s grid=%dx%d format=%s parallel=%s "
         "hash=%s read_s=%.6f infer_s=%.6f rate=%.6e categories=%zu checksum=%.17g imbalance=%.4f comm_ratio=%.4f "
-        "verify=%s challenge=%s peak_rss_mb=%.1f read_mb_s=%.1f network_mb=%.1f input_mb=%.1f input_rows=%llu simd=%s",
+        "verify=%s challenge=%s peak_rss_mb=%.1f read_mb_s=%.1f network_mb=%.1f input_mb=%.1f input_rows=%llu simd=%s%s",
         o.neurons, o.layers, o.inputs, mpi.size(), threads, o.strategy.c_str(), grid.rows, grid.columns,
         description.format.c_str(), description.parallel.c_str(), o.hash.c_str(), read_s, infer_s, rate,
         categories.size(), checksum, balance, ratio, verdict.c_str(), challenge.c_str(), peak_mb, read_mb_s,
-        static_cast<double>(network_bytes) / 1e6, largest_input_mb, static_cast<unsigned long long>(input_rows), simd.c_str());
+        static_cast<double>(network_bytes) / 1e6, largest_input_mb, static_cast<unsigned long long>(input_rows), simd.c_str(),
+        stage_summary.c_str());
     std::printf(" reuse=%s multiply_adds=%.6e", o.reuse ? "on" : "off", static_cast<double>(active) * 32);
     if (o.reuse)
       std::printf(" rows_computed=%llu rows_computed_share=%.6f", static_cast<unsigned long long>(rows_computed),

@@ -96,8 +96,9 @@ class ProgressMeter {
   std::atomic<int> last_percent_{-1};
 };
 
-// Assembles the surviving rows of every block into one input.rows() x N matrix.
-CsrMatrix assemble(Index rows, Index cols, const std::vector<ActiveRows>& blocks) {
+}  // namespace
+
+CsrMatrix assemble_rows(Index rows, Index cols, const std::vector<ActiveRows>& blocks) {
   CsrMatrix y(rows, cols);
   for (const ActiveRows& b : blocks)
     for (Index r = 0; r < b.rows.rows(); ++r) y.offsets[b.ids[r] + 1] = b.rows.end(r) - b.rows.begin(r);
@@ -113,6 +114,8 @@ CsrMatrix assemble(Index rows, Index cols, const std::vector<ActiveRows>& blocks
   y.sort_indices();
   return y;
 }
+
+namespace {
 
 // The rows of `a` in [first, last) that hold any entry, with their ids (ids[i], or i itself when
 // ids is null).
@@ -345,7 +348,7 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
     result.categories.insert(result.categories.end(), block_categories[b].begin(), block_categories[b].end());
   }
   std::sort(result.categories.begin(), result.categories.end());
-  if (options.keep_activations) result.activations = assemble(rows, neurons, results);
+  if (options.keep_activations) result.activations = assemble_rows(rows, neurons, results);
   result.active_nonzeros = active;
   return result;
 }
@@ -353,7 +356,7 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
 CsrMatrix rows_to_matrix(Index rows, Index neurons, const DenseRows& panels) {
   std::vector<ActiveRows> one(1);
   to_sparse(panels, one[0]);
-  return assemble(rows, neurons, one);
+  return assemble_rows(rows, neurons, one);
 }
 
 // Model parallelism: all rows in one CSC matrix; each layer's output columns are split between

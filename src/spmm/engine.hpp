@@ -19,6 +19,7 @@
 #include "layer.hpp"
 #include "reference.hpp"
 #include "sparse_matrix.hpp"
+#include "spmm.hpp"
 
 namespace sdnn {
 
@@ -70,6 +71,10 @@ InferenceResult infer(const Network& network, const CsrMatrix& input, const Engi
 
 // The rows per block of data parallelism when EngineOptions::block_rows is 0.
 Index automatic_block_rows(Index rows, int threads);
+
+// The rows of every block (rows.rows[r] is row ids[r]) as one rows x cols matrix, sorted column
+// indices; rows in no block are empty.
+CsrMatrix assemble_rows(Index rows, Index cols, const std::vector<ActiveRows>& blocks);
 
 // Rows [first, last) of a CSR matrix as a matrix of their own.
 CsrMatrix slice_rows(const CsrMatrix& a, Index first, Index last);
