@@ -71,7 +71,8 @@ std::string describe(std::size_t bytes, int rank, std::size_t offset) {
 // The process's window backend: the choice, an automatic switch and why, the test-only faults,
 // the number of windows made (part of the check's pattern) and what the last one used.
 struct BackendState {
-  bool configured = false;  // the choice and faults have been set or read from the environment
+  bool choice_known = false;  // set by hand or read from SDNN_WINDOW_BACKEND
+  bool faults_known = false;  // set by the hook or read from SDNN_TEST_BREAK_WINDOW_CHECK
   WindowBackendChoice choice = WindowBackendChoice::automatic;
   bool switched = false;    // automatic: MPI_Win_allocate failed the check, create from now on
   std::string switch_reason;
@@ -80,29 +81,39 @@ struct BackendState {
   std::string last_description;
 };
 
-BackendState& backend_state() {
+BackendState& raw_backend_state() {
   static BackendState state;
-  if (!state.configured) {
-    state.configured = true;
-    if (const char* faults = std::getenv("SDNN_TEST_BREAK_WINDOW_CHECK")) {
-      const std::string text = std::string(faults) + ",";
-      for (std::size_t at = 0, comma; (comma = text.find(',', at)) != std::string::npos; at = comma + 1) {
-        const std::string word = text.substr(at, comma - at);
-        if (word == "allocate") state.faults |= window_fault_allocate;
-        else if (word == "create") state.faults |= window_fault_create;
-        else if (word == "shared") state.faults |= window_fault_shared;
+  return state;
+}
+
+// The state with the environment read (once; a bad value throws, and again next time).
+BackendState& backend_state() {
+  BackendState& state = raw_backend_state();
+  if (!state.faults_known) {
+    unsigned faults = 0;
+    if (const char* text = std::getenv("SDNN_TEST_BREAK_WINDOW_CHECK")) {
+      const std::string list = std::string(text) + ",";
+      for (std::size_t at = 0, comma; (comma = list.find(',', at)) != std::string::npos; at = comma + 1) {
+        const std::string word = list.substr(at, comma - at);
+        if (word == "allocate") faults |= window_fault_allocate;
+        else if (word == "create") faults |= window_fault_create;
+        else if (word == "shared") faults |= window_fault_shared;
         else if (!word.empty())
           throw std::invalid_argument("SDNN_TEST_BREAK_WINDOW_CHECK: '" + word + "' is not allocate, create or shared");
       }
     }
+    state.faults = faults;
+    state.faults_known = true;
+  }
+  if (!state.choice_known) {
     if (const char* choice = std::getenv("SDNN_WINDOW_BACKEND")) {
       try {
         state.choice = parse_window_backend(choice);
       } catch (const std::invalid_argument& e) {
-        state.configured = false;  // every later Window reports it again
         throw std::invalid_argument(std::string("SDNN_WINDOW_BACKEND: ") + e.what());
       }
     }
+    state.choice_known = true;
   }
   return state;
 }
@@ -185,7 +196,8 @@ WindowBackendChoice parse_window_backend(const std::string& name) {
 }
 
 void set_window_backend(WindowBackendChoice choice) {
-  BackendState& state = backend_state();
+  BackendState& state = raw_backend_state();  // by hand: SDNN_WINDOW_BACKEND is not read
+  state.choice_known = true;
   state.choice = choice;
   state.switched = false;
   state.switch_reason.clear();
@@ -202,9 +214,12 @@ WindowBackend window_backend() {
   }
 }
 
-std::string window_backend_description() { return backend_state().last_description; }
+std::string window_backend_description() { return raw_backend_state().last_description; }
 
-void break_window_check_for_testing(unsigned faults) { backend_state().faults = faults; }
+void break_window_check_for_testing(unsigned faults) {
+  raw_backend_state().faults_known = true;
+  raw_backend_state().faults = faults;
+}
 
 void check_mpi(int rc, const char* call) {
   if (rc == MPI_SUCCESS) return;
