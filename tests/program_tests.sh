@@ -277,8 +277,11 @@ launcher=$!
 victim=""
 for attempt in $(seq 1 100); do
   for p in $(pgrep -x sdnn); do
-    if [ "$(awk '/^PPid/{print $2}' /proc/$p/status 2>/dev/null)" = "$launcher" ] &&
-       tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1'; then victim=$p; fi
+    # Open MPI's mpirun starts the ranks itself; MPICH's (hydra) through a proxy: parent or grandparent.
+    parent=$(awk '/^PPid/{print $2}' /proc/$p/status 2>/dev/null)
+    grandparent=$(awk '/^PPid/{print $2}' /proc/${parent:-0}/status 2>/dev/null)
+    if { [ "$parent" = "$launcher" ] || [ "$grandparent" = "$launcher" ]; } &&
+       tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qxE '(OMPI_COMM_WORLD_RANK|PMI_RANK)=1'; then victim=$p; fi
   done
   [ -n "$victim" ] && break
   sleep 0.1

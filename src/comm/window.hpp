@@ -187,7 +187,9 @@ class Window {
     put(source, element_bytes(count, sizeof(T)), target_rank, element_bytes(first, sizeof(T)));
   }
 
-  // Complete every operation this rank issued to `rank` (both ends) / to every rank.
+  // Complete every operation this rank issued to `rank` (both ends) / to every rank. flush_all
+  // and flush_local_all flush each target with operations outstanding one by one (MPI_Win_flush,
+  // MPI_Win_flush_local): Debian's MPICH 4.0.2's MPI_Win_flush_all can return early.
   void flush(int rank);
   void flush_all();
   // Complete locally (buffers reusable; gets have arrived) to `rank` / to every rank.
@@ -205,6 +207,7 @@ class Window {
   void check_range(const char* what, std::size_t bytes, int target_rank, std::size_t target_offset) const;
   void require_valid(const char* what) const;
   void release() noexcept;  // destructor path: frees, ignoring errors
+  void note_pending(int rank);  // an operation to `rank` was issued: flush_all must flush it
   // Makes the MPI window with `backend`, sets its error handler, opens the epoch.
   void open(WindowBackend backend, MPI_Comm comm, std::size_t bytes, bool same_size);
   // The check (collective): "" when every rank got the right bytes, else what went wrong.
@@ -217,6 +220,8 @@ class Window {
   std::byte* data_ = nullptr;
   std::size_t size_ = 0;
   std::vector<std::size_t> sizes_;  // every rank's segment, in bytes
+  std::vector<int> pending_;         // targets given operations since the last flush_all (may repeat flushed ones)
+  std::vector<char> is_pending_;     // per rank: operations issued and not flushed
   std::size_t chunk_bytes_ = max_chunk_bytes;
   int rank_ = 0, comm_size_ = 0;
 };
