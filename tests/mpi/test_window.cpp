@@ -1029,11 +1029,14 @@ TEST_F(WindowCheck, BothBackendsFailingStopsEveryRankWithTheLibraryNamed) {
   }
   EXPECT_TRUE(on_every_rank(threw));
   EXPECT_TRUE(same_on_every_rank(message)) << message;
+  // The lowest failing rank is named: the hook's (the last rank) or, under a library whose
+  // MPI_Win_allocate is really broken for this size (Debian's MPICH 4.0.2), a lower one.
   EXPECT_EQ(message.rfind("this MPI library's one-sided communication returns wrong data (" + mpi_library_version() +
-                              "): MPI_Win_allocate: rank " + std::to_string(size - 1) + " got 16 wrong byte(s) of 16",
+                              "): MPI_Win_allocate: rank ",
                           0),
             0u)
       << message;
+  EXPECT_NE(message.find(" got 16 wrong byte(s) of 16 from rank "), std::string::npos) << message;
   EXPECT_NE(message.find("; then MPI_Win_create over MPI_Alloc_mem: rank " + std::to_string(size - 1)), std::string::npos)
       << message;
   EXPECT_NE(message.find("no window backend can be trusted"), std::string::npos) << message;
