@@ -131,54 +131,6 @@ run "load only with --out" 2 ./sdnn "${good[@]}" --load-only --out "$tmp/x.tsv" 
 run "read figures of a full run" 0 ./sdnn "${good[@]}" -q && expect "a full run prints the read rate" "^read: .* MB read at [0-9.]+ MB/s" &&
   if [ -n "$(value read_mb_s)" ] && [ -n "$(value input_mb)" ]; then ok "summary holds read_mb_s and input_mb"; else bad "summary holds read_mb_s and input_mb" "$tmp/out"; fi
 
-# --- the official data
-if [ -f "$data/sparse-images-1024-first1200.tsv" ] && [ -d "$data/neuron1024" ]; then
-  official=(--network "$data/neuron1024" --neurons 1024 --layers 120 --input "$data/sparse-images-1024-first1200.tsv"
-            --inputs 1200 --truth "$data/neuron1024-l120-categories-first1200.tsv" -q)
-  official_reference=""
-  same_as_first_official() {  # NAME: the last run's categories and checksum equal the first official run's
-    local line="$(value categories) $(value checksum)"
-    if [ -z "$official_reference" ]; then official_reference=$line; ok "$1: categories checksum = $line"
-    elif [ "$line" = "$official_reference" ]; then ok "$1: same categories and checksum"
-    else bad "$1: '$line' differs from '$official_reference'" "$tmp/out"; fi
-  }
-  for case_ in "${official_cases[@]}"; do
-    set -- $case_
-    np=$1; shift
-    name="official 1200 inputs x 120 layers, $np rank(s), $1/$2, hash $3"
-    run "$name" 0 $MPIRUN -np "$np" ./sdnn "${official[@]}" --format "$1" --parallel "$2" --hash "$3" --threads 2 --out "$tmp/categories.tsv" &&
-      expect "$name: Challenge PASS, 19 categories" "Challenge: PASS \(19 categories" && same_as_first_official "$name"
-    if cmp -s "$tmp/categories.tsv" "$data/neuron1024-l120-categories-first1200.tsv"; then ok "$name: --out equals the official file"
-    else bad "$name: --out differs from the official file"; fi
-    rm -f "$tmp/categories.tsv"
-  done
-  run "official data, one network copy per node, 3 ranks" 0 $MPIRUN -np 3 ./sdnn "${official[@]}" --share-network --format csc --threads 1 &&
-    expect "official data with a shared network: Challenge PASS" "Challenge: PASS \(19 categories"
-  for grid in $grids; do
-    np=$(( ${grid%x*} * ${grid#*x} ))
-    hash=$([ $((np % 2)) = 0 ] && echo both || echo network)
-    name="official data, data x model, grid $grid, hash $hash"
-    run "$name" 0 $MPIRUN -np "$np" ./sdnn "${official[@]}" --strategy model --grid "$grid" --hash "$hash" --threads 1 &&
-      expect "$name: Challenge PASS" "Challenge: PASS \(19 categories" && same_as_first_official "$name"
-  done
-  # The same problem from binary archives (sdnn convert): the same categories and checksum.
-  if ./sdnn convert --neurons 1024 --network "$data/neuron1024" --layers 120 --input "$data/sparse-images-1024-first1200.tsv" \
-       --inputs 1200 --out "$tmp/archives" > "$tmp/out" 2>&1; then
-    name="official data from archives, 2 ranks, csc/data, hash both"
-    run "$name" 0 $MPIRUN -np 2 ./sdnn "${official[@]}" --network "$tmp/archives/neuron1024-l120.sdnn" \
-        --input "$tmp/archives/sparse-images-1024-1200.sdnn" --format csc --hash both --threads 2 &&
-      expect "$name: Challenge PASS" "Challenge: PASS \(19 categories" && same_as_first_official "$name"
-  else
-    bad "official data: sdnn convert" "$tmp/out"
-  fi
-  rm -rf "$tmp/archives"
-  # A wrong truth is a FAIL with exit 1.
-  head -n 18 "$data/neuron1024-l120-categories-first1200.tsv" > "$tmp/short-truth.tsv"
-  run "official data against a wrong truth" 1 ./sdnn "${official[@]}" --truth "$tmp/short-truth.tsv" && expect "wrong truth gives FAIL" "Challenge: FAIL"
-else
-  skip "official data not found at $data (set SDNN_DATA): official-data program tests skipped"
-fi
-
 # --- MPI windows: the backend chosen by hand or by the one-sided check, printed; a check that
 # fails (forced by the test-only SDNN_TEST_BREAK_WINDOW_CHECK) switches backend, or stops every
 # rank with one message naming the MPI library (docs/mpi.md)
@@ -229,6 +181,54 @@ if [ -f "$data/sparse-images-1024-first1200.tsv" ] && [ -d "$data/neuron1024" ];
       expect "official data, $np ranks: Challenge PASS with the window backend printed" "^windows: MPI_Win_(allocate|create over MPI_Alloc_mem) \(checked" &&
       expect "official data, $np ranks, model strategy: Challenge PASS" "Challenge: PASS \(19 categories"
   done
+fi
+
+# --- the official data
+if [ -f "$data/sparse-images-1024-first1200.tsv" ] && [ -d "$data/neuron1024" ]; then
+  official=(--network "$data/neuron1024" --neurons 1024 --layers 120 --input "$data/sparse-images-1024-first1200.tsv"
+            --inputs 1200 --truth "$data/neuron1024-l120-categories-first1200.tsv" -q)
+  official_reference=""
+  same_as_first_official() {  # NAME: the last run's categories and checksum equal the first official run's
+    local line="$(value categories) $(value checksum)"
+    if [ -z "$official_reference" ]; then official_reference=$line; ok "$1: categories checksum = $line"
+    elif [ "$line" = "$official_reference" ]; then ok "$1: same categories and checksum"
+    else bad "$1: '$line' differs from '$official_reference'" "$tmp/out"; fi
+  }
+  for case_ in "${official_cases[@]}"; do
+    set -- $case_
+    np=$1; shift
+    name="official 1200 inputs x 120 layers, $np rank(s), $1/$2, hash $3"
+    run "$name" 0 $MPIRUN -np "$np" ./sdnn "${official[@]}" --format "$1" --parallel "$2" --hash "$3" --threads 2 --out "$tmp/categories.tsv" &&
+      expect "$name: Challenge PASS, 19 categories" "Challenge: PASS \(19 categories" && same_as_first_official "$name"
+    if cmp -s "$tmp/categories.tsv" "$data/neuron1024-l120-categories-first1200.tsv"; then ok "$name: --out equals the official file"
+    else bad "$name: --out differs from the official file"; fi
+    rm -f "$tmp/categories.tsv"
+  done
+  run "official data, one network copy per node, 3 ranks" 0 $MPIRUN -np 3 ./sdnn "${official[@]}" --share-network --format csc --threads 1 &&
+    expect "official data with a shared network: Challenge PASS" "Challenge: PASS \(19 categories"
+  for grid in $grids; do
+    np=$(( ${grid%x*} * ${grid#*x} ))
+    hash=$([ $((np % 2)) = 0 ] && echo both || echo network)
+    name="official data, data x model, grid $grid, hash $hash"
+    run "$name" 0 $MPIRUN -np "$np" ./sdnn "${official[@]}" --strategy model --grid "$grid" --hash "$hash" --threads 1 &&
+      expect "$name: Challenge PASS" "Challenge: PASS \(19 categories" && same_as_first_official "$name"
+  done
+  # The same problem from binary archives (sdnn convert): the same categories and checksum.
+  if ./sdnn convert --neurons 1024 --network "$data/neuron1024" --layers 120 --input "$data/sparse-images-1024-first1200.tsv" \
+       --inputs 1200 --out "$tmp/archives" > "$tmp/out" 2>&1; then
+    name="official data from archives, 2 ranks, csc/data, hash both"
+    run "$name" 0 $MPIRUN -np 2 ./sdnn "${official[@]}" --network "$tmp/archives/neuron1024-l120.sdnn" \
+        --input "$tmp/archives/sparse-images-1024-1200.sdnn" --format csc --hash both --threads 2 &&
+      expect "$name: Challenge PASS" "Challenge: PASS \(19 categories" && same_as_first_official "$name"
+  else
+    bad "official data: sdnn convert" "$tmp/out"
+  fi
+  rm -rf "$tmp/archives"
+  # A wrong truth is a FAIL with exit 1.
+  head -n 18 "$data/neuron1024-l120-categories-first1200.tsv" > "$tmp/short-truth.tsv"
+  run "official data against a wrong truth" 1 ./sdnn "${official[@]}" --truth "$tmp/short-truth.tsv" && expect "wrong truth gives FAIL" "Challenge: FAIL"
+else
+  skip "official data not found at $data (set SDNN_DATA): official-data program tests skipped"
 fi
 
 # --- bad input: one message naming file and line, non-zero exit on every rank, no output left
