@@ -251,6 +251,58 @@ else
 fi
 rm -rf "$gz"
 
+# --- MPI windows: the backend chosen by hand or by the one-sided check, printed; a check that
+# fails (forced by the test-only SDNN_TEST_BREAK_WINDOW_CHECK) switches backend, or stops every
+# rank with one message naming the MPI library (docs/mpi.md)
+# One rank: runs the command, records its exit status in DIR/<rank>, waits (at most 10 s) for
+# every rank's (mpirun ends a job at the first non-zero exit), then exits with that status.
+cat > "$tmp/rank_status.sh" <<'EOF'
+dir=$1 size=$2
+shift 2
+"$@"
+status=$?
+echo "$status" > "$dir/${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-0}}"
+i=0
+while [ "$(ls "$dir" | wc -l)" -lt "$size" ] && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+exit "$status"
+EOF
+run "help lists --window-backend" 0 ./sdnn --help && expect "help lists --window-backend" "--window-backend auto\|allocate\|create"
+run "bad --window-backend" 2 ./sdnn --window-backend shared && expect "bad --window-backend named" "--window-backend: the window backend must be auto, allocate or create, not 'shared'"
+for how in "--window-backend create" "SDNN_WINDOW_BACKEND=create"; do
+  if [ "${how%%=*}" = SDNN_WINDOW_BACKEND ]; then set -- env "$how" $MPIRUN -np 2 ./sdnn "${small[@]}"; else set -- $MPIRUN -np 2 ./sdnn "${small[@]}" $how; fi
+  check_generated "generated, 2 ranks, windows by $how" "$@" --strategy model
+  expect "windows by $how printed" "^windows: MPI_Win_create over MPI_Alloc_mem \(chosen by hand, checked\)"
+done
+run "bad SDNN_WINDOW_BACKEND" 1 env SDNN_WINDOW_BACKEND=shared $MPIRUN -np 2 ./sdnn "${small[@]}" --strategy model &&
+  expect "bad SDNN_WINDOW_BACKEND named" "sdnn: error: SDNN_WINDOW_BACKEND: the window backend must be auto, allocate or create, not 'shared'"
+for np in 2 3; do
+  check_generated "generated, $np ranks, MPI_Win_allocate failing the check" \
+    env SDNN_TEST_BREAK_WINDOW_CHECK=allocate $MPIRUN -np "$np" ./sdnn "${small[@]}" --strategy model
+  [ "$(grep -c 'sdnn: MPI_Win_allocate failed the one-sided check under .* windows use MPI_Win_create over MPI_Alloc_mem from now on' "$tmp/out")" = 1 ] &&
+    ok "the switch is said on one line, $np ranks" || bad "the switch is said on one line, $np ranks" "$tmp/out"
+  expect "the backend chosen by the check is printed, $np ranks" "^windows: MPI_Win_create over MPI_Alloc_mem \(checked; chosen by the check after MPI_Win_allocate: rank [0-9]+ got [0-9]+ wrong byte"
+  # Both backends failing: one message naming the library, a non-zero exit on every rank (each
+  # rank's status recorded by a wrapper), no output file.
+  rm -rf "$tmp/status" && mkdir -p "$tmp/status"
+  run "both window backends failing the check, $np ranks" 1 timeout 60 env SDNN_TEST_BREAK_WINDOW_CHECK=allocate,create $MPIRUN -np "$np" \
+      sh "$tmp/rank_status.sh" "$tmp/status" "$np" ./sdnn "${small[@]}" --strategy model --out "$tmp/out.tsv" &&
+    expect "the check's failure names the library, $np ranks" "^sdnn: error: this MPI library's one-sided communication returns wrong data \(.+\): MPI_Win_allocate: rank [0-9]+ got [0-9]+ wrong byte\(s\) of [0-9]+ from rank [0-9]+; then MPI_Win_create over MPI_Alloc_mem: .*no window backend can be trusted \(see docs/mpi.md\)$"
+  [ "$(grep -c 'sdnn: error' "$tmp/out")" = 1 ] && ok "one error line for the failed check, $np ranks" || bad "one error line for the failed check, $np ranks" "$tmp/out"
+  [ "$(cat "$tmp"/status/* 2>/dev/null | grep -cx 1)" = "$np" ] && ok "every rank exits 1 after the failed check, $np ranks" ||
+    bad "every rank exits 1 after the failed check, $np ranks (statuses: $(cat "$tmp"/status/* 2>/dev/null | tr '\n' ' '))" "$tmp/out"
+  [ -e "$tmp/out.tsv" ] && bad "no output after the failed check, $np ranks" || ok "no output after the failed check, $np ranks"
+  run "shared window failing the check, $np ranks" 1 timeout 60 env SDNN_TEST_BREAK_WINDOW_CHECK=shared $MPIRUN -np "$np" ./sdnn "${small[@]}" --share-network &&
+    expect "the shared window's failure names the library, $np ranks" "^sdnn: error: this MPI library's one-sided communication returns wrong data \(.+\): MPI_Win_allocate_shared: rank $((np - 1)) got 16 wrong byte\(s\) of 16 from its node's shared segment; shared windows have no other backend \(see docs/mpi.md\)$"
+done
+if [ -f "$data/sparse-images-1024-first1200.tsv" ] && [ -d "$data/neuron1024" ]; then
+  for np in 2 4; do
+    run "official data, $np ranks, model strategy, windows printed" 0 $MPIRUN -np "$np" ./sdnn --network "$data/neuron1024" --neurons 1024 --layers 120 \
+        --input "$data/sparse-images-1024-first1200.tsv" --inputs 1200 --truth "$data/neuron1024-l120-categories-first1200.tsv" -q --threads 1 --strategy model --hash both &&
+      expect "official data, $np ranks: Challenge PASS with the window backend printed" "^windows: MPI_Win_(allocate|create over MPI_Alloc_mem) \(checked" &&
+      expect "official data, $np ranks, model strategy: Challenge PASS" "Challenge: PASS \(19 categories"
+  done
+fi
+
 # --- the official data
 if [ -f "$data/sparse-images-1024-first1200.tsv" ] && [ -d "$data/neuron1024" ]; then
   official=(--network "$data/neuron1024" --neurons 1024 --layers 120 --input "$data/sparse-images-1024-first1200.tsv"
@@ -488,8 +540,11 @@ launcher=$!
 victim=""
 for attempt in $(seq 1 100); do
   for p in $(pgrep -x sdnn); do
-    if [ "$(awk '/^PPid/{print $2}' /proc/$p/status 2>/dev/null)" = "$launcher" ] &&
-       tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1'; then victim=$p; fi
+    # Open MPI's mpirun starts the ranks itself; MPICH's (hydra) through a proxy: parent or grandparent.
+    parent=$(awk '/^PPid/{print $2}' /proc/$p/status 2>/dev/null)
+    grandparent=$(awk '/^PPid/{print $2}' /proc/${parent:-0}/status 2>/dev/null)
+    if { [ "$parent" = "$launcher" ] || [ "$grandparent" = "$launcher" ]; } &&
+       tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qxE '(OMPI_COMM_WORLD_RANK|PMI_RANK)=1'; then victim=$p; fi
   done
   [ -n "$victim" ] && break
   sleep 0.1

@@ -10,7 +10,7 @@
 set -u
 cd "$(dirname "$0")/.."
 binary=${SDNN_TEST_BINARY:-build/release/sdnn_tests}
-passed=0 failed=0 skipped=0
+passed=0 failed=0 skipped=0 library_skipped=0
 
 # A sanitizer build: every report of every process (the test binaries, each rank) goes to a file
 # in $san_logs, and any file there fails the run whatever the exit statuses were (a report in a
@@ -42,10 +42,15 @@ mpirun_cmd=${MPIRUN:-mpirun --oversubscribe $([ "$(id -u)" = 0 ] && echo --allow
 for np in 1 2 3 4; do
   log=$(mktemp)
   echo "=== MPI tests with $np rank(s)"
-  timeout 600 $mpirun_cmd -np "$np" "$mpi_binary" 2>&1 | tee "$log"
+  # No colours: Open MPI's mpirun hands GoogleTest a terminal, whose colour codes hid the counts.
+  timeout 600 $mpirun_cmd -np "$np" "$mpi_binary" --gtest_color=no 2>&1 | tee "$log"
   status=${PIPESTATUS[0]}
   m_passed=$(count PASSED); m_failed=$(count FAILED); m_skipped=$(count SKIPPED)
-  passed=$((passed + ${m_passed:-0})); failed=$((failed + ${m_failed:-0})); skipped=$((skipped + ${m_skipped:-0}))
+  passed=$((passed + ${m_passed:-0})); failed=$((failed + ${m_failed:-0}))
+  # The MPI tests skip only for what the MPI library cannot do (Open MPI 4.1 refuses MPI_Win_create
+  # on a one-process communicator; a test that needs 2 ranks at 1), never for want of data: counted
+  # as skipped, not failed under SDNN_REQUIRE_DATA.
+  library_skipped=$((library_skipped + ${m_skipped:-0}))
   if [ "$status" -ne 0 ] && [ "${m_failed:-0}" -eq 0 ]; then failed=$((failed + 1)); echo "MPI tests with $np rank(s) exited with $status"; fi
   rm -f "$log"
 done
@@ -69,10 +74,13 @@ if [ -n "$san_logs" ]; then
   rm -rf "$san_logs"
 fi
 
-# SDNN_REQUIRE_DATA=1 (CI, where the data and an unprivileged user are always there): nothing may skip.
+# SDNN_REQUIRE_DATA=1 (CI, where the data and an unprivileged user are always there): nothing but
+# the MPI library's limits may skip.
 if [ "${SDNN_REQUIRE_DATA:-0}" = 1 ] && [ "$skipped" -gt 0 ]; then
   failed=$((failed + 1)); echo "[ skips FAIL ] $skipped test(s) skipped with SDNN_REQUIRE_DATA=1"
 fi
+[ "$library_skipped" -gt 0 ] && echo "[ MPI  SKIP ] $library_skipped MPI test(s) skipped for what this MPI library cannot do (listed above)"
+skipped=$((skipped + library_skipped))
 
 echo
 echo "tests: $passed passed, $failed failed, $skipped skipped"

@@ -1,14 +1,28 @@
 // window.hpp: one-sided communication (MPI RMA) as two RAII objects. It moves bytes and typed
 // arrays; it knows nothing of networks.
-//   Window        one MPI_Win_allocate segment per rank on a communicator, kept in a single
+//   Window        one segment per rank on a communicator, kept in a single
 //                 MPI_Win_lock_all(MPI_MODE_NOCHECK) epoch for its whole life; MPI_Get/MPI_Put in
 //                 chunks of at most INT_MAX bytes (byte offsets as MPI_Aint, counts as size_t),
 //                 bounds-checked against every rank's segment size (gathered at creation: sizes
-//                 before data).
+//                 before data). Two backends make the segments (WindowBackend): MPI_Win_allocate,
+//                 or MPI_Win_create over MPI_Alloc_mem.
 //   SharedWindow  one MPI_Win_allocate_shared segment per node, allocated by the node's rank 0
 //                 and mapped by every rank of the node (one read-only copy per node).
 // Errors from MPI calls throw std::runtime_error("MPI_Xxx: <MPI error string>"); misuse (an
 // empty window, an out-of-range rank or offset) throws std::invalid_argument or std::logic_error.
+//
+// Check before trusting: every window is checked when it is created. Each rank writes a known
+// pattern (a function of its rank, offset and window number) into the first and last bytes of its
+// segment; every rank gets those bytes from its neighbours (the previous and next ranks that hold
+// a segment) with MPI_Get, or, in a SharedWindow, reads them from the node's segment; one
+// MPI_Allreduce agrees on the outcome. A mismatch means the MPI library's one-sided communication
+// is broken (Debian 12's MPICH 4.0.2 gets wrong bytes from MPI_Win_allocate segments whose size
+// is not a multiple of 16: pmodels/mpich#6110; see docs/mpi.md). With the automatic choice, the
+// Window is then made again with MPI_Win_create over MPI_Alloc_mem, every later Window of the
+// process uses that backend, and rank 0 of the communicator says so on one line on stderr; when
+// that fails the check too, or the backend was chosen by hand, or a SharedWindow fails it, every
+// rank of the communicator throws the same WindowCheckFailure, naming the MPI library and
+// version and what was wrong. The check never throws on some ranks only.
 //
 // Collective calls (every rank of the communicator, same order): the constructors, free(),
 // barrier(), fence_node(), all_sizes(), the destructor of a live window, and move assignment
@@ -31,6 +45,8 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -42,6 +58,55 @@ std::vector<std::size_t> all_sizes(MPI_Comm comm, std::size_t mine);
 // Throws std::runtime_error("<call>: <MPI error string>") when `rc` is not MPI_SUCCESS.
 void check_mpi(int rc, const char* call);
 
+// The first line of MPI_Get_library_version, blanks squeezed (e.g. "MPICH Version: 4.0.2",
+// "Open MPI v4.1.4, package: Debian OpenMPI, ...").
+std::string mpi_library_version();
+
+// How a Window's segments are made.
+enum class WindowBackend {
+  allocate,  // MPI_Win_allocate: MPI allocates (may place a node's segments in shared memory)
+  create,    // MPI_Win_create over memory from MPI_Alloc_mem
+};
+// Which backend new Windows use. automatic: MPI_Win_allocate until a Window fails the check,
+// MPI_Win_create over MPI_Alloc_mem from then on. allocate, create: that one, by hand (a failed
+// check is then an error, not a switch).
+enum class WindowBackendChoice { automatic, allocate, create };
+
+// "MPI_Win_allocate" or "MPI_Win_create over MPI_Alloc_mem".
+const char* to_string(WindowBackend backend);
+// "auto", "allocate" or "create".
+const char* to_string(WindowBackendChoice choice);
+// "auto", "allocate" or "create"; throws std::invalid_argument naming the accepted words.
+WindowBackendChoice parse_window_backend(const std::string& name);
+
+// The choice for this process: set_window_backend (e.g. sdnn's --window-backend) wins; else the
+// environment variable SDNN_WINDOW_BACKEND (auto|allocate|create; read at the first Window, a bad
+// value throws std::invalid_argument there); else automatic. Setting it also forgets an
+// automatic switch, so that MPI_Win_allocate is tried again. Not collective, but every rank of a
+// communicator must choose alike (a Window throws std::invalid_argument on every rank otherwise).
+void set_window_backend(WindowBackendChoice choice);
+WindowBackendChoice window_backend_choice();
+// The backend the next Window of this process will use.
+WindowBackend window_backend();
+// One line on the backend of the last Window this process created: which one and why (checked;
+// chosen by hand; chosen by the check, with what MPI_Win_allocate got wrong); "" before any.
+std::string window_backend_description();
+
+// Thrown on every rank of the communicator when a window fails the check and no other backend
+// may be tried; the message names the MPI library, its version and what was wrong.
+struct WindowCheckFailure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// TEST-ONLY HOOK: makes the check of the named backends see wrong bytes, as a broken MPI library
+// would (the last rank of the communicator flips every byte it got), so that tests can show the
+// switch and the error without a broken library. `faults` is a sum of window_fault_* bits; 0
+// turns it off. The environment variable SDNN_TEST_BREAK_WINDOW_CHECK (a comma-separated list
+// of allocate, create, shared; read at the first Window) sets it for whole-program tests. Never
+// set it in production: it makes sound windows fail.
+constexpr unsigned window_fault_allocate = 1, window_fault_create = 2, window_fault_shared = 4;
+void break_window_check_for_testing(unsigned faults);
+
 class Window {
  public:
   // The largest count one MPI_Get/MPI_Put takes (an int); longer transfers are split.
@@ -50,8 +115,11 @@ class Window {
   // An empty window: valid() is false, size() is 0, nothing to free.
   Window() noexcept = default;
   // Collective over `comm`: allocates `bytes` bytes on this rank (ranks may differ, 0 allowed;
-  // with `same_size` every rank must pass the same value, checked, and MPI is told so), sets
-  // MPI_ERRORS_RETURN on the window and opens the lock_all epoch. `comm` must outlive the window.
+  // with `same_size` every rank must pass the same value, checked, and MPI is told so) with the
+  // backend of window_backend(), sets MPI_ERRORS_RETURN on the window, opens the lock_all epoch
+  // and checks the window (see the top of this file; may switch backend or throw
+  // WindowCheckFailure on every rank). The segment's contents are undefined (the check leaves
+  // its pattern in the first and last 8 bytes). `comm` must outlive the window.
   Window(MPI_Comm comm, std::size_t bytes, bool same_size = false);
   ~Window();
 
@@ -83,6 +151,8 @@ class Window {
   // Rank `rank`'s segment, in bytes.
   std::size_t size_of(int rank) const;
   bool valid() const noexcept { return win_ != MPI_WIN_NULL; }
+  // The backend that made this window (meaningless when empty).
+  WindowBackend backend() const noexcept { return backend_; }
   MPI_Comm comm() const noexcept { return comm_; }
   MPI_Win handle() const noexcept { return win_; }
   int rank() const noexcept { return rank_; }
@@ -117,7 +187,9 @@ class Window {
     put(source, element_bytes(count, sizeof(T)), target_rank, element_bytes(first, sizeof(T)));
   }
 
-  // Complete every operation this rank issued to `rank` (both ends) / to every rank.
+  // Complete every operation this rank issued to `rank` (both ends) / to every rank. flush_all
+  // and flush_local_all flush each target with operations outstanding one by one (MPI_Win_flush,
+  // MPI_Win_flush_local): Debian's MPICH 4.0.2's MPI_Win_flush_all can return early.
   void flush(int rank);
   void flush_all();
   // Complete locally (buffers reusable; gets have arrived) to `rank` / to every rank.
@@ -135,20 +207,23 @@ class Window {
   void check_range(const char* what, std::size_t bytes, int target_rank, std::size_t target_offset) const;
   void require_valid(const char* what) const;
   void release() noexcept;  // destructor path: frees, ignoring errors
+  void note_pending(int rank);  // an operation to `rank` was issued: flush_all must flush it
+  // Makes the MPI window with `backend`, sets its error handler, opens the epoch.
+  void open(WindowBackend backend, MPI_Comm comm, std::size_t bytes, bool same_size);
+  // The check (collective): "" when every rank got the right bytes, else what went wrong.
+  std::string check(const std::vector<std::uint64_t>& window_numbers);
 
   MPI_Win win_ = MPI_WIN_NULL;
   MPI_Comm comm_ = MPI_COMM_NULL;
+  WindowBackend backend_ = WindowBackend::allocate;
+  void* allocated_ = nullptr;  // MPI_Alloc_mem's memory of the create backend, freed after the window
   std::byte* data_ = nullptr;
   std::size_t size_ = 0;
   std::vector<std::size_t> sizes_;  // every rank's segment, in bytes
+  std::vector<int> pending_;         // targets given operations since the last flush_all (may repeat flushed ones)
+  std::vector<char> is_pending_;     // per rank: operations issued and not flushed
   std::size_t chunk_bytes_ = max_chunk_bytes;
   int rank_ = 0, comm_size_ = 0;
-  // Under SimGrid's SMPI only (empty otherwise): which ranks this rank has issued gets or puts to
-  // since it last flushed them. SMPI's MPI_Win_flush_all visits the window of every rank of the
-  // communicator (simulated locks and waits: O(ranks) per call, O(ranks^2) per layer of the
-  // job, which made 896 simulated ranks unaffordable), so flush_all flushes those ranks one by one
-  // there: the same completion of this rank's operations.
-  std::vector<char> issued_to_;
 };
 
 class SharedWindow {
@@ -158,6 +233,9 @@ class SharedWindow {
   // communicator is owned by this object), the node's rank 0 allocates `bytes` bytes (the value
   // passed on the other ranks is ignored) and every rank of the node maps that segment
   // (MPI_Win_shared_query). Opens a lock_all epoch on the node window for its whole life.
+  // Checked like a Window (the leader writes the pattern, every rank of the node reads it through
+  // data(), one MPI_Allreduce over `comm`): a failure throws WindowCheckFailure on every rank of
+  // `comm` (there is no other backend for shared windows).
   SharedWindow(MPI_Comm comm, std::size_t bytes);
   ~SharedWindow();
 
@@ -198,6 +276,8 @@ class SharedWindow {
 
  private:
   void release() noexcept;
+  // The check (collective over `comm`); throws WindowCheckFailure on every rank when it fails.
+  void check(MPI_Comm comm, std::uint64_t window_number);
 
   MPI_Win win_ = MPI_WIN_NULL;
   MPI_Comm node_comm_ = MPI_COMM_NULL;

@@ -1,6 +1,7 @@
 // options.cpp: see options.hpp.
 #include "main/options.hpp"
 
+#include "comm/window.hpp"
 #include "hash/hash.hpp"
 #include "io/generate.hpp"
 #include "main/memory.hpp"
@@ -90,6 +91,13 @@ Options parse_options(const std::vector<std::string>& args) {
       }
     }
     else if (arg == "--share-network") o.share_network = true;
+    else if (arg == "--window-backend") {
+      try {
+        o.window_backend = to_string(parse_window_backend(value()));
+      } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(std::string("--window-backend: ") + e.what());
+      }
+    }
     else if (arg == "--max-memory") o.max_memory = parse_memory_size(value());
     else if (arg == "--verify") o.verify = true;
     else if (arg == "--no-verify") o.no_verify = true;
@@ -202,6 +210,11 @@ Execution:
   --report-layers    the report also holds every layer of every rank
   --share-network    data strategy: the ranks of a node share one copy of the network in MPI
                      shared memory (MPI_Win_allocate_shared) instead of one copy each
+  --window-backend auto|allocate|create
+                     how MPI windows are made: allocate (MPI_Win_allocate), create (MPI_Win_create
+                     over MPI_Alloc_mem), auto: allocate, switching to create when a window fails
+                     the one-sided check made at every window's creation (default: the
+                     environment variable SDNN_WINDOW_BACKEND, else auto; see docs/mpi.md)
   --max-memory SIZE  memory a rank may use (e.g. 20G); a run whose estimate exceeds it is
                      refused before loading (default: available memory / ranks on the node)
   --stage-layers A,B,..

@@ -34,6 +34,7 @@ struct Options {
   std::uint64_t max_memory = 0;    // --max-memory SIZE per rank (0: MemAvailable / ranks on the node)
   bool share_network = false;      // --share-network: one copy of the network per node
   bool no_overlap = false;         // --no-overlap: model strategy waits for remote columns first
+  std::string window_backend;      // --window-backend auto|allocate|create ("": SDNN_WINDOW_BACKEND, else auto)
   Format format = Format::csr;
   Parallelism parallel = Parallelism::data;
   int threads = 0;             // 0: OMP_NUM_THREADS, else all cores

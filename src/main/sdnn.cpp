@@ -25,6 +25,7 @@
 
 #include "comm/mpi_library.hpp"
 #include "comm/mpi_session.hpp"
+#include "comm/window.hpp"
 #include "hash/hash.hpp"
 #include "io/archive.hpp"
 #include "io/generate.hpp"
@@ -357,6 +358,8 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
       else
         std::printf("memory: peak resident %.0f MB (largest rank); estimated before loading %.0f MB per rank\n", peak_mb,
                     static_cast<double>(estimate.total()) / 1e6);
+      if (const std::string windows = window_backend_description(); !windows.empty())
+        std::printf("windows: %s\n", windows.c_str());
       std::printf("summary neurons=%u layers=%u inputs=%u ranks=%d threads=%d load_only=yes read_s=%.6f read_mb=%.1f "
                   "read_mb_s=%.1f network_mb=%.1f input_mb=%.1f peak_rss_mb=%.1f input_rows=%llu\n",
                   o.neurons, o.layers, o.inputs, mpi.size(), threads, read_s, read_mb, read_mb_s,
@@ -543,6 +546,8 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
       std::printf("activations written to %s\n", o.out_activations_path.c_str());
     if (!o.report_path.empty())
       std::printf("report written to %s and %s\n", o.report_path.c_str(), csv_path_of(o.report_path).c_str());
+    if (const std::string windows = window_backend_description(); !windows.empty())
+      std::printf("windows: %s\n", windows.c_str());  // the backend the one-sided check settled on
     std::printf(
         "summary neurons=%u layers=%u inputs=%u ranks=%d threads=%d strategy=%s grid=%dx%d format=%s parallel=%s "
         "hash=%s read_s=%.6f infer_s=%.6f rate=%.6e categories=%zu checksum=%.17g imbalance=%.4f comm_ratio=%.4f "
@@ -576,6 +581,7 @@ int main(int argc, char** argv) {
     if (mpi.is_root()) std::fprintf(stderr, "sdnn: error: %s\n", e.what());
     return 2;
   }
+  if (!options.window_backend.empty()) sdnn::set_window_backend(sdnn::parse_window_backend(options.window_backend));
   if (options.help) {
     if (mpi.is_root()) std::fputs(sdnn::usage_text().c_str(), stdout);
     return 0;
