@@ -31,17 +31,7 @@ std::string read_bytes(const std::string& path) {
 }
 void write_bytes(const std::string& path, const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; }
 
-// The message of the InputError that `read` throws; a note when it throws something else or nothing.
-std::string error_of(const std::function<void()>& read) {
-  try {
-    read();
-  } catch (const InputError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("<not an InputError: ") + e.what() + ">";
-  }
-  return "<no error>";
-}
+using test::input_error_of;
 bool is_input_error(const std::string& message) { return !message.empty() && message[0] != '<'; }
 
 void expect_same(const CsrMatrix& a, const CsrMatrix& b) {
@@ -159,37 +149,37 @@ TEST_F(Archives, WrongMagicKindVersionAndSize) {
   std::mt19937 rng(4);
   write_inputs_archive(inputs_path, test::random_inputs(20, 32, 0.5, 1.0f, 1.0f, rng), 8);
 
-  EXPECT_EQ(error_of([&] { read_network_archive(network_path, 64, 3); }),
+  EXPECT_EQ(input_error_of([&] { read_network_archive(network_path, 64, 3); }),
             network_path + ": the archive holds a 32-neuron network, not 64 (--neurons)");
-  EXPECT_EQ(error_of([&] { read_network_archive(network_path, 32, 4); }),
+  EXPECT_EQ(input_error_of([&] { read_network_archive(network_path, 32, 4); }),
             network_path + ": the archive holds 3 layers, fewer than the 4 asked for (--layers)");
-  EXPECT_EQ(error_of([&] { read_inputs_archive(inputs_path, 16, 20); }),
+  EXPECT_EQ(input_error_of([&] { read_inputs_archive(inputs_path, 16, 20); }),
             inputs_path + ": the archive holds inputs of 32 neurons, not 16 (--neurons)");
-  EXPECT_EQ(error_of([&] { read_inputs_archive(inputs_path, 32, 60000); }),
+  EXPECT_EQ(input_error_of([&] { read_inputs_archive(inputs_path, 32, 60000); }),
             inputs_path + ": the archive holds 20 inputs, not 60000 (--inputs)");
-  EXPECT_EQ(error_of([&] { read_network_archive(inputs_path, 32, 3); }),
+  EXPECT_EQ(input_error_of([&] { read_network_archive(inputs_path, 32, 3); }),
             inputs_path + ": an sdnn inputs archive where a network archive is expected");
-  EXPECT_EQ(error_of([&] { read_inputs_archive(network_path, 32, 20); }),
+  EXPECT_EQ(input_error_of([&] { read_inputs_archive(network_path, 32, 20); }),
             network_path + ": an sdnn network archive where an inputs archive is expected");
 
   // Another version: the version field (bytes 16..19) says 2.
   std::string bytes = read_bytes(network_path);
   bytes[16] = 2;
   write_bytes(dir.file("v2.sdnn"), bytes);
-  EXPECT_EQ(error_of([&] { read_network_archive(dir.file("v2.sdnn"), 32, 3); }),
+  EXPECT_EQ(input_error_of([&] { read_network_archive(dir.file("v2.sdnn"), 32, 3); }),
             dir.file("v2.sdnn") + ": archive format version 2, this sdnn reads version 1 (run sdnn convert again)");
 
   // A TSV file named .sdnn, an empty file, a missing file, a folder.
   write_bytes(dir.file("text.sdnn"), "1\t1\t1\n");
   EXPECT_TRUE(is_archive_path(dir.file("text.sdnn")));
   EXPECT_EQ(archive_kind(dir.file("text.sdnn")), ArchiveKind::none);
-  EXPECT_EQ(error_of([&] { read_network_archive(dir.file("text.sdnn"), 32, 3); }),
+  EXPECT_EQ(input_error_of([&] { read_network_archive(dir.file("text.sdnn"), 32, 3); }),
             dir.file("text.sdnn") + ": not an sdnn network archive (bad magic)");
   write_bytes(dir.file("empty.sdnn"), "");
-  EXPECT_EQ(error_of([&] { read_inputs_archive(dir.file("empty.sdnn"), 32, 20); }),
+  EXPECT_EQ(input_error_of([&] { read_inputs_archive(dir.file("empty.sdnn"), 32, 20); }),
             dir.file("empty.sdnn") + ": not an sdnn inputs archive (bad magic)");
-  EXPECT_TRUE(is_input_error(error_of([&] { read_network_archive(dir.file("missing.sdnn"), 32, 3); })));
-  EXPECT_TRUE(is_input_error(error_of([&] { read_network_archive(dir.path(), 32, 3); })));
+  EXPECT_TRUE(is_input_error(input_error_of([&] { read_network_archive(dir.file("missing.sdnn"), 32, 3); })));
+  EXPECT_TRUE(is_input_error(input_error_of([&] { read_network_archive(dir.path(), 32, 3); })));
   EXPECT_FALSE(is_archive_path(dir.path()));
   EXPECT_FALSE(is_archive_path(dir.file("missing.tsv")));
 }
@@ -203,7 +193,7 @@ void expect_every_fault_caught(const std::string& good_path, const std::string& 
   read(good_path);  // the good one reads
   for (std::size_t length = 0; length < good.size(); ++length) {
     write_bytes(bad_path, good.substr(0, length));
-    const std::string message = error_of([&] { read(bad_path); });
+    const std::string message = input_error_of([&] { read(bad_path); });
     ASSERT_TRUE(is_input_error(message)) << "truncated to " << length << " bytes: " << message;
     ASSERT_EQ(message.rfind(bad_path + ": ", 0), 0u) << message;
   }
@@ -212,11 +202,11 @@ void expect_every_fault_caught(const std::string& good_path, const std::string& 
       std::string bad = good;
       bad[at] = static_cast<char>(bad[at] ^ mask);
       write_bytes(bad_path, bad);
-      const std::string message = error_of([&] { read(bad_path); });
+      const std::string message = input_error_of([&] { read(bad_path); });
       ASSERT_TRUE(is_input_error(message)) << "byte " << at << " ^ " << int(mask) << ": " << message;
     }
   write_bytes(bad_path, good + std::string(8, '\0'));
-  EXPECT_EQ(error_of([&] { read(bad_path); }), bad_path + ": corrupt: 8 unexpected bytes after the data");
+  EXPECT_EQ(input_error_of([&] { read(bad_path); }), bad_path + ": corrupt: 8 unexpected bytes after the data");
 }
 
 TEST_F(Archives, EveryTruncationAndEveryByteFlipOfANetworkIsAnInputError) {
@@ -227,16 +217,16 @@ TEST_F(Archives, EveryTruncationAndEveryByteFlipOfANetworkIsAnInputError) {
   std::string bytes = read_bytes(network_path);
   bytes[bytes.size() - 20] ^= 1;  // in the last layer's bias
   write_bytes(dir.file("bad.sdnn"), bytes);
-  EXPECT_EQ(error_of([&] { read_network_archive(dir.file("bad.sdnn"), 16, 3); }),
+  EXPECT_EQ(input_error_of([&] { read_network_archive(dir.file("bad.sdnn"), 16, 3); }),
             dir.file("bad.sdnn") + ": corrupt layer 3 (checksum mismatch)");
   bytes = read_bytes(network_path);
   bytes[33] ^= 1;  // in the table of nonzeros
   write_bytes(dir.file("bad.sdnn"), bytes);
-  EXPECT_EQ(error_of([&] { read_network_archive(dir.file("bad.sdnn"), 16, 3); }),
+  EXPECT_EQ(input_error_of([&] { read_network_archive(dir.file("bad.sdnn"), 16, 3); }),
             dir.file("bad.sdnn") + ": corrupt header (checksum mismatch)");
   bytes = read_bytes(network_path);
   write_bytes(dir.file("bad.sdnn"), bytes.substr(0, bytes.size() - 1));
-  EXPECT_EQ(error_of([&] { read_network_archive(dir.file("bad.sdnn"), 16, 3); }),
+  EXPECT_EQ(input_error_of([&] { read_network_archive(dir.file("bad.sdnn"), 16, 3); }),
             dir.file("bad.sdnn") + ": truncated: " + std::to_string(bytes.size() - 1) +
                 " bytes, the header announces " + std::to_string(bytes.size()));
 }

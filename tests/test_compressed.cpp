@@ -65,19 +65,9 @@ void write_tar_gz(const std::string& path, const std::vector<std::pair<std::stri
   archive_write_free(tar);
 }
 
-template <class Read>
-std::string input_error_of(Read&& read) {
-  try {
-    read();
-  } catch (const InputError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("<not an InputError: ") + e.what() + ">";
-  }
-  return "<no exception>";
-}
+using test::input_error_of;
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+using test::contains;
 
 std::string tsv_lines_of(const CsrMatrix& m) {
   std::string text;

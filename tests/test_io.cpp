@@ -35,20 +35,9 @@ std::vector<std::string> names_in(const std::string& dir) {
   return names;
 }
 
-// The message of the InputError that `read` throws, or a note that none was thrown.
-template <class Read>
-std::string input_error_of(Read&& read) {
-  try {
-    read();
-  } catch (const InputError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("<not an InputError: ") + e.what() + ">";
-  }
-  return "<no exception>";
-}
+using test::input_error_of;
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+using test::contains;
 
 class TsvFiles : public ::testing::Test {
  protected:

@@ -44,18 +44,9 @@ std::vector<std::string> names_in(const std::string& dir) {
   return names;
 }
 
-std::string error_of(const std::function<void()>& work) {
-  try {
-    work();
-  } catch (const InputError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("<not an InputError: ") + e.what() + ">";
-  }
-  return "<no exception>";
-}
+using test::input_error_of;
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+using test::contains;
 
 // Every writer of sdnn, writing something to `path`.
 struct Writer {
@@ -151,7 +142,7 @@ TEST(OutputFile, ACommitThatFailsRemovesTheTemporary) {
   OutputFile file(target);
   file.append("data\n");
   ASSERT_EQ(::mkdir(target.c_str(), 0755), 0);  // the target became a directory meanwhile
-  const std::string what = error_of([&] { file.commit(); });
+  const std::string what = input_error_of([&] { file.commit(); });
   EXPECT_TRUE(contains(what, target + ": cannot write")) << what;
   EXPECT_TRUE(std::filesystem::is_directory(target));
   EXPECT_EQ(names_in(dir.path()), std::vector<std::string>{"out.tsv"}) << "no temporary left";
@@ -186,12 +177,12 @@ TEST(OutputFile, DevicesPipesSocketsAndDirectoriesAreRefusedAndNeverReplaced) {
   if (have_device) cases.push_back({device, "a character device, not a regular file"});
   for (const auto& [path, expected] : cases) {
     SCOPED_TRACE(path);
-    const std::string what = error_of([&] { check_output_path(path); });
+    const std::string what = input_error_of([&] { check_output_path(path); });
     EXPECT_TRUE(contains(what, path + ": cannot write: " + expected)) << what;
     if (path.rfind("/dev/", 0) == 0) continue;  // the writers are tried on the nodes made here only
     for (const Writer& writer : writers()) {
       SCOPED_TRACE(writer.name);
-      EXPECT_TRUE(contains(error_of([&] { writer.write(path); }), path + ": cannot write")) << writer.name;
+      EXPECT_TRUE(contains(input_error_of([&] { writer.write(path); }), path + ": cannot write")) << writer.name;
       struct stat info {};
       ASSERT_EQ(::lstat(path.c_str(), &info), 0);
       EXPECT_FALSE(S_ISREG(info.st_mode)) << "replaced by a regular file";
@@ -215,10 +206,10 @@ TEST(OutputFile, AnOutputThatIsAnInputIsRefusedWhateverItsName) {
   const std::vector<ReadFile> reads = {{input, "--input"}, {truth, "--truth"}, {dir.file("absent.tsv"), "--network"}};
   for (const std::string& output :
        {input, dir.file("hard.tsv"), dir.file("soft.tsv"), dir.file("sub/../in.tsv"), dir.path() + "/./in.tsv"}) {
-    const std::string what = error_of([&] { check_not_an_input(output, reads); });
+    const std::string what = input_error_of([&] { check_not_an_input(output, reads); });
     EXPECT_TRUE(contains(what, output + ": cannot write: it is the same file as " + input + " (--input)")) << what;
   }
-  EXPECT_TRUE(contains(error_of([&] { check_not_an_input(truth, reads); }), "(--truth)"));
+  EXPECT_TRUE(contains(input_error_of([&] { check_not_an_input(truth, reads); }), "(--truth)"));
   EXPECT_NO_THROW(check_not_an_input(dir.file("new.tsv"), reads));
   write_text(dir.file("other.tsv"), "x\n");
   EXPECT_NO_THROW(check_not_an_input(dir.file("other.tsv"), reads));
@@ -228,9 +219,9 @@ TEST(OutputFile, AnOutputThatIsAnInputIsRefusedWhateverItsName) {
 TEST(OutputFile, AMissingFolderOrAPathThroughAFileIsRefused) {
   test::TempDirectory dir;
   write_text(dir.file("file"), "x\n");
-  EXPECT_TRUE(contains(error_of([&] { check_output_path(dir.file("no/out.tsv")); }), "folder '" + dir.file("no") + "' does not exist"));
-  EXPECT_TRUE(contains(error_of([&] { check_output_path(dir.file("file/out.tsv")); }), "does not exist"));
-  EXPECT_TRUE(contains(error_of([&] { check_output_path(""); }), "cannot write"));
+  EXPECT_TRUE(contains(input_error_of([&] { check_output_path(dir.file("no/out.tsv")); }), "folder '" + dir.file("no") + "' does not exist"));
+  EXPECT_TRUE(contains(input_error_of([&] { check_output_path(dir.file("file/out.tsv")); }), "does not exist"));
+  EXPECT_TRUE(contains(input_error_of([&] { check_output_path(""); }), "cannot write"));
   EXPECT_NO_THROW(check_output_path(dir.file("new.tsv")));
   EXPECT_NO_THROW(check_output_path(dir.file("file")));
 }

@@ -6,16 +6,34 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <exception>
 #include <filesystem>
 #include <map>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "io/input_error.hpp"
 #include "spmm/layer.hpp"
 #include "spmm/sparse_matrix.hpp"
 
 namespace sdnn::test {
+
+// The message of the InputError that `work` throws; a note in <> when it throws something else or
+// nothing (the readers' and writers' tests compare messages).
+template <class Work>
+std::string input_error_of(Work&& work) {
+  try {
+    work();
+  } catch (const InputError& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    return std::string("<not an InputError: ") + e.what() + ">";
+  }
+  return "<no exception>";
+}
+
+inline bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // A rows x cols matrix: each entry present with probability `density`, value uniform in [lo, hi)
 // (never exactly 0). `rows_empty` / `cols_empty`: every k-th row / column left empty (0: none).
