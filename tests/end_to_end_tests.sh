@@ -38,6 +38,9 @@ configurations() {
   echo "--format csc --parallel data"
   echo "--format csc --parallel model"
   for grid in $(grids "$1"); do echo "--strategy model --grid $grid"; done
+  # The pipeline's grids with at most 3 stages (the corpus problem has 3 layers), and --reuse.
+  for grid in $(grids "$1"); do [ "${grid#*x}" -le 3 ] && echo "--strategy pipeline --grid $grid"; done
+  echo "--format csr --parallel data --reuse"
 }
 
 # --- 1. Fault injection (hashing none and both in turn): the good corpus problem (32 neurons, 3 layers, 6 inputs; rows 1, 4 and
@@ -65,7 +68,7 @@ if [ "$status" = 1 ] && grep -q "^Verifier: FAIL" "$tmp/out" && grep -q "^Challe
   ok "fault in a category row: Verifier FAIL, Challenge PASS, exit 1"
 else bad "fault in a category row: expected Verifier FAIL, Challenge PASS, exit 1 (exit $status)" "$tmp/out"; fi
 # The generated problem (verifier only), both strategies.
-for config in "--strategy data" "--strategy model"; do
+for config in "--strategy data" "--strategy model" "--strategy pipeline"; do
   SDNN_TEST_PERTURB=7 $MPIRUN -np 2 ./sdnn --inputs 40 --layers 4 --neurons 64 -q $config > "$tmp/out" 2>&1
   status=$?
   if [ "$status" = 1 ] && grep -q "^Verifier: FAIL" "$tmp/out"; then ok "fault injected, generated problem, $config: Verifier FAIL, exit 1"
@@ -128,7 +131,8 @@ if [ -f "$data/sparse-images-1024-first1200.tsv" ] && [ -d "$data/neuron1024" ];
             --inputs 1200 --truth "$data/neuron1024-l120-categories-first1200.tsv" -q)
   first=""
   for np in $rank_counts; do
-    configs=("--format csr --parallel data" "--format csc --parallel model" "--strategy model --grid $(grids "$np" | tr ' ' '\n' | tail -1)")
+    configs=("--format csr --parallel data" "--format csc --parallel model" "--strategy model --grid $(grids "$np" | tr ' ' '\n' | tail -1)"
+             "--strategy pipeline --grid 1x$np" "--format csr --parallel data --reuse")
     for config in "${configs[@]}"; do
       hash=$(echo $hashes | tr ' ' '\n' | sed -n "$(( (np % $(echo $hashes | wc -w)) + 1 ))p")
       name="official activations, $np rank(s), $config, hash $hash"

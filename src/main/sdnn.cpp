@@ -393,6 +393,8 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
   figures.columns_owned = problem.columns.size();
   figures.load_bytes_parsed = problem.bytes_parsed;
   figures.load_bytes_pulled = problem.bytes_pulled;
+  // The final rows are kept for the verifier, --out-activations and the test-only perturbation.
+  const bool keep_final_rows = o.verify || !o.out_activations_path.empty() || perturbed_row != 0;
   phase(mpi, [&] {
     mpi.barrier();
     const double start = mpi_seconds();
@@ -402,13 +404,13 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
       final_sum = exact_sum_of(final_rows);
     } else if (pipeline) {
       PipelineResult result = run_pipeline(mpi, problem, grid, stage_range, o.layers, engine, o.block_rows * threads,
-                                            o.verify, figures);
+                                            keep_final_rows, figures);
       final_rows = std::move(result.final_rows);
       final_categories = std::move(result.categories);
       final_sum = result.exact_sum;
       stage_figures = result.stage;
     } else {
-      engine.keep_activations = o.verify || !o.out_activations_path.empty() || perturbed_row != 0;
+      engine.keep_activations = keep_final_rows;
       InferenceResult result = infer(problem.network, problem.input, engine);
       final_rows = std::move(result.activations);
       final_categories = std::move(result.categories);
