@@ -175,7 +175,9 @@ TEST(OutputFile, DevicesPipesSocketsAndDirectoriesAreRefusedAndNeverReplaced) {
       {"/dev/null", "a character device, not a regular file"},
       {"/dev/full", "a character device, not a regular file"}};
   if (have_device) cases.push_back({device, "a character device, not a regular file"});
-  for (const auto& [path, expected] : cases) {
+  for (const auto& test_case : cases) {
+    const std::string& path = test_case.first;  // a named variable: clang 14 (make tsan) cannot
+    const std::string& expected = test_case.second;  // capture a structured binding in a lambda
     SCOPED_TRACE(path);
     const std::string what = input_error_of([&] { check_output_path(path); });
     EXPECT_TRUE(contains(what, path + ": cannot write: " + expected)) << what;
