@@ -230,7 +230,7 @@ TSAN_FLAGS  := -std=c++17 -O1 -g -fsanitize=thread -fopenmp -Wall -Wextra -Wpeda
 # strategy, the readers (TSV, archives, idx: the loading's parallel parts), the generator, hashing.
 # make tsan fails when a pattern of the filter matches no test (a renamed suite would otherwise
 # drop out of it silently).
-TSAN_FILTER ?= Engine.*:ThreadFailureTest.*:Networks/EngineRandom.*:Kernels.*:Shapes/KernelsRandom.*:SplitMultiply.*:PullPlan.*:TsvFiles.*:CompressedFiles.*:TarNetwork.*:Archives.*:IdxFiles.*:Generate.*:HashMatrix.*:HashNetwork.*:HashInference.*
+TSAN_FILTER ?= Engine.*:ThreadFailureTest.*:Networks/EngineRandom.*:Kernels.*:Shapes/KernelsRandom.*:SplitMultiply.*:PullPlan.*:TsvFiles.*:CompressedFiles.*:TarNetwork.*:Archives.*:IdxFiles.*:Generate.*:HashMatrix.*:HashNetwork.*:HashInference.*:Reuse.*:ReuseEngine.*:Targets/DenseEveryTarget.*
 
 build/tsan/%.o: %.cpp
 	@mkdir -p $(dir $@)
