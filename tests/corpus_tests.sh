@@ -24,22 +24,6 @@ ok() { passed=$((passed + 1)); echo "[ corpus   OK ] $1"; }
 bad() { failed=$((failed + 1)); echo "[ corpus FAIL ] $1"; [ -n "${2:-}" ] && sed 's/^/    /' "$2" | tail -20; }
 skip() { skipped=$((skipped + 1)); echo "[ corpus SKIP ] $1"; }
 
-# One rank: runs the command, records its exit status in DIR/<rank>, waits (at most 10 s) until
-# every rank has recorded its own (mpirun ends the job at the first non-zero exit and would kill
-# a rank before it records), then exits with that status.
-cat > "$tmp/rank.sh" <<'EOF'
-#!/bin/sh
-dir=$1 size=$2
-shift 2
-"$@"
-status=$?
-echo "$status" > "$dir/${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-0}}"
-i=0
-while [ "$(ls "$dir" | wc -l)" -lt "$size" ] && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-exit "$status"
-EOF
-chmod +x "$tmp/rank.sh"
-
 # make_special TOKEN PATH KIND: creates the run-time file TOKEN (see cases.tsv) at PATH, a copy of
 # the good file of KIND (input, truth or layer) where one is needed. Returns 2 for a case to skip.
 make_special() {
@@ -224,7 +208,7 @@ run_case() {
 
   [ -n "$keep" ] && cp "$keep" "$dir/kept-before"
   local log=$dir/log
-  timeout 60 "${unprivileged[@]}" $MPIRUN -np "$np" "$tmp/rank.sh" "$dir/ranks" "$np" ./sdnn --network "$net" --neurons 32 --layers 3 \
+  timeout 60 "${unprivileged[@]}" $MPIRUN -np "$np" sh tests/rank_status.sh "$dir/ranks" "$np" ./sdnn --network "$net" --neurons 32 --layers 3 \
     --input "$input" --inputs 6 --out "$out" -q "${extra[@]}" "${case_args[@]}" < /dev/null > "$log" 2>&1
   local status=$? problems=()
   [ "$status" = 124 ] && problems+=("no end within 60 s (a hang)")

@@ -254,18 +254,6 @@ rm -rf "$gz"
 # --- MPI windows: the backend chosen by hand or by the one-sided check, printed; a check that
 # fails (forced by the test-only SDNN_TEST_BREAK_WINDOW_CHECK) switches backend, or stops every
 # rank with one message naming the MPI library (docs/mpi.md)
-# One rank: runs the command, records its exit status in DIR/<rank>, waits (at most 10 s) for
-# every rank's (mpirun ends a job at the first non-zero exit), then exits with that status.
-cat > "$tmp/rank_status.sh" <<'EOF'
-dir=$1 size=$2
-shift 2
-"$@"
-status=$?
-echo "$status" > "$dir/${OMPI_COMM_WORLD_RANK:-${PMI_RANK:-0}}"
-i=0
-while [ "$(ls "$dir" | wc -l)" -lt "$size" ] && [ "$i" -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-exit "$status"
-EOF
 run "help lists --window-backend" 0 ./sdnn --help && expect "help lists --window-backend" "--window-backend auto\|allocate\|create"
 run "bad --window-backend" 2 ./sdnn --window-backend shared && expect "bad --window-backend named" "--window-backend: the window backend must be auto, allocate or create, not 'shared'"
 for how in "--window-backend create" "SDNN_WINDOW_BACKEND=create"; do
@@ -285,7 +273,7 @@ for np in 2 3; do
   # rank's status recorded by a wrapper), no output file.
   rm -rf "$tmp/status" && mkdir -p "$tmp/status"
   run "both window backends failing the check, $np ranks" 1 timeout 60 env SDNN_TEST_BREAK_WINDOW_CHECK=allocate,create $MPIRUN -np "$np" \
-      sh "$tmp/rank_status.sh" "$tmp/status" "$np" ./sdnn "${small[@]}" --strategy model --out "$tmp/out.tsv" &&
+      sh tests/rank_status.sh "$tmp/status" "$np" ./sdnn "${small[@]}" --strategy model --out "$tmp/out.tsv" &&
     expect "the check's failure names the library, $np ranks" "^sdnn: error: this MPI library's one-sided communication returns wrong data \(.+\): MPI_Win_allocate: rank [0-9]+ got [0-9]+ wrong byte\(s\) of [0-9]+ from rank [0-9]+; then MPI_Win_create over MPI_Alloc_mem: .*no window backend can be trusted \(see docs/mpi.md\)$"
   [ "$(grep -c 'sdnn: error' "$tmp/out")" = 1 ] && ok "one error line for the failed check, $np ranks" || bad "one error line for the failed check, $np ranks" "$tmp/out"
   [ "$(cat "$tmp"/status/* 2>/dev/null | grep -cx 1)" = "$np" ] && ok "every rank exits 1 after the failed check, $np ranks" ||
