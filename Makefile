@@ -5,6 +5,7 @@
 #   make bench-mpi  runs the MPI microbenchmarks (bench/mpi/bench_mpi.cpp) under mpirun -np 2
 #   make bench-build  builds every benchmark, runs none (CI)
 #   make deps   installs what is missing (apt-get; sudo when not root); nothing when all is present
+#   make peer-deps, make plot-deps  what bench/peers/build.sh and the scaling scripts need (GraphBLAS, gnuplot)
 #   make clean  removes build outputs
 #   make fuzz   libFuzzer runs of the TSV and archive readers (clang; packages by make fuzz-deps)
 # Variables: ARCH (default empty: a baseline build whose SIMD kernels pick the CPU's best target
@@ -103,7 +104,8 @@ $(BUILD)/%.o: %.cpp
 
 -include $(BUILD)/tests/tools/sdnn_check.d $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(MPI_TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(BENCH_MPI_OBJ:.o=.d)
 
-# $(call install,PACKAGES): installs those that are missing with apt-get (sudo when not root).
+# $(call install,PACKAGES): installs those that are missing with apt-get (sudo when not root),
+# waiting up to 10 minutes for another apt or dpkg to let go of the lock instead of failing.
 define install
 	@missing=""; \
 	for p in $(1); do \
@@ -112,7 +114,8 @@ define install
 	if [ -n "$$missing" ]; then \
 	  echo "make $@: installing$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	  $$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq $$missing; \
 	fi
 endef
 
@@ -171,9 +174,16 @@ $(SIM_BUILD)/sdnn_bench_mpi: $(SIM_BENCH_OBJ) $(SIM_LIB_OBJ)
 
 -include $(SIM_LIB_OBJ:.o=.d) $(SIM_MAIN_OBJ:.o=.d) $(SIM_BENCH_OBJ:.o=.d)
 
-.PHONY: sim-deps sim sim-build sim-test
+.PHONY: sim-deps sim sim-build sim-test peer-deps plot-deps
 sim-deps:
 	$(call install,$(SIM_PACKAGES))
+
+# What the benchmark scripts need beyond make deps: the peer engine (bench/peers/build.sh) and
+# gnuplot for the plots (bench/scaling*.sh).
+peer-deps:
+	$(call install,libgraphblas-dev)
+plot-deps:
+	$(call install,gnuplot-nox)
 
 sim-build:
 	@$(MAKE) --no-print-directory -j$(NPROC) $(SIM_BUILD)/sdnn $(SIM_BUILD)/sdnn_bench_mpi

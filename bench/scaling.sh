@@ -57,11 +57,7 @@ launch() {  # launch RANKS THREADS command...
 
 SDNN=${SDNN:-./sdnn}
 [ "$SDNN" != ./sdnn ] || [ -x ./sdnn ] || make --no-print-directory sdnn >/dev/null
-if ! command -v gnuplot >/dev/null; then
-  echo "scaling.sh: installing gnuplot-nox"
-  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq gnuplot-nox
-fi
+command -v gnuplot >/dev/null || make --no-print-directory plot-deps
 
 # QUIET_WAIT=S: before each run, wait up to S seconds (checking every 0.5 s) until no other task runs.
 others_running() { local running; read -r _ _ _ running _ < /proc/loadavg; echo $(( ${running%/*} - 1 )); }

@@ -5,15 +5,11 @@
 #                               SuiteSparse:GraphBLAS (Debian package libgraphblas-dev)
 #   build/peers/write_problem   writes sdnn's generated problem as official TSV files; linked
 #                               with sdnn's library objects (built with make's rule first)
-# Installs libgraphblas-dev with apt-get when missing (sudo when not root).
+# Installs libgraphblas-dev when missing (make peer-deps: apt-get, sudo when not root).
 # Usage: bash bench/peers/build.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-if [ ! -f /usr/include/GraphBLAS.h ] && [ ! -f /usr/include/suitesparse/GraphBLAS.h ]; then
-  echo "build.sh: installing libgraphblas-dev"
-  if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libgraphblas-dev
-fi
+make --no-print-directory peer-deps
 CC=${CC:-gcc}
 ARCH=${ARCH:--march=native}
 mkdir -p build/peers
