@@ -76,8 +76,9 @@ void phase(const MpiSession& mpi, Work&& work) {
   }
 }
 
-// Refuses, before any work, an output (--out, --report and its CSV) that is not a new name or an
-// existing regular file, or that is the same file as one the run reads (io/output_file.hpp).
+// Refuses, before any work, an output (--out, --out-activations, --report and its CSV) that is not
+// a new name or an existing regular file, that is the same file as one the run reads, or that is
+// the same file as another output (io/output_file.hpp).
 void check_outputs(const Options& o) {
   std::vector<ReadFile> reads = {{o.input_path, "--input"}, {o.truth_path, "--truth"}};
   if (!o.generated()) {
@@ -87,13 +88,15 @@ void check_outputs(const Options& o) {
     else  // each layer as it will be read: nN-lK.tsv, or nN-lK.tsv.gz where only that exists
       for (Index l = 1; l <= o.layers; ++l) reads.push_back({layer_file(o.network_dir, o.neurons, l), "--network"});
   }
-  std::vector<std::string> outputs = {o.out_path, o.out_activations_path};
-  if (!o.report_path.empty()) outputs.insert(outputs.end(), {o.report_path, csv_path_of(o.report_path)});
-  for (const std::string& path : outputs) {
-    if (path.empty()) continue;
-    check_output_path(path);
-    check_not_an_input(path, reads);
+  std::vector<WrittenFile> outputs = {{o.out_path, "--out"}, {o.out_activations_path, "--out-activations"}};
+  if (!o.report_path.empty())
+    outputs.insert(outputs.end(), {{o.report_path, "--report"}, {csv_path_of(o.report_path), "--report's CSV"}});
+  for (const WrittenFile& output : outputs) {
+    if (output.path.empty()) continue;
+    check_output_path(output.path);
+    check_not_an_input(output.path, reads);
   }
+  check_distinct_outputs(outputs);
 }
 
 // The peak resident memory of this process so far, in MB (getrusage reports kilobytes on Linux).
