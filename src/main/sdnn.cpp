@@ -317,7 +317,7 @@ std::string verify(const MpiSession& mpi, const Strategy& strategy, const LoadPl
   double verify_s = 0;
   phase(mpi, [&] {
     const double start = mpi_seconds();
-    difference = strategy.verifier_difference(mpi, plan, problem, final_rows);
+    difference = strategy.verifier_difference(plan, problem, final_rows);
     verify_s = mpi_seconds_since(start);
   });
   verify_s = mpi.max(verify_s);
@@ -343,7 +343,7 @@ RankResult infer_share(const MpiSession& mpi, Strategy& strategy, const LoadedPr
   phase(mpi, [&] {
     mpi.barrier();
     const double start = mpi_seconds();
-    result = strategy.run(mpi, problem, engine, keep_final_rows, figures);
+    result = strategy.run(problem, engine, keep_final_rows, figures);
     figures.compute_s = mpi_seconds_since(start) - figures.comm_s;
   });
   const double start = mpi_seconds();
@@ -439,7 +439,7 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
   if (o.verify) results.verdict = verify(mpi, *strategy, plan, problem, result.final_rows);
 
   write_activations(mpi, o, plan, problem, result.final_rows);
-  results.strategy_fields = strategy->report_own_figures(mpi, figures);  // the pipeline's lines per stage
+  results.strategy_fields = strategy->report_own_figures(figures);  // the pipeline's lines per stage
   const std::vector<RankFigures> ranks = gather_figures(mpi, figures, o.report_layers);
   results.challenge = write_outputs(mpi, o, categories, before.truth, description, ranks);
   results.peak_mb = mpi.max(peak_resident_mb());

@@ -51,7 +51,7 @@ class DataStrategy final : public Strategy {
                           options_.format == Format::csr || options_.verify || options_.share_network, true);
   }
 
-  RankResult run(const MpiSession&, const LoadedProblem& problem, const EngineOptions& engine, bool keep_final_rows,
+  RankResult run(const LoadedProblem& problem, const EngineOptions& engine, bool keep_final_rows,
                  RankFigures& figures) override {
     EngineOptions mine = engine;
     mine.keep_activations = keep_final_rows;
@@ -68,7 +68,7 @@ class DataStrategy final : public Strategy {
     return {std::move(result.activations), std::move(result.categories), result.exact_sum};
   }
 
-  std::string verifier_difference(const MpiSession&, const LoadPlan&, const LoadedProblem& problem,
+  std::string verifier_difference(const LoadPlan&, const LoadedProblem& problem,
                                   const CsrMatrix& final_rows) const override {
     return first_difference(reference_inference(problem.network, problem.input), final_rows);
   }
@@ -93,22 +93,21 @@ class ModelStrategy final : public Strategy {
     for (Layer& layer : problem.network) layer.weights_csr = CsrMatrix();
   }
 
-  RankResult run(const MpiSession& mpi, const LoadedProblem& problem, const EngineOptions& engine, bool,
-                 RankFigures& figures) override {
+  RankResult run(const LoadedProblem& problem, const EngineOptions& engine, bool, RankFigures& figures) override {
     RankResult result;
-    result.final_rows = run_data_model(mpi, problem, grid_, engine, !options_.no_overlap, figures);
+    result.final_rows = run_data_model(mpi_, problem, grid_, engine, !options_.no_overlap, figures);
     result.categories = categories_of(result.final_rows);
     result.exact_sum = exact_sum_of(result.final_rows);
     return result;
   }
 
   // The whole network loaded again (one column block), its reference restricted to this rank's columns.
-  std::string verifier_difference(const MpiSession& mpi, const LoadPlan& plan, const LoadedProblem& problem,
+  std::string verifier_difference(const LoadPlan& plan, const LoadedProblem& problem,
                                   const CsrMatrix& final_rows) const override {
     LoadPlan whole = plan;
     whole.column_groups = 1;
     whole.column_group = 0;
-    LoadedProblem reference = load_problem(mpi, options_, whole);
+    LoadedProblem reference = load_problem(mpi_, options_, whole);
     const CsrMatrix expected = reference_inference(reference.network, reference.input);
     return first_difference(columns_of(expected, problem.columns.first, problem.columns.last), final_rows);
   }
@@ -141,9 +140,9 @@ class PipelineStrategy final : public Strategy {
     sdnn::prepare_weights(problem.network, options_.format == Format::csr || options_.verify, true);
   }
 
-  RankResult run(const MpiSession& mpi, const LoadedProblem& problem, const EngineOptions& engine,
-                 bool keep_final_rows, RankFigures& figures) override {
-    PipelineResult result = run_pipeline(mpi, problem, grid_, layers_, options_.layers, engine,
+  RankResult run(const LoadedProblem& problem, const EngineOptions& engine, bool keep_final_rows,
+                 RankFigures& figures) override {
+    PipelineResult result = run_pipeline(mpi_, problem, grid_, layers_, options_.layers, engine,
                                          options_.block_rows * engine.threads, keep_final_rows, figures);
     stage_figures_ = result.stage;
     return {std::move(result.final_rows), std::move(result.categories), result.exact_sum};
@@ -151,14 +150,14 @@ class PipelineStrategy final : public Strategy {
 
   // The last stage checks its row group's survivors against the whole network; the other
   // stages take part in loading it and hold nothing.
-  std::string verifier_difference(const MpiSession& mpi, const LoadPlan& plan, const LoadedProblem&,
+  std::string verifier_difference(const LoadPlan& plan, const LoadedProblem&,
                                   const CsrMatrix& final_rows) const override {
     const bool last_stage = stage_ == grid_.columns - 1;
     LoadPlan whole = plan;
     whole.first_layer = 0;
     whole.last_layer = last_stage ? options_.layers : 0;
     whole.keep_input = last_stage;
-    LoadedProblem reference = load_problem(mpi, options_, whole);
+    LoadedProblem reference = load_problem(mpi_, options_, whole);
     if (!last_stage) return "";
     sdnn::prepare_weights(reference.network, true, false);
     return first_difference(reference_inference(reference.network, reference.input), final_rows);
@@ -171,8 +170,8 @@ class PipelineStrategy final : public Strategy {
   }
 
   // One line per stage, the split its measured layer times balance, and their summary fields.
-  std::string report_own_figures(const MpiSession& mpi, const RankFigures& figures) const override {
-    return report_stages(mpi, grid_, stage_figures_, figures.layer_compute_s);
+  std::string report_own_figures(const RankFigures& figures) const override {
+    return report_stages(mpi_, grid_, stage_figures_, figures.layer_compute_s);
   }
 
  protected:
@@ -214,7 +213,7 @@ std::string Strategy::network_line(const NetworkHeld& network) const {
   return format_line("network: %.1f MB held by each rank\n", static_cast<double>(network.bytes) / 1e6);
 }
 
-std::string Strategy::report_own_figures(const MpiSession&, const RankFigures&) const { return ""; }
+std::string Strategy::report_own_figures(const RankFigures&) const { return ""; }
 
 std::unique_ptr<Strategy> make_strategy(const Options& options, const MpiSession& mpi) {
   if (options.strategy == "data") return std::make_unique<DataStrategy>(options, mpi);

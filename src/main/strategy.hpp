@@ -57,12 +57,12 @@ class Strategy {
   // Runs inference on this rank's share and fills `figures` (compute and communication, per
   // layer). keep_final_rows: the final rows are needed afterwards (verifier, --out-activations).
   // Collective over MPI_COMM_WORLD.
-  virtual RankResult run(const MpiSession& mpi, const LoadedProblem& problem, const EngineOptions& engine,
-                         bool keep_final_rows, RankFigures& figures) = 0;
+  virtual RankResult run(const LoadedProblem& problem, const EngineOptions& engine, bool keep_final_rows,
+                         RankFigures& figures) = 0;
   // The serial verifier on the rows (and columns) this rank holds: its first difference from
   // final_rows (reference.hpp, first_difference), "" when they agree. Collective (it may load the
   // whole network again).
-  virtual std::string verifier_difference(const MpiSession& mpi, const LoadPlan& plan, const LoadedProblem& problem,
+  virtual std::string verifier_difference(const LoadPlan& plan, const LoadedProblem& problem,
                                           const CsrMatrix& final_rows) const = 0;
 
   // Names of the run, as the output and the summary print them.
@@ -76,7 +76,7 @@ class Strategy {
   virtual std::string network_line(const NetworkHeld& network) const;
   // Collective: prints the strategy's own lines on rank 0 and returns its own summary fields
   // (" key=value ..."; the pipeline's per stage), "" when it has none.
-  virtual std::string report_own_figures(const MpiSession& mpi, const RankFigures& figures) const;
+  virtual std::string report_own_figures(const RankFigures& figures) const;
 
  protected:
   Strategy(const Options& options, const MpiSession& mpi, Grid grid) : options_(options), mpi_(mpi), grid_(grid) {}
@@ -90,7 +90,7 @@ class Strategy {
 
 // The strategy that options.strategy names, for this rank. Throws std::invalid_argument (the
 // driver prints it and exits 2, as for a bad command line) when the grid does not match the
-// ranks or a pipeline stage would hold no layer.
+// ranks or a pipeline stage would hold no layer. `mpi` must outlive the strategy.
 std::unique_ptr<Strategy> make_strategy(const Options& options, const MpiSession& mpi);
 
 }  // namespace sdnn
