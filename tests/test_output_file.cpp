@@ -228,7 +228,8 @@ TEST(OutputFile, TwoOutputsThatAreOneFileAreRefused) {
       {dir.file("sub/a.csv"), dir.file("into-sub/a.csv")},
       {dir.file("old.tsv"), dir.file("hard.tsv")},
       {dir.file("soft.tsv"), dir.file("old.tsv")}};
-  for (const auto& [first, second] : same) {
+  for (const auto& outputs : same) {  // no structured binding: clang 14 lets no lambda capture one
+    const std::string &first = outputs.first, &second = outputs.second;
     const std::string what = input_error_of([&] {
       check_distinct_outputs({{first, "--out"}, {"", "--out-activations"}, {second, "--report"}});
     });
