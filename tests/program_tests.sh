@@ -521,6 +521,19 @@ run "model strategy with --block-rows" 2 ./sdnn --strategy model --block-rows 7 
 run "--no-overlap with the data strategy" 2 ./sdnn --no-overlap && expect "--no-overlap with the data strategy refused" "--no-overlap goes with --strategy model"
 run "model strategy with its own csc/model" 0 ./sdnn --strategy model --format csc --parallel model --inputs 50 --layers 2 --neurons 64 -q &&
   expect "model strategy accepts the csc/model it runs" "Verifier: PASS"
+run "--hash-seed without --hash" 2 ./sdnn --hash-seed 7 && expect "--hash-seed without --hash refused" "--hash-seed goes with --hash input, network or both"
+# Two outputs that are one file (by name, through '..', or --report's own CSV): refused before any
+# work, one error line, nothing written.
+mkdir -p "$tmp/outs/sub"
+for case_ in "--out $tmp/outs/same.json --report $tmp/outs/same.json|same.json: cannot write: --out and --report name the same file" \
+             "--out-activations $tmp/outs/sub/../a.tsv --out $tmp/outs/a.tsv|a.tsv: cannot write: --out and --out-activations name the same file" \
+             "--report $tmp/outs/r.csv|r.csv: cannot write: --report and --report's CSV name the same file"; do
+  args=${case_%%|*} message=${case_#*|}
+  run "two outputs that are one file: $args" 1 $MPIRUN -np 2 ./sdnn "${good[@]}" -q $args && expect "refused clearly: $message" "^sdnn: error: .*$message"
+  if [ "$(grep -c 'sdnn: error' "$tmp/out")" = 1 ] && [ -z "$(ls -A "$tmp/outs/sub")" ] && [ "$(ls "$tmp/outs")" = sub ]; then
+    ok "one error line, nothing written: $args"; else bad "one error line, nothing written: $args" "$tmp/out"; fi
+done
+rm -rf "$tmp/outs"
 
 # A rank killed with SIGKILL mid-run ends the whole job within seconds: non-zero, no output file.
 $MPIRUN -np 2 ./sdnn --inputs 60000 --threads 1 -q --no-verify --out "$tmp/killed.tsv" > "$tmp/out" 2>&1 &

@@ -8,7 +8,6 @@
 
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -20,7 +19,9 @@
 namespace sdnn {
 namespace {
 
+using test::read_text;
 using test::TempDirectory;
+using test::write_text;
 constexpr double kPi = 3.14159265358979323846;
 
 // An idx3-ubyte file's bytes: big-endian header, then the images.
@@ -33,9 +34,6 @@ std::string idx_bytes(std::uint32_t count, std::uint32_t rows, std::uint32_t col
   return out;
 }
 
-void write_plain(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
 
 void write_gzip(const std::string& path, const std::string& bytes) {
   gzFile f = gzopen(path.c_str(), "wb");
@@ -44,20 +42,9 @@ void write_gzip(const std::string& path, const std::string& bytes) {
   ASSERT_EQ(gzclose(f), Z_OK);
 }
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
+// The message of the InputError that reading `path` throws (a note in <> otherwise).
 std::string error_of(const std::string& path) {
-  try {
-    read_idx_images(path);
-  } catch (const InputError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("<not an InputError: ") + e.what() + ">";
-  }
-  return "<no error>";
+  return test::input_error_of([&] { read_idx_images(path); });
 }
 
 // The independent reference: real trigonometric interpolation of n samples at m points, straight
@@ -207,7 +194,7 @@ class IdxFiles : public ::testing::Test {
   std::string plain = dir.file("images-idx3-ubyte"), gzip = dir.file("images-idx3-ubyte.gz");
   void SetUp() override {
     const std::string bytes = idx_bytes(4, 28, 28, concat(images));
-    write_plain(plain, bytes);
+    write_text(plain, bytes);
     write_gzip(gzip, bytes);
   }
 };
@@ -293,29 +280,29 @@ TEST_F(IdxFiles, ResultsDoNotDependOnThreadsOrChunks) {
 
 TEST_F(IdxFiles, WrongMagicTruncatedCorruptAndMissing) {
   const std::string bytes = idx_bytes(4, 28, 28, concat(images));
-  write_plain(dir.file("labels"), idx_bytes(4, 28, 28, concat(images), 0x00000801));
+  write_text(dir.file("labels"), idx_bytes(4, 28, 28, concat(images), 0x00000801));
   EXPECT_NE(error_of(dir.file("labels")).find("not an idx3-ubyte image file (magic 0x00000801"), std::string::npos)
       << error_of(dir.file("labels"));
-  write_plain(dir.file("short-header"), bytes.substr(0, 10));
+  write_text(dir.file("short-header"), bytes.substr(0, 10));
   EXPECT_NE(error_of(dir.file("short-header")).find("truncated idx header"), std::string::npos);
-  write_plain(dir.file("empty"), "");
+  write_text(dir.file("empty"), "");
   EXPECT_NE(error_of(dir.file("empty")).find("magic missing"), std::string::npos);
-  write_plain(dir.file("short-data"), bytes.substr(0, bytes.size() - 100));
+  write_text(dir.file("short-data"), bytes.substr(0, bytes.size() - 100));
   EXPECT_NE(error_of(dir.file("short-data")).find("truncated: the header announces 4 images of 28 x 28 pixels, the data ends in image 4"),
             std::string::npos)
       << error_of(dir.file("short-data"));
   write_gzip(dir.file("short-data.gz"), bytes.substr(0, bytes.size() - 1));
   EXPECT_NE(error_of(dir.file("short-data.gz")).find("truncated"), std::string::npos);
   // A gzip stream cut in the middle, and one with a damaged body.
-  const std::string gz = read_bytes(gzip);
-  write_plain(dir.file("cut.gz"), gz.substr(0, gz.size() / 2));
+  const std::string gz = read_text(gzip);
+  write_text(dir.file("cut.gz"), gz.substr(0, gz.size() / 2));
   EXPECT_NE(error_of(dir.file("cut.gz")).find(dir.file("cut.gz") + ": "), std::string::npos) << error_of(dir.file("cut.gz"));
   EXPECT_EQ(error_of(dir.file("cut.gz")).find("<"), std::string::npos) << error_of(dir.file("cut.gz"));
   std::string damaged = gz;
   for (std::size_t k = 20; k < damaged.size() - 8; k += 7) damaged[k] = static_cast<char>(damaged[k] ^ 0x5a);
-  write_plain(dir.file("damaged.gz"), damaged);
+  write_text(dir.file("damaged.gz"), damaged);
   EXPECT_EQ(error_of(dir.file("damaged.gz")).find("<"), std::string::npos) << error_of(dir.file("damaged.gz"));
-  write_plain(dir.file("huge"), idx_bytes(1, 100000, 28, {}));
+  write_text(dir.file("huge"), idx_bytes(1, 100000, 28, {}));
   EXPECT_NE(error_of(dir.file("huge")).find("expected 1 to 4096 per axis"), std::string::npos);
   EXPECT_NE(error_of(dir.file("missing")).find("cannot open"), std::string::npos);
   EXPECT_NE(error_of(dir.path()).find("directory"), std::string::npos);

@@ -5,7 +5,8 @@
 // (0666 less the umask). A write that fails or is dropped leaves the target untouched and no
 // temporary behind. Devices (a node like /dev/null made here where mknod is allowed), pipes,
 // sockets and directories are refused as outputs and never replaced; an output that is the same
-// file as an input (the path itself, a hard link, a symbolic link, a path through '..') is refused.
+// file as an input (the path itself, a hard link, a symbolic link, a path through '..') is refused,
+// and so are two outputs of one run that are one file (by name, new or existing, or through links).
 // Everything here holds as root too: nothing relies on permissions.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -208,6 +209,38 @@ TEST(OutputFile, AnOutputThatIsAnInputIsRefusedWhateverItsName) {
   write_text(dir.file("other.tsv"), "x\n");
   EXPECT_NO_THROW(check_not_an_input(dir.file("other.tsv"), reads));
   EXPECT_EQ(read_text(input), "1\t1\t1\n");
+}
+
+TEST(OutputFile, TwoOutputsThatAreOneFileAreRefused) {
+  test::TempDirectory dir;
+  ASSERT_EQ(::mkdir(dir.file("sub").c_str(), 0755), 0);
+  write_text(dir.file("old.tsv"), "x\n");
+  ASSERT_EQ(::link(dir.file("old.tsv").c_str(), dir.file("hard.tsv").c_str()), 0);
+  ASSERT_EQ(::symlink(dir.file("old.tsv").c_str(), dir.file("soft.tsv").c_str()), 0);
+  ASSERT_EQ(::symlink(dir.file("sub").c_str(), dir.file("into-sub").c_str()), 0);
+  const std::string new_name = dir.file("new.json");
+  // A new name spelt twice (the same, through '.', '..' or a linked folder), an existing file
+  // through a hard or a symbolic link.
+  const std::vector<std::pair<std::string, std::string>> same = {
+      {new_name, new_name},
+      {new_name, dir.path() + "/./new.json"},
+      {new_name, dir.file("sub/../new.json")},
+      {dir.file("sub/a.csv"), dir.file("into-sub/a.csv")},
+      {dir.file("old.tsv"), dir.file("hard.tsv")},
+      {dir.file("soft.tsv"), dir.file("old.tsv")}};
+  for (const auto& outputs : same) {  // no structured binding: clang 14 lets no lambda capture one
+    const std::string &first = outputs.first, &second = outputs.second;
+    const std::string what = input_error_of([&] {
+      check_distinct_outputs({{first, "--out"}, {"", "--out-activations"}, {second, "--report"}});
+    });
+    EXPECT_EQ(what, second + ": cannot write: --out and --report name the same file (each output needs a file of its own)")
+        << first << " and " << second;
+  }
+  EXPECT_NO_THROW(check_distinct_outputs({{new_name, "--out"}, {dir.file("new.csv"), "--report's CSV"},
+                                          {dir.file("sub/new.json"), "--report"}, {dir.file("old.tsv"), "--x"}}));
+  EXPECT_NO_THROW(check_distinct_outputs({{"", "--out"}, {"", "--report"}}));  // absent outputs
+  EXPECT_EQ(names_in(dir.path()), (std::vector<std::string>{"hard.tsv", "into-sub", "old.tsv", "soft.tsv", "sub"}))
+      << "nothing written";
 }
 
 TEST(OutputFile, AMissingFolderOrAPathThroughAFileIsRefused) {

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 
@@ -28,6 +29,20 @@ std::string kind_of(mode_t mode) {
   if (S_ISFIFO(mode)) return "a named pipe";
   if (S_ISSOCK(mode)) return "a socket";
   return "not a regular file";
+}
+
+// What makes a path the file it is: device and inode when it exists, else its folder's real path
+// and its name.
+std::string identity_of(const std::string& path) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0)
+    return "inode " + std::to_string(info.st_dev) + ":" + std::to_string(info.st_ino);
+  const std::string folder = folder_of(path);
+  char* real = ::realpath(folder.c_str(), nullptr);
+  const std::string resolved = real != nullptr ? real : folder;
+  std::free(real);
+  const auto slash = path.find_last_of('/');
+  return "name " + resolved + "/" + (slash == std::string::npos ? path : path.substr(slash + 1));
 }
 
 // 12 random letters and digits.
@@ -82,6 +97,18 @@ void check_not_an_input(const std::string& output, const std::vector<ReadFile>& 
     if (in.st_dev == out.st_dev && in.st_ino == out.st_ino)
       throw InputError(output, "cannot write: it is the same file as " + input.path + " (" + input.option +
                                    "), which the run reads");
+  }
+}
+
+void check_distinct_outputs(const std::vector<WrittenFile>& outputs) {
+  std::vector<std::string> identities(outputs.size());
+  for (std::size_t b = 0; b < outputs.size(); ++b) {
+    if (outputs[b].path.empty()) continue;
+    identities[b] = identity_of(outputs[b].path);
+    for (std::size_t a = 0; a < b; ++a)
+      if (!outputs[a].path.empty() && identities[a] == identities[b])
+        throw InputError(outputs[b].path, "cannot write: " + outputs[a].option + " and " + outputs[b].option +
+                                              " name the same file (each output needs a file of its own)");
   }
 }
 

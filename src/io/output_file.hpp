@@ -11,7 +11,8 @@
 // check_output_path refuses, before any work, an output that is not a new name or an existing
 // regular file (a device such as /dev/null or /dev/full, a pipe, a socket, a directory) or whose
 // folder is missing; check_not_an_input refuses one that is the same file (device and inode, so
-// links and '..' do not hide it) as any file the run reads.
+// links and '..' do not hide it) as any file the run reads; check_distinct_outputs refuses two
+// outputs of one run that are the same file.
 #pragma once
 
 #include <cstdint>
@@ -64,5 +65,16 @@ struct ReadFile {
 // InputError("output: cannot write: it is the same file as PATH (OPTION), which the run reads")
 // when `output` exists and is the same file (st_dev and st_ino) as one of `inputs` that exists.
 void check_not_an_input(const std::string& output, const std::vector<ReadFile>& inputs);
+
+// A file the run writes, with the option that names it (for the message).
+struct WrittenFile {
+  std::string path;
+  std::string option;  // e.g. "--out"
+};
+// InputError("second: cannot write: OPTION1 and OPTION2 name the same file ...") when two of
+// `outputs` are the same file: the same device and inode when both exist, else the same name in
+// the same folder (links and '..' in the folder resolved). Empty paths are skipped; each path
+// must have passed check_output_path.
+void check_distinct_outputs(const std::vector<WrittenFile>& outputs);
 
 }  // namespace sdnn

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -35,15 +34,6 @@ struct CommandOptions {
   std::optional<float> bias;
   int threads = 0;
 };
-
-template <class T>
-T parse_number(const std::string& option, const std::string& text, T min_value) {
-  T value{};
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || value < min_value)
-    throw std::invalid_argument(option + " needs a number >= " + std::to_string(min_value) + ", not '" + text + "'");
-  return value;
-}
 
 std::string usage(const std::string& command) {
   if (command == "generate")

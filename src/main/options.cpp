@@ -11,18 +11,6 @@
 #include <stdexcept>
 
 namespace sdnn {
-namespace {
-
-template <class T>
-T parse_number(const std::string& option, const std::string& text, T min_value) {
-  T value{};
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || value < min_value)
-    throw std::invalid_argument(option + " needs a number >= " + std::to_string(min_value) + ", not '" + text + "'");
-  return value;
-}
-
-}  // namespace
 
 std::uint32_t parse_inputs(const std::string& option, const std::string& text) {
   std::uint64_t value = 0;
@@ -35,7 +23,7 @@ std::uint32_t parse_inputs(const std::string& option, const std::string& text) {
 
 Options parse_options(const std::vector<std::string>& args) {
   Options o;
-  bool neurons_given = false, layers_given = false, format_given = false, parallel_given = false;
+  bool neurons_given = false, layers_given = false, format_given = false, parallel_given = false, hash_seed_given = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     auto value = [&]() -> const std::string& {
@@ -76,7 +64,7 @@ Options parse_options(const std::vector<std::string>& args) {
       o.grid_columns = parse_number<std::uint32_t>(arg, text.substr(x + 1), 1);
     }
     else if (arg == "--hash") o.hash = to_string(parse_hash_mode(value()));
-    else if (arg == "--hash-seed") o.hash_seed = parse_number<std::uint64_t>(arg, value(), 0);
+    else if (arg == "--hash-seed") { o.hash_seed = parse_number<std::uint64_t>(arg, value(), 0); hash_seed_given = true; }
     else if (arg == "--report") o.report_path = value();
     else if (arg == "--report-layers") o.report_layers = true;
     else if (arg == "--no-overlap") o.no_overlap = true;
@@ -116,6 +104,8 @@ Options parse_options(const std::vector<std::string>& args) {
   if (o.share_network && o.strategy != "data")
     throw std::invalid_argument("--share-network goes with --strategy data (the model strategy splits the network)");
   if (o.report_layers && o.report_path.empty()) throw std::invalid_argument("--report-layers needs --report FILE");
+  if (hash_seed_given && o.hash == "none")
+    throw std::invalid_argument("--hash-seed goes with --hash input, network or both (without --hash nothing is permuted)");
   // Options that a strategy would override are refused, never silently replaced: the model
   // strategy runs csc/model on every rank; --block-rows sizes data parallelism's blocks only.
   if (o.strategy == "model") {
@@ -204,7 +194,7 @@ Execution:
                      input: permute the input rows before sharding (balance); network: permute
                      neuron ids (columns of Y, rows and columns of W); both (default none).
                      Every hash is undone before results are written
-  --hash-seed S      seed of the hashing permutations (default 1)
+  --hash-seed S      seed of the hashing permutations (default 1; goes with --hash)
   --report FILE      per-rank report: FILE as JSON and FILE with .csv as CSV (rows, nonzeros,
                      compute, communication and idle time, bytes, imbalance)
   --report-layers    the report also holds every layer of every rank

@@ -1,9 +1,12 @@
 // options.hpp: the command line of sdnn. parse_options turns argv into Options or throws
-// std::invalid_argument with a message that names the option; usage_text is --help.
+// std::invalid_argument with a message that names the option; usage_text is --help;
+// parse_number reads a whole-number option (here and in `sdnn generate` and `convert`).
 #pragma once
 
+#include <charconv>
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -48,6 +51,16 @@ struct Options {
 
   bool generated() const { return network_dir.empty(); }
 };
+
+// --option N: a whole number >= min_value; std::invalid_argument naming the option otherwise.
+template <class T>
+T parse_number(const std::string& option, const std::string& text, T min_value) {
+  T value{};
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < min_value)
+    throw std::invalid_argument(option + " needs a number >= " + std::to_string(min_value) + ", not '" + text + "'");
+  return value;
+}
 
 // The most input rows a run takes: row numbers and counts are 32-bit signed in places (MPI counts).
 inline constexpr std::uint32_t kMaxInputs = 2147483647;

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <sstream>
 
+#include "comm/mpi_library.hpp"
+#include "comm/window.hpp"
 #include "io/output_file.hpp"
 
 namespace sdnn {
@@ -151,6 +153,94 @@ void write_report(const std::string& path, const RunDescription& run, const std:
   json << "  ]\n}\n";
   write_file_atomically(path, json.str());
   write_file_atomically(csv_path_of(path), csv.str());
+}
+
+void print_problem(const Options& o, const RunDescription& run, bool with_grid, const ProblemFigures& problem,
+                   const std::string& network_line) {
+  std::printf("sdnn: neurons=%u layers=%u inputs=%u ranks=%d threads=%d strategy=%s", o.neurons, o.layers, o.inputs,
+              run.ranks, run.threads, run.strategy.c_str());
+  if (with_grid) std::printf(" grid=%s", run.grid.c_str());
+  std::printf(" format=%s parallel=%s hash=%s%s\n", run.format.c_str(), run.parallel.c_str(), run.hash.c_str(),
+              o.generated() ? " (generated problem)" : "");
+  std::printf("%s: %.3f s (network %.3f s, input %.3f s)", o.generated() ? "generate" : "read", problem.read_s,
+              problem.network_s, problem.input_s);
+  if (!o.generated())
+    std::printf(", %.1f MB read at %.1f MB/s (%.1f MB/s per core, %d core(s))", problem.read_mb, problem.read_mb_s,
+                problem.read_mb_s / (run.ranks * run.threads), run.ranks * run.threads);
+  std::printf("\n");
+  std::fputs(network_line.c_str(), stdout);
+  std::printf("input: %.1f MB held by the largest rank (%u rows x %u neurons)\n", problem.largest_input_mb, o.inputs,
+              o.neurons);
+  std::fflush(stdout);
+}
+
+void print_load_only(const Options& o, const RunDescription& run, const ProblemFigures& problem, double peak_mb,
+                     double estimate_mb) {
+  if (mpi_is_simulated())
+    std::printf("memory: peak resident %.0f MB (the simulator's whole process: all %d simulated ranks); estimated "
+                "before loading %.0f MB per rank\n", peak_mb, run.ranks, estimate_mb);
+  else
+    std::printf("memory: peak resident %.0f MB (largest rank); estimated before loading %.0f MB per rank\n", peak_mb,
+                estimate_mb);
+  if (const std::string windows = window_backend_description(); !windows.empty())
+    std::printf("windows: %s\n", windows.c_str());
+  std::printf("summary neurons=%u layers=%u inputs=%u ranks=%d threads=%d load_only=yes read_s=%.6f read_mb=%.1f "
+              "read_mb_s=%.1f network_mb=%.1f input_mb=%.1f peak_rss_mb=%.1f input_rows=%llu\n",
+              o.neurons, o.layers, o.inputs, run.ranks, run.threads, problem.read_s, problem.read_mb,
+              problem.read_mb_s, problem.network_mb, problem.largest_input_mb, peak_mb,
+              static_cast<unsigned long long>(problem.input_rows));
+  std::fflush(stdout);
+}
+
+void print_results(const Options& o, const RunResults& r, const std::vector<RankFigures>& ranks) {
+  const RunDescription& run = r.run;
+  const ProblemFigures& problem = r.problem;
+  const double balance = imbalance(ranks), ratio = comm_compute_ratio(ranks);
+  const double multiply_adds = static_cast<double>(r.active_nonzeros) * 32;
+  // --reuse: rows multiplied over all layers, and their share of inputs x layers.
+  const double rows_share = static_cast<double>(r.rows_computed) / (static_cast<double>(o.inputs) * o.layers);
+  std::printf("inference: %.3f s\n", run.infer_s);
+  std::printf("simd: %s (dense-panel kernel; SDNN_SIMD restricts the target)\n", r.simd.c_str());
+  std::printf("rate: %.4e edges/s (%u inputs x %llu connections)\n", run.rate, o.inputs,
+              static_cast<unsigned long long>(r.connections));
+  std::printf("multiply-adds: %.4e (active nonzeros x 32 weights per row of W)\n", multiply_adds);
+  if (o.reuse)
+    std::printf("reuse: on, rows computed %llu of %.0f (%.4f; identical rows computed once, multiply-adds above are "
+                "those done, the rate counts every input)\n",
+                static_cast<unsigned long long>(r.rows_computed), static_cast<double>(o.inputs) * o.layers, rows_share);
+  std::printf("imbalance: %.3f (max over mean compute time of %d rank(s))", balance, run.ranks);
+  if (r.between_ranks) std::printf(", communication/compute: %.3f", ratio);
+  std::printf("\n");
+  if (mpi_is_simulated())  // one process holds every simulated rank: a per-rank figure does not exist
+    std::printf("memory: peak resident %.0f MB (the simulator's whole process: all %d simulated ranks); estimated "
+                "before loading %.0f MB per rank\n", r.peak_mb, run.ranks, r.estimate_mb);
+  else
+    std::printf("memory: peak resident %.0f MB (largest rank; %.0f MB all ranks); estimated before loading %.0f MB "
+                "per rank\n", r.peak_mb, r.peak_all_mb, r.estimate_mb);
+  std::printf("categories: %zu\n", run.categories);
+  if (!o.truth_path.empty())
+    std::printf("Challenge: %s (%zu categories expected)\n", r.challenge.c_str(), r.truth_categories);
+  if (!o.out_path.empty()) std::printf("categories written to %s\n", o.out_path.c_str());
+  if (!o.out_activations_path.empty()) std::printf("activations written to %s\n", o.out_activations_path.c_str());
+  if (!o.report_path.empty())
+    std::printf("report written to %s and %s\n", o.report_path.c_str(), csv_path_of(o.report_path).c_str());
+  if (const std::string windows = window_backend_description(); !windows.empty())
+    std::printf("windows: %s\n", windows.c_str());  // the backend the one-sided check settled on
+  std::printf(
+      "summary neurons=%u layers=%u inputs=%u ranks=%d threads=%d strategy=%s grid=%s format=%s parallel=%s "
+      "hash=%s read_s=%.6f infer_s=%.6f rate=%.6e categories=%zu checksum=%.17g imbalance=%.4f comm_ratio=%.4f "
+      "verify=%s challenge=%s peak_rss_mb=%.1f read_mb_s=%.1f network_mb=%.1f input_mb=%.1f input_rows=%llu simd=%s%s",
+      o.neurons, o.layers, o.inputs, run.ranks, run.threads, run.strategy.c_str(), run.grid.c_str(),
+      run.format.c_str(), run.parallel.c_str(), run.hash.c_str(), run.read_s, run.infer_s, run.rate, run.categories,
+      r.checksum, balance, ratio, r.verdict.c_str(), r.challenge.c_str(), r.peak_mb, problem.read_mb_s,
+      problem.network_mb, problem.largest_input_mb, static_cast<unsigned long long>(problem.input_rows),
+      r.simd.c_str(), r.strategy_fields.c_str());
+  std::printf(" reuse=%s multiply_adds=%.6e", o.reuse ? "on" : "off", multiply_adds);
+  if (o.reuse)
+    std::printf(" rows_computed=%llu rows_computed_share=%.6f", static_cast<unsigned long long>(r.rows_computed),
+                rows_share);
+  std::printf("\n");
+  std::fflush(stdout);
 }
 
 }  // namespace sdnn

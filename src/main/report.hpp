@@ -1,6 +1,9 @@
 // report.hpp: the per-rank report of a run. Every rank fills its RankFigures; gather_figures
 // brings them to rank 0, which prints the imbalance and writes --report FILE as JSON (FILE) and
-// CSV (FILE with its extension replaced by .csv), per rank and, on request, per layer.
+// CSV (FILE with its extension replaced by .csv), per rank and, on request, per layer. Also what
+// rank 0 prints of a run: the problem loaded (print_problem), the figures of --load-only
+// (print_load_only), and the output block with its last line "summary key=value ..." for
+// scripts (print_results).
 #pragma once
 
 #include <cstdint>
@@ -8,6 +11,7 @@
 #include <vector>
 
 #include "comm/mpi_session.hpp"
+#include "main/options.hpp"
 
 namespace sdnn {
 
@@ -51,5 +55,42 @@ double comm_compute_ratio(const std::vector<RankFigures>& ranks);
 void write_report(const std::string& path, const RunDescription& run, const std::vector<RankFigures>& ranks,
                   bool with_layers);
 std::string csv_path_of(const std::string& json_path);
+
+// The loaded problem's figures: the same on every rank (maxima and sums over ranks) but for
+// network_s, input_s and network_mb, which are this rank's (rank 0 prints them).
+struct ProblemFigures {
+  double read_s = 0;                  // the slowest rank's read (or generation) time
+  double network_s = 0, input_s = 0;  // this rank's
+  double read_mb = 0, read_mb_s = 0;  // file bytes parsed by all ranks, over read_s
+  double network_mb = 0;              // this rank's network
+  double largest_input_mb = 0;        // the largest rank's input
+  std::uint64_t input_rows = 0;       // input rows holding any entry
+};
+
+// Rank 0: the first lines of a run: "sdnn: neurons=...", the read (or generate) figures, the
+// strategy's network line and the input held. with_grid: the first line names the grid.
+void print_problem(const Options& options, const RunDescription& run, bool with_grid, const ProblemFigures& problem,
+                   const std::string& network_line);
+
+// Rank 0, --load-only: the memory held, the window backend and the load-only summary line.
+void print_load_only(const Options& options, const RunDescription& run, const ProblemFigures& problem, double peak_mb,
+                     double estimate_mb);
+
+// What rank 0 prints after inference.
+struct RunResults {
+  RunDescription run;            // names, sizes, read_s, infer_s, rate, categories
+  ProblemFigures problem;
+  bool between_ranks = false;    // the output shows the communication/compute ratio
+  std::string simd;              // the dense-panel kernel's SIMD target
+  std::string verdict = "skipped", challenge = "none";
+  std::size_t truth_categories = 0;
+  std::uint64_t connections = 0, active_nonzeros = 0, rows_computed = 0;  // summed over ranks
+  double checksum = 0, peak_mb = 0, peak_all_mb = 0, estimate_mb = 0;
+  std::string strategy_fields;   // the strategy's own summary fields (" key=value ...")
+};
+
+// Rank 0: inference time, SIMD target, rate, multiply-adds, reuse, imbalance, memory, categories,
+// the Challenge verdict, the files written, the window backend, and the summary line.
+void print_results(const Options& options, const RunResults& results, const std::vector<RankFigures>& ranks);
 
 }  // namespace sdnn

@@ -1,0 +1,232 @@
+// strategy.cpp: the three strategies behind the Strategy interface (see strategy.hpp) and the
+// factory that checks their grids. Data x data runs the engine (spmm/engine.hpp) on each rank's
+// row shard with the whole network; data x model and the pipeline call run_data_model and
+// run_pipeline and say which rows and columns each rank checks against the serial verifier.
+#include "main/strategy.hpp"
+
+#include <cstdio>
+#include <iterator>
+#include <stdexcept>
+#include <utility>
+
+#include "hash/hash.hpp"
+#include "io/generate.hpp"
+#include "main/strategy_model.hpp"
+#include "main/strategy_pipeline.hpp"
+#include "spmm/reference.hpp"
+
+namespace sdnn {
+namespace {
+
+// printf's text as a string (the lines a strategy hands the driver to print).
+template <class... Args>
+std::string format_line(const char* format, Args... args) {
+  char line[512];
+  std::snprintf(line, sizeof line, format, args...);
+  return line;
+}
+
+// Columns [first, last) of a CSR matrix, renumbered from 0.
+CsrMatrix columns_of(const CsrMatrix& a, Index first, Index last) {
+  CsrMatrix out(a.rows(), last - first);
+  for (Index i = 0; i < a.rows(); ++i) {
+    for (Offset p = a.begin(i); p < a.end(i); ++p)
+      if (a.indices[p] >= first && a.indices[p] < last) {
+        out.indices.push_back(a.indices[p] - first);
+        out.values.push_back(a.values[p]);
+      }
+    out.offsets[i + 1] = out.indices.size();
+  }
+  return out;
+}
+
+// Data x data: every rank a contiguous shard of the input rows and the whole network; the
+// engine runs on the shard with the rank's threads, no communication inside the layer loop.
+class DataStrategy final : public Strategy {
+ public:
+  DataStrategy(const Options& options, const MpiSession& mpi) : Strategy(options, mpi, Grid{mpi.size(), 1}) {}
+
+  void prepare_weights(LoadedProblem& problem) const override {
+    sdnn::prepare_weights(problem.network,
+                          options_.format == Format::csr || options_.verify || options_.share_network, true);
+  }
+
+  RankResult run(const LoadedProblem& problem, const EngineOptions& engine, bool keep_final_rows,
+                 RankFigures& figures) override {
+    EngineOptions mine = engine;
+    mine.keep_activations = keep_final_rows;
+    InferenceResult result = infer(problem.network, problem.input, mine);
+    figures.active_nonzeros = result.active_nonzeros;
+    figures.layer_nonzeros = std::move(result.layer_nonzeros);
+    figures.layer_compute_s = std::move(result.layer_seconds);
+    figures.layer_comm_s.assign(figures.layer_compute_s.size(), 0.0);
+    figures.layer_bytes.assign(figures.layer_compute_s.size(), 0);
+    figures.layer_columns.assign(figures.layer_compute_s.size(), 0);
+    figures.layer_rows = std::move(result.layer_rows);
+    figures.layer_rows.resize(figures.layer_compute_s.size(), 0);
+    for (std::uint64_t r : figures.layer_rows) figures.rows_computed += r;
+    return {std::move(result.activations), std::move(result.categories), result.exact_sum};
+  }
+
+  std::string verifier_difference(const LoadPlan&, const LoadedProblem& problem,
+                                  const CsrMatrix& final_rows) const override {
+    return first_difference(reference_inference(problem.network, problem.input), final_rows);
+  }
+
+  bool between_ranks() const override { return false; }
+
+ protected:
+  void assign_share(LoadPlan& plan) const override {
+    plan.row_groups = mpi_.size();
+    plan.row_group = mpi_.rank();
+  }
+};
+
+// Data x model (strategy_model.hpp): rank (d, m) holds column block m of every layer and computes
+// its column block of Y for the rows of row group d, csc/model on every rank.
+class ModelStrategy final : public Strategy {
+ public:
+  ModelStrategy(const Options& options, const MpiSession& mpi, Grid grid) : Strategy(options, mpi, grid) {}
+
+  void prepare_weights(LoadedProblem& problem) const override {
+    sdnn::prepare_weights(problem.network, false, true);  // a 1-column-block grid loads whole CSR layers
+    for (Layer& layer : problem.network) layer.weights_csr = CsrMatrix();
+  }
+
+  RankResult run(const LoadedProblem& problem, const EngineOptions& engine, bool, RankFigures& figures) override {
+    RankResult result;
+    result.final_rows = run_data_model(mpi_, problem, grid_, engine, !options_.no_overlap, figures);
+    result.categories = categories_of(result.final_rows);
+    result.exact_sum = exact_sum_of(result.final_rows);
+    return result;
+  }
+
+  // The whole network loaded again (one column block), its reference restricted to this rank's columns.
+  std::string verifier_difference(const LoadPlan& plan, const LoadedProblem& problem,
+                                  const CsrMatrix& final_rows) const override {
+    LoadPlan whole = plan;
+    whole.column_groups = 1;
+    whole.column_group = 0;
+    LoadedProblem reference = load_problem(mpi_, options_, whole);
+    const CsrMatrix expected = reference_inference(reference.network, reference.input);
+    return first_difference(columns_of(expected, problem.columns.first, problem.columns.last), final_rows);
+  }
+
+  Format format() const override { return Format::csc; }
+  Parallelism parallel() const override { return Parallelism::model; }
+
+ protected:
+  void assign_share(LoadPlan& plan) const override {
+    plan.row_groups = grid_.rows;
+    plan.row_group = mpi_.rank() / grid_.columns;
+    plan.column_groups = grid_.columns;
+    plan.column_group = mpi_.rank() % grid_.columns;
+  }
+};
+
+// Data x pipeline stages (strategy_pipeline.hpp): rank (d, s) holds the layers of stage s and,
+// on stage 0, the input rows of row group d; the last stage holds the survivors.
+class PipelineStrategy final : public Strategy {
+ public:
+  PipelineStrategy(const Options& options, const MpiSession& mpi, Grid grid)
+      : Strategy(options, mpi, grid),
+        stage_(mpi.rank() % grid.columns),
+        layers_(stage_layers(options.layers, grid.columns, stage_, options.stage_starts)) {}
+
+  void prepare_weights(LoadedProblem& problem) const override {  // the stage's layers only
+    Network mine(std::make_move_iterator(problem.network.begin() + layers_.first),
+                 std::make_move_iterator(problem.network.begin() + layers_.last));
+    problem.network = std::move(mine);
+    sdnn::prepare_weights(problem.network, options_.format == Format::csr || options_.verify, true);
+  }
+
+  RankResult run(const LoadedProblem& problem, const EngineOptions& engine, bool keep_final_rows,
+                 RankFigures& figures) override {
+    PipelineResult result = run_pipeline(mpi_, problem, grid_, layers_, options_.layers, engine,
+                                         options_.block_rows * engine.threads, keep_final_rows, figures);
+    stage_figures_ = result.stage;
+    return {std::move(result.final_rows), std::move(result.categories), result.exact_sum};
+  }
+
+  // The last stage checks its row group's survivors against the whole network; the other
+  // stages take part in loading it and hold nothing.
+  std::string verifier_difference(const LoadPlan& plan, const LoadedProblem&,
+                                  const CsrMatrix& final_rows) const override {
+    const bool last_stage = stage_ == grid_.columns - 1;
+    LoadPlan whole = plan;
+    whole.first_layer = 0;
+    whole.last_layer = last_stage ? options_.layers : 0;
+    whole.keep_input = last_stage;
+    LoadedProblem reference = load_problem(mpi_, options_, whole);
+    if (!last_stage) return "";
+    sdnn::prepare_weights(reference.network, true, false);
+    return first_difference(reference_inference(reference.network, reference.input), final_rows);
+  }
+
+  std::string network_line(const NetworkHeld& network) const override {
+    return format_line("network: %.1f MB on the largest rank, %.1f MB on all ranks (each of %d stage(s) holds only "
+                       "its layers: about 1/%d of the network when they hold as many)\n",
+                       network.largest_mb, network.all_mb, grid_.columns, grid_.columns);
+  }
+
+  // One line per stage, the split its measured layer times balance, and their summary fields.
+  std::string report_own_figures(const RankFigures& figures) const override {
+    return report_stages(mpi_, grid_, stage_figures_, figures.layer_compute_s);
+  }
+
+ protected:
+  void assign_share(LoadPlan& plan) const override {
+    plan.row_groups = grid_.rows;
+    plan.row_group = mpi_.rank() / grid_.columns;
+    plan.first_layer = layers_.first;  // the stage holds its layers only
+    plan.last_layer = layers_.last;
+    plan.keep_input = stage_ == 0;
+  }
+
+ private:
+  int stage_;
+  LayerRange layers_;
+  StageFigures stage_figures_;
+};
+
+}  // namespace
+
+LoadPlan Strategy::load_plan(int threads) const {
+  const HashMode hash = parse_hash_mode(options_.hash);
+  LoadPlan plan;
+  plan.rows = hashes_input(hash) ? Permutation::hashing(options_.inputs, options_.hash_seed)
+                                 : Permutation::identity(options_.inputs);
+  plan.neurons = hashes_network(hash) ? Permutation::hashing(options_.neurons, options_.hash_seed + 1)
+                                      : Permutation::identity(options_.neurons);
+  plan.bias = options_.bias ? *options_.bias : default_bias(options_.neurons);
+  plan.threads = threads;
+  plan.build_network = !options_.share_network || mpi_.node_rank() == 0;
+  assign_share(plan);
+  return plan;
+}
+
+std::string Strategy::network_line(const NetworkHeld& network) const {
+  if (network.shared != nullptr)
+    return format_line("network: %.1f MB, one copy shared by the %d rank(s) of each node (saves %.1f MB per node)\n",
+                       static_cast<double>(network.shared->bytes) / 1e6, network.shared->ranks_on_node,
+                       static_cast<double>(network.shared->bytes) * (network.shared->ranks_on_node - 1) / 1e6);
+  return format_line("network: %.1f MB held by each rank\n", static_cast<double>(network.bytes) / 1e6);
+}
+
+std::string Strategy::report_own_figures(const RankFigures&) const { return ""; }
+
+std::unique_ptr<Strategy> make_strategy(const Options& options, const MpiSession& mpi) {
+  if (options.strategy == "data") return std::make_unique<DataStrategy>(options, mpi);
+  // The model and pipeline grids: --grid DxM, or 1 x ranks.
+  const Grid grid = options.grid_rows ? Grid{static_cast<int>(options.grid_rows), static_cast<int>(options.grid_columns)}
+                                      : Grid{1, mpi.size()};
+  if (grid.rows * grid.columns != mpi.size())
+    throw std::invalid_argument("--grid " + std::to_string(grid.rows) + "x" + std::to_string(grid.columns) + " needs " +
+                                std::to_string(grid.rows * grid.columns) + " ranks, not " + std::to_string(mpi.size()));
+  if (options.strategy == "model") return std::make_unique<ModelStrategy>(options, mpi, grid);
+  // The pipeline's stages: refused (stage_layers) when a stage would hold no layer.
+  if (options.strategy == "pipeline") return std::make_unique<PipelineStrategy>(options, mpi, grid);
+  throw std::invalid_argument("--strategy must be data, model or pipeline, not '" + options.strategy + "'");
+}
+
+}  // namespace sdnn
