@@ -13,7 +13,8 @@
 #   fashion4096  a generated 4096-neuron network, 120 layers, with the same images at N = 4096
 # Environment: SDNN (default ./sdnn), REPS (default 3), THREADS (default 2), STRATEGY (format/parallel,
 #   default csr/data), FASHION_IDX (default Debian's dataset-fashion-mnist train images),
-#   FASHION_INPUTS (default 60000), EXTRA (more sdnn options).
+#   FASHION_INPUTS (default 60000), EXTRA (more sdnn options), BENCH_DATA (where the generated
+#   inputs and network go, default build/bench-data: outside the sources).
 # Writes every run to bench/out/reuse-CASES-M.csv (case,reuse,rep,infer_s,multiply_adds,rows_computed,
 #   rows_computed_share,categories,checksum,load1; CASES: the cases, by -; M: FASHION_INPUTS) and
 #   the medians to bench/out/reuse-CASES-M.md.
@@ -30,7 +31,8 @@ SDNN=${SDNN:-./sdnn}
 cases=("$@")
 [ ${#cases[@]} -eq 0 ] && cases=(official default fashion1024 fashion4096)
 [ "$SDNN" != ./sdnn ] || [ -x ./sdnn ] || make --no-print-directory sdnn >/dev/null
-mkdir -p bench/out/data
+BENCH_DATA=${BENCH_DATA:-build/bench-data}
+mkdir -p bench/out "$BENCH_DATA"
 tag=$(IFS=-; echo "${cases[*]}")-$FASHION_INPUTS
 csv=bench/out/reuse-$tag.csv
 echo "case,reuse,rep,infer_s,multiply_adds,rows_computed,rows_computed_share,categories,checksum,load1" > "$csv"
@@ -47,12 +49,12 @@ for c in "${cases[@]}"; do
     fashion1024|fashion4096)
       n=${c#fashion}
       if [ ! -f "$FASHION_IDX" ]; then echo "reuse.sh: $c: SKIPPED (no $FASHION_IDX; apt-get install dataset-fashion-mnist)"; continue; fi
-      dir=bench/out/data/fashion-$n-first$FASHION_INPUTS
+      dir=$BENCH_DATA/fashion-$n-first$FASHION_INPUTS
       [ -f "$dir/sparse-images-$n.tsv" ] ||
         "$SDNN" generate --neurons "$n" --layers 0 --out "$dir" --inputs "$FASHION_IDX" --count "$FASHION_INPUTS" >/dev/null
       net=$DATA/neuron1024
       if [ "$n" != 1024 ] || [ ! -f "$net/n1024-l120.tsv" ]; then
-        net=bench/out/data/network-$n-120-s42/neuron$n
+        net=$BENCH_DATA/network-$n-120-s42/neuron$n
         [ -f "$net/n$n-l120.tsv" ] || "$SDNN" generate --neurons "$n" --layers 120 --seed 42 --out "${net%/*}" >/dev/null
       fi
       problems+=("$c|--network $net --neurons $n --layers 120 --input $dir/sparse-images-$n.tsv --inputs $FASHION_INPUTS") ;;
@@ -61,6 +63,7 @@ for c in "${cases[@]}"; do
 done
 
 field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
+echo "reuse.sh: start: $(uptime)" >&2
 for problem in "${problems[@]}"; do
   name=${problem%%|*}
   read -r -a options <<<"${problem#*|}"
@@ -81,6 +84,7 @@ for problem in "${problems[@]}"; do
   done
 done
 
+echo "reuse.sh: end: $(uptime)" >&2
 python3 - "$csv" <<'PY' | tee "${csv%.csv}.md"
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))

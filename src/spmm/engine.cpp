@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <stdexcept>
 
 #include "dense_rows.hpp"
@@ -168,8 +169,10 @@ bool panels_possible(const Network& network, Index neurons, const EngineOptions&
 // (right multiplication) while the rows are sparse, dense panels once they are dense enough.
 class BlockRunner {
  public:
-  BlockRunner(Index neurons, Index block_rows, const EngineOptions& options, bool dense_allowed)
-      : neurons_(neurons), options_(options), dense_allowed_(dense_allowed), left_(neurons), right_(block_rows) {}
+  BlockRunner(Index neurons, Index block_rows, const EngineOptions& options, bool dense_allowed,
+              SharedRepresentatives* shared)
+      : neurons_(neurons), options_(options), dense_allowed_(dense_allowed), left_(neurons), right_(block_rows),
+        panel_reuse_(shared) {}
 
   std::vector<std::uint64_t> layer_nonzeros;  // this thread's figures, over all its blocks
   std::vector<double> layer_seconds;
@@ -187,6 +190,7 @@ class BlockRunner {
     layer_nonzeros.resize(network.size(), 0);
     layer_seconds.resize(network.size(), 0.0);
     reuse_log.clear();
+    panel_reuse_.start_block();
     if (options_.reuse) layer_rows.resize(network.size(), 0);
     ReuseSchedule schedule;
     for (std::size_t l = 0; l < network.size(); ++l) {
@@ -203,7 +207,7 @@ class BlockRunner {
         }
       }
       if (options_.reuse)
-        layer_rows[l] += reuse_before_layer(csr, in_panels, rows, panel_nonzeros, schedule, network.size() - l);
+        layer_rows[l] += reuse_before_layer(l, csr, in_panels, rows, panel_nonzeros, schedule, network.size() - l);
       if (in_panels) {
         if (panels_.rows() == 0) break;
         active += panel_nonzeros;
@@ -234,20 +238,22 @@ class BlockRunner {
     }
     return active;
   }
+  // After run (rows: its result): the categories and checksum of the rows the block dropped.
+  void add_reused(const ActiveRows& rows, std::vector<Index>& categories, ExactSum& sum) {
+    panel_reuse_.finish_block(reuse_log, rows, categories, sum);
+  }
 
  private:
   // Drops repeated rows of the block's current form when the schedule says so; returns the rows
   // the layer will multiply.
-  Index reuse_before_layer(bool csr, bool in_panels, ActiveRows& rows, Offset& panel_nonzeros,
+  Index reuse_before_layer(std::size_t layer, bool csr, bool in_panels, ActiveRows& rows, Offset& panel_nonzeros,
                            ReuseSchedule& schedule, std::size_t layers_left) {
     const bool look = schedule.due();
     Index dropped = 0, left = 0;
     if (in_panels) {
-      if (look) {
-        Offset dropped_nonzeros = 0;
-        dropped = deduplicate(panels_, reuse_log, signatures_, dropped_nonzeros);
-        panel_nonzeros -= dropped_nonzeros;
-      }
+      Offset dropped_nonzeros = 0;
+      dropped = panel_reuse_.deduplicate(layer, look, panels_, reuse_log, dropped_nonzeros);
+      panel_nonzeros -= dropped_nonzeros;
       left = panels_.rows();
     } else if (csr) {
       if (look) dropped = deduplicate(rows, reuse_log, signatures_, comparer_);
@@ -293,6 +299,7 @@ class BlockRunner {
   std::vector<Index> ids_;
   RowSignatures signatures_;
   RowComparer comparer_;
+  PanelReuse panel_reuse_;
 };
 
 InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& input, const EngineOptions& options) {
@@ -312,9 +319,12 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
   std::vector<ExactSum> block_sums(blocks, 0);
   std::vector<std::vector<Index>> block_categories(blocks);
   ThreadFailure failure;
+  // With reuse, blocks in dense panels also drop rows that other blocks compute.
+  std::unique_ptr<SharedRepresentatives> shared;
+  if (options.reuse && dense_allowed) shared = std::make_unique<SharedRepresentatives>(network.size());
 #pragma omp parallel num_threads(options.threads) reduction(+ : active)
   {
-    BlockRunner runner(neurons, block_rows, options, dense_allowed);
+    BlockRunner runner(neurons, block_rows, options, dense_allowed, shared.get());
     ActiveRows block;
 #pragma omp for schedule(dynamic, 1)
     for (Index b = 0; b < blocks; ++b) {
@@ -326,7 +336,7 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
         block_sums[b] = exact_sum_of(block.rows);
         for (Index r = 0; r < block.rows.rows(); ++r)
           if (block.rows.end(r) > block.rows.begin(r)) block_categories[b].push_back(block.ids[r]);
-        add_reused_results(runner.reuse_log, block, block_categories[b], block_sums[b]);
+        runner.add_reused(block, block_categories[b], block_sums[b]);
         if (options.keep_activations) {
           results[b].rows = block.rows.clone();
           results[b].ids = block.ids;
@@ -347,8 +357,13 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
     result.exact_sum += block_sums[b];
     result.categories.insert(result.categories.end(), block_categories[b].begin(), block_categories[b].end());
   }
+  ReuseLog copies;  // rows whose holder was in another block
+  if (shared) shared->resolve(result.categories, result.exact_sum, copies);
   std::sort(result.categories.begin(), result.categories.end());
-  if (options.keep_activations) result.activations = assemble_rows(rows, neurons, results);
+  if (options.keep_activations) {
+    result.activations = assemble_rows(rows, neurons, results);
+    expand_matrix(copies, result.activations);
+  }
   result.active_nonzeros = active;
   return result;
 }

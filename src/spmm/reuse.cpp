@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstring>
 #include <numeric>
+#include <tuple>
 #include <unordered_map>
 
 namespace sdnn {
@@ -228,16 +229,18 @@ Index drop_repeats(ActiveRows& rows, const std::vector<Index>& representative, R
   return dropped;
 }
 
-Index drop_repeats(DenseRows& rows, const std::vector<Index>& representative, ReuseLog& log) {
-  for (Index r = 0; r < rows.rows(); ++r)  // before the compaction moves the ids
-    if (representative[r] != r) log.record(rows.ids[r], rows.ids[representative[r]]);
-  // In place: each kept row moves to the next free place (never after itself); only the rows
-  // after the first dropped one move, and the padding of the last panel is cleared.
+namespace {
+
+// Removes the rows of panels for which drop(r) holds, in place: each kept row moves to the next
+// free place (never after itself); only the rows after the first dropped one move, and the
+// padding of the last panel is cleared. Returns the rows dropped.
+template <class Drop>
+Index compact_panels(DenseRows& rows, Drop&& drop) {
   const std::size_t panel_size = std::size_t{rows.neurons} * kPanelRows;
   auto column = [&](Index r) { return rows.panel.data() + (r / kPanelRows) * panel_size + r % kPanelRows; };
   Index kept = 0;
   for (Index r = 0; r < rows.rows(); ++r) {
-    if (representative[r] != r) continue;
+    if (drop(r)) continue;
     if (kept != r) {
       const Value* from = column(r);
       Value* to = column(kept);
@@ -254,6 +257,30 @@ Index drop_repeats(DenseRows& rows, const std::vector<Index>& representative, Re
     for (Index k = 0; k < rows.neurons; ++k) to[std::size_t{k} * kPanelRows] = 0.0f;
   }
   return dropped;
+}
+
+// The signature of one row of panels, the same as signatures_of(DenseRows) gives it.
+std::pair<std::uint64_t, std::uint64_t> panel_row_signature(const DenseRows& rows, Index r) {
+  const std::size_t panel_size = std::size_t{rows.neurons} * kPanelRows;
+  const Value* x = rows.panel.data() + (r / kPanelRows) * panel_size + r % kPanelRows;
+  std::uint64_t hash = 0, count = 0;
+  with_entry_hash([&](auto h) {
+    for (Index k = 0; k < rows.neurons; ++k) {
+      const Value v = x[std::size_t{k} * kPanelRows];
+      if ((bits_of(v) & 0x7fffffffu) == 0) continue;  // +0 and -0 are absent
+      hash += h(k, v);
+      ++count;
+    }
+  });
+  return {hash, count};
+}
+
+}  // namespace
+
+Index drop_repeats(DenseRows& rows, const std::vector<Index>& representative, ReuseLog& log) {
+  for (Index r = 0; r < rows.rows(); ++r)  // before the compaction moves the ids
+    if (representative[r] != r) log.record(rows.ids[r], rows.ids[representative[r]]);
+  return compact_panels(rows, [&](Index r) { return representative[r] != r; });
 }
 
 void remove_rows(CscMatrix& rows, const std::vector<char>& dropped) {
@@ -381,6 +408,154 @@ void add_reused_results(const ReuseLog& log, const ActiveRows& rows, std::vector
     categories.push_back(dropped);
     sum += known->second;
   }
+}
+
+SharedRepresentatives::SharedRepresentatives(std::size_t layers, std::size_t budget_values)
+    : entries_(layers), index_(layers), budget_values_(budget_values) {}
+
+std::int64_t SharedRepresentatives::match(std::size_t layer, const DenseRows& rows, Index row, std::uint64_t hash,
+                                          std::uint64_t count, bool publish) {
+  const std::size_t panel_size = std::size_t{rows.neurons} * kPanelRows;
+  const Value* x = rows.panel.data() + (row / kPanelRows) * panel_size + row % kPanelRows;
+  const std::uint64_t key = hash ^ (count * 0x9e3779b97f4a7c15ULL);
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<Entry>& entries = entries_[layer];
+  const auto [first, last] = index_[layer].equal_range(key);
+  for (auto it = first; it != last; ++it) {
+    const Entry& e = entries[it->second];
+    if (e.hash != hash || e.count != count) continue;
+    // The hash only makes a candidate: every entry is compared, bit for bit.
+    bool same = true;
+    for (Index k = 0; k < rows.neurons && same; ++k) same = bits_of(e.values[k]) == bits_of(x[std::size_t{k} * kPanelRows]);
+    if (same) return e.id;
+  }
+  if (publish && used_values_ + rows.neurons <= budget_values_) {
+    Entry e{rows.ids[row], hash, count, std::vector<Value>(rows.neurons)};
+    for (Index k = 0; k < rows.neurons; ++k) e.values[k] = x[std::size_t{k} * kPanelRows];
+    used_values_ += rows.neurons;
+    index_[layer].emplace(key, entries.size());
+    entries.push_back(std::move(e));
+  }
+  return -1;
+}
+
+void SharedRepresentatives::finish_block(const ReuseLog& log, const ActiveRows& rows, const std::vector<Index>& published,
+                                         std::vector<Index>& categories, ExactSum& sum) {
+  std::unordered_map<Index, Index> local;  // final id -> row
+  for (Index r = 0; r < rows.rows.rows(); ++r) local[rows.ids[r]] = r;
+  auto row_sum = [&](Index r) { return exact_sum_of(rows.rows.values.data() + rows.rows.begin(r), rows.rows.end(r) - rows.rows.begin(r)); };
+  std::unordered_map<Index, Index> holder_of;  // dropped id -> final holder (local or not)
+  std::unordered_map<Index, ExactSum> row_sums;
+  std::vector<std::pair<Index, Index>> pending;
+  for (const auto& [dropped, holder] : log.final_holders()) {
+    holder_of[dropped] = holder;
+    const auto found = local.find(holder);
+    if (found == local.end()) {
+      pending.emplace_back(dropped, holder);  // in another block, or dead
+      continue;
+    }
+    if (rows.rows.end(found->second) == rows.rows.begin(found->second)) continue;
+    auto known = row_sums.find(holder);
+    if (known == row_sums.end()) known = row_sums.emplace(holder, row_sum(found->second)).first;
+    categories.push_back(dropped);
+    sum += known->second;
+  }
+  // What other blocks may need: the final sums of the published rows (their own rows, or their
+  // local holder's), the holder of each row whose holder is not here.
+  std::vector<std::pair<Index, ExactSum>> sums;
+  for (Index id : published) {
+    const auto moved = holder_of.find(id);
+    const Index holder = moved == holder_of.end() ? id : moved->second;
+    const auto found = local.find(holder);
+    if (found != local.end() && rows.rows.end(found->second) > rows.rows.begin(found->second))
+      sums.emplace_back(id, row_sum(found->second));
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& [id, s] : sums) final_sums_[id] = s;
+  for (const auto& [dropped, holder] : pending) pending_[dropped] = holder;
+}
+
+void SharedRepresentatives::resolve(std::vector<Index>& categories, ExactSum& sum, ReuseLog& copies) {
+  // Each step of a chain leads to a row alive at a later layer, so chains end.
+  for (const auto& [dropped, holder] : pending_) {
+    Index at = holder;
+    auto known = final_sums_.find(at);
+    for (auto next = pending_.find(at); known == final_sums_.end() && next != pending_.end(); next = pending_.find(at)) {
+      at = next->second;
+      known = final_sums_.find(at);
+    }
+    if (known == final_sums_.end()) continue;  // the holder died
+    categories.push_back(dropped);
+    sum += known->second;
+    copies.record(dropped, at);
+  }
+}
+
+void PanelReuse::start_block() {
+  holders_.clear();
+  published_.clear();
+  log_seen_ = 0;
+}
+
+Index PanelReuse::deduplicate(std::size_t layer, bool look, DenseRows& rows, ReuseLog& log, Offset& dropped_nonzeros) {
+  dropped_nonzeros = 0;
+  for (; log_seen_ < log.size(); ++log_seen_) holders_.insert(log.pairs()[log_seen_].second);
+  Index in_block = 0;
+  std::vector<std::pair<Index, std::int64_t>> shared_drops;  // (row, id of its holder elsewhere)
+  if (look) {
+    signatures_of(rows, signatures_);
+    in_block = find_repeats(
+        signatures_, [&](Index a, Index b) { return same_dense_rows(rows, a, b); }, representative_);
+    for (Index r = 0; r < rows.rows(); ++r)
+      if (representative_[r] != r) {
+        holders_.insert(rows.ids[representative_[r]]);
+        dropped_nonzeros += signatures_.count[r];
+      }
+  } else {
+    if (shared_ == nullptr || holders_.empty()) return 0;
+    representative_.resize(rows.rows());
+    std::iota(representative_.begin(), representative_.end(), Index{0});
+  }
+  if (shared_ != nullptr)
+    for (Index r = 0; r < rows.rows(); ++r) {
+      if (representative_[r] != r) continue;
+      const bool holder = holders_.count(rows.ids[r]) > 0;
+      if (!look && !holder) continue;
+      std::uint64_t hash, count;
+      if (look) {
+        hash = signatures_.hash[r];
+        count = signatures_.count[r];
+      } else {
+        std::tie(hash, count) = panel_row_signature(rows, r);
+      }
+      if (count == 0) continue;
+      const std::int64_t elsewhere = shared_->match(layer, rows, r, hash, count, holder);
+      if (elsewhere >= 0) {
+        shared_drops.emplace_back(r, elsewhere);
+        dropped_nonzeros += count;
+      } else if (holder) {
+        published_.insert(rows.ids[r]);
+      }
+    }
+  if (in_block == 0 && shared_drops.empty()) return 0;
+  // In this order, so that a row dropped for a row then dropped for another block's follows it.
+  for (Index r = 0; r < rows.rows(); ++r)
+    if (representative_[r] != r) log.record(rows.ids[r], rows.ids[representative_[r]]);
+  for (const auto& [r, elsewhere] : shared_drops) {
+    log.record(rows.ids[r], static_cast<Index>(elsewhere));
+    representative_[r] = r + 1;  // any other row: marks it dropped
+  }
+  log_seen_ = log.size();  // the pairs above: holders_ already has the block's, not the others'
+  return compact_panels(rows, [&](Index r) { return representative_[r] != r; });
+}
+
+void PanelReuse::finish_block(const ReuseLog& log, const ActiveRows& rows, std::vector<Index>& categories,
+                              ExactSum& sum) {
+  if (shared_ == nullptr) {
+    add_reused_results(log, rows, categories, sum);
+    return;
+  }
+  shared_->finish_block(log, rows, std::vector<Index>(published_.begin(), published_.end()), categories, sum);
 }
 
 }  // namespace sdnn

@@ -14,11 +14,20 @@
 //
 // ReuseSchedule decides when to look: after every layer while looking pays, backing off (every
 // 2, 4, 8 layers) while it finds nothing.
+//
+// Across blocks (data parallelism): SharedRepresentatives is a table, shared by the threads, of
+// rows in dense panels that stand for other rows of their block, published per layer; a block
+// whose row has a published row's entries before the same layer drops it for that row (a hash,
+// then an entry-by-entry check), and the block's results are completed from the other blocks'
+// once every block has finished (SharedRepresentatives::resolve).
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <mutex>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -73,6 +82,7 @@ class ReuseLog {
   bool empty() const { return pairs_.empty(); }
   std::size_t size() const { return pairs_.size(); }
   void clear() { pairs_.clear(); }
+  const std::vector<std::pair<Index, Index>>& pairs() const { return pairs_; }
   // (dropped id, id of the row that holds its result at the end), chains followed.
   std::vector<std::pair<Index, Index>> final_holders() const;
 
@@ -127,6 +137,68 @@ class ReuseSchedule {
 
  private:
   int gap_ = 1, wait_ = 0;
+};
+
+// Reuse across the blocks of data parallelism, shared by the threads. Only rows in dense panels
+// that stand for at least one other row of their block are published (rows repeated in one
+// block are the ones likely repeated in others), one copy of the row per layer, up to a memory
+// budget; any row of a block in panels is looked up. Rows are keyed by their layer: the same
+// entries before different layers have different futures.
+class SharedRepresentatives {
+ public:
+  static constexpr std::size_t kDefaultBudgetValues = std::size_t{32} << 20;  // 128 MiB of copies
+  explicit SharedRepresentatives(std::size_t layers, std::size_t budget_values = kDefaultBudgetValues);
+
+  // For row `row` of `rows` (signature hash, count) before layer `layer`: the id of a published
+  // row of another block with the same entries, or -1; when there is none and `publish`, the
+  // row is published (within the budget).
+  std::int64_t match(std::size_t layer, const DenseRows& rows, Index row, std::uint64_t hash, std::uint64_t count,
+                     bool publish);
+
+  // After a block: adds to categories and sum the results of its dropped rows whose final holder
+  // is among its final rows (as add_reused_results), and keeps the rest, and the results of
+  // its published rows, for resolve. published: the ids the block published.
+  void finish_block(const ReuseLog& log, const ActiveRows& rows, const std::vector<Index>& published,
+                    std::vector<Index>& categories, ExactSum& sum);
+  // After every block: the results of the rows whose holder was in another block, added to
+  // categories and sum; copies receives (dropped id, id whose final row is its result) for
+  // expand_matrix.
+  void resolve(std::vector<Index>& categories, ExactSum& sum, ReuseLog& copies);
+
+ private:
+  struct Entry {
+    Index id;
+    std::uint64_t hash, count;
+    std::vector<Value> values;  // the row's neurons
+  };
+  std::mutex mutex_;
+  std::vector<std::vector<Entry>> entries_;                                  // per layer
+  std::vector<std::unordered_multimap<std::uint64_t, std::size_t>> index_;  // per layer: hash -> entry
+  std::size_t budget_values_, used_values_ = 0;
+  std::unordered_map<Index, ExactSum> final_sums_;  // published id -> the exact sum of its final row
+  std::unordered_map<Index, Index> pending_;        // dropped id -> its holder in another block (or dead)
+};
+
+// One thread's side of the reuse in dense panels of data parallelism: the block's repeats (when
+// `look`) and, with a shared table, its rows against other blocks' (every row when `look`, and
+// its published rows before every layer, so that other blocks find them at any layer).
+class PanelReuse {
+ public:
+  explicit PanelReuse(SharedRepresentatives* shared) : shared_(shared) {}
+  void start_block();
+  // Drops the repeated rows before layer `layer` (recorded in log); returns the rows dropped,
+  // dropped_nonzeros receives their entries.
+  Index deduplicate(std::size_t layer, bool look, DenseRows& rows, ReuseLog& log, Offset& dropped_nonzeros);
+  // After the block (final rows): its results, as add_reused_results or through the shared table.
+  void finish_block(const ReuseLog& log, const ActiveRows& rows, std::vector<Index>& categories, ExactSum& sum);
+
+ private:
+  SharedRepresentatives* shared_;
+  std::unordered_set<Index> holders_;  // ids of the block that stand for another row
+  std::size_t log_seen_ = 0;           // the log's pairs already added to holders_
+  std::unordered_set<Index> published_;
+  RowSignatures signatures_;
+  std::vector<Index> representative_;
 };
 
 }  // namespace sdnn
