@@ -13,6 +13,8 @@
 #include <hwy/foreach_target.h>  // must come before highway.h
 #include <hwy/highway.h>
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -486,12 +488,14 @@ void prepare_panel_output(const DenseRows& in, DenseRows& out) {
   out.panel.resize(static_cast<std::size_t>(in.panels()) * in.neurons * kPanelRows);
 }
 
-// The weights in double once per layer; the input panels in double a few at a time (12: whole
-// groups of 4 and of 3 panels), each converted once and used at once, so that the doubles stay
-// in cache and a thread holds 12 panels of them, not its whole block.
+// The weights in double once per layer. Grouped layers: the kernel reads the float panels. Not
+// grouped: the input panels in double a few at a time (12: whole groups of 4 and of 3 panels),
+// each converted once and used at once, so that the doubles stay in cache and a thread holds 12
+// panels of them, not its whole block (all at once when a team shares the layer).
 void DenseMultiplier::multiply(const DenseRows& in, const CscMatrix& weights, const Value* bias, DenseRows& out,
-                               const ColumnGroups* groups) {
+                               const ColumnGroups* groups, int threads) {
   constexpr Index kWidePanels = 12;
+  ensure_simd_choice();  // may throw: not inside a parallel region
   prepare_panel_output(in, scratch_);
   row_nonzeros_.assign(static_cast<std::size_t>(in.panels()) * kPanelRows, 0);
   widen_weights(weights, wide_.weights);
@@ -500,9 +504,33 @@ void DenseMultiplier::multiply(const DenseRows& in, const CscMatrix& weights, co
     groups = &wide_.groups;
   }
   const std::size_t stride = std::size_t{in.neurons} * kPanelRows;
-  if (groups->count() > 0) {  // the kernel reads the float panels
-    multiply_panel_range(in, nullptr, wide_.weights.data(), *groups, weights, bias, 0, in.panels(), 0, in.neurons, 0,
-                         in.neurons, scratch_, row_nonzeros_.data());
+  if (threads > 1 || groups->count() > 0) {
+    // Grouped layers read the float panels; otherwise every panel in double at once.
+    if (groups->count() == 0) {
+      wide_.panels.resize(in.panel.size());
+      widen(in.panel.data(), in.panel.size(), wide_.panels.data());
+    }
+    const double* wide_panels = groups->count() > 0 ? nullptr : wide_.panels.data();
+    if (threads <= 1) {
+      multiply_panel_range(in, wide_panels, wide_.weights.data(), *groups, weights, bias, 0, in.panels(), 0, in.neurons,
+                           0, in.neurons, scratch_, row_nonzeros_.data());
+    } else {
+      // Shares of 16 output neurons in the kernel's order (a RadiX-Net group each), each
+      // thread's kept entries counted apart and added once.
+      constexpr Index kShare = 16;
+      thread_row_nonzeros_.resize(static_cast<std::size_t>(threads));
+      for (auto& counts : thread_row_nonzeros_) counts.assign(row_nonzeros_.size(), 0);
+#pragma omp parallel num_threads(threads)
+      {
+        std::uint32_t* mine = thread_row_nonzeros_[static_cast<std::size_t>(omp_get_thread_num())].data();
+#pragma omp for schedule(dynamic, 1)
+        for (Index j = 0; j < in.neurons; j += kShare)
+          multiply_panel_range(in, wide_panels, wide_.weights.data(), *groups, weights, bias, 0, in.panels(), j,
+                               std::min(in.neurons, j + kShare), 0, in.neurons, scratch_, mine);
+      }
+      for (const auto& counts : thread_row_nonzeros_)
+        for (std::size_t r = 0; r < counts.size(); ++r) row_nonzeros_[r] += counts[r];
+    }
     nonzeros_ = keep_alive_rows(scratch_, row_nonzeros_.data(), out);
     return;
   }

@@ -109,8 +109,10 @@ class DenseMultiplier {
  public:
   // out = activate(in * W + bias) with W by columns; rows that die are left out. `groups`:
   // group_columns(weights), when the caller keeps them across calls (else computed here).
+  // threads > 1: the output neurons are shared out between a nested OpenMP team of that many
+  // threads (for a caller whose other threads are idle; the values do not change).
   void multiply(const DenseRows& in, const CscMatrix& weights, const Value* bias, DenseRows& out,
-                const ColumnGroups* groups = nullptr);
+                const ColumnGroups* groups = nullptr, int threads = 1);
   // Nonzeros of the last output (to decide when to go back to sparse rows).
   Offset last_nonzeros() const { return nonzeros_; }
 
@@ -118,6 +120,7 @@ class DenseMultiplier {
   DenseRows scratch_;
   WideOperands wide_;  // the weights, and a few panels at a time
   std::vector<std::uint32_t> row_nonzeros_;
+  std::vector<std::vector<std::uint32_t>> thread_row_nonzeros_;  // threads > 1
   Offset nonzeros_ = 0;
 };
 

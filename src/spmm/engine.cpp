@@ -168,8 +168,12 @@ bool panels_possible(const Network& network, Index neurons, const EngineOptions&
 // (right multiplication) while the rows are sparse, dense panels once they are dense enough.
 class BlockRunner {
  public:
-  BlockRunner(Index neurons, Index block_rows, const EngineOptions& options, bool dense_allowed)
-      : neurons_(neurons), options_(options), dense_allowed_(dense_allowed), left_(neurons), right_(block_rows) {}
+  // layer_groups: each layer's column groups (group_columns), for the dense kernel; unfinished:
+  // the blocks not yet done (fewer than the threads: the idle ones help with dense layers).
+  BlockRunner(Index neurons, Index block_rows, const EngineOptions& options, bool dense_allowed,
+              const std::vector<ColumnGroups>& layer_groups, const std::atomic<Index>& unfinished)
+      : neurons_(neurons), options_(options), dense_allowed_(dense_allowed), layer_groups_(layer_groups),
+        unfinished_(unfinished), left_(neurons), right_(block_rows) {}
 
   std::vector<std::uint64_t> layer_nonzeros;  // this thread's figures, over all its blocks
   std::vector<double> layer_seconds;
@@ -207,7 +211,7 @@ class BlockRunner {
       if (in_panels) {
         if (panels_.rows() == 0) break;
         active += panel_nonzeros;
-        dense_.multiply(panels_, layer.weights_csc, layer.bias.data(), next_panels_);
+        dense_.multiply(panels_, layer.weights_csc, layer.bias.data(), next_panels_, &layer_groups_[l], team_size());
         std::swap(panels_, next_panels_);
         panel_nonzeros = dense_.last_nonzeros();
         if (!dense_enough(panel_nonzeros, panels_.rows(), neurons_, 0.25 * options_.dense_threshold)) {
@@ -280,9 +284,19 @@ class BlockRunner {
     return true;
   }
 
+  // The threads for this block's next dense layer: its share of the threads that have no block
+  // left to take (when fewer blocks than threads remain, a dense block's output neurons are
+  // split between a nested team, so that the last blocks do not leave threads idle).
+  int team_size() const {
+    const Index unfinished = std::max<Index>(1, unfinished_.load(std::memory_order_relaxed));
+    return unfinished >= static_cast<Index>(options_.threads) ? 1 : options_.threads / static_cast<int>(unfinished);
+  }
+
   Index neurons_;
   const EngineOptions& options_;
   bool dense_allowed_;
+  const std::vector<ColumnGroups>& layer_groups_;
+  const std::atomic<Index>& unfinished_;
   LeftMultiplier left_;
   RightMultiplier right_;
   DenseMultiplier dense_;
@@ -312,9 +326,19 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
   std::vector<ExactSum> block_sums(blocks, 0);
   std::vector<std::vector<Index>> block_categories(blocks);
   ThreadFailure failure;
+  // Each layer's column groups for the dense kernel, once for all blocks; the blocks not yet done
+  // (a thread with none left to take helps the last ones through their dense layers, in a
+  // nested team: nesting allowed for the region).
+  std::vector<ColumnGroups> layer_groups(dense_allowed ? network.size() : 0);
+  std::atomic<Index> unfinished{blocks};
+  const int nesting = omp_get_max_active_levels();
+  omp_set_max_active_levels(std::max(nesting, 2));
 #pragma omp parallel num_threads(options.threads) reduction(+ : active)
   {
-    BlockRunner runner(neurons, block_rows, options, dense_allowed);
+#pragma omp for schedule(dynamic, 4)
+    for (std::size_t l = 0; l < layer_groups.size(); ++l)
+      failure.guard([&] { group_columns(network[l].weights_csc, layer_groups[l]); });
+    BlockRunner runner(neurons, block_rows, options, dense_allowed, layer_groups, unfinished);
     ActiveRows block;
 #pragma omp for schedule(dynamic, 1)
     for (Index b = 0; b < blocks; ++b) {
@@ -334,6 +358,7 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
         }
         meter.advance(last - first, "rows through all layers");
       });
+      unfinished.fetch_sub(1, std::memory_order_relaxed);
     }
 #pragma omp critical(sdnn_layer_figures)
     for (std::size_t l = 0; l < runner.layer_seconds.size(); ++l) {
@@ -342,6 +367,7 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
       if (options.reuse) result.layer_rows[l] += runner.layer_rows[l];
     }
   }
+  omp_set_max_active_levels(nesting);
   failure.rethrow();
   for (Index b = 0; b < blocks; ++b) {
     result.exact_sum += block_sums[b];
@@ -427,8 +453,8 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
         my_row_nonzeros.assign(row_nonzeros.size(), 0);
 #pragma omp for schedule(dynamic, 1) nowait
         for (Index j = 0; j < neurons; j += kColumnChunk)
-          multiply_panel_columns(panels, wide, layer.weights_csc, layer.bias.data(), j,
-                                 std::min(neurons, j + kColumnChunk), computed, my_row_nonzeros.data());
+          multiply_panel_share(panels, wide, layer.weights_csc, layer.bias.data(), j,
+                               std::min(neurons, j + kColumnChunk), computed, my_row_nonzeros.data());
 #pragma omp critical(sdnn_alive)
         for (std::size_t r = 0; r < row_nonzeros.size(); ++r) row_nonzeros[r] += my_row_nonzeros[r];
 #pragma omp barrier
