@@ -211,7 +211,8 @@ class BlockRunner {
       if (in_panels) {
         if (panels_.rows() == 0) break;
         active += panel_nonzeros;
-        dense_.multiply(panels_, layer.weights_csc, layer.bias.data(), next_panels_, &layer_groups_[l], team_size());
+        dense_.multiply(panels_, layer.weights_csc, layer.bias.data(), next_panels_, &layer_groups_[l],
+                        team_size(panels_.panels()));
         std::swap(panels_, next_panels_);
         panel_nonzeros = dense_.last_nonzeros();
         if (!dense_enough(panel_nonzeros, panels_.rows(), neurons_, 0.25 * options_.dense_threshold)) {
@@ -286,10 +287,13 @@ class BlockRunner {
 
   // The threads for this block's next dense layer: its share of the threads that have no block
   // left to take (when fewer blocks than threads remain, a dense block's output neurons are
-  // split between a nested team, so that the last blocks do not leave threads idle).
-  int team_size() const {
+  // split between a nested team, so that the last blocks do not leave threads idle), at most
+  // one per 2 panels: a smaller layer (tens of microseconds) gains less than a team's start
+  // costs, and far less on a loaded machine, where each start waits for a time slice.
+  int team_size(Index panels) const {
     const Index unfinished = std::max<Index>(1, unfinished_.load(std::memory_order_relaxed));
-    return unfinished >= static_cast<Index>(options_.threads) ? 1 : options_.threads / static_cast<int>(unfinished);
+    if (unfinished >= static_cast<Index>(options_.threads)) return 1;
+    return static_cast<int>(std::clamp<Index>(panels / 2, 1, static_cast<Index>(options_.threads) / unfinished));
   }
 
   Index neurons_;
