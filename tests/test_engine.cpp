@@ -9,6 +9,7 @@
 #include <string>
 
 #include "io/generate.hpp"
+#include "spmm/dense_rows.hpp"
 #include "spmm/engine.hpp"
 #include "spmm/reference.hpp"
 #include "spmm/thread_failure.hpp"
@@ -397,6 +398,27 @@ TEST(Engine, SliceRows) {
   for (Index i = 0; i < 12; ++i) EXPECT_EQ(ds[i], da[i + 7]) << "row " << i;
   EXPECT_EQ(slice_rows(a, 5, 5).nnz(), 0u);
   EXPECT_EQ(first_difference(slice_rows(a, 0, 30), a), "");
+}
+
+// Fewer blocks than threads (3 blocks of 200 rows, 2 to 4 threads, dense panels from the start):
+// the threads with no block left split the last blocks' dense layers between them (nested teams,
+// the RadiX-Net layers' grouped kernel); the answer is the reference's, entry by entry.
+TEST(Engine, LastBlocksShareTheirDenseLayers) {
+  Network network = generate_network(64, 20, 7);
+  prepare_weights(network, true, true);
+  ColumnGroups groups;
+  group_columns(network[0].weights_csc, groups);
+  ASSERT_GT(groups.count(), 0u);  // the grouped kernel is the one shared
+  const CsrMatrix input = generate_inputs(600, 64, 7);
+  const CsrMatrix expected = reference_inference(network, input);
+  ASSERT_GT(categories_of(expected).size(), 0u);
+  for (const int threads : {2, 3, 4})
+    for (const Format f : {Format::csr, Format::csc}) {
+      SCOPED_TRACE(to_string(f) + " " + std::to_string(threads) + " threads");
+      const InferenceResult r = infer(network, input, options_of({f, Parallelism::data, threads, kAlwaysDense}, 200));
+      EXPECT_EQ(first_difference(r.activations, expected), "");
+      EXPECT_EQ(checksum_of(r.activations), checksum_of(expected));
+    }
 }
 
 TEST(Engine, GeneratedRadixNet) {

@@ -5,12 +5,15 @@
 #include <gtest/gtest.h>
 #include <hwy/targets.h>
 
+#include <algorithm>
 #include <cmath>
+#include <set>
 #include <random>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "io/generate.hpp"
 #include "spmm/dense_rows.hpp"
 #include "spmm/layer.hpp"
 #include "spmm/reference.hpp"
@@ -36,6 +39,22 @@ Problem random_problem(Index rows, Index n, std::uint32_t seed, double w_density
   std::uniform_real_distribution<float> b(b_lo, b_hi);
   p.layer.bias.resize(n);
   for (Value& x : p.layer.bias) x = b(rng);
+  return p;
+}
+
+// W whose column j reads the inputs of column j % leaders, with values of its own (as in a
+// RadiX-Net layer, whose columns share their inputs 16 by 16), so that the dense-panel kernel
+// takes its grouped path; the group of j holds j, j + leaders, j + 2 leaders, ...
+Problem grouped_problem(Index rows, Index n, Index leaders, std::uint32_t seed, float b_lo, float b_hi) {
+  Problem p = random_problem(rows, n, seed, 0.3, -1.0f, 1.5f, b_lo, b_hi);
+  std::mt19937 rng(seed + 1);
+  std::uniform_real_distribution<float> w(-1.0f, 1.5f);
+  std::vector<Triplet> t;
+  const CscMatrix& c = p.layer.weights_csc;
+  for (Index j = 0; j < n; ++j)
+    for (Offset q = c.offsets[j % leaders]; q < c.offsets[j % leaders + 1]; ++q) t.push_back({c.indices[q], j, w(rng)});
+  p.layer.weights_csr = from_triplets<RowMajor>(n, n, t);
+  p.layer.weights_csc = to_csc(p.layer.weights_csr);
   return p;
 }
 
@@ -459,10 +478,101 @@ TEST_P(DenseEveryTarget, ColumnPiecesEqualWholeLayer) {
   EXPECT_EQ(kept.panel, whole.panel);
 }
 
+// Columns that share their inputs: the grouped kernel (blocks of several neurons of a group, group
+// sizes that are no multiple of the block, empty columns, positive biases that need the reach
+// test), with the groups computed by the multiplier or passed in.
+TEST_P(DenseEveryTarget, GroupedColumnsEqualReference) {
+  Offset checked = 0;
+  std::uint32_t seed = 3;
+  for (const Index rows : {1u, 8u, 9u, 33u, 97u})
+    for (const auto& [n, leaders] : std::vector<std::pair<Index, Index>>{{61, 5}, {37, 3}, {64, 4}, {48, 16}}) {
+      ++seed;
+      const Problem p = grouped_problem(rows, n, leaders, seed * 7 + n, -0.6f, 0.4f);
+      ColumnGroups groups;
+      group_columns(p.layer.weights_csc, groups);
+      ASSERT_GT(groups.count(), 0u);
+      ASSERT_LE(groups.count(), leaders);
+      const CsrMatrix expected = reference_one_layer(p.layer, p.y);
+      EXPECT_EQ(first_difference(dense_one_layer(p.layer, p.y), expected), "") << "rows " << rows << " n " << n;
+      DenseRows panels, out;
+      to_dense(all_rows(p.y), n, panels);
+      DenseMultiplier dense;
+      dense.multiply(panels, p.layer.weights_csc, p.layer.bias.data(), out, &groups);
+      ActiveRows rows_out;
+      to_sparse(out, rows_out);
+      EXPECT_EQ(first_difference(place(rows_out, p.y.rows(), n), expected), "") << "rows " << rows << " n " << n;
+      checked += expected.nnz();
+    }
+  EXPECT_GT(checked, 5000u);
+}
+
+// Shares of the grouped kernel's order and ranges of neurons both add up to the whole layer.
+TEST_P(DenseEveryTarget, GroupedPiecesEqualWholeLayer) {
+  const Problem p = grouped_problem(45, 61, 5, 29, -0.5f, 0.3f);
+  DenseRows panels, whole;
+  to_dense(all_rows(p.y), 61, panels);
+  DenseMultiplier dense;
+  dense.multiply(panels, p.layer.weights_csc, p.layer.bias.data(), whole);
+  WideOperands wide;
+  widen_operands(panels, p.layer.weights_csc, wide);
+  ASSERT_GT(wide.groups.count(), 0u);
+  const std::vector<std::pair<Index, Index>> cuts{{0, 1}, {1, 6}, {6, 23}, {23, 24}, {24, 61}};
+  for (const bool by_share : {false, true}) {
+    DenseRows pieces;
+    prepare_panel_output(panels, pieces);
+    std::vector<std::uint32_t> row_nonzeros(static_cast<std::size_t>(panels.panels()) * kPanelRows, 0);
+    for (const auto& [first, last] : cuts)
+      (by_share ? multiply_panel_share : multiply_panel_columns)(panels, wide, p.layer.weights_csc,
+                                                                 p.layer.bias.data(), first, last, pieces,
+                                                                 row_nonzeros.data());
+    DenseRows kept;
+    EXPECT_EQ(keep_alive_rows(pieces, row_nonzeros.data(), kept), dense.last_nonzeros()) << by_share;
+    EXPECT_EQ(kept.ids, whole.ids) << by_share;
+    EXPECT_EQ(kept.panel, whole.panel) << by_share;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Targets, DenseEveryTarget, ::testing::ValuesIn(hwy::SupportedAndGeneratedTargets()),
                          [](const ::testing::TestParamInfo<std::int64_t>& target) {
                            return std::string(hwy::TargetName(target.param));
                          });
+
+// A RadiX-Net layer's columns share their inputs 16 by 16: group_columns finds groups of columns
+// with equal inputs (in the same order), each listed once, ascending, and different from the other
+// groups; random weights are not grouped.
+TEST(Kernels, ColumnGroupsOfRadixNetLayers) {
+  for (const Index l : {1u, 2u, 6u}) {
+    const CscMatrix w = to_csc(radixnet_layer(1024, l, 42));
+    ColumnGroups groups;
+    group_columns(w, groups);
+    ASSERT_GT(groups.count(), 0u);
+    EXPECT_LE(groups.count(), 1024u / 2);
+    std::vector<Index> sorted = groups.order;
+    std::sort(sorted.begin(), sorted.end());
+    for (Index j = 0; j < 1024; ++j) ASSERT_EQ(sorted[j], j);
+    auto column = [&](Index j) {
+      return std::vector<Index>(w.indices.begin() + static_cast<std::ptrdiff_t>(w.offsets[j]),
+                                w.indices.begin() + static_cast<std::ptrdiff_t>(w.offsets[j + 1]));
+    };
+    std::set<std::vector<Index>> patterns;
+    for (Index g = 0; g < groups.count(); ++g) {
+      const auto pattern = column(groups.order[groups.start[g]]);
+      EXPECT_TRUE(patterns.insert(pattern).second) << "two groups with the same inputs";
+      for (Index m = groups.start[g]; m < groups.start[g + 1]; ++m) {
+        EXPECT_EQ(column(groups.order[m]), pattern);
+        if (m > groups.start[g]) {
+          EXPECT_LT(groups.order[m - 1], groups.order[m]);
+        }
+      }
+    }
+  }
+  const Problem random = random_problem(4, 64, 5, 0.3, -1.0f, 1.0f, -0.3f, 0.3f);
+  ColumnGroups none;
+  group_columns(random.layer.weights_csc, none);
+  EXPECT_EQ(none.count(), 0u);
+  ASSERT_EQ(none.order.size(), 64u);
+  for (Index j = 0; j < 64; ++j) EXPECT_EQ(none.order[j], j);
+}
 
 TEST(Activate, RuleAndSingleRounding) {
   EXPECT_EQ(activate(1.0, -0.25f), 0.75f);

@@ -280,7 +280,9 @@ std::uint64_t check_with_reuse(const Network& network, const CsrMatrix& input) {
         EXPECT_EQ(dropped.categories, categories);
         EXPECT_TRUE(dropped.exact_sum == sum);
         // With several threads, which block computes a row that blocks share depends on timing.
-        if (c.threads == 1 || c.dense_threshold > 1.0) EXPECT_EQ(dropped.active_nonzeros, r.active_nonzeros);
+        if (c.threads == 1 || c.dense_threshold > 1.0) {
+          EXPECT_EQ(dropped.active_nonzeros, r.active_nonzeros);
+        }
       }
     }
   return fewest;
@@ -471,7 +473,9 @@ std::vector<std::uint64_t> check_across_blocks(const Network& network, const Csr
         o.reuse = true;
         o.keep_activations = keep;
         const InferenceResult r = infer(network, input, o);
-        if (keep) EXPECT_EQ(first_difference(r.activations, expected), "");
+        if (keep) {
+          EXPECT_EQ(first_difference(r.activations, expected), "");
+        }
         EXPECT_EQ(r.categories, categories);
         EXPECT_TRUE(r.exact_sum == sum);
         const std::uint64_t computed = std::accumulate(r.layer_rows.begin(), r.layer_rows.end(), std::uint64_t{0});

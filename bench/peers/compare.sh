@@ -16,6 +16,8 @@
 #             message) where sdnn generate is not available
 # Environment: SDNN (the binary, default ./sdnn), REPS (default 5), THREADS (default "1 2"),
 #   STRATEGIES (sdnn's format/parallel pairs, default "csr/data"; e.g. "csr/data csc/data csc/model"),
+#   SIMD (sdnn's SIMD targets to run each strategy on, side by side, e.g. "AVX3 AVX2" through
+#   SDNN_SIMD; default: the best one of the CPU),
 #   FASHION_IDX (default Debian's dataset-fashion-mnist train-images-idx3-ubyte.gz), FASHION_INPUTS
 #   (default 6000), FASHION_NEURONS (default "1024 4096"), TABLE_ONLY=1 (no runs: the table again from the CSV of the same cases),
 #   QUIET_WAIT (seconds to wait before each run for the other tasks of a shared machine to finish,
@@ -117,11 +119,15 @@ for problem in "${problems[@]}"; do
       [ -n "$line" ] || { echo "compare.sh: graphblas_dnn failed on $name" >&2; exit 1; }
       echo "$name,graphblas,four-call,$t,$rep,$(field "$line" read_s),$(field "$line" infer_s),$(field "$line" rate),$(field "$line" categories),$(field "$line" challenge),$load" >> "$csv"
       for s in $STRATEGIES; do
-        wait_quiet
-        load=$(machine_load)
-        line=$("$SDNN" "${common[@]}" --threads "$t" -q --format "${s%/*}" --parallel "${s#*/}" | grep '^summary ') || true
-        [ -n "$line" ] || { echo "compare.sh: sdnn failed on $name ($s)" >&2; exit 1; }
-        echo "$name,sdnn,$s,$t,$rep,$(field "$line" read_s),$(field "$line" infer_s),$(field "$line" rate),$(field "$line" categories),$(field "$line" challenge),$load" >> "$csv"
+        for simd in ${SIMD:-best}; do
+          wait_quiet
+          load=$(machine_load)
+          label=$s; [ "$simd" = best ] || label="$s $simd"
+          line=$( ([ "$simd" = best ] || export SDNN_SIMD=$simd
+                   "$SDNN" "${common[@]}" --threads "$t" -q --format "${s%/*}" --parallel "${s#*/}") | grep '^summary ') || true
+          [ -n "$line" ] || { echo "compare.sh: sdnn failed on $name ($label)" >&2; exit 1; }
+          echo "$name,sdnn,$label,$t,$rep,$(field "$line" read_s),$(field "$line" infer_s),$(field "$line" rate),$(field "$line" categories),$(field "$line" challenge),$load" >> "$csv"
+        done
       done
     done
   done

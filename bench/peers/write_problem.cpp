@@ -13,6 +13,7 @@
 #include <string>
 
 #include "io/generate.hpp"
+#include "io/output_file.hpp"
 #include "io/tsv.hpp"
 
 namespace {

@@ -13,6 +13,8 @@
 #include <hwy/foreach_target.h>  // must come before highway.h
 #include <hwy/highway.h>
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -25,16 +27,23 @@
 #ifndef SDNN_PANEL_OPERANDS
 #define SDNN_PANEL_OPERANDS
 namespace sdnn {
-// The operands of one call: panels [0, panels) of `in` (in double, panel p at p * stride) and W.
+// The operands of one call: panels [0, panels) of `in` (in double, panel p at p * stride) and W,
+// and which output neurons to compute: those at positions [begin, end) of `order` that lie in
+// [first, last).
 struct PanelOperands {
-  const double* in;
+  const double* in;       // not grouped: the panels in double
+  const Value* in_float;  // grouped: the panels as they are (each load serves several neurons)
   std::size_t stride;  // doubles per panel: neurons x kPanelRows
   const Offset* offsets;
   const Index* indices;
-  const double* weights;
+  const double* weights;  // WideOperands::weights: CscMatrix::values in double
   const Value* bias;
   Value* out;  // float panels, same layout
   std::uint32_t* row_nonzeros;
+  const Index* order;           // WideOperands::order
+  const Index* group_start;     // WideOperands::group_start (grouped only)
+  Index groups;                 // 0: not grouped, order is 0, 1, ..., neurons - 1
+  Index begin, end, first, last;
 };
 }  // namespace sdnn
 #endif
@@ -46,18 +55,52 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 // Up to kPanelRows doubles: one panel column is kVectors vectors of this.
 using PanelTag = hn::CappedTag<double, kPanelRows>;
+template <std::size_t V, int G>
+using RowCounts = hn::Vec<hn::Rebind<std::int32_t, PanelTag>>[G][V];
+
+// activate() on the sums of output neuron j for rows [v x N, v x N + N) of panel p + g, stored
+// into the output panel; returns -1 in the lanes of the rows that kept the entry: the sum plus
+// the bias in double, rounded once, ReLU, cap. An entry that no present input reaches has the sum
+// +0, so it needs a test of its own (the sum of the inputs it reads, `pattern`) only when its
+// bias is positive. (The sum comes by value: an array passed by reference would keep every
+// accumulator in memory.)
+// N doubles of a panel column, from doubles or from floats.
+HWY_INLINE hn::Vec<PanelTag> load_wide(const double* from) { return hn::LoadU(PanelTag(), from); }
+HWY_INLINE hn::Vec<PanelTag> load_wide(const Value* from) {
+  return hn::PromoteTo(PanelTag(), hn::LoadU(hn::Rebind<float, PanelTag>(), from));
+}
+
+template <std::size_t V, typename Input>
+HWY_INLINE hn::Vec<hn::Rebind<std::int32_t, PanelTag>> store_activated(const PanelOperands& op, const Input* panels,
+                                                                        Index p, int g, std::size_t v, Index j,
+                                                                        const Index* pattern, Offset length,
+                                                                        hn::Vec<PanelTag> sum) {
+  const PanelTag d;
+  const hn::Rebind<float, PanelTag> df;
+  const hn::Rebind<std::int32_t, PanelTag> di;
+  constexpr std::size_t N = kPanelRows / V;
+  const Input* in = panels + (p + g) * op.stride + v * N;
+  const Value bias = op.bias[j];
+  const auto zero = hn::Zero(df);
+  const auto z = hn::DemoteTo(df, hn::Add(sum, hn::Set(d, static_cast<double>(bias))));
+  auto keep = hn::Gt(z, zero);
+  if (bias > 0.0f) {  // only reached entries are structural
+    auto reach = hn::Zero(d);
+    for (Offset q = 0; q < length; ++q) reach = hn::Add(reach, load_wide(in + std::size_t{pattern[q]} * kPanelRows));
+    keep = hn::And(keep, hn::Gt(hn::DemoteTo(df, reach), zero));  // a positive sum stays positive
+  }
+  Value* target = op.out + (p + g) * op.stride + std::size_t{j} * kPanelRows + v * N;
+  hn::StoreU(hn::IfThenElseZero(keep, hn::Min(z, hn::Set(df, kActivationCap))), df, target);
+  return hn::BitCast(di, hn::VecFromMask(df, keep));
+}
 
 // Output neurons [j, j + C) of G panels starting at panel p, each panel column held in V
 // vectors: C x G x V independent multiply-add chains, so that the FMA latency is hidden and each
 // weight (its index and its value) is loaded once for G panels. The inner loop is loads and
-// multiply-adds only: an entry that no present input reaches has the sum +0, so it needs a test
-// of its own (the sum of the inputs read) only when its bias is positive.
+// multiply-adds only. For weights whose columns all read other inputs (not grouped).
 template <std::size_t V, int C, int G>
-HWY_INLINE void column_block(const PanelOperands& op, Index p, Index j,
-                             hn::Vec<hn::Rebind<std::int32_t, PanelTag>> (&counts)[G][V]) {
+HWY_INLINE void column_block(const PanelOperands& op, Index p, Index j, RowCounts<V, G>& counts) {
   const PanelTag d;
-  const hn::Rebind<float, PanelTag> df;
-  const hn::Rebind<std::int32_t, PanelTag> di;
   constexpr std::size_t N = kPanelRows / V;
   const double* in = op.in + p * op.stride;
   hn::Vec<PanelTag> sum[C][G][V];
@@ -79,41 +122,93 @@ HWY_INLINE void column_block(const PanelOperands& op, Index p, Index j,
   };
   for (Offset t = 0; t < common; ++t)
     for (int c = 0; c < C; ++c) step(c, begin[c] + t);
-  const auto zero = hn::Zero(df), cap = hn::Set(df, kActivationCap);
   for (int c = 0; c < C; ++c) {
     for (Offset t = common; t < length[c]; ++t) step(c, begin[c] + t);
-    // activate(): the sum plus the bias in double, rounded once, ReLU, cap.
-    const Value bias = op.bias[j + c];
-    const auto b = hn::Set(d, static_cast<double>(bias));
     for (int g = 0; g < G; ++g)
-      for (std::size_t v = 0; v < V; ++v) {
-        const auto z = hn::DemoteTo(df, hn::Add(sum[c][g][v], b));
-        auto keep = hn::Gt(z, zero);
-        if (bias > 0.0f) {  // only reached entries are structural
-          auto reach = hn::Zero(d);
-          for (Offset q = begin[c]; q < begin[c] + length[c]; ++q)
-            reach = hn::Add(reach, hn::LoadU(d, in + g * op.stride + std::size_t{op.indices[q]} * kPanelRows + v * N));
-          keep = hn::And(keep, hn::Gt(hn::DemoteTo(df, reach), zero));  // a positive sum stays positive
-        }
-        Value* target = op.out + (p + g) * op.stride + std::size_t{j + c} * kPanelRows + v * N;
-        hn::StoreU(hn::IfThenElseZero(keep, hn::Min(z, cap)), df, target);
-        counts[g][v] = hn::Sub(counts[g][v], hn::BitCast(di, hn::VecFromMask(df, keep)));  // a kept lane is -1
-      }
+      for (std::size_t v = 0; v < V; ++v)
+        counts[g][v] = hn::Sub(counts[g][v],
+                               store_activated<V>(op, op.in, p, g, v, j + c, op.indices + begin[c], length[c], sum[c][g][v]));
   }
 }
 
-// Output neurons [first, last) of G panels starting at panel p: blocks of C neurons, then one
-// at a time; the kept entries of each row counted in vectors and added once at the end.
+// The C output neurons at positions [m, m + C) of group `group` (neurons that read the same
+// inputs in the same order), G panels starting at panel p: each input's panel columns are loaded
+// once for the C neurons (C x G x V chains, G x V loads and C weights per input), so that the
+// kernel is bound by the multiply-adds, not by the loads. Every neuron's sum runs over its
+// inputs in its own column's order, as in column_block: the same bits.
 template <std::size_t V, int C, int G>
-HWY_NOINLINE void panel_group(const PanelOperands& op, Index p, Index first, Index last) {
+HWY_INLINE void group_block(const PanelOperands& op, Index p, Index group, Index m, RowCounts<V, G>& counts) {
+  const PanelTag d;
+  constexpr std::size_t N = kPanelRows / V;
+  const Value* in = op.in_float + p * op.stride;
+  const Index leader = op.order[op.group_start[group]];
+  const Index* pattern = op.indices + op.offsets[leader];
+  const Offset length = op.offsets[leader + 1] - op.offsets[leader];
+  const double* weights[C];  // each neuron's column of W
+  hn::Vec<PanelTag> sum[C][G][V];
+  for (int c = 0; c < C; ++c) {
+    weights[c] = op.weights + op.offsets[op.order[m + c]];
+    for (int g = 0; g < G; ++g)
+      for (std::size_t v = 0; v < V; ++v) sum[c][g][v] = hn::Zero(d);
+  }
+  for (Offset t = 0; t < length; ++t) {
+    const Value* column = in + std::size_t{pattern[t]} * kPanelRows;
+#pragma GCC unroll 16
+    for (int g = 0; g < G; ++g)
+#pragma GCC unroll 16
+      for (std::size_t v = 0; v < V; ++v) {
+        const auto x = load_wide(column + g * op.stride + v * N);
+#pragma GCC unroll 16
+        for (int c = 0; c < C; ++c) sum[c][g][v] = hn::MulAdd(x, hn::Set(d, weights[c][t]), sum[c][g][v]);
+      }
+  }
+  for (int c = 0; c < C; ++c)
+    for (int g = 0; g < G; ++g)
+      for (std::size_t v = 0; v < V; ++v)
+        counts[g][v] = hn::Sub(counts[g][v],
+                               store_activated<V>(op, op.in_float, p, g, v, op.order[m + c], pattern, length, sum[c][g][v]));
+}
+
+// Positions [m, end) of a group: blocks of C neurons, the rest with fewer.
+template <std::size_t V, int C, int G>
+HWY_INLINE void group_members(const PanelOperands& op, Index p, Index group, Index m, Index end,
+                              RowCounts<V, G>& counts) {
+  for (; m + C <= end; m += C) group_block<V, C, G>(op, p, group, m, counts);
+  if constexpr (C > 1) {
+    if (m < end) group_members<V, C - 1, G>(op, p, group, m, end, counts);
+  }
+}
+
+// The output neurons of the call (positions [begin, end) of order, neurons [first, last)) of G
+// panels starting at panel p: blocks of C neurons, then one at a time; the kept entries of each
+// row counted in vectors and added once at the end. Grouped weights run group by group, with
+// blocks of C neurons of a group.
+template <std::size_t V, int C, int G, bool kGrouped>
+HWY_NOINLINE void panel_group(const PanelOperands& op, Index p) {
   const hn::Rebind<std::int32_t, PanelTag> di;
   constexpr std::size_t N = kPanelRows / V;
-  hn::Vec<decltype(di)> counts[G][V];
+  RowCounts<V, G> counts;
   for (int g = 0; g < G; ++g)
     for (std::size_t v = 0; v < V; ++v) counts[g][v] = hn::Zero(di);
-  Index j = first;
-  for (; j + C <= last; j += C) column_block<V, C, G>(op, p, j, counts);
-  for (; j < last; ++j) column_block<V, 1, G>(op, p, j, counts);
+  if constexpr (!kGrouped) {
+    const Index last = std::min(op.end, op.last);
+    Index j = std::max(op.begin, op.first);
+    for (; j + C <= last; j += C) column_block<V, C, G>(op, p, j, counts);
+    for (; j < last; ++j) column_block<V, 1, G>(op, p, j, counts);
+  } else {
+    // The group holding position begin, then every group up to position end; in each, the
+    // members in [first, last) (a group's neurons ascend, so they are contiguous).
+    Index group = static_cast<Index>(std::upper_bound(op.group_start, op.group_start + op.groups + 1, op.begin) -
+                                     op.group_start) - 1;
+    for (; group < op.groups && op.group_start[group] < op.end; ++group) {
+      const Index* from = op.order + std::max(op.begin, op.group_start[group]);
+      const Index* to = op.order + std::min(op.end, op.group_start[group + 1]);
+      from = std::lower_bound(from, to, op.first);
+      to = std::lower_bound(from, to, op.last);
+      group_members<V, C, G>(op, p, group, static_cast<Index>(from - op.order), static_cast<Index>(to - op.order),
+                              counts);
+    }
+  }
   for (int g = 0; g < G; ++g)
     for (std::size_t v = 0; v < V; ++v) {
       alignas(64) std::int32_t kept[kPanelRows];
@@ -124,23 +219,35 @@ HWY_NOINLINE void panel_group(const PanelOperands& op, Index p, Index first, Ind
 
 // Panels [p, panels), G at a time; the rest (fewer than G) as a group of G - 1 panels with more
 // neurons per block, and so on, so that a short tail keeps as many chains as a full group.
-template <std::size_t V, int C, int G>
-void all_panels(const PanelOperands& op, Index p, Index panels, Index first, Index last) {
-  for (; p + G <= panels; p += G) panel_group<V, C, G>(op, p, first, last);
+// (Grouped, C doubles when G halves: a group's size is most often a power of two.)
+template <std::size_t V, int C, int G, bool kGrouped>
+void all_panels(const PanelOperands& op, Index p, Index panels) {
+  for (; p + G <= panels; p += G) panel_group<V, C, G, kGrouped>(op, p);
   if constexpr (G > 1) {
-    if (p < panels) all_panels<V, C * G / (G - 1), G - 1>(op, p, panels, first, last);
+    constexpr int kTailC = kGrouped ? (2 * (G - 1) <= G ? 2 * C : C) : C * G / (G - 1);
+    if (p < panels) all_panels<V, kTailC, G - 1, kGrouped>(op, p, panels);
   }
 }
 
-// Register blocking per vector width: C neurons x G panels x V vectors of accumulators, 12 to 16
-// of them (x86 has 16 vector registers below AVX-512, 32 with it).
-void multiply_wide_panels(const PanelOperands& op, Index panels, Index first, Index last) {
+// Register blocking per vector width: C neurons x G panels x V vectors of accumulators, 8 to 16
+// of them (x86 has 16 vector registers below AVX-512, 32 with it); the grouped sizes were the
+// fastest of those tried on an AVX-512 Xeon (docs/simd.md).
+void multiply_wide_panels(const PanelOperands& op, Index panels) {
   static_assert(kPanelRows == 8, "register blocking assumes 8 rows per panel");
+  const bool grouped = op.groups > 0;
   switch (hn::Lanes(PanelTag())) {
-    case 8: all_panels<1, 4, 4>(op, 0, panels, first, last); break;  // AVX-512
-    case 4: all_panels<2, 2, 3>(op, 0, panels, first, last); break;  // AVX2
-    case 2: all_panels<4, 1, 3>(op, 0, panels, first, last); break;  // SSE4, NEON
-    default: all_panels<8, 1, 1>(op, 0, panels, first, last); break;  // portable
+    case 8:  // AVX-512
+      grouped ? all_panels<1, 4, 4, true>(op, 0, panels) : all_panels<1, 4, 4, false>(op, 0, panels);
+      break;
+    case 4:  // AVX2
+      grouped ? all_panels<2, 4, 1, true>(op, 0, panels) : all_panels<2, 2, 3, false>(op, 0, panels);
+      break;
+    case 2:  // SSE4, NEON
+      grouped ? all_panels<4, 2, 1, true>(op, 0, panels) : all_panels<4, 1, 3, false>(op, 0, panels);
+      break;
+    default:  // portable
+      grouped ? all_panels<8, 1, 1, true>(op, 0, panels) : all_panels<8, 1, 1, false>(op, 0, panels);
+      break;
   }
 }
 
@@ -212,31 +319,96 @@ void widen_weights(const CscMatrix& weights, DoubleBuffer& wide) {
   widen(weights.values.data(), weights.nnz(), wide.data());
 }
 
-// Panels [first_panel, first_panel + panels) of `in`, whose panels in double start at `wide`.
-void multiply_panel_range(const DenseRows& in, const double* wide, const double* weights, const CscMatrix& w,
-                          const Value* bias, Index first_panel, Index panels, Index first, Index last,
-                          DenseRows& out, std::uint32_t* row_nonzeros) {
+// The output neurons at positions [begin, end) of wide.order that lie in [first, last), of panels
+// [first_panel, first_panel + panels) of `in`, whose panels in double start at `wide_panels`.
+void multiply_panel_range(const DenseRows& in, const double* wide_panels, const double* wide_weights,
+                          const ColumnGroups& groups, const CscMatrix& w, const Value* bias, Index first_panel,
+                          Index panels, Index begin, Index end, Index first, Index last, DenseRows& out,
+                          std::uint32_t* row_nonzeros) {
   ensure_simd_choice();
   const std::size_t stride = std::size_t{in.neurons} * kPanelRows;
-  const PanelOperands op{wide, stride, w.offsets.data(), w.indices.data(), weights, bias,
-                         out.panel.data() + first_panel * stride, row_nonzeros + std::size_t{first_panel} * kPanelRows};
-  HWY_DYNAMIC_DISPATCH(multiply_wide_panels)(op, panels, first, last);
+  const PanelOperands op{groups.count() > 0 ? nullptr : wide_panels,
+                         in.panel.data() + first_panel * stride,
+                         stride,
+                         w.offsets.data(),
+                         w.indices.data(),
+                         wide_weights,
+                         bias,
+                         out.panel.data() + first_panel * stride,
+                         row_nonzeros + std::size_t{first_panel} * kPanelRows,
+                         groups.order.data(),
+                         groups.start.data(),
+                         groups.count(),
+                         begin,
+                         end,
+                         first,
+                         last};
+  HWY_DYNAMIC_DISPATCH(multiply_wide_panels)(op, panels);
 }
 
 }  // namespace
 
+// Columns j with the same inputs in the same order as an earlier column join its group (a hash
+// of the column's length and first, second and last inputs finds the candidates).
+void group_columns(const CscMatrix& w, ColumnGroups& groups) {
+  const Index n = w.cols();
+  Index slots = 1;
+  while (slots < 2 * n) slots *= 2;
+  std::vector<Index> slot_group(slots, ~Index{0}), group_of(n);
+  std::vector<Index>& order = groups.order;
+  order.clear();  // first the first column of each group
+  auto same = [&](Index a, Index b) {
+    return w.offsets[a + 1] - w.offsets[a] == w.offsets[b + 1] - w.offsets[b] &&
+           std::equal(w.indices.begin() + static_cast<std::ptrdiff_t>(w.offsets[a]),
+                      w.indices.begin() + static_cast<std::ptrdiff_t>(w.offsets[a + 1]),
+                      w.indices.begin() + static_cast<std::ptrdiff_t>(w.offsets[b]));
+  };
+  for (Index j = 0; j < n; ++j) {
+    const Offset begin = w.offsets[j], length = w.offsets[j + 1] - begin;
+    std::uint64_t hash = length * 0x9E3779B97F4A7C15ull;
+    if (length > 0)
+      hash ^= w.indices[begin] * 0xBF58476D1CE4E5B9ull ^ w.indices[begin + length / 2] * 0x94D049BB133111EBull ^
+              w.indices[begin + length - 1] * 0xD6E8FEB86659FD93ull;
+    Index slot = static_cast<Index>(hash ^ (hash >> 32)) & (slots - 1);
+    while (slot_group[slot] != ~Index{0} && !same(order[slot_group[slot]], j)) slot = (slot + 1) & (slots - 1);
+    if (slot_group[slot] == ~Index{0}) {
+      slot_group[slot] = static_cast<Index>(order.size());
+      order.push_back(j);
+    }
+    group_of[j] = slot_group[slot];
+  }
+  const Index count = static_cast<Index>(order.size());
+  order.resize(n);
+  if (2 * count > n) {  // hardly any sharing: column by column
+    groups.start.clear();
+    for (Index j = 0; j < n; ++j) order[j] = j;
+    return;
+  }
+  groups.start.assign(count + 1, 0);
+  for (Index j = 0; j < n; ++j) ++groups.start[group_of[j] + 1];
+  for (Index g = 0; g < count; ++g) groups.start[g + 1] += groups.start[g];
+  std::vector<Index> next(groups.start.begin(), groups.start.end() - 1);
+  for (Index j = 0; j < n; ++j) order[next[group_of[j]]++] = j;
+}
+
 void widen_operands(const DenseRows& in, const CscMatrix& weights, WideOperands& wide) {
-  wide.panels.resize(in.panel.size());
-  widen(in.panel.data(), in.panel.size(), wide.panels.data());
   widen_weights(weights, wide.weights);
+  group_columns(weights, wide.groups);
+  wide.panels.resize(wide.groups.count() > 0 ? 0 : in.panel.size());  // grouped: the kernel reads the floats
+  widen(in.panel.data(), wide.panels.size(), wide.panels.data());
 }
 
 void multiply_panel_columns(const DenseRows& in, const WideOperands& wide, const CscMatrix& weights,
                             const Value* bias, Index first, Index last, DenseRows& out, std::uint32_t* row_nonzeros) {
-  multiply_panel_range(in, wide.panels.data(), wide.weights.data(), weights, bias, 0, in.panels(), first, last, out,
-                       row_nonzeros);
+  multiply_panel_range(in, wide.panels.data(), wide.weights.data(), wide.groups, weights, bias, 0, in.panels(), 0,
+                       in.neurons, first, last, out, row_nonzeros);
 }
 
+void multiply_panel_share(const DenseRows& in, const WideOperands& wide, const CscMatrix& weights,
+                          const Value* bias, Index begin, Index end, DenseRows& out, std::uint32_t* row_nonzeros) {
+  multiply_panel_range(in, wide.panels.data(), wide.weights.data(), wide.groups, weights, bias, 0, in.panels(), begin,
+                       end, 0, in.neurons, out, row_nonzeros);
+}
 
 bool worth_dense(const CsrMatrix& rows, Index neurons, double threshold) {
   if (rows.rows() == 0 || static_cast<double>(rows.nnz()) < threshold * static_cast<double>(rows.rows()) * neurons)
@@ -316,21 +488,58 @@ void prepare_panel_output(const DenseRows& in, DenseRows& out) {
   out.panel.resize(static_cast<std::size_t>(in.panels()) * in.neurons * kPanelRows);
 }
 
-// The weights in double once per layer; the input panels in double a few at a time (12: whole
-// groups of 4 and of 3 panels), each converted once and used at once, so that the doubles stay
-// in cache and a thread holds 12 panels of them, not its whole block.
-void DenseMultiplier::multiply(const DenseRows& in, const CscMatrix& weights, const Value* bias, DenseRows& out) {
+// The weights in double once per layer. Grouped layers: the kernel reads the float panels. Not
+// grouped: the input panels in double a few at a time (12: whole groups of 4 and of 3 panels),
+// each converted once and used at once, so that the doubles stay in cache and a thread holds 12
+// panels of them, not its whole block (all at once when a team shares the layer).
+void DenseMultiplier::multiply(const DenseRows& in, const CscMatrix& weights, const Value* bias, DenseRows& out,
+                               const ColumnGroups* groups, int threads) {
   constexpr Index kWidePanels = 12;
+  ensure_simd_choice();  // may throw: not inside a parallel region
   prepare_panel_output(in, scratch_);
   row_nonzeros_.assign(static_cast<std::size_t>(in.panels()) * kPanelRows, 0);
   widen_weights(weights, wide_.weights);
+  if (!groups) {
+    group_columns(weights, wide_.groups);
+    groups = &wide_.groups;
+  }
   const std::size_t stride = std::size_t{in.neurons} * kPanelRows;
+  if (threads > 1 || groups->count() > 0) {
+    // Grouped layers read the float panels; otherwise every panel in double at once.
+    if (groups->count() == 0) {
+      wide_.panels.resize(in.panel.size());
+      widen(in.panel.data(), in.panel.size(), wide_.panels.data());
+    }
+    const double* wide_panels = groups->count() > 0 ? nullptr : wide_.panels.data();
+    if (threads <= 1) {
+      multiply_panel_range(in, wide_panels, wide_.weights.data(), *groups, weights, bias, 0, in.panels(), 0, in.neurons,
+                           0, in.neurons, scratch_, row_nonzeros_.data());
+    } else {
+      // Shares of 16 output neurons in the kernel's order (a RadiX-Net group each), each
+      // thread's kept entries counted apart and added once.
+      constexpr Index kShare = 16;
+      thread_row_nonzeros_.resize(static_cast<std::size_t>(threads));
+      for (auto& counts : thread_row_nonzeros_) counts.assign(row_nonzeros_.size(), 0);
+#pragma omp parallel num_threads(threads)
+      {
+        std::uint32_t* mine = thread_row_nonzeros_[static_cast<std::size_t>(omp_get_thread_num())].data();
+#pragma omp for schedule(dynamic, 1)
+        for (Index j = 0; j < in.neurons; j += kShare)
+          multiply_panel_range(in, wide_panels, wide_.weights.data(), *groups, weights, bias, 0, in.panels(), j,
+                               std::min(in.neurons, j + kShare), 0, in.neurons, scratch_, mine);
+      }
+      for (const auto& counts : thread_row_nonzeros_)
+        for (std::size_t r = 0; r < counts.size(); ++r) row_nonzeros_[r] += counts[r];
+    }
+    nonzeros_ = keep_alive_rows(scratch_, row_nonzeros_.data(), out);
+    return;
+  }
   for (Index p = 0; p < in.panels(); p += kWidePanels) {
     const Index count = std::min(kWidePanels, in.panels() - p);
     wide_.panels.resize(count * stride);
     widen(in.panel.data() + p * stride, count * stride, wide_.panels.data());
-    multiply_panel_range(in, wide_.panels.data(), wide_.weights.data(), weights, bias, p, count, 0, in.neurons,
-                         scratch_, row_nonzeros_.data());
+    multiply_panel_range(in, wide_.panels.data(), wide_.weights.data(), *groups, weights, bias, p, count, 0,
+                         in.neurons, 0, in.neurons, scratch_, row_nonzeros_.data());
   }
   nonzeros_ = keep_alive_rows(scratch_, row_nonzeros_.data(), out);
 }

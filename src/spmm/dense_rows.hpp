@@ -58,21 +58,41 @@ class DoubleBuffer {
   std::size_t size_ = 0, capacity_ = 0;
 };
 
-// One layer's operands as the kernel reads them: the input panels and W's values in double.
+// Output neurons whose columns of W read the same inputs in the same order (a RadiX-Net layer
+// has groups of 16) are computed together, so that the kernel loads each input's panel column
+// once for several neurons (the loads, not the multiply-adds, bound it otherwise). `order` lists
+// every output neuron group by group, ascending within a group; group g is
+// order[start[g], start[g + 1]). A layer whose groups would average fewer than 2 neurons is not
+// grouped: order is 0, 1, ..., neurons - 1 and start is empty. Computed once per layer
+// (group_columns) and reusable for every call with the same weights.
+struct ColumnGroups {
+  std::vector<Index> order, start;
+  Index count() const { return start.empty() ? 0 : static_cast<Index>(start.size() - 1); }
+};
+void group_columns(const CscMatrix& weights, ColumnGroups& groups);
+
+// One layer's operands as the kernel reads them: the input panels and W's values in double, and
+// W's column groups.
 struct WideOperands {
   DoubleBuffer panels;   // DenseRows::panel in double, same layout
   DoubleBuffer weights;  // CscMatrix::values in double, same order
+  ColumnGroups groups;
 };
 void widen_operands(const DenseRows& in, const CscMatrix& weights, WideOperands& wide);
 
 // The pieces of one layer, for callers that split the output columns between threads:
 // prepare_panel_output sizes `out` like `in`; multiply_panel_columns computes output neurons
 // [first, last) of every panel into `out` from `wide` (widen_operands of `in` and the weights)
-// and adds to row_nonzeros[r] the entries row r kept; keep_alive_rows moves the rows that kept
-// any entry into `kept` (taking `computed`'s panels when none died) and returns their nonzeros.
+// and adds to row_nonzeros[r] the entries row r kept; multiply_panel_share does the same for the
+// output neurons at positions [begin, end) of wide.groups.order (shares of the kernel's order keep a
+// group's neurons together: split [0, neurons) this way between threads); keep_alive_rows moves
+// the rows that kept any entry into `kept` (taking `computed`'s panels when none died) and
+// returns their nonzeros.
 void prepare_panel_output(const DenseRows& in, DenseRows& out);
 void multiply_panel_columns(const DenseRows& in, const WideOperands& wide, const CscMatrix& weights,
                             const Value* bias, Index first, Index last, DenseRows& out, std::uint32_t* row_nonzeros);
+void multiply_panel_share(const DenseRows& in, const WideOperands& wide, const CscMatrix& weights,
+                          const Value* bias, Index begin, Index end, DenseRows& out, std::uint32_t* row_nonzeros);
 Offset keep_alive_rows(DenseRows& computed, const std::uint32_t* row_nonzeros, DenseRows& kept);
 
 // Whether rows are worth dense panels: at least `threshold` of their entries set, all positive
@@ -87,8 +107,12 @@ std::vector<std::string> simd_targets_available();
 
 class DenseMultiplier {
  public:
-  // out = activate(in * W + bias) with W by columns; rows that die are left out.
-  void multiply(const DenseRows& in, const CscMatrix& weights, const Value* bias, DenseRows& out);
+  // out = activate(in * W + bias) with W by columns; rows that die are left out. `groups`:
+  // group_columns(weights), when the caller keeps them across calls (else computed here).
+  // threads > 1: the output neurons are shared out between a nested OpenMP team of that many
+  // threads (for a caller whose other threads are idle; the values do not change).
+  void multiply(const DenseRows& in, const CscMatrix& weights, const Value* bias, DenseRows& out,
+                const ColumnGroups* groups = nullptr, int threads = 1);
   // Nonzeros of the last output (to decide when to go back to sparse rows).
   Offset last_nonzeros() const { return nonzeros_; }
 
@@ -96,6 +120,7 @@ class DenseMultiplier {
   DenseRows scratch_;
   WideOperands wide_;  // the weights, and a few panels at a time
   std::vector<std::uint32_t> row_nonzeros_;
+  std::vector<std::vector<std::uint32_t>> thread_row_nonzeros_;  // threads > 1
   Offset nonzeros_ = 0;
 };
 

@@ -169,10 +169,14 @@ bool panels_possible(const Network& network, Index neurons, const EngineOptions&
 // (right multiplication) while the rows are sparse, dense panels once they are dense enough.
 class BlockRunner {
  public:
+  // layer_groups: each layer's column groups (group_columns), for the dense kernel; unfinished:
+  // the blocks not yet done (fewer than the threads: the idle ones help with dense layers);
+  // shared: with reuse, the rows that blocks in dense panels stand for, for the other blocks.
   BlockRunner(Index neurons, Index block_rows, const EngineOptions& options, bool dense_allowed,
+              const std::vector<ColumnGroups>& layer_groups, const std::atomic<Index>& unfinished,
               SharedRepresentatives* shared)
-      : neurons_(neurons), options_(options), dense_allowed_(dense_allowed), left_(neurons), right_(block_rows),
-        panel_reuse_(shared) {}
+      : neurons_(neurons), options_(options), dense_allowed_(dense_allowed), layer_groups_(layer_groups),
+        unfinished_(unfinished), left_(neurons), right_(block_rows), panel_reuse_(shared) {}
 
   std::vector<std::uint64_t> layer_nonzeros;  // this thread's figures, over all its blocks
   std::vector<double> layer_seconds;
@@ -211,7 +215,8 @@ class BlockRunner {
       if (in_panels) {
         if (panels_.rows() == 0) break;
         active += panel_nonzeros;
-        dense_.multiply(panels_, layer.weights_csc, layer.bias.data(), next_panels_);
+        dense_.multiply(panels_, layer.weights_csc, layer.bias.data(), next_panels_, &layer_groups_[l],
+                        team_size(panels_.panels()));
         std::swap(panels_, next_panels_);
         panel_nonzeros = dense_.last_nonzeros();
         if (!dense_enough(panel_nonzeros, panels_.rows(), neurons_, 0.25 * options_.dense_threshold)) {
@@ -286,9 +291,22 @@ class BlockRunner {
     return true;
   }
 
+  // The threads for this block's next dense layer: its share of the threads that have no block
+  // left to take (when fewer blocks than threads remain, a dense block's output neurons are
+  // split between a nested team, so that the last blocks do not leave threads idle), at most
+  // one per 2 panels: a smaller layer (tens of microseconds) gains less than a team's start
+  // costs, and far less on a loaded machine, where each start waits for a time slice.
+  int team_size(Index panels) const {
+    const Index unfinished = std::max<Index>(1, unfinished_.load(std::memory_order_relaxed));
+    if (unfinished >= static_cast<Index>(options_.threads)) return 1;
+    return static_cast<int>(std::clamp<Index>(panels / 2, 1, static_cast<Index>(options_.threads) / unfinished));
+  }
+
   Index neurons_;
   const EngineOptions& options_;
   bool dense_allowed_;
+  const std::vector<ColumnGroups>& layer_groups_;
+  const std::atomic<Index>& unfinished_;
   LeftMultiplier left_;
   RightMultiplier right_;
   DenseMultiplier dense_;
@@ -322,9 +340,19 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
   // With reuse, blocks in dense panels also drop rows that other blocks compute.
   std::unique_ptr<SharedRepresentatives> shared;
   if (options.reuse && dense_allowed) shared = std::make_unique<SharedRepresentatives>(network.size());
+  // Each layer's column groups for the dense kernel, once for all blocks; the blocks not yet done
+  // (a thread with none left to take helps the last ones through their dense layers, in a
+  // nested team: nesting allowed for the region).
+  std::vector<ColumnGroups> layer_groups(dense_allowed ? network.size() : 0);
+  std::atomic<Index> unfinished{blocks};
+  const int nesting = omp_get_max_active_levels();
+  omp_set_max_active_levels(std::max(nesting, 2));
 #pragma omp parallel num_threads(options.threads) reduction(+ : active)
   {
-    BlockRunner runner(neurons, block_rows, options, dense_allowed, shared.get());
+#pragma omp for schedule(dynamic, 4)
+    for (std::size_t l = 0; l < layer_groups.size(); ++l)
+      failure.guard([&] { group_columns(network[l].weights_csc, layer_groups[l]); });
+    BlockRunner runner(neurons, block_rows, options, dense_allowed, layer_groups, unfinished, shared.get());
     ActiveRows block;
 #pragma omp for schedule(dynamic, 1)
     for (Index b = 0; b < blocks; ++b) {
@@ -344,6 +372,7 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
         }
         meter.advance(last - first, "rows through all layers");
       });
+      unfinished.fetch_sub(1, std::memory_order_relaxed);
     }
 #pragma omp critical(sdnn_layer_figures)
     for (std::size_t l = 0; l < runner.layer_seconds.size(); ++l) {
@@ -352,6 +381,7 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
       if (options.reuse) result.layer_rows[l] += runner.layer_rows[l];
     }
   }
+  omp_set_max_active_levels(nesting);
   failure.rethrow();
   for (Index b = 0; b < blocks; ++b) {
     result.exact_sum += block_sums[b];
@@ -442,8 +472,8 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
         my_row_nonzeros.assign(row_nonzeros.size(), 0);
 #pragma omp for schedule(dynamic, 1) nowait
         for (Index j = 0; j < neurons; j += kColumnChunk)
-          multiply_panel_columns(panels, wide, layer.weights_csc, layer.bias.data(), j,
-                                 std::min(neurons, j + kColumnChunk), computed, my_row_nonzeros.data());
+          multiply_panel_share(panels, wide, layer.weights_csc, layer.bias.data(), j,
+                               std::min(neurons, j + kColumnChunk), computed, my_row_nonzeros.data());
 #pragma omp critical(sdnn_alive)
         for (std::size_t r = 0; r < row_nonzeros.size(); ++r) row_nonzeros[r] += my_row_nonzeros[r];
 #pragma omp barrier
