@@ -1,37 +1,40 @@
 // strategy_model.cpp: data x model over MPI ranks (see strategy_model.hpp).
 //
-// Every rank of row group d works with the M ranks of its group only: the windows are created on
-// the group's communicator and the per-layer collective covers the group, so row groups never
-// wait for each other.
+// Every rank of row group d exchanges data with the M ranks of its group only, and the per-layer
+// collective covers the group (its communicator), so row groups never wait for each other.
 //
-// Sparse rows. Every rank exposes one window with two slots (layer parity), each holding its
-// block of Y as CSC: column offsets (C + 1 uint64), then row indices (cap uint32), then values
-// (cap float). Created once; grown (collectively over the group) only when a block outgrows `cap`.
-// Per layer l, a rank pulls Y_{l-1} from its peers' slot (l-1)%2 (offsets first, one get per
-// peer for all its ranges, then the index and value ranges: sizes before data), computes Y_l,
-// stores it in its own slot l%2 and enters the group's collective (an allreduce of four counts:
-// whether a block outgrew the window, the group's nonzeros, its non-positive entries and its
-// rows alive, MPI_Win_sync around it). Slot l%2 was last read during layer l-1, which every peer
-// finished before that layer's collective, so the store cannot overwrite what a peer still
-// reads; and nobody reads slot l%2 before the collective that follows the store. When a block
-// does not fit, every rank of the group has finished its reads of layer l, so the window is
-// recreated bigger and the blocks stored again, followed by a barrier. Overlap: after the
-// offsets arrive, the index and value gets are issued, the part of the sums that needs only the
-// rank's own columns is computed (SplitRightMultiplier::partial), then the gets are completed and
-// the rest is added (finish).
+// The window: one over every rank (MPI_COMM_WORLD), created once and never grown, so that no
+// collective outside the group is ever needed (a window per row group would be created on
+// sibling communicators, which collide under Open MPI 4.1: comm/window.hpp). Each rank's segment
+// holds two sparse slots (layer parity), each its block of Y as CSC: column offsets (C + 1
+// uint64), then row indices (cap uint32), then values (cap float); then two dense slots. A row
+// that died stays dead, so the group's rows alive in the input (R) bound every layer: a block
+// that stays sparse holds less than dense_threshold x R x N entries (else its group would go
+// dense), which is cap (R x C when dense panels are off); a dense slot holds R x C floats.
+//
+// Sparse rows. Per layer l, a rank pulls Y_{l-1} from its peers' slot (l-1)%2 (offsets first,
+// one get per peer for the span of its ranges, then the index and value ranges: sizes before
+// data), computes Y_l, stores it in its own slot l%2 and enters the group's collective (an
+// allreduce of four counts: whether a block did not fit, the group's nonzeros, its non-positive
+// entries and its rows alive, MPI_Win_sync around it). Slot l%2 was last read during layer l-1,
+// which every peer finished before that layer's collective, so the store cannot overwrite what a
+// peer still reads; and nobody reads slot l%2 before the collective that follows the store.
+// Overlap: after the offsets arrive, the index and value gets are issued, the part of the sums
+// that needs only the rank's own columns is computed (SplitRightMultiplier::partial), then the
+// gets are completed and the rest is added (finish).
 //
 // Dense rows. When the group's alive rows hold at least dense_threshold of their entries (all
 // positive), the group moves them to dense panels together (the engine's rule; back to sparse
 // below a quarter of it): each rank holds its C columns of the alive rows as panels and exposes
-// them, neuron by neuron (all rows of a neuron contiguous), in a second window of two slots,
-// created at the first move and grown only when needed. Per layer a rank pulls, with one get per
-// range, the neurons its W block reads from its peers, builds full-width panels in double a few
-// panels at a time (its own columns and the pulled ones) and computes its C output columns with
-// the panel kernel (multiply_panel_columns); the weights are widened while the gets are in
-// flight. It stores its output columns (all rows of the layer's input, dead or not) and the
-// group's collective sums each row's kept entries over the group, so that every rank drops the
-// same rows; the next layer reads its peers' rows through that list. Sums in double, rounded
-// once: the same bits as every other strategy.
+// them in its dense slots neuron by neuron (all rows of a neuron contiguous). Per layer a rank
+// pulls, with one get per range, the neurons its W block reads from its peers, builds
+// full-width panels in double a few panels at a time (its own columns and the pulled ones) and
+// computes its C output columns with the panel kernel (multiply_panel_columns); the weights are
+// widened while the gets are in flight. It stores its output columns (every row of the layer's
+// input, dead or not) and the group's collective sums each row's kept entries over the group,
+// so that every rank drops the same rows; the next layer reads its peers' rows through that
+// list. Sums in double, rounded once: the same bits as every other strategy. With --reuse,
+// repeated rows are dropped while the rows are sparse (GroupReuse), not inside dense panels.
 #include "main/strategy_model.hpp"
 
 #include <algorithm>
