@@ -464,6 +464,13 @@ CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& gri
       // Sizes first: the column offsets of every pulled range, one get per peer (its ranges'
       // span, lengths + 1; the ranges of one peer are consecutive in the plan).
       range_offset_at.resize(plan.ranges.size());
+      {
+        std::size_t spans = 0;  // the buffer is sized before any get writes into it
+        for (std::size_t r = 0; r < plan.ranges.size(); ++r)
+          if (r + 1 == plan.ranges.size() || plan.ranges[r + 1].peer != plan.ranges[r].peer)
+            spans += 1;
+        peer_offsets.resize(spans + neurons);  // each span: its columns + 1; the spans are disjoint
+      }
       timed([&] {
         std::size_t at = 0;
         for (std::size_t r = 0; r < plan.ranges.size();) {
@@ -473,7 +480,6 @@ CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& gri
           const Index first = plan.ranges[r].first, last = plan.ranges[end - 1].last;
           for (std::size_t q = r; q < end; ++q) range_offset_at[q] = at + (plan.ranges[q].first - first);
           const std::size_t count = last - first + 1;
-          peer_offsets.resize(at + count);
           window.get(peer_offsets.data() + at, count * sizeof(Offset), peer,
                      layout_of(peer % grid.columns).offsets_at(read_slot) + first * sizeof(Offset));
           at += count;
