@@ -216,7 +216,8 @@ class DensePanels {
   }
 
  private:
-  // A few panels at a time in double, full width (only the neurons read), on every thread.
+  // A few panels at a time, full width (only the neurons read), on every thread: gathered as floats,
+  // widened to double where the layer has no column groups (the grouped kernel reads the floats).
   void compute(const Layer& layer) {
     constexpr Index kChunkPanels = 12;
     const Index C = own_.size(), panels = mine_.panels(), rows = mine_.rows();
@@ -233,11 +234,11 @@ class DensePanels {
       for (Index first = 0; first < panels; first += kChunkPanels) {
         const Index count = std::min(kChunkPanels, panels - first);
         in.ids.resize(static_cast<std::size_t>(count) * kPanelRows);
-        wide.panels.resize(count * stride);
-        double* to = wide.panels.data();
+        in.panel.resize(count * stride);
+        Value* to = in.panel.data();
         for (Index p = 0; p < count; ++p)
           for (Index k : read) {
-            double* column = to + p * stride + std::size_t{k} * kPanelRows;
+            Value* column = to + p * stride + std::size_t{k} * kPanelRows;
             if (k >= own_.first && k < own_.last) {
               const Value* from = mine_.panel.data() + (first + p) * mine_stride + std::size_t{k - own_.first} * kPanelRows;
               for (Index r = 0; r < kPanelRows; ++r) column[r] = from[r];
@@ -245,10 +246,11 @@ class DensePanels {
               const Value* from = source_[k];
               for (Index r = 0; r < kPanelRows; ++r) {
                 const Index row = (first + p) * kPanelRows + r;
-                column[r] = row < rows ? from[source_rows_[row]] : 0.0;
+                column[r] = row < rows ? from[source_rows_[row]] : 0.0f;
               }
             }
           }
+        widen_panels(in, wide);  // the weights and their groups were widened once for the layer
         prepare_panel_output(in, out);
         multiply_panel_columns(in, wide, layer.weights_csc, layer.bias.data(), 0, C, out,
                                row_nonzeros_.data() + std::size_t{first} * kPanelRows);

@@ -394,6 +394,10 @@ void group_columns(const CscMatrix& w, ColumnGroups& groups) {
 void widen_operands(const DenseRows& in, const CscMatrix& weights, WideOperands& wide) {
   widen_weights(weights, wide.weights);
   group_columns(weights, wide.groups);
+  widen_panels(in, wide);
+}
+
+void widen_panels(const DenseRows& in, WideOperands& wide) {
   wide.panels.resize(wide.groups.count() > 0 ? 0 : in.panel.size());  // grouped: the kernel reads the floats
   widen(in.panel.data(), wide.panels.size(), wide.panels.data());
 }

@@ -79,6 +79,9 @@ struct WideOperands {
   ColumnGroups groups;
 };
 void widen_operands(const DenseRows& in, const CscMatrix& weights, WideOperands& wide);
+// Only the panels, for new panels under weights that `wide` already holds (widen_operands of
+// other panels and the same weights): the kernel reads the floats of grouped layers as they are.
+void widen_panels(const DenseRows& in, WideOperands& wide);
 
 // The pieces of one layer, for callers that split the output columns between threads:
 // prepare_panel_output sizes `out` like `in`; multiply_panel_columns computes output neurons

@@ -12,6 +12,7 @@
 
 #include "main/strategy_model.hpp"
 #include "partition/row_partition.hpp"
+#include "spmm/dense_rows.hpp"
 #include "spmm/engine.hpp"
 #include "spmm/reference.hpp"
 
@@ -31,16 +32,22 @@ struct RandomProblem {
   CsrMatrix input;
 };
 
+// G is D with RadiX-Net's structure: the neurons of each group of 4 read the same inputs, so the
+// dense kernel takes its grouped path (column groups, dense_rows.hpp).
 RandomProblem random_problem(Index rows, unsigned seed, const std::string& kinds = "DDDTDDKDTDDD") {
   std::mt19937 random(seed);
   RandomProblem p;
-  for (char kind : kinds) {
+  for (std::size_t l = 0; l < kinds.size(); ++l) {
+    const char kind = kinds[l];
     std::vector<Triplet> w;
     std::vector<char> used(kNeurons);
     for (Index j = 0; j < kNeurons; ++j) {
       used.assign(kNeurons, 0);
+      std::mt19937 group_random(seed * 7919 + static_cast<unsigned>(l) * 131 + j / 4);
       for (int t = 0; t < 6; ++t) {
-        const Index k = kind == 'D' && t == 0 ? 0 : static_cast<Index>(random() % kNeurons);
+        const Index k = (kind == 'D' || kind == 'G') && t == 0 ? 0
+                        : kind == 'G'                         ? static_cast<Index>(group_random() % kNeurons)
+                                                              : static_cast<Index>(random() % kNeurons);
         if (used[k]) continue;
         used[k] = 1;
         const Value units = static_cast<Value>(random() % 8 + 1) / 16.0f;
@@ -51,7 +58,7 @@ RandomProblem random_problem(Index rows, unsigned seed, const std::string& kinds
     Layer layer;
     layer.weights_csr = from_triplets<RowMajor>(kNeurons, kNeurons, w);
     layer.weights_csc = to_csc(layer.weights_csr);
-    layer.bias.assign(kNeurons, kind == 'D' ? 0.25f : kind == 'T' ? 0.0f : -2.0f);
+    layer.bias.assign(kNeurons, kind == 'D' || kind == 'G' ? 0.25f : kind == 'T' ? 0.0f : -2.0f);
     p.network.push_back(std::move(layer));
   }
   std::vector<Triplet> x;
@@ -149,6 +156,16 @@ TEST(DataModelStrategy, DensePanelsMatchTheVerifierOnEveryGrid) {
   check_every_grid(p, 2, false, false, 0.125);
   check_every_grid(p, 2, true, true, 0.125);
   check_every_grid(p, 1, false, true, 0.125);
+}
+
+TEST(DataModelStrategy, GroupedLayersMatchTheVerifierOnEveryGrid) {
+  const RandomProblem p = random_problem(53, 17, "GGGTGGKGTGGG");
+  ColumnGroups groups;
+  group_columns(p.network[0].weights_csc, groups);
+  EXPECT_GT(groups.count(), 0u) << "the layers are not grouped: the test would not reach the grouped kernel";
+  check_every_grid(p, 1, true, false, 0.125);
+  check_every_grid(p, 2, false, true, 0.125);
+  check_every_grid(p, 2, true, false, 0.01);
 }
 
 TEST(DataModelStrategy, SparseOnlyAndAlwaysDenseMatchTheVerifier) {
