@@ -63,7 +63,9 @@
 #   measured by bench/platforms/host_speed.sh), BUDGET (seconds: start no run after this much time;
 #   the runs left are listed in $OUT/not_run.txt), RUN_LIMIT (seconds per run before it is
 #   abandoned, default 1800), MEM_CAP_MB, IDX (Fashion-MNIST training images, default
-#   /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz), NICE (default 5).
+#   /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz), NICE (default 0: SMPI's times
+#   are CPU times, so priority changes only how long the study takes), RESUME=1 (keep the rows of
+#   an interrupted study in $OUT and run only the configurations it has not finished).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 platform=bench/platforms/omnipath_32x28.xml cores_per_node=28 nodes_total=32
@@ -90,6 +92,8 @@ if [ "${1:-}" = --run-one ]; then
   problem=$3 strategy=$4 kind=$5 grid=$6 hash=$7 p=$8
   seq=${problem}_${strategy}_${kind}_${grid}_${hash}_$p  # names the row: studies' rows can be merged
   out=$SIM_OUT name="$problem $strategy $kind $grid hash $hash, $p ranks"
+  [ -f "$out/rows/$seq.csv" ] && exit 0  # RESUME=1: done in an earlier, interrupted study
+  rm -f "$out/rows/$seq.skipped"
   if [ "$SIM_BUDGET" -gt 0 ] && [ $(($(date +%s) - SIM_START)) -ge "$SIM_BUDGET" ]; then
     echo "$name (budget)" > "$out/rows/$seq.skipped"; exit 0
   fi
@@ -122,7 +126,10 @@ if [ "${1:-}" = --run-one ]; then
   }
   if one "$kind"; then
     measured=$(sed -n 's/^stages balanced by this run.s measured layer times: --stage-layers \([0-9,]*\).*/\1/p' "$out/runs/$seq-$kind.log")
-    if [ "$strategy" = pipeline ] && [ -n "$measured" ]; then one "${kind}m" --stage-layers "$measured" || true; fi
+    # the measured split: for D x 4, the memory fallbacks (16 stages and more) and at issue 15's rank counts
+    if [ "$strategy" = pipeline ] && [ -n "$measured" ] && { [ "$kind" != p2 ] && [ "$kind" != p8 ] || [[ " 8 32 128 " == *" $p "* ]]; }; then
+      one "${kind}m" --stage-layers "$measured" || true
+    fi
   fi
   mv "$out/rows/$seq.csv.part" "$out/rows/$seq.csv"
   exit 0
@@ -325,18 +332,19 @@ plan_full() {
     for p in 1 2 4 8 16 32 64 128 256 512 896; do
       local target=0; in_list "$p" "8 32 128" && target=1
       # data x data
-      if [ "$problem" = official ] && [ "$p" -le 128 ]; then emit $problem data data "${p}x1" "$p" $all
-      else emit $problem data data "${p}x1" "$p" none both; fi
+      if [ "$problem" = official ] && [ "$p" -le 64 ]; then emit $problem data data "${p}x1" "$p" $all
+      elif [ "$problem" = official ] || [ "$target" = 1 ] || [ "$p" -eq 1 ]; then emit $problem data data "${p}x1" "$p" none both
+      else emit $problem data data "${p}x1" "$p" none; fi
       # data x model
       if [ "$problem" = official ]; then
         if [ "$p" -le 64 ]; then
-          emit $problem model square "$(square_of "$p")" "$p" $all
+          if in_list "$p" "1 4 16 64"; then emit $problem model square "$(square_of "$p")" "$p" $all
+          else emit $problem model square "$(square_of "$p")" "$p" none both; fi
           [ "$(nodes_of "$p")" != "$(square_of "$p")" ] && emit $problem model nodes "$(nodes_of "$p")" "$p" none
-          [ "$p" -ge 4 ] && [ "$p" -le 32 ] && emit $problem model row "1x$p" "$p" none
-        elif [ "$p" -le 256 ]; then emit $problem model square "$(square_of "$p")" "$p" none both
-        elif [ "$p" -eq 512 ]; then emit $problem model square "$(square_of "$p")" "$p" none
+          [ "$p" -ge 4 ] && [ "$p" -le 16 ] && emit $problem model row "1x$p" "$p" none
+        elif [ "$p" -le 512 ]; then emit $problem model square "$(square_of "$p")" "$p" none
         else emit $problem model nodes "$(nodes_of "$p")" "$p" none; fi
-      elif in_list "$p" "1 8 32 128"; then
+      elif in_list "$p" "1 8 32 128" && { [ "$problem" = default ] || [ "$p" -le 32 ]; }; then
         emit $problem model square "$(square_of "$p")" "$p" none
       fi
       # pipeline
@@ -344,11 +352,12 @@ plan_full() {
         if [ "$problem" = official ]; then emit $problem pipeline p1 1x1 1 none both; else emit $problem pipeline p1 1x1 1 none; fi
         continue
       fi
-      # D x 2, 4, 8 stages; where none of them fits MEM_CAP_MB, the fewest stages (16 to 64) that do
+      # D x 4 stages everywhere, D x 2 and D x 8 at 8, 32 and 128 ranks (and D x 2 at 2); where none
+      # of them fits MEM_CAP_MB, the fewest stages (16 to 64) that do
       local stages fitted=0
       for stages in 2 4 8; do
         [ "$p" -ge "$stages" ] || continue
-        [ "$problem" = official ] || [ "$stages" -eq 4 ] || [ "$target" = 1 ] || continue
+        [ "$stages" -eq 4 ] || [ "$target" = 1 ] || [ "$p" -eq 2 ] || continue
         if [ "$problem" = official ] && [ "$stages" -eq 4 ]; then emit $problem pipeline p4 "$((p / 4))x4" "$p" none both
         else emit $problem pipeline "p$stages" "$((p / stages))x$stages" "$p" none; fi
         [ "$emitted" = 0 ] || fitted=1
@@ -366,13 +375,16 @@ plan_full() {
 
 : > "$out/memory_cut.txt"
 if [ "$quick" = 1 ]; then plan_quick > "$out/plan.raw"; else plan_full > "$out/plan.raw"; fi
-# Order: 1-rank baselines, then data x model at 512 and 896 ranks, then the most ranks first.
-awk '{ r = $6; pri = (r == 1) ? 0 : ($2 == "model" && r >= 512) ? 1 : 2
-       printf "%d %06d %d %s\n", pri, 999999 - r, ($2 == "model") ? 0 : 1, $0 }' "$out/plan.raw" |
+# Order (so that a BUDGET cuts the least useful runs): the 1-rank runs (every speed-up's baseline);
+# data x model at 896 ranks (the longest run); issue 15's rank counts 8, 32 and 128 with hashing
+# none; the other rank counts with hashing none, fewest ranks first; then the other hashing modes.
+awk '{ r = $6; pri = (r == 1) ? 0 : ($2 == "model" && r == 896) ? 1 : ($5 == "none" && (r == 8 || r == 32 || r == 128)) ? 2 : ($5 == "none") ? 3 : 4
+       printf "%d %06d %d %s\n", pri, r, ($2 == "model") ? 0 : 1, $0 }' "$out/plan.raw" |
   sort -k1,1n -k2,2n -k3,3n | cut -d' ' -f4- | awk '{ printf "%04d %s\n", NR, $0 }' > "$out/plan.txt"
 rm -f "$out/plan.raw"
 if [ -n "${PLAN_ONLY:-}" ]; then cat "$out/plan.txt" "$out/memory_cut.txt"; exit 0; fi
-rm -f "$out"/rows/* "$out"/runs/*
+[ "${RESUME:-0}" = 1 ] || rm -f "$out"/rows/* "$out"/runs/*
+rm -f "$out"/rows/*.part
 command -v smpirun > /dev/null || { echo "scaling_sim.sh: smpirun not installed (make sim-deps)" >&2; exit 1; }
 make --no-print-directory sim sdnn > /dev/null
 host_speed=${HOST_SPEED:-$(bench/platforms/host_speed.sh)}
@@ -383,7 +395,7 @@ echo "scaling_sim.sh: $(wc -l < "$out/plan.txt") configurations (pipeline ones r
 [ -s "$out/memory_cut.txt" ] && echo "left out for memory: $(wc -l < "$out/memory_cut.txt") (listed in $out/memory_cut.txt)"
 start=$SECONDS
 export SIM_OUT=$out SIM_HOST_SPEED=$host_speed SIM_START=$(date +%s) SIM_BUDGET=${BUDGET:-0} SIM_RUN_LIMIT=${RUN_LIMIT:-1800} \
-       SIM_NICE=${NICE:-5} SIM_DATA=$data
+       SIM_NICE=${NICE:-0} SIM_DATA=$data
 xargs -P "$jobs" -L 1 "$PWD/bench/scaling_sim.sh" --run-one < "$out/plan.txt" || true
 cat "$out/memory_cut.txt" >> "$out"/rows/memory.skipped 2> /dev/null || true
 [ -s "$out/rows/memory.skipped" ] || rm -f "$out/rows/memory.skipped"
