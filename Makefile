@@ -82,7 +82,8 @@ $(BUILD)/sdnn_tests: $(TEST_OBJ) $(LIB_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS) -lgtest -lgtest_main -pthread
 
 # MPI tests: their own main (tests/mpi/main.cpp initialises MPI), run under mpirun with 1-4 ranks.
-$(BUILD)/sdnn_mpi_tests: $(MPI_TEST_OBJ) $(LIB_OBJ)
+# The MPI tests also run the data x model strategy (tests/mpi/test_strategy_model.cpp).
+$(BUILD)/sdnn_mpi_tests: $(MPI_TEST_OBJ) $(LIB_OBJ) $(BUILD)/src/main/strategy_model.o
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS) -lgtest -pthread
 
 # The end-to-end tests' tool (tests/tools/sdnn_check.cpp): random problems with a bias per neuron,

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
+#include <vector>
 
 namespace sdnn {
 
@@ -95,19 +97,52 @@ SubCommunicator::~SubCommunicator() {
   if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
 }
 
-// Counts above INT_MAX are sent in pieces.
-void SubCommunicator::sum_in_place(std::vector<std::uint64_t>& values) const {
+int SubCommunicator::rank() const {
+  int rank = 0;
+  MPI_Comm_rank(comm_, &rank);
+  return rank;
+}
+
+int SubCommunicator::size() const {
+  int size = 1;
+  MPI_Comm_size(comm_, &size);
+  return size;
+}
+
+namespace {
+
+// An allreduce in place over `comm`; counts above INT_MAX are sent in pieces.
+template <class T>
+void reduce_in_place(std::vector<T>& values, MPI_Datatype type, MPI_Op op, MPI_Comm comm) {
   constexpr std::size_t piece = 1u << 30;
   for (std::size_t at = 0; at < values.size(); at += piece)
-    MPI_Allreduce(MPI_IN_PLACE, values.data() + at, static_cast<int>(std::min(piece, values.size() - at)),
-                  MPI_UINT64_T, MPI_SUM, comm_);
+    if (MPI_Allreduce(MPI_IN_PLACE, values.data() + at, static_cast<int>(std::min(piece, values.size() - at)), type,
+                      op, comm) != MPI_SUCCESS)
+      throw std::runtime_error("MPI_Allreduce failed");
+}
+
+}  // namespace
+
+void SubCommunicator::sum_in_place(std::vector<std::uint64_t>& values) const {
+  reduce_in_place(values, MPI_UINT64_T, MPI_SUM, comm_);
+}
+
+void SubCommunicator::sum_in_place(std::vector<std::uint32_t>& values) const {
+  reduce_in_place(values, MPI_UINT32_T, MPI_SUM, comm_);
 }
 
 void SubCommunicator::min_in_place(std::vector<std::uint8_t>& values) const {
-  constexpr std::size_t piece = 1u << 30;
-  for (std::size_t at = 0; at < values.size(); at += piece)
-    MPI_Allreduce(MPI_IN_PLACE, values.data() + at, static_cast<int>(std::min(piece, values.size() - at)),
-                  MPI_UINT8_T, MPI_MIN, comm_);
+  reduce_in_place(values, MPI_UINT8_T, MPI_MIN, comm_);
+}
+
+void SubCommunicator::max_in_place(std::vector<std::uint8_t>& values) const {
+  reduce_in_place(values, MPI_UINT8_T, MPI_MAX, comm_);
+}
+
+std::uint64_t SubCommunicator::max(std::uint64_t mine) const {
+  std::vector<std::uint64_t> one{mine};
+  reduce_in_place(one, MPI_UINT64_T, MPI_MAX, comm_);
+  return one[0];
 }
 
 }  // namespace sdnn

@@ -61,9 +61,15 @@ class SubCommunicator {
   SubCommunicator(const SubCommunicator&) = delete;
   SubCommunicator& operator=(const SubCommunicator&) = delete;
   MPI_Comm comm() const { return comm_; }
-  // Collective over the part: element by element sum or minimum of every rank's values, in place.
+  int rank() const;
+  int size() const;
+  // Collective over the part: element by element sum, minimum or maximum of every rank's values,
+  // in place.
   void sum_in_place(std::vector<std::uint64_t>& values) const;
+  void sum_in_place(std::vector<std::uint32_t>& values) const;
   void min_in_place(std::vector<std::uint8_t>& values) const;
+  void max_in_place(std::vector<std::uint8_t>& values) const;
+  std::uint64_t max(std::uint64_t mine) const;
 
  private:
   MPI_Comm comm_ = MPI_COMM_NULL;

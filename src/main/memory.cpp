@@ -153,12 +153,26 @@ MemoryEstimate estimate_memory(const Options& o, int ranks, int node_ranks, int 
   // Inference: data parallelism holds, per thread, a block's rows and its next layer (sized by the
   // symbolic pass, at most block x N structural entries each, and dense panels, with 12 panels
   // and one layer's weights in double for the panel kernel); the model strategy and model
-  // parallelism hold the whole shard three times (current, next, staging), model parallelism
+  // parallelism hold the whole shard three times (current, next, staging; the model strategy's
+  // dense panels below), model parallelism
   // a fourth time for its panels in double. The verifier keeps the final activations (bounded
   // here by the shard).
   std::uint64_t work = 0;
   if (model || o.parallel == Parallelism::model) {
     work = (model ? 3 : 4) * shard * kEntry;
+    if (model) {
+      // Data x model once its row group's rows are dense: its columns of the group's rows as
+      // panels twice (input and output of a layer), the neurons pulled from its peers, each
+      // thread's few full-width panels in double and float; with peers, the window's dense slots
+      // (two) and sparse slots (two, at most the dense threshold's share of the rows' entries).
+      const std::uint64_t M = static_cast<std::uint64_t>(model_columns);
+      const std::uint64_t group_rows = std::uint64_t{o.inputs} / (P / M) + 1, columns = o.neurons / M + 1;
+      work += group_rows * (2 * columns + (o.neurons - std::min<std::uint64_t>(o.neurons, columns))) * sizeof(Value) +
+              static_cast<std::uint64_t>(threads) * 12 * kPanelRows * o.neurons * (sizeof(double) + sizeof(Value));
+      if (M > 1)
+        work += 2 * group_rows * columns * sizeof(Value) +
+                2 * std::min(group_rows * columns, group_rows * o.neurons / 8) * kEntry;
+    }
   } else {
     const std::uint64_t rows = std::max<std::uint64_t>(o.inputs / P, 1);
     const std::uint64_t block = o.block_rows > 0 ? o.block_rows : automatic_block_rows(static_cast<Index>(rows), threads);

@@ -1,31 +1,52 @@
 // strategy_model.cpp: data x model over MPI ranks (see strategy_model.hpp).
 //
-// Windows: every rank exposes one MPI window with two slots (layer parity), each holding its
-// block of Y as CSC: column offsets (C + 1 uint64), then row indices (cap uint32), then values
-// (cap float). Created once; grown (collectively) only when a block outgrows `cap`.
+// Every rank of row group d exchanges data with the M ranks of its group only, and the per-layer
+// collective covers the group (its communicator), so row groups never wait for each other.
 //
-// Synchronisation, the least that is correct: per layer l, a rank pulls Y_{l-1} from its peers'
-// slot (l-1)%2 (offsets first, then the index and value ranges: sizes before data), computes
-// Y_l, stores it in its own slot l%2 and enters one collective (an allreduce of the largest
-// block, MPI_Win_sync around it). Slot l%2 was last read during layer l-1, which every peer
-// finished before that layer's collective, so the store cannot overwrite what a peer still
-// reads; and nobody reads slot l%2 before the collective that follows the store. One collective
-// per layer, no extra barrier. When a block does not fit, every rank has already finished its
-// reads of layer l (it is past its compute), so the window is recreated bigger and the blocks
-// stored again, followed by a barrier.
+// The window: one over every rank (MPI_COMM_WORLD), created once and never grown, so that no
+// collective outside the group is ever needed (a window per row group would be created on
+// sibling communicators, which collide under Open MPI 4.1: comm/window.hpp). Each rank's segment
+// holds two sparse slots (layer parity), each its block of Y as CSC: column offsets (C + 1
+// uint64), then row indices (cap uint32), then values (cap float); then two dense slots. A row
+// that died stays dead, so the group's rows alive in the input (R) bound every layer: a block
+// that stays sparse holds less than dense_threshold x R x N entries (else its group would go
+// dense), which is cap (R x C when dense panels are off); a dense slot holds R x C floats.
 //
+// Sparse rows. Per layer l, a rank pulls Y_{l-1} from its peers' slot (l-1)%2 (offsets first,
+// one get per peer for the span of its ranges, then the index and value ranges: sizes before
+// data), computes Y_l, stores it in its own slot l%2 and enters the group's collective (an
+// allreduce of four counts: whether a block did not fit, the group's nonzeros, its non-positive
+// entries and its rows alive, MPI_Win_sync around it). Slot l%2 was last read during layer l-1,
+// which every peer finished before that layer's collective, so the store cannot overwrite what a
+// peer still reads; and nobody reads slot l%2 before the collective that follows the store.
 // Overlap: after the offsets arrive, the index and value gets are issued, the part of the sums
 // that needs only the rank's own columns is computed (SplitRightMultiplier::partial), then the
 // gets are completed and the rest is added (finish).
+//
+// Dense rows. When the group's alive rows hold at least dense_threshold of their entries (all
+// positive), the group moves them to dense panels together (the engine's rule; back to sparse
+// below a quarter of it): each rank holds its C columns of the alive rows as panels and exposes
+// them in its dense slots neuron by neuron (all rows of a neuron contiguous). Per layer a rank
+// pulls, with one get per range, the neurons its W block reads from its peers, builds
+// full-width panels in double a few panels at a time (its own columns and the pulled ones) and
+// computes its C output columns with the panel kernel (multiply_panel_columns); the weights are
+// widened while the gets are in flight. It stores its output columns (every row of the layer's
+// input, dead or not) and the group's collective sums each row's kept entries over the group,
+// so that every rank drops the same rows; the next layer reads its peers' rows through that
+// list. Sums in double, rounded once: the same bits as every other strategy. With --reuse,
+// repeated rows are dropped while the rows are sparse (GroupReuse), not inside dense panels.
 #include "main/strategy_model.hpp"
 
 #include <algorithm>
 #include <cstring>
 #include <memory>
 
+#include <omp.h>
+
 #include "comm/mpi_library.hpp"
 #include "comm/window.hpp"
 #include "partition/row_partition.hpp"
+#include "spmm/dense_rows.hpp"
 #include "spmm/reuse.hpp"
 #include "spmm/split_multiply.hpp"
 
@@ -89,15 +110,200 @@ class GroupReuse {
   ReuseLog log_;
 };
 
+// The group's alive rows as dense panels, this rank's C columns of them (see the top of this
+// file). Every call is collective over the group, in the same order on every rank.
+class DensePanels {
+ public:
+  // dense_at[b]: where the dense slots of column block b start in its segment of `window`, each
+  // slot capacity_rows x its columns floats.
+  DensePanels(const SubCommunicator& group, Window& window, int group_base, std::vector<std::size_t> dense_at,
+              std::uint64_t capacity_rows, Index neurons, RowRange own, int threads)
+      : group_(group), window_(window), group_base_(group_base), dense_at_(std::move(dense_at)),
+        capacity_rows_(capacity_rows), neurons_(neurons), own_(own), threads_(threads), peers_(group.size() > 1) {}
+
+  DenseRows& rows() { return mine_; }
+  Offset local_nonzeros() const { return local_nonzeros_; }
+
+  // Moves the rows of `block` (group rows x C, CSC) marked in `alive` to panels and publishes
+  // them in `slot`.
+  void enter(const CscMatrix& block, const std::vector<std::uint8_t>& alive, int slot) {
+    const CsrMatrix by_rows = to_csr(block);
+    mine_.neurons = own_.size();
+    mine_.ids.clear();
+    for (Index r = 0; r < by_rows.rows(); ++r)
+      if (alive[r]) mine_.ids.push_back(r);
+    mine_.panel.assign(static_cast<std::size_t>(mine_.panels()) * own_.size() * kPanelRows, 0.0f);
+    for (Index i = 0; i < mine_.rows(); ++i) {
+      const Index r = mine_.ids[i];
+      Value* base = mine_.panel.data() + static_cast<std::size_t>(i / kPanelRows) * own_.size() * kPanelRows + i % kPanelRows;
+      for (Offset p = by_rows.begin(r); p < by_rows.end(r); ++p) base[std::size_t{by_rows.indices[p]} * kPanelRows] = by_rows.values[p];
+    }
+    local_nonzeros_ = block.nnz();
+    source_rows_.resize(mine_.rows());
+    for (Index i = 0; i < mine_.rows(); ++i) source_rows_[i] = i;
+    stored_stride_ = static_cast<Index>(mine_.panels()) * kPanelRows;
+    if (!peers_) return;
+    store(mine_, slot);
+    window_.sync();
+    MPI_Barrier(group_.comm());  // every store of the group is done
+    window_.sync();
+  }
+
+  // One layer (see the top of this file): pulls the neurons of `plan` from the peers' slot
+  // `read_slot`, computes this rank's output columns, stores them in `write_slot`, agrees on
+  // the rows that died. Returns the group's nonzeros; adds communication to comm (seconds),
+  // bytes and messages.
+  template <class Timed>
+  Offset layer(const PullPlan& plan, const Layer& layer, int read_slot, int write_slot, bool overlap, Timed&& timed,
+               std::uint64_t& bytes, std::uint64_t& messages) {
+    const Index C = own_.size();
+    // The neurons read, and where each one's rows are: own columns in mine_, pulled ones in pulled_.
+    needed_.assign(neurons_, 0);
+    for (Offset p = 0; p < layer.weights_csc.nnz(); ++p) needed_[layer.weights_csc.indices[p]] = 1;
+    source_.assign(neurons_, nullptr);
+    std::size_t total = 0;
+    for (const PullPlan::Range& range : plan.ranges) total += std::size_t{range.last - range.first} * stored_stride_;
+    pulled_.resize(total);
+    timed([&] {
+      std::size_t at = 0;
+      for (const PullPlan::Range& range : plan.ranges) {
+        const int peer = range.peer % group_.size();
+        const RowRange theirs = shard_of(neurons_, group_.size(), peer);
+        const std::size_t count = std::size_t{range.last - range.first} * stored_stride_;
+        window_.get(pulled_.data() + at, count * sizeof(Value), group_base_ + peer,
+                    dense_at_[peer] + (read_slot * capacity_rows_ * theirs.size() + std::size_t{range.first} * stored_stride_) * sizeof(Value));
+        for (Index k = range.first; k < range.last; ++k)
+          source_[theirs.first + k] = pulled_.data() + at + std::size_t{k - range.first} * stored_stride_;
+        at += count;
+        bytes += count * sizeof(Value);
+        ++messages;
+      }
+      if (!overlap && peers_) window_.flush_all();
+    });
+    // While the gets are in flight: the weights in double (one copy per thread) and the output.
+    if (static_cast<int>(wide_.size()) < threads_) wide_.resize(threads_);
+#pragma omp parallel num_threads(threads_)
+    widen_operands(DenseRows(), layer.weights_csc, wide_[omp_get_thread_num()]);
+    const Index panels = mine_.panels();
+    computed_.neurons = C;
+    computed_.ids = mine_.ids;
+    computed_.panel.resize(static_cast<std::size_t>(panels) * C * kPanelRows);
+    row_nonzeros_.assign(static_cast<std::size_t>(panels) * kPanelRows, 0);
+    if (overlap && peers_) timed([&] { window_.flush_all(); });
+    compute(layer);
+    local_nonzeros_ = 0;
+    for (std::uint32_t n : row_nonzeros_) local_nonzeros_ += n;
+    // Publish the output columns, agree on the rows that died.
+    if (peers_) store(computed_, write_slot);
+    timed([&] {
+      if (!peers_) return;
+      window_.sync();
+      group_.sum_in_place(row_nonzeros_);
+      window_.sync();
+    });
+    source_rows_.clear();
+    for (Index r = 0; r < computed_.rows(); ++r)
+      if (row_nonzeros_[r] > 0) source_rows_.push_back(r);
+    stored_stride_ = static_cast<Index>(panels) * kPanelRows;
+    return keep_alive_rows(computed_, row_nonzeros_.data(), mine_);
+  }
+
+  // This rank's columns of the alive rows as CSC (group rows x C).
+  CscMatrix to_block(Index group_rows) const {
+    std::vector<ActiveRows> one(1);
+    to_sparse(mine_, one[0]);
+    return to_csc(assemble_rows(group_rows, own_.size(), one));
+  }
+
+ private:
+  // A few panels at a time in double, full width (only the neurons read), on every thread.
+  void compute(const Layer& layer) {
+    constexpr Index kChunkPanels = 12;
+    const Index C = own_.size(), panels = mine_.panels(), rows = mine_.rows();
+    const std::size_t stride = std::size_t{neurons_} * kPanelRows, mine_stride = std::size_t{C} * kPanelRows;
+    std::vector<Index> read;
+    for (Index k = 0; k < neurons_; ++k)
+      if (needed_[k]) read.push_back(k);
+#pragma omp parallel num_threads(threads_)
+    {
+      WideOperands& wide = wide_[omp_get_thread_num()];
+      DenseRows in, out;
+      in.neurons = neurons_;
+#pragma omp for schedule(dynamic, 1)
+      for (Index first = 0; first < panels; first += kChunkPanels) {
+        const Index count = std::min(kChunkPanels, panels - first);
+        in.ids.resize(static_cast<std::size_t>(count) * kPanelRows);
+        wide.panels.resize(count * stride);
+        double* to = wide.panels.data();
+        for (Index p = 0; p < count; ++p)
+          for (Index k : read) {
+            double* column = to + p * stride + std::size_t{k} * kPanelRows;
+            if (k >= own_.first && k < own_.last) {
+              const Value* from = mine_.panel.data() + (first + p) * mine_stride + std::size_t{k - own_.first} * kPanelRows;
+              for (Index r = 0; r < kPanelRows; ++r) column[r] = from[r];
+            } else {
+              const Value* from = source_[k];
+              for (Index r = 0; r < kPanelRows; ++r) {
+                const Index row = (first + p) * kPanelRows + r;
+                column[r] = row < rows ? from[source_rows_[row]] : 0.0;
+              }
+            }
+          }
+        prepare_panel_output(in, out);
+        multiply_panel_columns(in, wide, layer.weights_csc, layer.bias.data(), 0, C, out,
+                               row_nonzeros_.data() + std::size_t{first} * kPanelRows);
+        for (Index p = 0; p < count; ++p)
+          std::memcpy(computed_.panel.data() + (first + p) * mine_stride, out.panel.data() + p * stride,
+                      mine_stride * sizeof(Value));
+      }
+    }
+  }
+  // Panels to the window's slot, neuron by neuron (all rows of a neuron contiguous).
+  void store(const DenseRows& rows, int slot) {
+    const Index C = own_.size(), stride = static_cast<Index>(rows.panels()) * kPanelRows;
+    Value* to = reinterpret_cast<Value*>(window_.data() + dense_at_[group_.rank()]) + slot * capacity_rows_ * C;
+#pragma omp parallel for num_threads(threads_) schedule(static)
+    for (Index k = 0; k < C; ++k)
+      for (Index r = 0; r < stride; ++r)
+        to[std::size_t{k} * stride + r] = rows.panel[(std::size_t{r / kPanelRows} * C + k) * kPanelRows + r % kPanelRows];
+  }
+
+  const SubCommunicator& group_;
+  Window& window_;
+  int group_base_;
+  std::vector<std::size_t> dense_at_;
+  std::uint64_t capacity_rows_;
+  Index neurons_;
+  RowRange own_;
+  int threads_;
+  bool peers_;
+  DenseRows mine_, computed_;
+  Index stored_stride_ = 0;          // rows per neuron in the slots (the layer input's padded rows)
+  std::vector<Index> source_rows_;   // where each of mine_'s rows is in the slots
+  std::vector<std::uint8_t> needed_;
+  std::vector<const Value*> source_;  // pulled neuron -> its rows in pulled_
+  std::vector<Value> pulled_;
+  std::vector<WideOperands> wide_;
+  std::vector<std::uint32_t> row_nonzeros_;
+  Offset local_nonzeros_ = 0;
+};
+
 }  // namespace
 
 CsrMatrix run_data_model(const MpiSession& mpi, const LoadedProblem& problem, const Grid& grid,
                          const EngineOptions& engine, bool overlap, RankFigures& figures) {
+  return run_data_model(mpi.rank(), problem, grid, engine, overlap, figures);
+}
+
+CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& grid, const EngineOptions& engine,
+                         bool overlap, RankFigures& figures) {
   const Index neurons = problem.input.cols(), rows = problem.input.rows();
-  const int row_group = mpi.rank() / grid.columns, block = mpi.rank() % grid.columns;
+  const int row_group = rank / grid.columns, block = rank % grid.columns;
   const RowRange own = problem.columns;
   const Index columns = own.size();
   const std::size_t layers = problem.network.size();
+  const SubCommunicator group(row_group, block);  // rank b of the group: column block b
+  const int group_base = row_group * grid.columns;  // world rank of the group's block 0
 
   // The communication plan of every layer, before the loop.
   std::vector<PullPlan> plans;
@@ -116,34 +322,104 @@ CsrMatrix run_data_model(const MpiSession& mpi, const LoadedProblem& problem, co
     current = from_triplets<ColMajor>(rows, columns, mine);
   }
 
-  // Windows: every rank's capacity is the same (the largest need), column counts differ.
-  std::uint64_t capacity = std::max<std::uint64_t>(current.nnz(), 1);
-  MPI_Allreduce(MPI_IN_PLACE, &capacity, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
-  capacity = capacity + capacity / 2 + 1024;
-  auto layout_of = [&](int rank) {
-    return SlotLayout{shard_of(neurons, grid.columns, rank % grid.columns).size(), capacity};
+  // Dense panels once the group's rows are dense enough (the engine's rule), when every layer
+  // holds all of this rank's columns.
+  bool dense_allowed = engine.dense_threshold <= 1.0;
+  for (const Layer& layer : problem.network) dense_allowed = dense_allowed && layer.weights_csc.cols() == columns;
+
+  // One window over every rank, created once and never grown (see the top of this file): per
+  // rank two sparse slots whose capacity is what a block can hold while its group stays sparse,
+  // then two dense slots of the group's rows (padded to panels) x its columns.
+  // A row that died stays dead, so the group's rows alive in the input bound every later layer's.
+  const std::uint64_t input_most = group.max(current.nnz());
+  std::uint64_t alive_most = 0;
+  {
+    std::vector<std::uint8_t> nonempty(rows, 0);
+    for (Offset p = 0; p < current.nnz(); ++p) nonempty[current.indices[p]] = 1;
+    group.max_in_place(nonempty);
+    for (std::uint8_t n : nonempty) alive_most += n;
+  }
+  const std::uint64_t padded_rows = (alive_most + kPanelRows - 1) / kPanelRows * kPanelRows;
+  auto capacity_of = [&](int peer_block) {
+    const std::uint64_t all = alive_most * shard_of(neurons, grid.columns, peer_block).size();
+    if (!dense_allowed) return std::max<std::uint64_t>(all, 1);
+    const auto sparse_most =
+        static_cast<std::uint64_t>(engine.dense_threshold * static_cast<double>(alive_most) * neurons) + 1;
+    return std::max<std::uint64_t>(std::min(all, std::max(sparse_most, input_most)), 1);
   };
-  Window window(MPI_COMM_WORLD, 2 * layout_of(mpi.rank()).slot_bytes());
+  auto layout_of = [&](int peer_block) {
+    return SlotLayout{shard_of(neurons, grid.columns, peer_block).size(), capacity_of(peer_block)};
+  };
+  const bool peers = grid.columns > 1;
+  std::vector<std::size_t> dense_at(grid.columns);
+  for (int b = 0; b < grid.columns; ++b) dense_at[b] = 2 * layout_of(b).slot_bytes();
+  const std::size_t dense_bytes = dense_allowed ? 2 * padded_rows * columns * sizeof(Value) : 0;
+  Window window(MPI_COMM_WORLD, peers ? dense_at[block] + dense_bytes : 0);
   auto store = [&](const CscMatrix& y, int slot) {
-    const SlotLayout me = layout_of(mpi.rank());
+    if (!peers) return;
+    const SlotLayout me = layout_of(block);
     std::memcpy(window.data() + me.offsets_at(slot), y.offsets.data(), me.offsets_bytes());
     if (y.nnz() > 0) {
       std::memcpy(window.data() + me.indices_at(slot), y.indices.data(), y.nnz() * sizeof(Index));
       std::memcpy(window.data() + me.values_at(slot), y.values.data(), y.nnz() * sizeof(Value));
     }
   };
+  DensePanels dense(group, window, group_base, dense_at, padded_rows, neurons, own, engine.threads);
+  bool in_panels = false;
+  Offset group_nonzeros = 0;
+  std::vector<std::uint8_t> alive;
+  // Stores Y_l (sparse) in `slot` when it fits and runs the group's collective; moves the group to
+  // dense panels when its rows are dense enough. A block that does not fit can only belong to a
+  // group that goes dense (capacity_of), so every block that stays sparse was stored.
+  auto publish_sparse = [&](int slot, auto&& timed) {
+    const std::uint64_t need = current.nnz();
+    const bool fits = need <= capacity_of(block);
+    if (fits) store(current, slot);
+    std::vector<std::uint64_t> counts{!fits, need, 0, 0};  // not stored, nonzeros, non-positive, alive
+    if (dense_allowed) {
+      alive.assign(rows, 0);
+      for (Offset p = 0; p < current.nnz(); ++p) {
+        counts[2] += !(current.values[p] > 0.0f);
+        counts[3] += alive[current.indices[p]] == 0;
+        alive[current.indices[p]] = 1;
+      }
+    }
+    timed([&] {
+      if (peers) window.sync();
+      group.sum_in_place(counts);
+      if (peers) window.sync();
+    });
+    // The group's alive rows are at least the mean of its ranks' (a necessary condition first,
+    // agreed without a collective; the rows alive in the group only when it holds).
+    const double threshold = engine.dense_threshold * static_cast<double>(neurons);
+    bool go_dense = dense_allowed && counts[2] == 0 && counts[1] > 0 &&
+                    static_cast<double>(counts[1]) * grid.columns >= threshold * static_cast<double>(counts[3]);
+    if (go_dense) {
+      timed([&] { group.max_in_place(alive); });
+      std::uint64_t group_alive = 0;
+      for (std::uint8_t a : alive) group_alive += a;
+      go_dense = static_cast<double>(counts[1]) >= threshold * static_cast<double>(group_alive);
+    }
+    if (!go_dense) {
+      if (counts[0] > 0) throw std::logic_error("data x model: a sparse block outgrew its window");
+      return;
+    }
+    group_nonzeros = counts[1];
+    dense.enter(current, alive, slot);
+    current = CscMatrix();
+    in_panels = true;
+  };
   figures.layer_rows.assign(layers, 0);
   std::unique_ptr<GroupReuse> reuse;
   // Rows are counted once per group, on its first rank.
-  auto count_rows = [&](std::size_t l, std::uint64_t alive) {
-    if (l < layers && block == 0) figures.layer_rows[l] = alive, figures.rows_computed += alive;
+  auto count_rows = [&](std::size_t l, std::uint64_t alive_rows) {
+    if (l < layers && block == 0) figures.layer_rows[l] = alive_rows, figures.rows_computed += alive_rows;
   };
   if (engine.reuse) {
     reuse = std::make_unique<GroupReuse>(row_group, block);
     count_rows(0, reuse->before_store(current, own.first, layers));
   }
-  store(current, 0);
-  window.barrier();
+  publish_sparse(0, [](auto&& step) { step(); });
 
   figures.layer_compute_s.assign(layers, 0.0);
   figures.layer_comm_s.assign(layers, 0.0);
@@ -167,79 +443,91 @@ CsrMatrix run_data_model(const MpiSession& mpi, const LoadedProblem& problem, co
       comm += mpi_seconds_since(start);
     };
     const double layer_start = mpi_seconds();
-    figures.layer_nonzeros[l] = current.nnz();
-    figures.active_nonzeros += current.nnz();
-
-    // Sizes first: the column offsets of every pulled range (one get per range, lengths + 1).
-    peer_offsets.resize(plan.ranges.size() + plan.pulled_columns);
-    range_offset_at.resize(plan.ranges.size());
     std::uint64_t bytes = 0, messages = 0;
-    timed([&] {
-      std::size_t at = 0;
-      for (std::size_t r = 0; r < plan.ranges.size(); ++r) {
-        const PullPlan::Range& range = plan.ranges[r];
-        const SlotLayout theirs = layout_of(range.peer);
-        range_offset_at[r] = at;
-        const std::size_t count = range.last - range.first + 1;
-        window.get(peer_offsets.data() + at, count * sizeof(Offset), range.peer,
-                   theirs.offsets_at(read_slot) + range.first * sizeof(Offset));
-        at += count;
-        bytes += count * sizeof(Offset);
-        ++messages;
+    if (in_panels) {
+      figures.layer_nonzeros[l] = dense.local_nonzeros();
+      figures.active_nonzeros += dense.local_nonzeros();
+      group_nonzeros = dense.layer(plan, layer, read_slot, write_slot, overlap, timed, bytes, messages);
+      if (reuse) count_rows(l + 1, dense.rows().rows());
+      // Back to sparse rows below a quarter of the threshold (every rank of the group agrees).
+      const Index alive_rows = dense.rows().rows();
+      if (alive_rows == 0 || static_cast<double>(group_nonzeros) <
+                                 0.25 * engine.dense_threshold * static_cast<double>(alive_rows) * neurons) {
+        current = dense.to_block(rows);
+        in_panels = false;
+        publish_sparse(write_slot, timed);
       }
-      window.flush_all();
-    });
-    // Then the data: the pulled matrix's columns are the ranges' columns, back to back.
-    pulled.reset(rows, plan.pulled_columns);
-    {
-      Index column = 0;
-      for (std::size_t r = 0; r < plan.ranges.size(); ++r) {
-        const PullPlan::Range& range = plan.ranges[r];
-        const Offset* offsets = peer_offsets.data() + range_offset_at[r];
-        for (Index c = 0; c < range.last - range.first; ++c, ++column)
-          pulled.offsets[column + 1] = pulled.offsets[column] + (offsets[c + 1] - offsets[c]);
-      }
-    }
-    pulled.reserve_nonzeros(pulled.nnz());
-    timed([&] {
-      Offset at = 0;
-      for (std::size_t r = 0; r < plan.ranges.size(); ++r) {
-        const PullPlan::Range& range = plan.ranges[r];
-        const SlotLayout theirs = layout_of(range.peer);
-        const Offset* offsets = peer_offsets.data() + range_offset_at[r];
-        const Offset first = offsets[0], count = offsets[range.last - range.first] - first;
-        if (count == 0) continue;
-        window.get(pulled.indices.data() + at, count * sizeof(Index), range.peer,
-                   theirs.indices_at(read_slot) + first * sizeof(Index));
-        window.get(pulled.values.data() + at, count * sizeof(Value), range.peer,
-                   theirs.values_at(read_slot) + first * sizeof(Value));
-        at += count;
-        bytes += count * (sizeof(Index) + sizeof(Value));
-        messages += 2;
-      }
-      if (!overlap) window.flush_all();
-    });
-    multiplier.partial(current, plan.local_weights, partial);  // overlaps the gets in flight
-    if (overlap) timed([&] { window.flush_all(); });
-    multiplier.finish(partial, pulled, plan.remote_weights, layer.bias.data(), next);
-    std::swap(current, next);
+    } else {
+      figures.layer_nonzeros[l] = current.nnz();
+      figures.active_nonzeros += current.nnz();
 
-    // Store Y_l in the other slot; one collective per layer (see the top of this file).
-    if (reuse) count_rows(l + 1, reuse->before_store(current, own.first, layers - l - 1));
-    std::uint64_t need = current.nnz();
-    if (need <= capacity) store(current, write_slot);
-    timed([&] {
-      window.sync();
-      MPI_Allreduce(MPI_IN_PLACE, &need, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
-      window.sync();
-      if (need > capacity) {  // rare: grow every window, store again
-        capacity = need + need / 2;
-        window = Window();  // frees the old window (collective) before the bigger one
-        window = Window(MPI_COMM_WORLD, 2 * layout_of(mpi.rank()).slot_bytes());
-        store(current, write_slot);
-        window.barrier();
+      // Sizes first: the column offsets of every pulled range, one get per peer (its ranges'
+      // span, lengths + 1; the ranges of one peer are consecutive in the plan).
+      range_offset_at.resize(plan.ranges.size());
+      {
+        std::size_t spans = 0;  // the buffer is sized before any get writes into it
+        for (std::size_t r = 0; r < plan.ranges.size(); ++r)
+          if (r + 1 == plan.ranges.size() || plan.ranges[r + 1].peer != plan.ranges[r].peer)
+            spans += 1;
+        peer_offsets.resize(spans + neurons);  // each span: its columns + 1; the spans are disjoint
       }
-    });
+      timed([&] {
+        std::size_t at = 0;
+        for (std::size_t r = 0; r < plan.ranges.size();) {
+          const int peer = plan.ranges[r].peer;
+          std::size_t end = r;
+          while (end < plan.ranges.size() && plan.ranges[end].peer == peer) ++end;
+          const Index first = plan.ranges[r].first, last = plan.ranges[end - 1].last;
+          for (std::size_t q = r; q < end; ++q) range_offset_at[q] = at + (plan.ranges[q].first - first);
+          const std::size_t count = last - first + 1;
+          window.get(peer_offsets.data() + at, count * sizeof(Offset), peer,
+                     layout_of(peer % grid.columns).offsets_at(read_slot) + first * sizeof(Offset));
+          at += count;
+          bytes += count * sizeof(Offset);
+          ++messages;
+          r = end;
+        }
+        window.flush_all();
+      });
+      // Then the data: the pulled matrix's columns are the ranges' columns, back to back.
+      pulled.reset(rows, plan.pulled_columns);
+      {
+        Index column = 0;
+        for (std::size_t r = 0; r < plan.ranges.size(); ++r) {
+          const PullPlan::Range& range = plan.ranges[r];
+          const Offset* offsets = peer_offsets.data() + range_offset_at[r];
+          for (Index c = 0; c < range.last - range.first; ++c, ++column)
+            pulled.offsets[column + 1] = pulled.offsets[column] + (offsets[c + 1] - offsets[c]);
+        }
+      }
+      pulled.reserve_nonzeros(pulled.nnz());
+      timed([&] {
+        Offset at = 0;
+        for (std::size_t r = 0; r < plan.ranges.size(); ++r) {
+          const PullPlan::Range& range = plan.ranges[r];
+          const SlotLayout theirs = layout_of(range.peer % grid.columns);
+          const Offset* offsets = peer_offsets.data() + range_offset_at[r];
+          const Offset first = offsets[0], count = offsets[range.last - range.first] - first;
+          if (count == 0) continue;
+          window.get(pulled.indices.data() + at, count * sizeof(Index), range.peer,
+                     theirs.indices_at(read_slot) + first * sizeof(Index));
+          window.get(pulled.values.data() + at, count * sizeof(Value), range.peer,
+                     theirs.values_at(read_slot) + first * sizeof(Value));
+          at += count;
+          bytes += count * (sizeof(Index) + sizeof(Value));
+          messages += 2;
+        }
+        if (!overlap) window.flush_all();
+      });
+      multiplier.partial(current, plan.local_weights, partial);  // overlaps the gets in flight
+      if (overlap) timed([&] { window.flush_all(); });
+      multiplier.finish(partial, pulled, plan.remote_weights, layer.bias.data(), next);
+      std::swap(current, next);
+
+      // Store Y_l in the other slot; one collective per layer (see the top of this file).
+      if (reuse) count_rows(l + 1, reuse->before_store(current, own.first, layers - l - 1));
+      publish_sparse(write_slot, timed);
+    }
     figures.layer_comm_s[l] = comm;
     figures.layer_compute_s[l] = mpi_seconds_since(layer_start) - comm;
     figures.layer_bytes[l] = bytes;
@@ -250,6 +538,7 @@ CsrMatrix run_data_model(const MpiSession& mpi, const LoadedProblem& problem, co
     figures.messages += messages;
     if (engine.progress) engine.progress(static_cast<double>(l + 1) / static_cast<double>(layers), "layers");
   }
+  if (in_panels) current = dense.to_block(rows);
   window.free();
   CsrMatrix result = to_csr(current);
   if (reuse) reuse->expand(result);

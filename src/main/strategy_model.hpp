@@ -21,5 +21,8 @@ namespace sdnn {
 // Collective over MPI_COMM_WORLD.
 CsrMatrix run_data_model(const MpiSession& mpi, const LoadedProblem& problem, const Grid& grid,
                          const EngineOptions& engine, bool overlap, RankFigures& figures);
+// The same for the rank `rank` of MPI_COMM_WORLD, where no MpiSession exists (the MPI tests).
+CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& grid, const EngineOptions& engine,
+                         bool overlap, RankFigures& figures);
 
 }  // namespace sdnn

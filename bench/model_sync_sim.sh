@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# model_sync_sim.sh: data x model's communication per layer, this build against an older one,
+# side by side in the same simulation (SimGrid's SMPI, bench/platforms/omnipath_32x28.xml, ranks
+# packed 28 to a node, 1 thread per rank), on the official 1200 inputs (1024 neurons x 120 layers).
+# Each run alternates the two binaries; the report's per-rank communication time (sdnn --report)
+# gives the communication per layer: its mean and its largest over ranks, divided by the layers.
+#
+# Usage: OLD=path/to/old/build/sim/sdnn bench/model_sync_sim.sh
+# Environment: OLD (required: the older SMPI build, e.g. a worktree of that commit built with
+#   make sim), NEW (default build/sim/sdnn), GRIDS (default "2x2 1x4 4x4 2x8 1x16 8x8 4x16 1x64"),
+#   HOST_SPEED (flop/s of one core; default bench/platforms/host_speed.sh), OUT (default
+#   bench/out/model-sync), DATA (default ../shared/data/graphchallenge).
+# Writes $OUT/model_sync.csv: build,grid,ranks,infer_s,comm_ratio,comm_per_layer_mean_ms,
+#   comm_per_layer_max_ms,bytes,messages,challenge, and prints a table with the ratios old / new.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+old=${OLD:?OLD must name the older SMPI build of sdnn}
+new=${NEW:-build/sim/sdnn}
+grids=${GRIDS:-"2x2 1x4 4x4 2x8 1x16 8x8 4x16 1x64"}
+out=${OUT:-bench/out/model-sync}
+data=${DATA:-../shared/data/graphchallenge}
+platform=bench/platforms/omnipath_32x28.xml
+command -v smpirun > /dev/null || { echo "model_sync_sim.sh: smpirun not installed (make sim-deps)" >&2; exit 1; }
+mkdir -p "$out/data"
+[ -x ./sdnn ] || make --no-print-directory sdnn > /dev/null
+[ -x "$new" ] || make --no-print-directory sim-build > /dev/null
+if [ ! -f "$out/data/neuron1024-l120.sdnn" ]; then
+  ./sdnn convert --neurons 1024 --network "$data/neuron1024" --layers 120 \
+    --input "$data/sparse-images-1024-first1200.tsv" --inputs 1200 --out "$out/data" > /dev/null
+fi
+host_speed=${HOST_SPEED:-$(bench/platforms/host_speed.sh)}
+for n in $(seq 0 31); do echo "node-$n:28"; done > "$out/hostfile"
+csv=$out/model_sync.csv
+echo "build,grid,ranks,infer_s,comm_ratio,comm_per_layer_mean_ms,comm_per_layer_max_ms,bytes,messages,challenge" > "$csv"
+echo "uptime: $(uptime)"
+for grid in $grids; do
+  p=$(( ${grid%x*} * ${grid#*x} ))
+  for build in old new; do
+    binary=$old
+    [ "$build" = new ] && binary=$new
+    smpirun -np "$p" -platform "$platform" -hostfile "$out/hostfile" --cfg=smpi/host-speed:"${host_speed}f" \
+      --log=root.thresh:warning "$binary" --network "$out/data/neuron1024-l120.sdnn" \
+      --input "$out/data/sparse-images-1024-1200.sdnn" --neurons 1024 --layers 120 --inputs 1200 \
+      --truth "$data/neuron1024-l120-categories-first1200.tsv" --strategy model --grid "$grid" --threads 1 \
+      --no-verify -q --report "$out/report.json" > "$out/log" 2>&1 || { echo "FAILED: $build $grid"; tail -5 "$out/log"; continue; }
+    summary=$(grep '^summary' "$out/log")
+    value() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<< "$summary"; }
+    per_layer=$(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+comm = [k["comm_s"] for k in r["ranks"]]
+layers = r["run"]["layers"]
+print("%.4f,%.4f,%d,%d" % (1e3 * sum(comm) / len(comm) / layers, 1e3 * max(comm) / layers,
+      sum(k["bytes_pulled"] for k in r["ranks"]), sum(k["messages"] for k in r["ranks"])))' "$out/report.json")
+    echo "$build,$grid,$p,$(value infer_s),$(value comm_ratio),$per_layer,$(value challenge)" >> "$csv"
+  done
+done
+python3 - "$csv" <<'EOF'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+by = {(r["build"], r["grid"]): r for r in rows}
+print("| grid | ranks | comm/layer old (ms, mean / max) | comm/layer new (ms, mean / max) | old / new (mean) | infer_s old | infer_s new |")
+print("|---|---|---|---|---|---|---|")
+for grid in dict.fromkeys(r["grid"] for r in rows):
+    o, n = by.get(("old", grid)), by.get(("new", grid))
+    if not o or not n: continue
+    om, nm = float(o["comm_per_layer_mean_ms"]), float(n["comm_per_layer_mean_ms"])
+    print("| %s | %s | %.3f / %.3f | %.3f / %.3f | %.1fx | %s | %s |" % (grid, o["ranks"], om, float(o["comm_per_layer_max_ms"]),
+          nm, float(n["comm_per_layer_max_ms"]), om / nm if nm > 0 else float("inf"), o["infer_s"], n["infer_s"]))
+EOF

@@ -1,0 +1,169 @@
+// test_strategy_model.cpp: the data x model strategy (src/main/strategy_model.cpp) on random
+// problems whose rows become dense (dense panels, pulled from the row group's peers), go back to
+// sparse rows, become dense again and partly die, on every D x M grid of the ranks running the
+// test (1 to 4), with 1 and 2 threads, with and without overlap and --reuse, and with dense panels
+// off: every rank's block equals the serial verifier's entry by entry.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "main/strategy_model.hpp"
+#include "partition/row_partition.hpp"
+#include "spmm/engine.hpp"
+#include "spmm/reference.hpp"
+
+namespace sdnn {
+namespace {
+
+constexpr Index kNeurons = 48;
+
+// A network whose rows saturate (D: every neuron reads neuron 0 and five others, positive
+// weights and bias), thin out to about one entry per row (T: only neuron 0 reads, with positive
+// weights; back below a quarter of the dense threshold) and partly die (K: mixed signs, a
+// negative bias). Weights and inputs are small multiples of powers of two, so every sum is exact
+// and the order of the terms cannot matter; rows 5 and 6 of the input are equal (for --reuse),
+// row 7 is empty.
+struct RandomProblem {
+  Network network;
+  CsrMatrix input;
+};
+
+RandomProblem random_problem(Index rows, unsigned seed, const std::string& kinds = "DDDTDDKDTDDD") {
+  std::mt19937 random(seed);
+  RandomProblem p;
+  for (char kind : kinds) {
+    std::vector<Triplet> w;
+    std::vector<char> used(kNeurons);
+    for (Index j = 0; j < kNeurons; ++j) {
+      used.assign(kNeurons, 0);
+      for (int t = 0; t < 6; ++t) {
+        const Index k = kind == 'D' && t == 0 ? 0 : static_cast<Index>(random() % kNeurons);
+        if (used[k]) continue;
+        used[k] = 1;
+        const Value units = static_cast<Value>(random() % 8 + 1) / 16.0f;
+        const bool negative = kind == 'T' ? j != 0 : kind == 'K' ? random() % 2 == 0 : false;
+        w.push_back({k, j, negative ? -units : units});
+      }
+    }
+    Layer layer;
+    layer.weights_csr = from_triplets<RowMajor>(kNeurons, kNeurons, w);
+    layer.weights_csc = to_csc(layer.weights_csr);
+    layer.bias.assign(kNeurons, kind == 'D' ? 0.25f : kind == 'T' ? 0.0f : -2.0f);
+    p.network.push_back(std::move(layer));
+  }
+  std::vector<Triplet> x;
+  for (Index i = 0; i < rows; ++i) {
+    if (i == 7) continue;
+    const Index from = i == 6 ? 5 : i;
+    std::mt19937 row_random(seed * 1000 + from);
+    for (Index k = 0; k < kNeurons; ++k)
+      if (row_random() % 5 == 0) x.push_back({i, k, static_cast<Value>(row_random() % 8 + 1) / 8.0f});
+  }
+  p.input = from_triplets<RowMajor>(rows, kNeurons, x);
+  return p;
+}
+
+// Per layer's output: its entries over (alive rows x neurons), and its alive rows (verifier).
+std::vector<std::pair<double, Index>> densities(const RandomProblem& p) {
+  std::vector<std::pair<double, Index>> trace;
+  CsrMatrix y = p.input.clone();
+  for (const Layer& layer : p.network) {
+    Network one(1);
+    one[0].weights_csr = layer.weights_csr.clone();
+    one[0].bias = layer.bias;
+    y = reference_inference(one, y);
+    const Index alive = static_cast<Index>(categories_of(y).size());
+    trace.push_back({alive ? static_cast<double>(y.nnz()) / (static_cast<double>(alive) * kNeurons) : 0.0, alive});
+  }
+  return trace;
+}
+
+// Rank (d, m)'s share of the problem, as load_problem gives it to the data x model strategy.
+LoadedProblem share_of(const RandomProblem& p, const Grid& grid, int rank) {
+  const int d = rank / grid.columns, m = rank % grid.columns;
+  LoadedProblem share;
+  share.rows = shard_of(p.input.rows(), grid.rows, d);
+  share.columns = shard_of(kNeurons, grid.columns, m);
+  share.input = slice_rows(p.input, share.rows.first, share.rows.last);
+  for (const Layer& whole : p.network) {
+    std::vector<Triplet> block;
+    for (Index j = share.columns.first; j < share.columns.last; ++j)
+      for (Offset q = whole.weights_csc.begin(j); q < whole.weights_csc.end(j); ++q)
+        block.push_back({whole.weights_csc.indices[q], j - share.columns.first, whole.weights_csc.values[q]});
+    Layer layer;
+    layer.weights_csc = from_triplets<ColMajor>(kNeurons, share.columns.size(), block);
+    layer.bias.assign(whole.bias.begin() + share.columns.first, whole.bias.begin() + share.columns.last);
+    share.network.push_back(std::move(layer));
+  }
+  return share;
+}
+
+// The verifier's rows [rows) and columns [columns) (local numbering).
+CsrMatrix block_of(const CsrMatrix& all, RowRange rows, RowRange columns) {
+  std::vector<Triplet> entries;
+  for (Index i = rows.first; i < rows.last; ++i)
+    for (Offset p = all.begin(i); p < all.end(i); ++p)
+      if (all.indices[p] >= columns.first && all.indices[p] < columns.last)
+        entries.push_back({i - rows.first, all.indices[p] - columns.first, all.values[p]});
+  return from_triplets<RowMajor>(rows.size(), columns.size(), entries);
+}
+
+// Runs every grid of the ranks on one problem with the given options.
+void check_every_grid(const RandomProblem& p, int threads, bool overlap, bool reuse, double dense_threshold) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  const CsrMatrix expected = reference_inference(p.network, p.input);
+  for (int d = 1; d <= size; ++d) {
+    if (size % d != 0) continue;
+    const Grid grid{d, size / d};
+    const LoadedProblem share = share_of(p, grid, rank);
+    EngineOptions engine;
+    engine.format = Format::csc;
+    engine.threads = threads;
+    engine.reuse = reuse;
+    engine.dense_threshold = dense_threshold;
+    RankFigures figures;
+    const CsrMatrix block = run_data_model(rank, share, grid, engine, overlap, figures);
+    const std::string difference = first_difference(block, block_of(expected, share.rows, share.columns));
+    EXPECT_EQ(difference, "") << "grid " << grid.rows << "x" << grid.columns << ", rank " << rank << ", threads "
+                              << threads << (overlap ? "" : ", no overlap") << (reuse ? ", reuse" : "")
+                              << ", dense threshold " << dense_threshold;
+  }
+}
+
+TEST(DataModelStrategy, DensePanelsMatchTheVerifierOnEveryGrid) {
+  const RandomProblem p = random_problem(61, 3);
+  // The problem does what it is for: dense, back below a quarter of the threshold, dense again,
+  // rows dying on the way, some left at the end.
+  const std::vector<std::pair<double, Index>> trace = densities(p);
+  std::string shape;
+  for (const auto& [density, alive] : trace) shape += density >= 0.125 ? 'D' : density < 0.125 / 4 ? 's' : '-';
+  EXPECT_EQ(shape.substr(0, 5), "DDDsD") << shape;
+  EXPECT_LT(trace.back().second, trace.front().second) << "no row died";
+  EXPECT_GT(trace.back().second, 0u) << "every row died";
+  check_every_grid(p, 1, true, false, 0.125);
+  check_every_grid(p, 2, false, false, 0.125);
+  check_every_grid(p, 2, true, true, 0.125);
+  check_every_grid(p, 1, false, true, 0.125);
+}
+
+TEST(DataModelStrategy, SparseOnlyAndAlwaysDenseMatchTheVerifier) {
+  const RandomProblem p = random_problem(45, 11);
+  check_every_grid(p, 2, true, false, 2.0);   // never dense
+  check_every_grid(p, 2, true, false, 0.01);  // dense from the input on
+  check_every_grid(p, 1, true, true, 0.01);
+}
+
+TEST(DataModelStrategy, MoreRanksThanRowsAndRowsThatAllDie) {
+  RandomProblem p = random_problem(3, 5);
+  check_every_grid(p, 1, true, false, 0.125);
+  for (Layer& layer : p.network) layer.bias.assign(kNeurons, -40.0f);  // every row dies in layer 1
+  check_every_grid(p, 2, true, false, 0.125);
+}
+
+}  // namespace
+}  // namespace sdnn
