@@ -21,21 +21,22 @@
 #                60,000 synthetic inputs), n4096 (4096 x 120 generated, the first 6000 Fashion-MNIST
 #                training images when $IDX exists, synthetic inputs otherwise)
 #   ranks        1 2 4 8 16 32 64 128 256 512 896
-#   official     data x data: every hashing mode to 128 ranks, none and both beyond.
-#                data x model: square grid, every hashing mode to 64 ranks; nodes and row grids,
-#                hashing none, to 64; square 8 x 16 and 16 x 16 (none, both) at 128 and 256; 16 x 32
-#                at 512 and 32 x 28 at 896, hashing none.
-#                pipeline: p2, p4, p8 (both splits) with hashing none at every rank count, p4 also
-#                with hashing both.
-#   default, n4096  data x data: hashing none and both at every rank count. pipeline: p4 at every
-#                rank count from 4, p2 and p8 also at 8, 32 and 128 (issue 15's rank counts), both
-#                splits, hashing none. data x model: square grid, hashing none, at 1, 8, 32 and
-#                128 ranks (one csc/model rank of the default problem costs 30 s of CPU).
+#   official     data x data: every hashing mode to 64 ranks, none and both beyond.
+#                data x model: square grid, every hashing mode at 1, 4, 16 and 64 ranks, none and
+#                both at 2, 8, 32; nodes grid (hashing none) where it differs, row grid 4 to 16
+#                ranks; square, hashing none, at 128, 256 and 512, and 32 x 28 (nodes) at 896.
+#                pipeline: p4 (both splits) with hashing none and both at every rank count, p2 and
+#                p8 (hashing none) at 2, 8, 32 and 128.
+#   default, n4096  data x data: hashing none at every rank count, both too at 1, 8, 32, 128.
+#                pipeline: p4 at every rank count from 4, p2 and p8 also at 8, 32 and 128 (issue
+#                15's rank counts), hashing none. data x model: square grid, hashing none, at 1,
+#                8, 32 and 128 ranks (n4096: to 32).
+#                The measured split is run for p4, the memory fallbacks and at 8, 32 and 128 ranks.
 #   memory       runs whose network copies would pass MEM_CAP_MB (default 7500) are left out and
-#                listed: the pipeline holds 1/P of the network per rank, so where none of D x 2, 4, 8 fits, the
-#                fewest stages (16, 32 or 64) that fit are run instead.
-# Runs are ordered: 1-rank runs first (every speed-up's baseline), then the 512- and 896-rank data x
-# model runs (the longest), then the rest from the most ranks down, and JOBS (default 2) run at a time.
+#                listed; the pipeline holds 1/P of the network per rank, so where none of D x 2,
+#                4, 8 fits, the fewest stages (16, 32 or 64) that fit are run instead.
+# Runs are ordered so that a BUDGET cuts the least useful ones (see the order below), and JOBS
+# (default 2) run at a time.
 #
 # Writes $OUT/scaling_sim.csv, one row per run:
 #   problem,strategy,format,grid,hash,ranks,nodes,infer_s,speedup,efficiency,imbalance,
@@ -93,6 +94,8 @@ if [ "${1:-}" = --run-one ]; then
   seq=${problem}_${strategy}_${kind}_${grid}_${hash}_$p  # names the row: studies' rows can be merged
   out=$SIM_OUT name="$problem $strategy $kind $grid hash $hash, $p ranks"
   [ -f "$out/rows/$seq.csv" ] && exit 0  # RESUME=1: done in an earlier, interrupted study
+  # still running, started by an earlier study (its PID in KEY.running)
+  [ -f "$out/rows/$seq.running" ] && kill -0 "$(cat "$out/rows/$seq.running")" 2> /dev/null && exit 0
   rm -f "$out/rows/$seq.skipped"
   if [ "$SIM_BUDGET" -gt 0 ] && [ $(($(date +%s) - SIM_START)) -ge "$SIM_BUDGET" ]; then
     echo "$name (budget)" > "$out/rows/$seq.skipped"; exit 0
@@ -376,10 +379,14 @@ plan_full() {
 : > "$out/memory_cut.txt"
 if [ "$quick" = 1 ]; then plan_quick > "$out/plan.raw"; else plan_full > "$out/plan.raw"; fi
 # Order (so that a BUDGET cuts the least useful runs): the 1-rank runs (every speed-up's baseline);
-# data x model at 896 ranks (the longest run); issue 15's rank counts 8, 32 and 128 with hashing
-# none; the other rank counts with hashing none, fewest ranks first; then the other hashing modes.
-awk '{ r = $6; pri = (r == 1) ? 0 : ($2 == "model" && r == 896) ? 1 : ($5 == "none" && (r == 8 || r == 32 || r == 128)) ? 2 : ($5 == "none") ? 3 : 4
-       printf "%d %06d %d %s\n", pri, r, ($2 == "model") ? 0 : 1, $0 }' "$out/plan.raw" |
+# data x data and the pipeline on the default and 4096 problems at issue 15's rank counts 8, 32 and
+# 128 (hashing none); the official problem's three strategies at every rank count (hashing none;
+# data x model to 256 ranks); the default and 4096 problems at the other rank counts; data x model
+# on those two problems (30 to 100 s of CPU a run); data x model at 512 and 896 ranks (the longest
+# runs); the other hashing modes. Within each, fewest ranks first.
+awk '{ r = $6; o = ($1 == "official"); m = ($2 == "model"); n = ($5 == "none")
+       pri = (r == 1) ? 0 : (n && !o && !m && (r == 8 || r == 32 || r == 128)) ? 1 : (n && o && (!m || r <= 256)) ? 2 : (n && !o && !m) ? 3 : (n && m && !o) ? 4 : (n && m) ? 5 : 6
+       printf "%d %06d %d %s\n", pri, r, m ? 0 : 1, $0 }' "$out/plan.raw" |
   sort -k1,1n -k2,2n -k3,3n | cut -d' ' -f4- | awk '{ printf "%04d %s\n", NR, $0 }' > "$out/plan.txt"
 rm -f "$out/plan.raw"
 if [ -n "${PLAN_ONLY:-}" ]; then cat "$out/plan.txt" "$out/memory_cut.txt"; exit 0; fi
