@@ -153,7 +153,7 @@ bench-mpi: deps
 # the MPI microbenchmarks), run by smpirun on a simulated cluster (bench/platforms/*.xml).
 #   make sim-deps  installs libsimgrid-dev (not part of make deps)
 #   make sim       builds build/sim/sdnn and build/sim/sdnn_bench_mpi
-#   make sim-test  the official data on 2 and 8 simulated ranks, both strategies (tests/sim_tests.sh)
+#   make sim-test  the official data on 2 and 8 simulated ranks, the three strategies (tests/sim_tests.sh)
 # make test builds and runs the same SMPI tests when smpicxx is installed (not in SAN builds).
 SIM_PACKAGES := libsimgrid-dev
 SIM_BUILD    := build/sim

@@ -71,7 +71,11 @@ if [ -n "${filters-all}" ]; then
               --benchmark_color=false)
   "${mpirun_cmd[@]}" -np 2 build/release/sdnn_bench_mpi "${bench_args[@]}" > "$out/bench_real.txt" 2> "$out/bench_real.err" ||
     echo "sim_validate.sh: the real microbenchmarks failed (exit $?; $out/bench_real.err)"
-  $(smpirun_cmd 2) build/sim/sdnn_bench_mpi "${bench_args[@]}" > "$out/bench_sim.txt" 2> "$out/bench_sim.err" ||
+  # Google Benchmark is a shared library: SMPI privatizes only the executable's globals, so without
+  # privatize-libs the simulated ranks share one benchmark registry and run different lists.
+  benchmark_lib=$(ldd build/sim/sdnn_bench_mpi | awk '/libbenchmark/ { print $1; exit }')
+  $(smpirun_cmd 2) ${benchmark_lib:+--cfg=smpi/privatize-libs:$benchmark_lib} build/sim/sdnn_bench_mpi "${bench_args[@]}" \
+    > "$out/bench_sim.txt" 2> "$out/bench_sim.err" ||
     echo "sim_validate.sh: the simulated microbenchmarks failed (exit $?; $out/bench_sim.err)"
 fi
 medians() { awk '$1 ~ /_median$/ { name = $1; sub(/\/(iterations|manual_time).*/, "", name); print name, $2, $3 }' "$1"; }

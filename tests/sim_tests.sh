@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # sim_tests.sh: sdnn under SimGrid's SMPI (build/sim/sdnn, make sim): the official data (1200
 # inputs, 1024 neurons x 120 layers) on 2 and 8 simulated ranks of bench/platforms/omnipath_32x28.xml,
-# data x data and data x model, each `Challenge: PASS`, the summary's categories and checksum equal
-# to a real one-rank run's, and the memory line naming the simulator's whole process. Skipped, with
-# the reason, when smpirun, the SMPI build or ../shared/data is missing; not run in sanitizer builds.
+# data x data and data x model, and the pipeline (2 x 4) on 8, each `Challenge: PASS`, the
+# summary's categories and checksum equal to a real one-rank run's, and the memory line naming the
+# simulator's whole process. Skipped, with the reason, when smpirun, the SMPI build or
+# ../shared/data is missing; not run in sanitizer builds.
 # Writes "passed failed skipped" to the file $1. Called by tests/run_all.sh and make sim-test.
 set -u
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ bad() { failed=$((failed + 1)); echo "[ sim FAIL ] $1"; [ -n "${2:-}" ] && sed '
 skip() { skipped=$((skipped + 1)); echo "[ sim SKIP ] $1"; }
 finish() { echo "$passed $failed $skipped" > "$out_file"; exit 0; }
 
-cases=("2 data csr 1x1" "2 model csc 1x2" "8 data csr 1x1" "8 model csc 2x4")
+cases=("2 data csr 1x1" "2 model csc 1x2" "8 data csr 1x1" "8 model csc 2x4" "8 pipeline csr 2x4")
 reason=""
 if [ -n "${SDNN_SAN:-}" ]; then
   # Not a skip: make test builds build/sim only without SAN (the Makefile's test rule), so a
@@ -48,8 +49,9 @@ fi
 printf 'node-0:4\nnode-1:4\n' > "$tmp/hosts"  # 8 ranks: 4 per node, so that both the network and shared memory carry traffic
 for c in "${cases[@]}"; do
   set -- $c
-  name="SMPI official data, $1 simulated ranks, data x $2, $3, grid $4"
-  grid=(); [ "$2" = model ] && grid=(--grid "$4")
+  strategy="data x $2"; [ "$2" = pipeline ] && strategy=pipeline
+  name="SMPI official data, $1 simulated ranks, $strategy, $3, grid $4"
+  grid=(); [ "$2" != data ] && grid=(--grid "$4")
   if ! timeout 600 smpirun -np "$1" -platform "$platform" -hostfile "$tmp/hosts" --cfg=smpi/host-speed:1.5Gf \
         --log=root.thresh:warning "$binary" "${official[@]}" --strategy "$2" --format "$3" "${grid[@]}" \
         > "$tmp/out" 2>&1; then

@@ -64,8 +64,13 @@ SlotRing::SlotRing(MPI_Comm comm, int upstream, int downstream, int slots, std::
     throw std::invalid_argument("SlotRing: every rank must pass the same slots and slot_bytes");
   const std::size_t bytes = header_bytes + (upstream >= 0 ? static_cast<std::size_t>(slots) * slot_stride() : 0);
   window_ = Window(comm, bytes);
-  // Zero flags and credit before anyone writes them (all ranks pass the barrier after).
-  for (std::size_t b = 0; b < bytes; b += 8) *reinterpret_cast<std::uint64_t*>(window_.data() + b) = 0;
+  // Zero flags and credit before anyone writes them (all ranks pass the barrier after): the
+  // ring's header and each slot's, not the payloads, which are read only after their flag is set
+  // (zeroing them all touched up to 32 MiB per rank inside the timed inference).
+  auto zero = [&](std::size_t at) { std::fill_n(window_.data() + at, header_bytes, std::byte{0}); };
+  zero(0);
+  if (upstream >= 0)
+    for (int s = 0; s < slots; ++s) zero(slot_at(static_cast<std::uint64_t>(s)));
   window_.barrier();
 }
 
