@@ -93,9 +93,18 @@ class ModelStrategy final : public Strategy {
     for (Layer& layer : problem.network) layer.weights_csr = CsrMatrix();
   }
 
+  // A row group moves to dense panels at half the engine's density: its sparse kernel is one CSC
+  // accumulator over all the group's rows, slower per multiply-add than a data-parallel block's,
+  // so panels pay off sooner. Measured on 2 quiet AVX-512 cores (docs/strategies.md): the default
+  // problem, whose input is 11.9% dense, --grid 1x1 3.24 s -> 1.47 s, 2x1 2.31 s -> 0.91 s, 1x2
+  // 3.24 s -> 1.96 s; the official inputs 1x2 0.077 s -> 0.055 s; Fashion unchanged.
+  static constexpr double kGroupDenseShare = 0.5;
+
   RankResult run(const LoadedProblem& problem, const EngineOptions& engine, bool, RankFigures& figures) override {
+    EngineOptions group_engine = engine;
+    if (engine.dense_threshold <= 1.0) group_engine.dense_threshold = kGroupDenseShare * engine.dense_threshold;
     RankResult result;
-    result.final_rows = run_data_model(mpi_, problem, grid_, engine, !options_.no_overlap, figures);
+    result.final_rows = run_data_model(mpi_, problem, grid_, group_engine, !options_.no_overlap, figures);
     result.categories = categories_of(result.final_rows);
     result.exact_sum = exact_sum_of(result.final_rows);
     return result;
