@@ -34,7 +34,9 @@
 // input, dead or not) and the group's collective sums each row's kept entries over the group,
 // so that every rank drops the same rows; the next layer reads its peers' rows through that
 // list. Sums in double, rounded once: the same bits as every other strategy. With --reuse,
-// repeated rows are dropped while the rows are sparse (GroupReuse), not inside dense panels.
+// repeated rows are dropped by GroupReuse: from the sparse block before it is stored, and from
+// the panels on the layers its schedule looks (signatures summed and pairs compared over the
+// group, as for sparse rows; the next layer reads the peers' stored rows of those kept).
 #include "main/strategy_model.hpp"
 
 #include <algorithm>
@@ -75,7 +77,36 @@ class GroupReuse {
   // Drops repeated rows from y (when the schedule says so) and returns the rows left alive in
   // the group.
   std::uint64_t before_store(CscMatrix& y, Index column_base, std::size_t layers_left) {
-    const bool look = schedule_.due();
+    return drop_repeated(y, column_base, layers_left, schedule_.due());
+  }
+  // Dense panels: whether this layer looks for repeated rows (the same schedule as before_store,
+  // which it advances); when it does, the caller calls drop_from_panels.
+  bool due() { return schedule_.due(); }
+  // Drops repeated rows from the group's panels (every rank of the group holds the same rows, in
+  // the same order, its own columns of them): representative[r] is r for a row kept, else the
+  // row that stands for it. Returns the rows dropped.
+  Index drop_from_panels(DenseRows& rows, Index column_base, std::size_t layers_left,
+                         std::vector<Index>& representative) {
+    signatures_of(rows, signatures_, column_base);
+    group_.sum_in_place(signatures_.count);
+    group_.sum_in_place(signatures_.hash);
+    representative.resize(rows.rows());
+    for (Index r = 0; r < rows.rows(); ++r) representative[r] = r;
+    const std::vector<std::pair<Index, Index>> pairs = candidate_pairs(signatures_);
+    std::vector<std::uint8_t> equal(pairs.size());
+    for (std::size_t p = 0; p < pairs.size(); ++p) equal[p] = same_dense_rows(rows, pairs[p].second, pairs[p].first);
+    group_.min_in_place(equal);
+    for (std::size_t p = 0; p < pairs.size(); ++p)
+      if (equal[p]) representative[pairs[p].first] = pairs[p].second;
+    const Index alive = rows.rows();
+    const Index dropped = drop_repeats(rows, representative, log_);
+    schedule_.found(dropped, alive, layers_left);
+    return dropped;
+  }
+  void expand(CsrMatrix& final_rows) const { expand_matrix(log_, final_rows); }
+
+ private:
+  std::uint64_t drop_repeated(CscMatrix& y, Index column_base, std::size_t layers_left, bool look) {
     signatures_of(y, column_base, signatures_);
     group_.sum_in_place(signatures_.count);
     Index dropped = 0;
@@ -95,14 +126,12 @@ class GroupReuse {
         dropped = drop_repeats(y, representative, nullptr, log_);
       }
     }
-    std::uint64_t alive = 0;
-    for (std::uint64_t c : signatures_.count) alive += c > 0;
-    if (look) schedule_.found(dropped, alive, layers_left);
-    return alive - dropped;
+    std::uint64_t alive_rows = 0;
+    for (std::uint64_t c : signatures_.count) alive_rows += c > 0;
+    if (look) schedule_.found(dropped, alive_rows, layers_left);
+    return alive_rows - dropped;
   }
-  void expand(CsrMatrix& final_rows) const { expand_matrix(log_, final_rows); }
 
- private:
   SubCommunicator group_;
   ReuseSchedule schedule_;
   RowSignatures signatures_;
@@ -206,6 +235,20 @@ class DensePanels {
       if (row_nonzeros_[r] > 0) source_rows_.push_back(r);
     stored_stride_ = static_cast<Index>(panels) * kPanelRows;
     return keep_alive_rows(computed_, row_nonzeros_.data(), mine_);
+  }
+
+  // --reuse: drops the rows that `reuse` finds repeated in the group (collective over the group).
+  // The stored slot keeps them: the next layer reads the peers' rows through source_rows_.
+  void drop_repeats_in_group(GroupReuse& reuse, std::size_t layers_left) {
+    std::vector<Index> representative;
+    if (reuse.drop_from_panels(mine_, own_.first, layers_left, representative) == 0) return;
+    Index kept = 0;
+    for (std::size_t i = 0; i < source_rows_.size(); ++i)
+      if (representative[i] == static_cast<Index>(i)) source_rows_[kept++] = source_rows_[i];
+    source_rows_.resize(kept);
+    local_nonzeros_ = 0;  // the padding rows hold +0
+    const std::size_t values = static_cast<std::size_t>(mine_.panels()) * own_.size() * kPanelRows;
+    for (std::size_t i = 0; i < values; ++i) local_nonzeros_ += mine_.panel[i] != 0.0f;
   }
 
   // This rank's columns of the alive rows as CSC (group rows x C).
@@ -450,7 +493,6 @@ CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& gri
       figures.layer_nonzeros[l] = dense.local_nonzeros();
       figures.active_nonzeros += dense.local_nonzeros();
       group_nonzeros = dense.layer(plan, layer, read_slot, write_slot, overlap, timed, bytes, messages);
-      if (reuse) count_rows(l + 1, dense.rows().rows());
       // Back to sparse rows below a quarter of the threshold (every rank of the group agrees).
       const Index alive_rows = dense.rows().rows();
       if (alive_rows == 0 || static_cast<double>(group_nonzeros) <
@@ -458,7 +500,10 @@ CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& gri
         current = dense.to_block(rows);
         in_panels = false;
         publish_sparse(write_slot, timed);
+      } else if (reuse && reuse->due()) {
+        dense.drop_repeats_in_group(*reuse, layers - l - 1);  // the group agrees on every pair
       }
+      if (reuse) count_rows(l + 1, dense.rows().rows());
     } else {
       figures.layer_nonzeros[l] = current.nnz();
       figures.active_nonzeros += current.nnz();

@@ -87,7 +87,7 @@ void signatures_of(const CscMatrix& block, Index column_base, RowSignatures& out
   });
 }
 
-void signatures_of(const DenseRows& rows, RowSignatures& out) {
+void signatures_of(const DenseRows& rows, RowSignatures& out, Index column_base) {
   out.hash.assign(static_cast<std::size_t>(rows.panels()) * kPanelRows, 0);
   out.count.assign(out.hash.size(), 0);
   const std::size_t panel_size = std::size_t{rows.neurons} * kPanelRows;
@@ -104,7 +104,7 @@ void signatures_of(const DenseRows& rows, RowSignatures& out) {
           Value v;
           std::memcpy(&v, &bits[r], sizeof v);
           const std::uint64_t present = (bits[r] & 0x7fffffffu) != 0;  // +0 and -0 are absent
-          hash[r] += h(k, v) & (0 - present);
+          hash[r] += h(column_base + k, v) & (0 - present);
           count[r] += present;
         }
       }

@@ -53,7 +53,7 @@ struct RowSignatures {
 void signatures_of(const CsrMatrix& rows, RowSignatures& out);
 // column_base: the global number of the matrix's column 0 (for a rank's column block).
 void signatures_of(const CscMatrix& block, Index column_base, RowSignatures& out);
-void signatures_of(const DenseRows& rows, RowSignatures& out);
+void signatures_of(const DenseRows& rows, RowSignatures& out, Index column_base = 0);
 
 // representative[r] = r for a row kept, else an earlier row with identical entries (confirmed by
 // same(a, r), which is asked only of rows with equal signatures). Returns the rows dropped.

@@ -15,6 +15,7 @@
 #include "spmm/dense_rows.hpp"
 #include "spmm/engine.hpp"
 #include "spmm/reference.hpp"
+#include "spmm/reuse.hpp"
 
 namespace sdnn {
 namespace {
@@ -166,6 +167,40 @@ TEST(DataModelStrategy, GroupedLayersMatchTheVerifierOnEveryGrid) {
   check_every_grid(p, 1, true, false, 0.125);
   check_every_grid(p, 2, false, true, 0.125);
   check_every_grid(p, 2, true, false, 0.01);
+}
+
+// Rows that become identical only in dense panels (every row saturates at the cap after a few
+// layers of positive weights): --reuse drops them there, on every grid, and the answer is the
+// verifier's. Without reuse in dense panels, the last layer would compute every alive row.
+TEST(DataModelStrategy, ReuseDropsRowsThatBecomeIdenticalInDensePanels) {
+  const RandomProblem p = random_problem(61, 23, "DDDDDDDDDDDDDDDD");
+  const CsrMatrix expected = reference_inference(p.network, p.input);
+  ASSERT_GT(categories_of(expected).size(), 2u);
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  // Second pass: every entry hashes alike, so that every pair of rows with as many entries is a
+  // candidate and only the entry-by-entry comparison keeps different rows apart.
+  for (const bool collide : {false, true})
+  for (int d = 1; d <= size; ++d) {
+    if (size % d != 0) continue;
+    const Grid grid{d, size / d};
+    const LoadedProblem share = share_of(p, grid, rank);
+    EngineOptions engine;
+    engine.format = Format::csc;
+    engine.reuse = true;
+    set_entry_hash_for_tests(collide ? EntryHash{[](Index, Value) -> std::uint64_t { return 7; }} : nullptr);
+    RankFigures figures;
+    const CsrMatrix block = run_data_model(rank, share, grid, engine, true, figures);
+    EXPECT_EQ(first_difference(block, block_of(expected, share.rows, share.columns)), "")
+        << "grid " << grid.rows << "x" << grid.columns << ", rank " << rank;
+    if (rank % grid.columns == 0) {  // rows are counted on the group's first rank
+      ASSERT_EQ(figures.layer_rows.size(), p.network.size());
+      EXPECT_EQ(figures.layer_rows.back(), 1u) << "grid " << grid.rows << "x" << grid.columns << ", rank " << rank
+                                               << ": the saturated rows were not merged";
+    }
+  }
+  set_entry_hash_for_tests(nullptr);
 }
 
 TEST(DataModelStrategy, SparseOnlyAndAlwaysDenseMatchTheVerifier) {
