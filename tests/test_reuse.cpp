@@ -316,21 +316,26 @@ TEST(ReuseEngine, IdenticalInputRows) {
   EXPECT_LT(check_with_reuse(network, input), alive / 2);
 }
 
-// Layer 1 has no weights out of neuron 0: input rows that differ only there are identical from
-// layer 1 on; and positive weights saturate rows to the cap, where different rows meet later.
+// 12 random layers of n = 48 neurons whose positive weights saturate rows to the cap, where
+// different rows meet later; layer 1 has no weights out of neuron 0, so input rows that differ
+// only there are identical from layer 1 on.
+Network network_ignoring_neuron_0(Index n, std::mt19937& rng) {
+  Network network;
+  for (Index l = 0; l < 12; ++l) network.push_back(test::random_layer(n, 0.15, 0.2f, 3.0f, -0.5f, -0.1f, rng));
+  std::vector<Triplet> t;
+  const CsrMatrix& w = network[0].weights_csr;
+  for (Index i = 1; i < n; ++i)
+    for (Offset p = w.begin(i); p < w.end(i); ++p) t.push_back({i, w.indices[p], w.values[p]});
+  network[0].weights_csr = from_triplets<RowMajor>(n, n, t);
+  prepare_weights(network, true, true);
+  return network;
+}
+
+// Input rows that differ only in neuron 0 (network_ignoring_neuron_0), and rows that saturate.
 TEST(ReuseEngine, RowsThatBecomeIdenticalLater) {
   std::mt19937 rng(162);
   const Index n = 48;
-  Network network;
-  for (Index l = 0; l < 12; ++l) network.push_back(test::random_layer(n, 0.15, 0.2f, 3.0f, -0.5f, -0.1f, rng));
-  {
-    std::vector<Triplet> t;
-    const CsrMatrix& w = network[0].weights_csr;
-    for (Index i = 1; i < n; ++i)
-      for (Offset p = w.begin(i); p < w.end(i); ++p) t.push_back({i, w.indices[p], w.values[p]});
-    network[0].weights_csr = from_triplets<RowMajor>(n, n, t);
-  }
-  prepare_weights(network, true, true);
+  const Network network = network_ignoring_neuron_0(n, rng);
   const CsrMatrix base = test::random_inputs(60, n, 0.3, 0.01f, 1.0f, rng, 5);
   std::vector<Triplet> t;
   for (Index i = 0; i < base.rows(); ++i) {
@@ -511,16 +516,7 @@ TEST(ReuseEngine, IdenticalRowsAcrossBlocksAreComputedOnce) {
 TEST(ReuseEngine, RowsThatBecomeIdenticalLaterAcrossBlocks) {
   std::mt19937 rng(166);
   const Index n = 48;
-  Network network;
-  for (Index l = 0; l < 12; ++l) network.push_back(test::random_layer(n, 0.15, 0.2f, 3.0f, -0.5f, -0.1f, rng));
-  {
-    std::vector<Triplet> t;
-    const CsrMatrix& w = network[0].weights_csr;
-    for (Index i = 1; i < n; ++i)
-      for (Offset p = w.begin(i); p < w.end(i); ++p) t.push_back({i, w.indices[p], w.values[p]});
-    network[0].weights_csr = from_triplets<RowMajor>(n, n, t);
-  }
-  prepare_weights(network, true, true);
+  const Network network = network_ignoring_neuron_0(n, rng);
   const Index base_rows = 4, blocks = 20;
   const CsrMatrix base = test::random_inputs(base_rows, n, 0.3, 0.01f, 1.0f, rng);
   std::vector<Triplet> t;

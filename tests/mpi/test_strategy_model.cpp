@@ -119,8 +119,10 @@ CsrMatrix block_of(const CsrMatrix& all, RowRange rows, RowRange columns) {
   return from_triplets<RowMajor>(rows.size(), columns.size(), entries);
 }
 
-// Runs every grid of the ranks on one problem with the given options.
-void check_every_grid(const RandomProblem& p, int threads, bool overlap, bool reuse, double dense_threshold) {
+// Runs every grid of the ranks on one problem with `engine`, compares every rank's block with the
+// serial verifier entry by entry, and hands each run's figures to also(grid, rank, figures).
+template <class Also>
+void run_every_grid(const RandomProblem& p, const EngineOptions& engine, bool overlap, Also&& also) {
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
@@ -129,18 +131,23 @@ void check_every_grid(const RandomProblem& p, int threads, bool overlap, bool re
     if (size % d != 0) continue;
     const Grid grid{d, size / d};
     const LoadedProblem share = share_of(p, grid, rank);
-    EngineOptions engine;
-    engine.format = Format::csc;
-    engine.threads = threads;
-    engine.reuse = reuse;
-    engine.dense_threshold = dense_threshold;
     RankFigures figures;
     const CsrMatrix block = run_data_model(rank, share, grid, engine, overlap, figures);
     const std::string difference = first_difference(block, block_of(expected, share.rows, share.columns));
     EXPECT_EQ(difference, "") << "grid " << grid.rows << "x" << grid.columns << ", rank " << rank << ", threads "
-                              << threads << (overlap ? "" : ", no overlap") << (reuse ? ", reuse" : "")
-                              << ", dense threshold " << dense_threshold;
+                              << engine.threads << (overlap ? "" : ", no overlap") << (engine.reuse ? ", reuse" : "")
+                              << ", dense threshold " << engine.dense_threshold;
+    also(grid, rank, figures);
   }
+}
+
+void check_every_grid(const RandomProblem& p, int threads, bool overlap, bool reuse, double dense_threshold) {
+  EngineOptions engine;
+  engine.format = Format::csc;
+  engine.threads = threads;
+  engine.reuse = reuse;
+  engine.dense_threshold = dense_threshold;
+  run_every_grid(p, engine, overlap, [](const Grid&, int, const RankFigures&) {});
 }
 
 TEST(DataModelStrategy, DensePanelsMatchTheVerifierOnEveryGrid) {
@@ -174,31 +181,21 @@ TEST(DataModelStrategy, GroupedLayersMatchTheVerifierOnEveryGrid) {
 // verifier's. Without reuse in dense panels, the last layer would compute every alive row.
 TEST(DataModelStrategy, ReuseDropsRowsThatBecomeIdenticalInDensePanels) {
   const RandomProblem p = random_problem(61, 23, "DDDDDDDDDDDDDDDD");
-  const CsrMatrix expected = reference_inference(p.network, p.input);
-  ASSERT_GT(categories_of(expected).size(), 2u);
-  int rank = 0, size = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  ASSERT_GT(categories_of(reference_inference(p.network, p.input)).size(), 2u);
+  EngineOptions engine;
+  engine.format = Format::csc;
+  engine.reuse = true;
   // Second pass: every entry hashes alike, so that every pair of rows with as many entries is a
   // candidate and only the entry-by-entry comparison keeps different rows apart.
-  for (const bool collide : {false, true})
-  for (int d = 1; d <= size; ++d) {
-    if (size % d != 0) continue;
-    const Grid grid{d, size / d};
-    const LoadedProblem share = share_of(p, grid, rank);
-    EngineOptions engine;
-    engine.format = Format::csc;
-    engine.reuse = true;
+  for (const bool collide : {false, true}) {
     set_entry_hash_for_tests(collide ? EntryHash{[](Index, Value) -> std::uint64_t { return 7; }} : nullptr);
-    RankFigures figures;
-    const CsrMatrix block = run_data_model(rank, share, grid, engine, true, figures);
-    EXPECT_EQ(first_difference(block, block_of(expected, share.rows, share.columns)), "")
-        << "grid " << grid.rows << "x" << grid.columns << ", rank " << rank;
-    if (rank % grid.columns == 0) {  // rows are counted on the group's first rank
+    run_every_grid(p, engine, true, [&](const Grid& grid, int rank, const RankFigures& figures) {
+      if (rank % grid.columns != 0) return;  // rows are counted on the group's first rank
       ASSERT_EQ(figures.layer_rows.size(), p.network.size());
       EXPECT_EQ(figures.layer_rows.back(), 1u) << "grid " << grid.rows << "x" << grid.columns << ", rank " << rank
+                                               << (collide ? ", colliding hashes" : "")
                                                << ": the saturated rows were not merged";
-    }
+    });
   }
   set_entry_hash_for_tests(nullptr);
 }
