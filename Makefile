@@ -104,6 +104,10 @@ $(BUILD)/%.o: %.cpp
 	$(CXX) $(CXXFLAGS) -c -o $@ $<
 
 -include $(BUILD)/tests/tools/sdnn_check.d $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(MPI_TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(BENCH_MPI_OBJ:.o=.d)
+# dense_rows.cpp includes itself once per SIMD target (Highway's foreach_target.h), which leaves
+# GCC's -MMD list with the .cpp alone: the headers it reads are named here, for every build.
+DENSE_ROWS_HEADERS := $(wildcard src/spmm/*.hpp)
+$(BUILD)/src/spmm/dense_rows.o build/sim/src/spmm/dense_rows.o build/tsan/src/spmm/dense_rows.o: $(DENSE_ROWS_HEADERS)
 
 # $(call install,PACKAGES): installs those that are missing with apt-get (sudo when not root),
 # waiting up to 10 minutes for another apt or dpkg to let go of the lock instead of failing.
