@@ -9,14 +9,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${1:-3}
-mpirun_cmd="mpirun --oversubscribe $([ "$(id -u)" = 0 ] && echo --allow-run-as-root)"
-data=${SDNN_DATA:-../shared/data/graphchallenge}
+. bench/common.sh
 mkdir -p bench/out
 csv=bench/out/pipeline.csv
 echo "ranks,strategy,grid,rep,infer_s,comm_ratio,network_mb,stage_busy_s,stage_bubble_s,stage_space_wait_s,stage_mb,stage_blocks" > "$csv"
-official=(--network "$data/neuron1024" --neurons 1024 --layers 120 --inputs 1200
-          --input "$data/sparse-images-1024-first1200.tsv" --truth "$data/neuron1024-l120-categories-first1200.tsv")
-field() { tr ' ' '\n' <<< "$1" | sed -n "s/^$2=//p"; }
+official+=(--truth "$data/neuron1024-l120-categories-first1200.tsv")
 for np in 1 2 3 4; do
   configs=("data ${np}x1" "model 1x${np}" "pipeline 1x${np}")
   if [ "$np" -gt 1 ]; then  # one run by count prints the split its measured layer times balance

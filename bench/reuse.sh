@@ -62,7 +62,7 @@ for c in "${cases[@]}"; do
   esac
 done
 
-field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
+. bench/common.sh  # field
 echo "reuse.sh: start: $(uptime)" >&2
 for problem in "${problems[@]}"; do
   name=${problem%%|*}

@@ -9,13 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${1:-3}
-mpirun_cmd="mpirun --oversubscribe $([ "$(id -u)" = 0 ] && echo --allow-run-as-root)"
-data=${SDNN_DATA:-../shared/data/graphchallenge}
+. bench/common.sh
 mkdir -p bench/out
 csv=bench/out/strategy_tables.csv
 echo "problem,strategy,grid,ranks,hash,overlap,rep,infer_s,rate,imbalance,comm_ratio,pulled_columns,bytes_pulled" > "$csv"
-official=(--network "$data/neuron1024" --neurons 1024 --layers 120 --inputs 1200
-          --input "$data/sparse-images-1024-first1200.tsv")
 measure() {  # PROBLEM STRATEGY GRID NP HASH OVERLAP ARGS...
   local problem=$1 strategy=$2 grid=$3 np=$4 hash=$5 overlap=$6; shift 6
   local extra=()
