@@ -41,14 +41,16 @@
 # Writes $OUT/scaling_sim.csv, one row per run:
 #   problem,strategy,format,grid,hash,ranks,nodes,infer_s,speedup,efficiency,imbalance,
 #   comm_compute,bytes,messages,read_s,categories,checksum,challenge,peak_rss_mb,sim_wall_s,
-#   grid_kind,network_mb,stage_layers,vs_data,load1
+#   grid_kind,network_mb,stage_layers,vs_data,load1,cpu_s
 #   (speed-up and efficiency against the 1-rank run of the same problem, strategy and hashing;
 #   vs_data = time over data x data's at the same problem, ranks and hashing; imbalance = max over
 #   mean compute time; comm_compute = communication over compute summed over ranks; bytes and
 #   messages: MPI_Get traffic (data x model) or blocks passed downstream (pipeline) summed over
 #   ranks, collectives not counted; network_mb: the largest rank's network; peak_rss_mb is the
 #   simulator's whole process; sim_wall_s is what the simulation took here; load1: this machine's
-#   load average when the run started), and the plots (gnuplot) in $PLOTS: sim_scaling_time.png,
+#   load average when the run started; cpu_s: the CPU seconds, user and system, that the simulation
+#   cost this machine: the sum over runs, halved, is what the study takes on an idle 2-core machine
+#   whatever the load was), and the plots (gnuplot) in $PLOTS: sim_scaling_time.png,
 #   sim_scaling_efficiency.png, sim_scaling_vs_data.png, sim_scaling_comm.png (the best
 #   configuration of each strategy per rank count, hashing none), sim_scaling_configs.png (every
 #   grid kind and split) and sim_scaling_hash.png (the official problem per hashing mode).
@@ -108,10 +110,14 @@ if [ "${1:-}" = --run-one ]; then
   esac
   nodes=$(( (p + cores_per_node - 1) / cores_per_node ))
   : > "$out/rows/$seq.csv.part"
+  # the CPU time of this shell's finished children (`times` in this shell, not in a subshell: a
+  # forked shell starts with none)
+  children_cpu() { times > "$out/runs/$seq.times"; awk 'END { s = 0; for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); s += t[1] * 60 + t[2] } printf "%.1f", s }' "$out/runs/$seq.times"; }
   one() {  # KIND EXTRA_ARGS...: one simulation, one row
     local run_kind=$1; shift
-    local log=$out/runs/$seq-$run_kind.log report=$out/runs/$seq-$run_kind.json load start
+    local log=$out/runs/$seq-$run_kind.log report=$out/runs/$seq-$run_kind.json load start cpu_before
     load=$(cut -d' ' -f1 /proc/loadavg) start=$(date +%s)
+    children_cpu > "$out/runs/$seq.cpu"; cpu_before=$(cat "$out/runs/$seq.cpu")
     if ! timeout "$SIM_RUN_LIMIT" nice -n "$SIM_NICE" smpirun -np "$p" -platform "$platform" -hostfile "$out/hostfile" \
            --cfg=smpi/host-speed:"${SIM_HOST_SPEED}f" --log=root.thresh:warning "$sim" "${problem_args[@]}" \
            "${args[@]}" "$@" --hash "$hash" --threads 1 --no-verify --report "$report" > "$log" 2>&1 ||
@@ -119,12 +125,15 @@ if [ "${1:-}" = --run-one ]; then
       echo "FAILED or over ${SIM_RUN_LIMIT} s: $name ($run_kind; log: $log)"; tail -3 "$log"
       echo "$name ($run_kind): failed or over ${SIM_RUN_LIMIT} s" >> "$out/rows/$seq.skipped"; return 1
     fi
-    local wall=$(( $(date +%s) - start )) traffic split
+    local wall=$(( $(date +%s) - start )) traffic split cpu
+    children_cpu > "$out/runs/$seq.cpu"
+    cpu=$(awk -v a="$cpu_before" -v b="$(cat "$out/runs/$seq.cpu")" 'BEGIN { printf "%.1f", b - a }')
+    rm -f "$out/runs/$seq.cpu" "$out/runs/$seq.times"
     traffic=$(awk -F, 'NR > 1 && $2 == "all" { b += $9; m += $10 } END { printf "%.0f,%.0f", b, m }' "${report%.json}.csv")
     split=$(sed -n 's/.*--stage-layers \([0-9,]*\).*/\1/p' <<< "$*")
     [ "$strategy" = pipeline ] && [ -z "$split" ] && split=count
-    echo "$problem,$strategy,$(value "$log" format),$grid,$hash,$p,$nodes,$(value "$log" infer_s),,,$(value "$log" imbalance),$(value "$log" comm_ratio),$traffic,$(value "$log" read_s),$(value "$log" categories),$(value "$log" checksum),$(value "$log" challenge),$(value "$log" peak_rss_mb),$wall,$run_kind,$(value "$log" network_mb),${split//,/;},,$load" >> "$out/rows/$seq.csv.part"
-    echo "$name ($run_kind${split:+, split $split}): $(value "$log" infer_s) s simulated (imbalance $(value "$log" imbalance), comm/compute $(value "$log" comm_ratio), challenge $(value "$log" challenge)); simulation took ${wall} s at load $load"
+    echo "$problem,$strategy,$(value "$log" format),$grid,$hash,$p,$nodes,$(value "$log" infer_s),,,$(value "$log" imbalance),$(value "$log" comm_ratio),$traffic,$(value "$log" read_s),$(value "$log" categories),$(value "$log" checksum),$(value "$log" challenge),$(value "$log" peak_rss_mb),$wall,$run_kind,$(value "$log" network_mb),${split//,/;},,$load,$cpu" >> "$out/rows/$seq.csv.part"
+    echo "$name ($run_kind${split:+, split $split}): $(value "$log" infer_s) s simulated (imbalance $(value "$log" imbalance), comm/compute $(value "$log" comm_ratio), challenge $(value "$log" challenge)); simulation took ${wall} s (${cpu} s of CPU) at load $load"
     rm -f "$report"
   }
   if one "$kind"; then
@@ -162,7 +171,7 @@ mkdir -p "$out/rows" "$out/runs" "$plots"
 
 # The table from the rows: speed-up, efficiency and vs_data filled in.
 collect() {
-  local header="problem,strategy,format,grid,hash,ranks,nodes,infer_s,speedup,efficiency,imbalance,comm_compute,bytes,messages,read_s,categories,checksum,challenge,peak_rss_mb,sim_wall_s,grid_kind,network_mb,stage_layers,vs_data,load1"
+  local header="problem,strategy,format,grid,hash,ranks,nodes,infer_s,speedup,efficiency,imbalance,comm_compute,bytes,messages,read_s,categories,checksum,challenge,peak_rss_mb,sim_wall_s,grid_kind,network_mb,stage_layers,vs_data,load1,cpu_s"
   { echo "$header"; find "$out/rows" -name "*.csv" -print0 | xargs -0 -r cat | sort -t, -k1,1 -k2,2 -k6,6n -k21,21 -k5,5; } > "$csv.rows"
   awk -F, -v OFS=, 'NR == FNR { if (FNR > 1 && $6 == 1) base[$1 "|" $2 "|" $5] = $8
                                 if (FNR > 1 && $2 == "data") data[$1 "|" $6 "|" $5] = $8; next }
@@ -172,7 +181,7 @@ collect() {
       print }' "$csv.rows" "$csv.rows" > "$csv"
   rm -f "$csv.rows"
   cat "$out"/rows/*.skipped 2> /dev/null > "$out/not_run.txt" || true
-  echo "table: $csv ($(($(wc -l < "$csv") - 1)) runs)"
+  echo "table: $csv ($(($(wc -l < "$csv") - 1)) runs; $(awk -F, 'NR > 1 { s += $26 } END { printf "%.0f s of CPU, %.0f s on an idle 2-core machine", s, s / 2 }' "$csv"))"
   [ -s "$out/not_run.txt" ] && echo "not run (budget, memory or failure): $(wc -l < "$out/not_run.txt"), listed in $out/not_run.txt"
   return 0
 }
