@@ -214,7 +214,6 @@ class DensePanels {
   template <class Timed>
   Offset layer(const PullPlan& plan, const Layer& layer, int read_slot, int write_slot, bool overlap, Timed&& timed,
                std::uint64_t& bytes, std::uint64_t& messages) {
-    const Index C = own_.size();
     // The neurons read, and where each one's rows are: own columns in mine_, pulled ones in pulled_.
     needed_.assign(neurons_, 0);
     for (Offset p = 0; p < layer.weights_csc.nnz(); ++p) needed_[layer.weights_csc.indices[p]] = 1;
@@ -243,16 +242,13 @@ class DensePanels {
 #pragma omp parallel num_threads(threads_)
     widen_operands(DenseRows(), layer.weights_csc, wide_[omp_get_thread_num()]);
     const Index panels = mine_.panels();
-    computed_.neurons = C;
-    computed_.ids = mine_.ids;
-    computed_.panel.resize(static_cast<std::size_t>(panels) * C * kPanelRows);
     row_nonzeros_.assign(static_cast<std::size_t>(panels) * kPanelRows, 0);
     if (overlap && peers_) timed([&] { window_.flush_all(); });
     compute(layer);
     local_nonzeros_ = 0;
     for (std::uint32_t n : row_nonzeros_) local_nonzeros_ += n;
     // Publish the output columns, agree on the rows that died.
-    if (peers_) store(computed_, write_slot);
+    if (peers_) store(mine_, write_slot);
     timed([&] {
       if (!peers_) return;
       window_.sync();
@@ -260,10 +256,10 @@ class DensePanels {
       window_.sync();
     });
     source_rows_.clear();
-    for (Index r = 0; r < computed_.rows(); ++r)
+    for (Index r = 0; r < mine_.rows(); ++r)
       if (row_nonzeros_[r] > 0) source_rows_.push_back(r);
     stored_stride_ = static_cast<Index>(panels) * kPanelRows;
-    return keep_alive_rows(computed_, row_nonzeros_.data(), mine_);
+    return drop_dead_rows();
   }
 
   // --reuse: drops the rows that `reuse` finds repeated in the group (collective over the group).
@@ -329,10 +325,36 @@ class DensePanels {
         multiply_panel_columns(in, wide, layer.weights_csc, layer.bias.data(), 0, C, out,
                                row_nonzeros_.data() + std::size_t{first} * kPanelRows);
         for (Index p = 0; p < count; ++p)
-          std::memcpy(computed_.panel.data() + (first + p) * mine_stride, out.panel.data() + p * stride,
+          std::memcpy(mine_.panel.data() + (first + p) * mine_stride, out.panel.data() + p * stride,
                       mine_stride * sizeof(Value));
       }
     }
+  }
+  // Drops the rows that kept no entry (row_nonzeros_, summed over the group) from mine_, in
+  // place (a row only moves to an earlier place), and returns the nonzeros of those kept.
+  Offset drop_dead_rows() {
+    const std::size_t panel_size = std::size_t{own_.size()} * kPanelRows;
+    auto row_at = [&](Index r) { return mine_.panel.data() + std::size_t{r / kPanelRows} * panel_size + r % kPanelRows; };
+    Offset nonzeros = 0;
+    Index kept = 0;
+    for (Index r = 0; r < mine_.rows(); ++r) {
+      if (row_nonzeros_[r] == 0) continue;
+      nonzeros += row_nonzeros_[r];
+      if (kept != r) {
+        const Value* from = row_at(r);
+        Value* to = row_at(kept);
+        for (Index k = 0; k < own_.size(); ++k) to[std::size_t{k} * kPanelRows] = from[std::size_t{k} * kPanelRows];
+        mine_.ids[kept] = mine_.ids[r];
+      }
+      ++kept;
+    }
+    mine_.ids.resize(kept);
+    mine_.panel.resize(static_cast<std::size_t>(mine_.panels()) * panel_size);
+    for (Index r = kept; r < static_cast<Index>(mine_.panels()) * kPanelRows; ++r) {  // padding rows hold 0
+      Value* to = row_at(r);
+      for (Index k = 0; k < own_.size(); ++k) to[std::size_t{k} * kPanelRows] = 0.0f;
+    }
+    return nonzeros;
   }
   // Panels to the window's slot, neuron by neuron (all rows of a neuron contiguous).
   void store(const DenseRows& rows, int slot) {
@@ -353,7 +375,7 @@ class DensePanels {
   RowRange own_;
   int threads_;
   bool peers_;
-  DenseRows mine_, computed_;
+  DenseRows mine_;  // the layer's input, then (in place) its output
   Index stored_stride_ = 0;          // rows per neuron in the slots (the layer input's padded rows)
   std::vector<Index> source_rows_;   // where each of mine_'s rows is in the slots
   std::vector<std::uint8_t> needed_;
