@@ -29,14 +29,16 @@
 // them in its dense slots neuron by neuron (all rows of a neuron contiguous). Per layer a rank
 // pulls, with one get per range, the neurons its W block reads from its peers, builds
 // full-width panels in double a few panels at a time (its own columns and the pulled ones) and
-// computes its C output columns with the panel kernel (multiply_panel_columns); the weights are
-// widened while the gets are in flight. It stores its output columns (every row of the layer's
-// input, dead or not) and the group's collective sums each row's kept entries over the group,
+// computes its C output columns with the panel kernel (multiply_panel_columns), written over its
+// input panels (each chunk is gathered before it is computed; no second set of panels); the
+// weights are widened while the gets are in flight. It stores its output columns (every row of
+// the layer's input, dead or not) and the group's collective sums each row's kept entries over the group,
 // so that every rank drops the same rows; the next layer reads its peers' rows through that
 // list. Sums in double, rounded once: the same bits as every other strategy. With --reuse,
 // repeated rows are dropped by GroupReuse: from the sparse block before it is stored, and from
 // the panels on the layers its schedule looks (signatures summed and pairs compared over the
 // group, as for sparse rows; the next layer reads the peers' stored rows of those kept).
+// SDNN_MODEL_COMM (strategy_model.hpp) undoes one of these changes at a time, for measuring.
 #include "main/strategy_model.hpp"
 
 #include <algorithm>
