@@ -5,16 +5,31 @@
 # Each run alternates the two binaries; the report's per-rank communication time (sdnn --report)
 # gives the communication per layer: its mean and its largest over ranks, divided by the layers.
 #
+# What each change gains on its own: VARIANTS runs this build again with one change undone per
+# variant (SDNN_MODEL_COMM, src/main/strategy_model.hpp): world-sync (a barrier over every rank each
+# layer, as when the per-layer collective covered every rank instead of the row group),
+# per-range-gets (one get of column offsets per range instead of one per peer), no-overlap
+# (sdnn --no-overlap: every get completes before the layer computes). Each variant's row, and its
+# communication over this build's, is what that change gains.
+#
 # Usage: OLD=path/to/old/build/sim/sdnn bench/model_sync_sim.sh
-# Environment: OLD (required: the older SMPI build, e.g. a worktree of that commit built with
-#   make sim), NEW (default build/sim/sdnn), GRIDS (default "2x2 1x4 4x4 2x8 1x16 8x8 4x16 1x64"),
+#        VARIANTS="world-sync per-range-gets no-overlap" GRIDS="4x4 1x16" bench/model_sync_sim.sh
+#        (without OLD: this build and its variants only)
+# Environment: OLD (the older SMPI build, e.g. a worktree of that commit built with make sim;
+#   required unless VARIANTS is set), VARIANTS (default none), NEW (default build/sim/sdnn), GRIDS (default "2x2 1x4 4x4 2x8 1x16 8x8 4x16 1x64"),
 #   HOST_SPEED (flop/s of one core; default bench/platforms/host_speed.sh), OUT (default
 #   bench/out/model-sync), DATA (default ../shared/data/graphchallenge).
 # Writes $OUT/model_sync.csv: build,grid,ranks,infer_s,comm_ratio,comm_per_layer_mean_ms,
-#   comm_per_layer_max_ms,bytes,messages,challenge, and prints a table with the ratios old / new.
+#   comm_per_layer_max_ms,bytes,messages,challenge, and prints a table with the ratios old / new
+#   and one with each variant over this build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-old=${OLD:?OLD must name the older SMPI build of sdnn}
+variants=${VARIANTS:-}
+old=${OLD:-}
+[ -n "$old" ] || [ -n "$variants" ] || { echo "model_sync_sim.sh: set OLD (the older SMPI build of sdnn) or VARIANTS" >&2; exit 1; }
+for v in $variants; do
+  case $v in world-sync|per-range-gets|no-overlap) ;; *) echo "model_sync_sim.sh: unknown variant $v" >&2; exit 1 ;; esac
+done
 new=${NEW:-build/sim/sdnn}
 grids=${GRIDS:-"2x2 1x4 4x4 2x8 1x16 8x8 4x16 1x64"}
 out=${OUT:-bench/out/model-sync}
@@ -35,14 +50,20 @@ echo "build,grid,ranks,infer_s,comm_ratio,comm_per_layer_mean_ms,comm_per_layer_
 echo "uptime: $(uptime)"
 for grid in $grids; do
   p=$(( ${grid%x*} * ${grid#*x} ))
-  for build in old new; do
-    binary=$old
-    [ "$build" = new ] && binary=$new
-    smpirun -np "$p" -platform "$platform" -hostfile "$out/hostfile" --cfg=smpi/host-speed:"${host_speed}f" \
+  builds="new $variants"
+  [ -n "$old" ] && builds="old $builds"
+  for build in $builds; do
+    binary=$new switches="" flags=""
+    case $build in
+      old) binary=$old ;;
+      no-overlap) flags=--no-overlap ;;
+      world-sync|per-range-gets) switches=$build ;;
+    esac
+    SDNN_MODEL_COMM=$switches smpirun -np "$p" -platform "$platform" -hostfile "$out/hostfile" --cfg=smpi/host-speed:"${host_speed}f" \
       --log=root.thresh:warning "$binary" --network "$out/data/neuron1024-l120.sdnn" \
       --input "$out/data/sparse-images-1024-1200.sdnn" --neurons 1024 --layers 120 --inputs 1200 \
       --truth "$data/neuron1024-l120-categories-first1200.tsv" --strategy model --grid "$grid" --threads 1 \
-      --no-verify -q --report "$out/report.json" > "$out/log" 2>&1 || { echo "FAILED: $build $grid"; tail -5 "$out/log"; continue; }
+      --no-verify -q $flags --report "$out/report.json" > "$out/log" 2>&1 || { echo "FAILED: $build $grid"; tail -5 "$out/log"; continue; }
     summary=$(grep '^summary' "$out/log")
     value() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<< "$summary"; }
     per_layer=$(python3 -c '
@@ -59,12 +80,28 @@ python3 - "$csv" <<'EOF'
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 by = {(r["build"], r["grid"]): r for r in rows}
-print("| grid | ranks | comm/layer old (ms, mean / max) | comm/layer new (ms, mean / max) | old / new (mean) | infer_s old | infer_s new |")
-print("|---|---|---|---|---|---|---|")
-for grid in dict.fromkeys(r["grid"] for r in rows):
-    o, n = by.get(("old", grid)), by.get(("new", grid))
-    if not o or not n: continue
-    om, nm = float(o["comm_per_layer_mean_ms"]), float(n["comm_per_layer_mean_ms"])
-    print("| %s | %s | %.3f / %.3f | %.3f / %.3f | %.1fx | %s | %s |" % (grid, o["ranks"], om, float(o["comm_per_layer_max_ms"]),
-          nm, float(n["comm_per_layer_max_ms"]), om / nm if nm > 0 else float("inf"), o["infer_s"], n["infer_s"]))
+def mean(r): return float(r["comm_per_layer_mean_ms"])
+grids = list(dict.fromkeys(r["grid"] for r in rows))
+if any(b == "old" for b, _ in by):
+    print("| grid | ranks | comm/layer old (ms, mean / max) | comm/layer new (ms, mean / max) | old / new (mean) | infer_s old | infer_s new |")
+    print("|---|---|---|---|---|---|---|")
+    for grid in grids:
+        o, n = by.get(("old", grid)), by.get(("new", grid))
+        if not o or not n: continue
+        om, nm = mean(o), mean(n)
+        print("| %s | %s | %.3f / %.3f | %.3f / %.3f | %.1fx | %s | %s |" % (grid, o["ranks"], om, float(o["comm_per_layer_max_ms"]),
+              nm, float(n["comm_per_layer_max_ms"]), om / nm if nm > 0 else float("inf"), o["infer_s"], n["infer_s"]))
+variants = [b for b in dict.fromkeys(r["build"] for r in rows) if b not in ("old", "new")]
+if variants:
+    print()
+    print("| grid | ranks | comm/layer new (ms, mean) | " + " | ".join("%s (ms, mean; / new)" % v for v in variants) + " |")
+    print("|---|---|---|" + "---|" * len(variants))
+    for grid in grids:
+        n = by.get(("new", grid))
+        if not n: continue
+        cells = []
+        for v in variants:
+            r = by.get((v, grid))
+            cells.append("-" if not r else "%.3f (%.2fx)" % (mean(r), mean(r) / mean(n) if mean(n) > 0 else float("inf")))
+        print("| %s | %s | %.3f | %s |" % (grid, n["ranks"], mean(n), " | ".join(cells)))
 EOF

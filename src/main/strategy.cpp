@@ -104,7 +104,7 @@ class ModelStrategy final : public Strategy {
     EngineOptions group_engine = engine;
     if (engine.dense_threshold <= 1.0) group_engine.dense_threshold = kGroupDenseShare * engine.dense_threshold;
     RankResult result;
-    result.final_rows = run_data_model(mpi_, problem, grid_, group_engine, !options_.no_overlap, figures);
+    result.final_rows = run_data_model(mpi_, problem, grid_, group_engine, model_comm_from_environment(!options_.no_overlap), figures);
     result.categories = categories_of(result.final_rows);
     result.exact_sum = exact_sum_of(result.final_rows);
     return result;

@@ -29,18 +29,24 @@
 // them in its dense slots neuron by neuron (all rows of a neuron contiguous). Per layer a rank
 // pulls, with one get per range, the neurons its W block reads from its peers, builds
 // full-width panels in double a few panels at a time (its own columns and the pulled ones) and
-// computes its C output columns with the panel kernel (multiply_panel_columns); the weights are
-// widened while the gets are in flight. It stores its output columns (every row of the layer's
-// input, dead or not) and the group's collective sums each row's kept entries over the group,
+// computes its C output columns with the panel kernel (multiply_panel_columns), written over its
+// input panels (each chunk is gathered before it is computed; no second set of panels); the
+// weights are widened while the gets are in flight. It stores its output columns (every row of
+// the layer's input, dead or not) and the group's collective sums each row's kept entries over the group,
 // so that every rank drops the same rows; the next layer reads its peers' rows through that
 // list. Sums in double, rounded once: the same bits as every other strategy. With --reuse,
 // repeated rows are dropped by GroupReuse: from the sparse block before it is stored, and from
 // the panels on the layers its schedule looks (signatures summed and pairs compared over the
 // group, as for sparse rows; the next layer reads the peers' stored rows of those kept).
+// SDNN_MODEL_COMM (strategy_model.hpp) undoes one of these changes at a time, for measuring.
 #include "main/strategy_model.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <sstream>
+#include <stdexcept>
+#include <string>
 #include <memory>
 
 #include <omp.h>
@@ -67,6 +73,26 @@ struct SlotLayout {
   std::size_t indices_at(int slot) const { return offsets_at(slot) + offsets_bytes(); }
   std::size_t values_at(int slot) const { return indices_at(slot) + capacity * sizeof(Index); }
 };
+
+// Columns `own` of a CSR matrix as CSC, renumbered from 0: counted, then filled row by row (so
+// each column's rows come out in order, with no sort).
+CscMatrix column_block(const CsrMatrix& a, RowRange own) {
+  CscMatrix out(a.rows(), own.size());
+  for (Offset p = 0; p < a.nnz(); ++p)
+    if (a.indices[p] >= own.first && a.indices[p] < own.last) ++out.offsets[a.indices[p] - own.first + 1];
+  for (Index k = 0; k < own.size(); ++k) out.offsets[k + 1] += out.offsets[k];
+  out.indices.resize(out.nnz());
+  out.values.resize(out.nnz());
+  std::vector<Offset> next(out.offsets.begin(), out.offsets.end() - 1);
+  for (Index i = 0; i < a.rows(); ++i)
+    for (Offset p = a.begin(i); p < a.end(i); ++p)
+      if (a.indices[p] >= own.first && a.indices[p] < own.last) {
+        const Offset q = next[a.indices[p] - own.first]++;
+        out.indices[q] = i;
+        out.values[q] = a.values[p];
+      }
+  return out;
+}
 
 // Exact reuse across a row group: every rank holds some columns of each row, so the signatures
 // are summed over the group, each candidate pair is compared on every rank's columns and the
@@ -156,17 +182,22 @@ class DensePanels {
   // Moves the rows of `block` (group rows x C, CSC) marked in `alive` to panels and publishes
   // them in `slot`.
   void enter(const CscMatrix& block, const std::vector<std::uint8_t>& alive, int slot) {
-    const CsrMatrix by_rows = to_csr(block);
-    mine_.neurons = own_.size();
+    const Index C = own_.size();
+    mine_.neurons = C;
     mine_.ids.clear();
-    for (Index r = 0; r < by_rows.rows(); ++r)
-      if (alive[r]) mine_.ids.push_back(r);
-    mine_.panel.assign(static_cast<std::size_t>(mine_.panels()) * own_.size() * kPanelRows, 0.0f);
-    for (Index i = 0; i < mine_.rows(); ++i) {
-      const Index r = mine_.ids[i];
-      Value* base = mine_.panel.data() + static_cast<std::size_t>(i / kPanelRows) * own_.size() * kPanelRows + i % kPanelRows;
-      for (Offset p = by_rows.begin(r); p < by_rows.end(r); ++p) base[std::size_t{by_rows.indices[p]} * kPanelRows] = by_rows.values[p];
-    }
+    std::vector<Index> position(block.rows(), 0);  // an alive row's place in the panels
+    for (Index r = 0; r < block.rows(); ++r)
+      if (alive[r]) position[r] = mine_.rows(), mine_.ids.push_back(r);
+    // Straight from the columns (no CSR copy), on every thread: column k of every panel is one
+    // thread's, and two neighbouring columns share a cache line, hence pairs.
+    mine_.panel.assign(static_cast<std::size_t>(mine_.panels()) * C * kPanelRows, 0.0f);
+#pragma omp parallel for num_threads(threads_) schedule(static, 2)
+    for (Index k = 0; k < C; ++k)
+      for (Offset p = block.begin(k); p < block.end(k); ++p) {
+        if (!alive[block.indices[p]]) continue;
+        const Index i = position[block.indices[p]];
+        mine_.panel[(static_cast<std::size_t>(i / kPanelRows) * C + k) * kPanelRows + i % kPanelRows] = block.values[p];
+      }
     local_nonzeros_ = block.nnz();
     source_rows_.resize(mine_.rows());
     for (Index i = 0; i < mine_.rows(); ++i) source_rows_[i] = i;
@@ -185,7 +216,6 @@ class DensePanels {
   template <class Timed>
   Offset layer(const PullPlan& plan, const Layer& layer, int read_slot, int write_slot, bool overlap, Timed&& timed,
                std::uint64_t& bytes, std::uint64_t& messages) {
-    const Index C = own_.size();
     // The neurons read, and where each one's rows are: own columns in mine_, pulled ones in pulled_.
     needed_.assign(neurons_, 0);
     for (Offset p = 0; p < layer.weights_csc.nnz(); ++p) needed_[layer.weights_csc.indices[p]] = 1;
@@ -214,16 +244,13 @@ class DensePanels {
 #pragma omp parallel num_threads(threads_)
     widen_operands(DenseRows(), layer.weights_csc, wide_[omp_get_thread_num()]);
     const Index panels = mine_.panels();
-    computed_.neurons = C;
-    computed_.ids = mine_.ids;
-    computed_.panel.resize(static_cast<std::size_t>(panels) * C * kPanelRows);
     row_nonzeros_.assign(static_cast<std::size_t>(panels) * kPanelRows, 0);
     if (overlap && peers_) timed([&] { window_.flush_all(); });
     compute(layer);
     local_nonzeros_ = 0;
     for (std::uint32_t n : row_nonzeros_) local_nonzeros_ += n;
     // Publish the output columns, agree on the rows that died.
-    if (peers_) store(computed_, write_slot);
+    if (peers_) store(mine_, write_slot);
     timed([&] {
       if (!peers_) return;
       window_.sync();
@@ -231,10 +258,10 @@ class DensePanels {
       window_.sync();
     });
     source_rows_.clear();
-    for (Index r = 0; r < computed_.rows(); ++r)
+    for (Index r = 0; r < mine_.rows(); ++r)
       if (row_nonzeros_[r] > 0) source_rows_.push_back(r);
     stored_stride_ = static_cast<Index>(panels) * kPanelRows;
-    return keep_alive_rows(computed_, row_nonzeros_.data(), mine_);
+    return drop_dead_rows();
   }
 
   // --reuse: drops the rows that `reuse` finds repeated in the group (collective over the group).
@@ -251,11 +278,11 @@ class DensePanels {
     for (std::size_t i = 0; i < values; ++i) local_nonzeros_ += mine_.panel[i] != 0.0f;
   }
 
-  // This rank's columns of the alive rows as CSC (group rows x C).
-  CscMatrix to_block(Index group_rows) const {
+  // This rank's columns of the alive rows as CSR (group rows x C).
+  CsrMatrix to_rows(Index group_rows) const {
     std::vector<ActiveRows> one(1);
     to_sparse(mine_, one[0]);
-    return to_csc(assemble_rows(group_rows, own_.size(), one));
+    return assemble_rows(group_rows, own_.size(), one);
   }
 
  private:
@@ -265,13 +292,15 @@ class DensePanels {
     constexpr Index kChunkPanels = 12;
     const Index C = own_.size(), panels = mine_.panels(), rows = mine_.rows();
     const std::size_t stride = std::size_t{neurons_} * kPanelRows, mine_stride = std::size_t{C} * kPanelRows;
-    std::vector<Index> read;
+    read_.clear();
     for (Index k = 0; k < neurons_; ++k)
-      if (needed_[k]) read.push_back(k);
+      if (needed_[k]) read_.push_back(k);
+    if (static_cast<int>(chunk_in_.size()) < threads_) chunk_in_.resize(threads_), chunk_out_.resize(threads_);
 #pragma omp parallel num_threads(threads_)
     {
       WideOperands& wide = wide_[omp_get_thread_num()];
-      DenseRows in, out;
+      DenseRows& in = chunk_in_[omp_get_thread_num()];
+      DenseRows& out = chunk_out_[omp_get_thread_num()];
       in.neurons = neurons_;
 #pragma omp for schedule(dynamic, 1)
       for (Index first = 0; first < panels; first += kChunkPanels) {
@@ -280,7 +309,7 @@ class DensePanels {
         in.panel.resize(count * stride);
         Value* to = in.panel.data();
         for (Index p = 0; p < count; ++p)
-          for (Index k : read) {
+          for (Index k : read_) {
             Value* column = to + p * stride + std::size_t{k} * kPanelRows;
             if (k >= own_.first && k < own_.last) {
               const Value* from = mine_.panel.data() + (first + p) * mine_stride + std::size_t{k - own_.first} * kPanelRows;
@@ -298,10 +327,36 @@ class DensePanels {
         multiply_panel_columns(in, wide, layer.weights_csc, layer.bias.data(), 0, C, out,
                                row_nonzeros_.data() + std::size_t{first} * kPanelRows);
         for (Index p = 0; p < count; ++p)
-          std::memcpy(computed_.panel.data() + (first + p) * mine_stride, out.panel.data() + p * stride,
+          std::memcpy(mine_.panel.data() + (first + p) * mine_stride, out.panel.data() + p * stride,
                       mine_stride * sizeof(Value));
       }
     }
+  }
+  // Drops the rows that kept no entry (row_nonzeros_, summed over the group) from mine_, in
+  // place (a row only moves to an earlier place), and returns the nonzeros of those kept.
+  Offset drop_dead_rows() {
+    const std::size_t panel_size = std::size_t{own_.size()} * kPanelRows;
+    auto row_at = [&](Index r) { return mine_.panel.data() + std::size_t{r / kPanelRows} * panel_size + r % kPanelRows; };
+    Offset nonzeros = 0;
+    Index kept = 0;
+    for (Index r = 0; r < mine_.rows(); ++r) {
+      if (row_nonzeros_[r] == 0) continue;
+      nonzeros += row_nonzeros_[r];
+      if (kept != r) {
+        const Value* from = row_at(r);
+        Value* to = row_at(kept);
+        for (Index k = 0; k < own_.size(); ++k) to[std::size_t{k} * kPanelRows] = from[std::size_t{k} * kPanelRows];
+        mine_.ids[kept] = mine_.ids[r];
+      }
+      ++kept;
+    }
+    mine_.ids.resize(kept);
+    mine_.panel.resize(static_cast<std::size_t>(mine_.panels()) * panel_size);
+    for (Index r = kept; r < static_cast<Index>(mine_.panels()) * kPanelRows; ++r) {  // padding rows hold 0
+      Value* to = row_at(r);
+      for (Index k = 0; k < own_.size(); ++k) to[std::size_t{k} * kPanelRows] = 0.0f;
+    }
+    return nonzeros;
   }
   // Panels to the window's slot, neuron by neuron (all rows of a neuron contiguous).
   void store(const DenseRows& rows, int slot) {
@@ -322,26 +377,45 @@ class DensePanels {
   RowRange own_;
   int threads_;
   bool peers_;
-  DenseRows mine_, computed_;
+  DenseRows mine_;  // the layer's input, then (in place) its output
   Index stored_stride_ = 0;          // rows per neuron in the slots (the layer input's padded rows)
   std::vector<Index> source_rows_;   // where each of mine_'s rows is in the slots
   std::vector<std::uint8_t> needed_;
   std::vector<const Value*> source_;  // pulled neuron -> its rows in pulled_
   std::vector<Value> pulled_;
-  std::vector<WideOperands> wide_;
+  std::vector<WideOperands> wide_;      // per thread, reused from layer to layer, as are:
+  std::vector<DenseRows> chunk_in_, chunk_out_;  // a few full-width panels and their output
+  std::vector<Index> read_;            // the neurons the layer reads
   std::vector<std::uint32_t> row_nonzeros_;
   Offset local_nonzeros_ = 0;
 };
 
 }  // namespace
 
+ModelComm model_comm_from_environment(bool overlap) {
+  ModelComm comm;
+  comm.overlap = overlap;
+  const char* text = std::getenv("SDNN_MODEL_COMM");
+  std::stringstream words(text ? text : "");
+  for (std::string word; std::getline(words, word, ',');) {
+    if (word == "world-sync")
+      comm.world_sync = true;
+    else if (word == "per-range-gets")
+      comm.merged_gets = false;
+    else if (!word.empty())
+      throw std::invalid_argument("SDNN_MODEL_COMM: unknown switch '" + word + "' (world-sync, per-range-gets)");
+  }
+  return comm;
+}
+
 CsrMatrix run_data_model(const MpiSession& mpi, const LoadedProblem& problem, const Grid& grid,
-                         const EngineOptions& engine, bool overlap, RankFigures& figures) {
-  return run_data_model(mpi.rank(), problem, grid, engine, overlap, figures);
+                         const EngineOptions& engine, const ModelComm& comm, RankFigures& figures) {
+  return run_data_model(mpi.rank(), problem, grid, engine, comm, figures);
 }
 
 CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& grid, const EngineOptions& engine,
-                         bool overlap, RankFigures& figures) {
+                         const ModelComm& comm_switches, RankFigures& figures) {
+  const bool overlap = comm_switches.overlap;
   const Index neurons = problem.input.cols(), rows = problem.input.rows();
   const int row_group = rank / grid.columns, block = rank % grid.columns;
   const RowRange own = problem.columns;
@@ -357,15 +431,7 @@ CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& gri
     plans.push_back(plan_pulls(layer.weights_csc, neurons, grid, row_group, block));
 
   // Y_0's block: the group's rows, this rank's columns.
-  CscMatrix current;
-  {
-    std::vector<Triplet> mine;
-    for (Index i = 0; i < rows; ++i)
-      for (Offset p = problem.input.begin(i); p < problem.input.end(i); ++p)
-        if (problem.input.indices[p] >= own.first && problem.input.indices[p] < own.last)
-          mine.push_back({i, problem.input.indices[p] - own.first, problem.input.values[p]});
-    current = from_triplets<ColMajor>(rows, columns, mine);
-  }
+  CscMatrix current = column_block(problem.input, own);
 
   // Dense panels once the group's rows are dense enough (the engine's rule), when every layer
   // holds all of this rank's columns.
@@ -497,7 +563,7 @@ CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& gri
       const Index alive_rows = dense.rows().rows();
       if (alive_rows == 0 || static_cast<double>(group_nonzeros) <
                                  0.25 * engine.dense_threshold * static_cast<double>(alive_rows) * neurons) {
-        current = dense.to_block(rows);
+        current = to_csc(dense.to_rows(rows));
         in_panels = false;
         publish_sparse(write_slot, timed);
       } else if (reuse && reuse->due()) {
@@ -514,7 +580,7 @@ CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& gri
       {
         std::size_t spans = 0;  // the buffer is sized before any get writes into it
         for (std::size_t r = 0; r < plan.ranges.size(); ++r)
-          if (r + 1 == plan.ranges.size() || plan.ranges[r + 1].peer != plan.ranges[r].peer)
+          if (r + 1 == plan.ranges.size() || plan.ranges[r + 1].peer != plan.ranges[r].peer || !comm_switches.merged_gets)
             spans += 1;
         peer_offsets.resize(spans + neurons);  // each span: its columns + 1; the spans are disjoint
       }
@@ -523,7 +589,8 @@ CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& gri
         for (std::size_t r = 0; r < plan.ranges.size();) {
           const int peer = plan.ranges[r].peer;
           std::size_t end = r;
-          while (end < plan.ranges.size() && plan.ranges[end].peer == peer) ++end;
+          while (end < plan.ranges.size() && plan.ranges[end].peer == peer && (comm_switches.merged_gets || end == r))
+            ++end;
           const Index first = plan.ranges[r].first, last = plan.ranges[end - 1].last;
           for (std::size_t q = r; q < end; ++q) range_offset_at[q] = at + (plan.ranges[q].first - first);
           const std::size_t count = last - first + 1;
@@ -575,6 +642,7 @@ CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& gri
       if (reuse) count_rows(l + 1, reuse->before_store(current, own.first, layers - l - 1));
       publish_sparse(write_slot, timed);
     }
+    if (comm_switches.world_sync) timed([] { MPI_Barrier(MPI_COMM_WORLD); });
     figures.layer_comm_s[l] = comm;
     figures.layer_compute_s[l] = mpi_seconds_since(layer_start) - comm;
     figures.layer_bytes[l] = bytes;
@@ -585,9 +653,8 @@ CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& gri
     figures.messages += messages;
     if (engine.progress) engine.progress(static_cast<double>(l + 1) / static_cast<double>(layers), "layers");
   }
-  if (in_panels) current = dense.to_block(rows);
   window.free();
-  CsrMatrix result = to_csr(current);
+  CsrMatrix result = in_panels ? dense.to_rows(rows) : to_csr(current);
   if (reuse) reuse->expand(result);
   return result;
 }

@@ -16,13 +16,26 @@
 
 namespace sdnn {
 
+// How data x model communicates. The defaults are the fastest; each switch undoes one of issue
+// 15's changes, so that bench/model_sync_sim.sh can measure what each one gains on its own.
+struct ModelComm {
+  bool overlap = true;        // the gets overlap the local part of the layer (sdnn --no-overlap: false)
+  bool world_sync = false;    // every layer also ends in a barrier over every rank, as when the
+                              // per-layer collective covered all ranks, not the row group
+  bool merged_gets = true;    // the column offsets of one peer in one get (false: one per range)
+};
+// The switches named in the environment variable SDNN_MODEL_COMM, a comma-separated list of
+// world-sync and per-range-gets (unset or empty: the defaults); other words throw
+// std::invalid_argument naming the accepted ones. `overlap` is passed through.
+ModelComm model_comm_from_environment(bool overlap);
+
 // Runs every layer; returns this rank's final block (group rows x block columns, CSR, local
 // numbering) and fills figures (compute and communication time, bytes, messages, per layer).
 // Collective over MPI_COMM_WORLD.
 CsrMatrix run_data_model(const MpiSession& mpi, const LoadedProblem& problem, const Grid& grid,
-                         const EngineOptions& engine, bool overlap, RankFigures& figures);
+                         const EngineOptions& engine, const ModelComm& comm, RankFigures& figures);
 // The same for the rank `rank` of MPI_COMM_WORLD, where no MpiSession exists (the MPI tests).
 CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& grid, const EngineOptions& engine,
-                         bool overlap, RankFigures& figures);
+                         const ModelComm& comm, RankFigures& figures);
 
 }  // namespace sdnn

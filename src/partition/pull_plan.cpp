@@ -27,18 +27,33 @@ PullPlan plan_pulls(const CscMatrix& weights, Index neurons, const Grid& grid, i
     }
   }
   for (Index k = own.first; k < own.last; ++k) plan.local_columns += needed[k];
-  // W split by where its rows' activations live.
-  std::vector<Triplet> local, remote;
+  // W split by where its rows' activations live, column by column: a column's rows stay in order
+  // in both parts (pulled positions grow with the neuron id), so no sort is needed.
+  plan.local_weights.reset(own.size(), weights.cols());
+  plan.remote_weights.reset(plan.pulled_columns, weights.cols());
+  for (Index j = 0; j < weights.cols(); ++j) {
+    Offset local = 0;
+    for (Offset p = weights.begin(j); p < weights.end(j); ++p)
+      local += weights.indices[p] >= own.first && weights.indices[p] < own.last;
+    plan.local_weights.offsets[j + 1] = plan.local_weights.offsets[j] + local;
+    plan.remote_weights.offsets[j + 1] = plan.remote_weights.offsets[j] + (weights.end(j) - weights.begin(j) - local);
+  }
+  plan.local_weights.indices.resize(plan.local_weights.nnz());
+  plan.local_weights.values.resize(plan.local_weights.nnz());
+  plan.remote_weights.indices.resize(plan.remote_weights.nnz());
+  plan.remote_weights.values.resize(plan.remote_weights.nnz());
+  Offset local_at = 0, remote_at = 0;
   for (Index j = 0; j < weights.cols(); ++j)
     for (Offset p = weights.begin(j); p < weights.end(j); ++p) {
       const Index k = weights.indices[p];
-      if (k >= own.first && k < own.last)
-        local.push_back({k - own.first, j, weights.values[p]});
-      else
-        remote.push_back({pulled_position[k], j, weights.values[p]});
+      if (k >= own.first && k < own.last) {
+        plan.local_weights.indices[local_at] = k - own.first;
+        plan.local_weights.values[local_at++] = weights.values[p];
+      } else {
+        plan.remote_weights.indices[remote_at] = pulled_position[k];
+        plan.remote_weights.values[remote_at++] = weights.values[p];
+      }
     }
-  plan.local_weights = from_triplets<ColMajor>(own.size(), weights.cols(), local);
-  plan.remote_weights = from_triplets<ColMajor>(plan.pulled_columns, weights.cols(), remote);
   return plan;
 }
 

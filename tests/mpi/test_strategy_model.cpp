@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <cstdlib>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -122,7 +124,7 @@ CsrMatrix block_of(const CsrMatrix& all, RowRange rows, RowRange columns) {
 // Runs every grid of the ranks on one problem with `engine`, compares every rank's block with the
 // serial verifier entry by entry, and hands each run's figures to also(grid, rank, figures).
 template <class Also>
-void run_every_grid(const RandomProblem& p, const EngineOptions& engine, bool overlap, Also&& also) {
+void run_every_grid(const RandomProblem& p, const EngineOptions& engine, const ModelComm& comm, Also&& also) {
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
@@ -132,10 +134,11 @@ void run_every_grid(const RandomProblem& p, const EngineOptions& engine, bool ov
     const Grid grid{d, size / d};
     const LoadedProblem share = share_of(p, grid, rank);
     RankFigures figures;
-    const CsrMatrix block = run_data_model(rank, share, grid, engine, overlap, figures);
+    const CsrMatrix block = run_data_model(rank, share, grid, engine, comm, figures);
     const std::string difference = first_difference(block, block_of(expected, share.rows, share.columns));
     EXPECT_EQ(difference, "") << "grid " << grid.rows << "x" << grid.columns << ", rank " << rank << ", threads "
-                              << engine.threads << (overlap ? "" : ", no overlap") << (engine.reuse ? ", reuse" : "")
+                              << engine.threads << (comm.overlap ? "" : ", no overlap")
+                              << (comm.world_sync ? ", world sync" : "") << (comm.merged_gets ? "" : ", per-range gets") << (engine.reuse ? ", reuse" : "")
                               << ", dense threshold " << engine.dense_threshold;
     also(grid, rank, figures);
   }
@@ -147,7 +150,9 @@ void check_every_grid(const RandomProblem& p, int threads, bool overlap, bool re
   engine.threads = threads;
   engine.reuse = reuse;
   engine.dense_threshold = dense_threshold;
-  run_every_grid(p, engine, overlap, [](const Grid&, int, const RankFigures&) {});
+  ModelComm comm;
+  comm.overlap = overlap;
+  run_every_grid(p, engine, comm, [](const Grid&, int, const RankFigures&) {});
 }
 
 TEST(DataModelStrategy, DensePanelsMatchTheVerifierOnEveryGrid) {
@@ -189,7 +194,7 @@ TEST(DataModelStrategy, ReuseDropsRowsThatBecomeIdenticalInDensePanels) {
   // candidate and only the entry-by-entry comparison keeps different rows apart.
   for (const bool collide : {false, true}) {
     set_entry_hash_for_tests(collide ? EntryHash{[](Index, Value) -> std::uint64_t { return 7; }} : nullptr);
-    run_every_grid(p, engine, true, [&](const Grid& grid, int rank, const RankFigures& figures) {
+    run_every_grid(p, engine, ModelComm(), [&](const Grid& grid, int rank, const RankFigures& figures) {
       if (rank % grid.columns != 0) return;  // rows are counted on the group's first rank
       ASSERT_EQ(figures.layer_rows.size(), p.network.size());
       EXPECT_EQ(figures.layer_rows.back(), 1u) << "grid " << grid.rows << "x" << grid.columns << ", rank " << rank
@@ -212,6 +217,59 @@ TEST(DataModelStrategy, MoreRanksThanRowsAndRowsThatAllDie) {
   check_every_grid(p, 1, true, false, 0.125);
   for (Layer& layer : p.network) layer.bias.assign(kNeurons, -40.0f);  // every row dies in layer 1
   check_every_grid(p, 2, true, false, 0.125);
+}
+
+// The switches that undo one change each (bench/model_sync_sim.sh) keep the answer; one get per
+// range of offsets takes more messages where a peer's needed columns fall in several ranges.
+TEST(DataModelStrategy, CommunicationSwitchesKeepTheAnswer) {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  for (const double threshold : {2.0, 0.125}) {  // sparse only (the offsets' gets), then dense too
+    const RandomProblem p = random_problem(61, 3);
+    EngineOptions engine;
+    engine.format = Format::csc;
+    engine.dense_threshold = threshold;
+    std::vector<std::uint64_t> messages[2];
+    for (const bool merged : {true, false}) {
+      ModelComm comm;
+      comm.merged_gets = merged;
+      comm.world_sync = !merged;
+      run_every_grid(p, engine, comm, [&](const Grid& grid, int rank, const RankFigures& figures) {
+        messages[merged].push_back(figures.messages);
+        (void)grid, (void)rank;
+      });
+    }
+    std::uint64_t merged_total = 0, per_range_total = 0;
+    for (std::size_t i = 0; i < messages[1].size(); ++i) merged_total += messages[1][i], per_range_total += messages[0][i];
+    MPI_Allreduce(MPI_IN_PLACE, &merged_total, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, &per_range_total, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+    if (size == 1) {
+      EXPECT_EQ(per_range_total, 0u);  // nothing to pull
+    } else if (threshold > 1.0) {
+      EXPECT_GT(per_range_total, merged_total) << "threshold " << threshold << ": no peer had several ranges";
+    }
+  }
+}
+
+TEST(DataModelStrategy, SwitchesFromTheEnvironment) {
+  ASSERT_EQ(setenv("SDNN_MODEL_COMM", "", 1), 0);
+  ModelComm comm = model_comm_from_environment(false);
+  EXPECT_FALSE(comm.overlap);
+  EXPECT_FALSE(comm.world_sync);
+  EXPECT_TRUE(comm.merged_gets);
+  ASSERT_EQ(setenv("SDNN_MODEL_COMM", "world-sync,per-range-gets", 1), 0);
+  comm = model_comm_from_environment(true);
+  EXPECT_TRUE(comm.overlap);
+  EXPECT_TRUE(comm.world_sync);
+  EXPECT_FALSE(comm.merged_gets);
+  ASSERT_EQ(setenv("SDNN_MODEL_COMM", "world-sync,fast", 1), 0);
+  try {
+    model_comm_from_environment(true);
+    ADD_FAILURE() << "an unknown switch was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'fast'"), std::string::npos) << e.what();
+  }
+  unsetenv("SDNN_MODEL_COMM");
 }
 
 }  // namespace
