@@ -121,7 +121,9 @@ class DenseMultiplier {
 
  private:
   DenseRows scratch_;
-  WideOperands wide_;  // the weights, and a few panels at a time
+  DoubleBuffer weights_;  // the layer's weights in double
+  ColumnGroups groups_;   // when the caller passes none
+  DoubleBuffer panels_;   // a few panels at a time in double (all of them for a team)
   std::vector<std::uint32_t> row_nonzeros_;
   std::vector<std::vector<std::uint32_t>> thread_row_nonzeros_;  // threads > 1
   Offset nonzeros_ = 0;
