@@ -31,16 +31,17 @@ namespace sdnn {
 // and which output neurons to compute: those at positions [begin, end) of `order` that lie in
 // [first, last).
 struct PanelOperands {
-  const double* in;    // the panels in double
+  const double* in;       // not grouped: the panels in double
+  const Value* in_float;  // grouped: the panels as they are (each load serves several neurons)
   std::size_t stride;  // doubles per panel: neurons x kPanelRows
   const Offset* offsets;
   const Index* indices;
-  const double* weights;  // CscMatrix::values in double
+  const double* weights;  // WideOperands::weights: CscMatrix::values in double
   const Value* bias;
   Value* out;  // float panels, same layout
   std::uint32_t* row_nonzeros;
-  const Index* order;           // ColumnGroups::order
-  const Index* group_start;     // ColumnGroups::start (grouped only)
+  const Index* order;           // WideOperands::order
+  const Index* group_start;     // WideOperands::group_start (grouped only)
   Index groups;                 // 0: not grouped, order is 0, 1, ..., neurons - 1
   Index begin, end, first, last;
 };
@@ -63,8 +64,14 @@ using RowCounts = hn::Vec<hn::Rebind<std::int32_t, PanelTag>>[G][V];
 // +0, so it needs a test of its own (the sum of the inputs it reads, `pattern`) only when its
 // bias is positive. (The sum comes by value: an array passed by reference would keep every
 // accumulator in memory.)
-template <std::size_t V>
-HWY_INLINE hn::Vec<hn::Rebind<std::int32_t, PanelTag>> store_activated(const PanelOperands& op, const double* panels,
+// N doubles of a panel column, from doubles or from floats.
+HWY_INLINE hn::Vec<PanelTag> load_wide(const double* from) { return hn::LoadU(PanelTag(), from); }
+HWY_INLINE hn::Vec<PanelTag> load_wide(const Value* from) {
+  return hn::PromoteTo(PanelTag(), hn::LoadU(hn::Rebind<float, PanelTag>(), from));
+}
+
+template <std::size_t V, typename Input>
+HWY_INLINE hn::Vec<hn::Rebind<std::int32_t, PanelTag>> store_activated(const PanelOperands& op, const Input* panels,
                                                                         Index p, int g, std::size_t v, Index j,
                                                                         const Index* pattern, Offset length,
                                                                         hn::Vec<PanelTag> sum) {
@@ -72,14 +79,14 @@ HWY_INLINE hn::Vec<hn::Rebind<std::int32_t, PanelTag>> store_activated(const Pan
   const hn::Rebind<float, PanelTag> df;
   const hn::Rebind<std::int32_t, PanelTag> di;
   constexpr std::size_t N = kPanelRows / V;
-  const double* in = panels + (p + g) * op.stride + v * N;
+  const Input* in = panels + (p + g) * op.stride + v * N;
   const Value bias = op.bias[j];
   const auto zero = hn::Zero(df);
   const auto z = hn::DemoteTo(df, hn::Add(sum, hn::Set(d, static_cast<double>(bias))));
   auto keep = hn::Gt(z, zero);
   if (bias > 0.0f) {  // only reached entries are structural
     auto reach = hn::Zero(d);
-    for (Offset q = 0; q < length; ++q) reach = hn::Add(reach, hn::LoadU(d, in + std::size_t{pattern[q]} * kPanelRows));
+    for (Offset q = 0; q < length; ++q) reach = hn::Add(reach, load_wide(in + std::size_t{pattern[q]} * kPanelRows));
     keep = hn::And(keep, hn::Gt(hn::DemoteTo(df, reach), zero));  // a positive sum stays positive
   }
   Value* target = op.out + (p + g) * op.stride + std::size_t{j} * kPanelRows + v * N;
@@ -133,7 +140,7 @@ template <std::size_t V, int C, int G>
 HWY_INLINE void group_block(const PanelOperands& op, Index p, Index group, Index m, RowCounts<V, G>& counts) {
   const PanelTag d;
   constexpr std::size_t N = kPanelRows / V;
-  const double* in = op.in + p * op.stride;
+  const Value* in = op.in_float + p * op.stride;
   const Index leader = op.order[op.group_start[group]];
   const Index* pattern = op.indices + op.offsets[leader];
   const Offset length = op.offsets[leader + 1] - op.offsets[leader];
@@ -145,12 +152,12 @@ HWY_INLINE void group_block(const PanelOperands& op, Index p, Index group, Index
       for (std::size_t v = 0; v < V; ++v) sum[c][g][v] = hn::Zero(d);
   }
   for (Offset t = 0; t < length; ++t) {
-    const double* column = in + std::size_t{pattern[t]} * kPanelRows;
+    const Value* column = in + std::size_t{pattern[t]} * kPanelRows;
 #pragma GCC unroll 16
     for (int g = 0; g < G; ++g)
 #pragma GCC unroll 16
       for (std::size_t v = 0; v < V; ++v) {
-        const auto x = hn::LoadU(d, column + g * op.stride + v * N);
+        const auto x = load_wide(column + g * op.stride + v * N);
 #pragma GCC unroll 16
         for (int c = 0; c < C; ++c) sum[c][g][v] = hn::MulAdd(x, hn::Set(d, weights[c][t]), sum[c][g][v]);
       }
@@ -159,7 +166,7 @@ HWY_INLINE void group_block(const PanelOperands& op, Index p, Index group, Index
     for (int g = 0; g < G; ++g)
       for (std::size_t v = 0; v < V; ++v)
         counts[g][v] = hn::Sub(counts[g][v],
-                               store_activated<V>(op, op.in, p, g, v, op.order[m + c], pattern, length, sum[c][g][v]));
+                               store_activated<V>(op, op.in_float, p, g, v, op.order[m + c], pattern, length, sum[c][g][v]));
 }
 
 // Positions [m, end) of a group: blocks of C neurons, the rest with fewer.
@@ -332,7 +339,8 @@ void multiply_panel_range(const DenseRows& in, const double* wide_panels, const 
                           std::uint32_t* row_nonzeros) {
   ensure_simd_choice();
   const std::size_t stride = std::size_t{in.neurons} * kPanelRows;
-  const PanelOperands op{wide_panels,
+  const PanelOperands op{groups.count() > 0 ? nullptr : wide_panels,
+                         in.panel.data() + first_panel * stride,
                          stride,
                          w.offsets.data(),
                          w.indices.data(),
@@ -402,7 +410,7 @@ void widen_operands(const DenseRows& in, const CscMatrix& weights, WideOperands&
 }
 
 void widen_panels(const DenseRows& in, WideOperands& wide) {
-  wide.panels.resize(in.panel.size());
+  wide.panels.resize(wide.groups.count() > 0 ? 0 : in.panel.size());  // grouped: the kernel reads the floats
   widen(in.panel.data(), wide.panels.size(), wide.panels.data());
 }
 
@@ -496,50 +504,58 @@ void prepare_panel_output(const DenseRows& in, DenseRows& out) {
   out.panel.resize(static_cast<std::size_t>(in.panels()) * in.neurons * kPanelRows);
 }
 
-// The weights in double once per call; the input panels in double a few at a time on one
-// thread (12: whole groups of 4 and of 3 panels), each converted once and used at once, so that
-// the doubles stay in cache and a thread holds 12 panels of them, not its whole block; all at
-// once when a team shares the layer.
+// The weights in double once per layer. Grouped layers: the kernel reads the float panels. Not
+// grouped: the input panels in double a few at a time (12: whole groups of 4 and of 3 panels),
+// each converted once and used at once, so that the doubles stay in cache and a thread holds 12
+// panels of them, not its whole block (all at once when a team shares the layer).
 void DenseMultiplier::multiply(const DenseRows& in, const CscMatrix& weights, const Value* bias, DenseRows& out,
-                               const ColumnGroups* column_groups, int threads) {
+                               const ColumnGroups* groups, int threads) {
   constexpr Index kWidePanels = 12;
   ensure_simd_choice();  // may throw: not inside a parallel region
   prepare_panel_output(in, scratch_);
   row_nonzeros_.assign(static_cast<std::size_t>(in.panels()) * kPanelRows, 0);
-  widen_weights(weights, weights_);
-  if (!column_groups) {
-    group_columns(weights, groups_);
-    column_groups = &groups_;
+  widen_weights(weights, wide_.weights);
+  if (!groups) {
+    group_columns(weights, wide_.groups);
+    groups = &wide_.groups;
   }
-  const double* wide_weights = weights_.data();
-  const ColumnGroups& groups = *column_groups;
   const std::size_t stride = std::size_t{in.neurons} * kPanelRows;
-  if (threads > 1) {
-    panels_.resize(in.panel.size());
-    widen(in.panel.data(), in.panel.size(), panels_.data());
-    // Shares of 16 output neurons in the kernel's order (a RadiX-Net group each), each thread's
-    // kept entries counted apart and added once.
-    constexpr Index kShare = 16;
-    thread_row_nonzeros_.resize(static_cast<std::size_t>(threads));
-    for (auto& counts : thread_row_nonzeros_) counts.assign(row_nonzeros_.size(), 0);
+  if (threads > 1 || groups->count() > 0) {
+    // Grouped layers read the float panels; otherwise every panel in double at once.
+    if (groups->count() == 0) {
+      wide_.panels.resize(in.panel.size());
+      widen(in.panel.data(), in.panel.size(), wide_.panels.data());
+    }
+    const double* wide_panels = groups->count() > 0 ? nullptr : wide_.panels.data();
+    if (threads <= 1) {
+      multiply_panel_range(in, wide_panels, wide_.weights.data(), *groups, weights, bias, 0, in.panels(), 0, in.neurons,
+                           0, in.neurons, scratch_, row_nonzeros_.data());
+    } else {
+      // Shares of 16 output neurons in the kernel's order (a RadiX-Net group each), each
+      // thread's kept entries counted apart and added once.
+      constexpr Index kShare = 16;
+      thread_row_nonzeros_.resize(static_cast<std::size_t>(threads));
+      for (auto& counts : thread_row_nonzeros_) counts.assign(row_nonzeros_.size(), 0);
 #pragma omp parallel num_threads(threads)
-    {
-      std::uint32_t* mine = thread_row_nonzeros_[static_cast<std::size_t>(omp_get_thread_num())].data();
+      {
+        std::uint32_t* mine = thread_row_nonzeros_[static_cast<std::size_t>(omp_get_thread_num())].data();
 #pragma omp for schedule(dynamic, 1)
-      for (Index j = 0; j < in.neurons; j += kShare)
-        multiply_panel_range(in, panels_.data(), wide_weights, groups, weights, bias, 0, in.panels(), j,
-                             std::min(in.neurons, j + kShare), 0, in.neurons, scratch_, mine);
+        for (Index j = 0; j < in.neurons; j += kShare)
+          multiply_panel_range(in, wide_panels, wide_.weights.data(), *groups, weights, bias, 0, in.panels(), j,
+                               std::min(in.neurons, j + kShare), 0, in.neurons, scratch_, mine);
+      }
+      for (const auto& counts : thread_row_nonzeros_)
+        for (std::size_t r = 0; r < counts.size(); ++r) row_nonzeros_[r] += counts[r];
     }
-    for (const auto& counts : thread_row_nonzeros_)
-      for (std::size_t r = 0; r < counts.size(); ++r) row_nonzeros_[r] += counts[r];
-  } else {
-    for (Index p = 0; p < in.panels(); p += kWidePanels) {
-      const Index count = std::min(kWidePanels, in.panels() - p);
-      panels_.resize(count * stride);
-      widen(in.panel.data() + p * stride, count * stride, panels_.data());
-      multiply_panel_range(in, panels_.data(), wide_weights, groups, weights, bias, p, count, 0,
-                           in.neurons, 0, in.neurons, scratch_, row_nonzeros_.data());
-    }
+    nonzeros_ = keep_alive_rows(scratch_, row_nonzeros_.data(), out);
+    return;
+  }
+  for (Index p = 0; p < in.panels(); p += kWidePanels) {
+    const Index count = std::min(kWidePanels, in.panels() - p);
+    wide_.panels.resize(count * stride);
+    widen(in.panel.data() + p * stride, count * stride, wide_.panels.data());
+    multiply_panel_range(in, wide_.panels.data(), wide_.weights.data(), *groups, weights, bias, p, count, 0,
+                         in.neurons, 0, in.neurons, scratch_, row_nonzeros_.data());
   }
   nonzeros_ = keep_alive_rows(scratch_, row_nonzeros_.data(), out);
 }

@@ -121,9 +121,7 @@ class DenseMultiplier {
 
  private:
   DenseRows scratch_;
-  DoubleBuffer weights_;  // the layer's weights in double
-  ColumnGroups groups_;   // when the caller passes none
-  DoubleBuffer panels_;   // a few panels at a time in double (all of them for a team)
+  WideOperands wide_;  // the weights, and a few panels at a time
   std::vector<std::uint32_t> row_nonzeros_;
   std::vector<std::vector<std::uint32_t>> thread_row_nonzeros_;  // threads > 1
   Offset nonzeros_ = 0;
