@@ -251,6 +251,16 @@ void multiply_wide_panels(const PanelOperands& op, Index panels) {
   }
 }
 
+// to[i] = from[i] for i < count, a vector at a time.
+void widen_floats(const Value* from, std::size_t count, double* to) {
+  const hn::ScalableTag<double> d;
+  const hn::Rebind<float, decltype(d)> df;
+  const std::size_t lanes = hn::Lanes(d);
+  std::size_t i = 0;
+  for (; i + lanes <= count; i += lanes) hn::StoreU(hn::PromoteTo(d, hn::LoadU(df, from + i)), d, to + i);
+  for (; i < count; ++i) to[i] = from[i];
+}
+
 // The target this code was compiled for (which HWY_DYNAMIC_DISPATCH chose).
 std::int64_t compiled_target() { return HWY_TARGET; }
 
@@ -262,6 +272,7 @@ HWY_AFTER_NAMESPACE();
 namespace sdnn {
 
 HWY_EXPORT(multiply_wide_panels);
+HWY_EXPORT(widen_floats);
 HWY_EXPORT(compiled_target);
 
 namespace {
@@ -311,7 +322,8 @@ void DoubleBuffer::resize(std::size_t size) {
 namespace {
 
 void widen(const Value* from, std::size_t count, double* to) {
-  for (std::size_t i = 0; i < count; ++i) to[i] = from[i];
+  ensure_simd_choice();
+  HWY_DYNAMIC_DISPATCH(widen_floats)(from, count, to);
 }
 
 void widen_weights(const CscMatrix& weights, DoubleBuffer& wide) {
