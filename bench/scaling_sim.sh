@@ -32,7 +32,7 @@
 #                15's rank counts), hashing none. data x model: square grid, hashing none, at 1,
 #                8, 32 and 128 ranks (n4096: to 32).
 #                The measured split is run for p4, the memory fallbacks and at 8, 32 and 128 ranks.
-#   memory       runs whose network copies would pass MEM_CAP_MB (default 7500) are left out and
+#   memory       runs whose estimated peak would pass MEM_CAP_MB (default 13500) are left out and
 #                listed; the pipeline holds 1/P of the network per rank, so where none of D x 2,
 #                4, 8 fits, the fewest stages (16, 32 or 64) that fit are run instead.
 # Runs are ordered so that a BUDGET cuts the least useful ones (see the order below), and JOBS
@@ -92,7 +92,7 @@ problem_args() {  # NAME DIR: sets problem_args (the archives made by make_probl
 }
 value() { grep '^summary ' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 if [ "${1:-}" = --run-one ]; then
-  problem=$3 strategy=$4 kind=$5 grid=$6 hash=$7 p=$8
+  problem=$3 strategy=$4 kind=$5 grid=$6 hash=$7 p=$8 estimate_mb=${9:-0}
   seq=${problem}_${strategy}_${kind}_${grid}_${hash}_$p  # names the row: studies' rows can be merged
   out=$SIM_OUT name="$problem $strategy $kind $grid hash $hash, $p ranks"
   [ -f "$out/rows/$seq.csv" ] && exit 0  # RESUME=1: done in an earlier, interrupted study
@@ -118,7 +118,10 @@ if [ "${1:-}" = --run-one ]; then
     local log=$out/runs/$seq-$run_kind.log report=$out/runs/$seq-$run_kind.json load start cpu_before
     load=$(cut -d' ' -f1 /proc/loadavg) start=$(date +%s)
     children_cpu > "$out/runs/$seq.cpu"; cpu_before=$(cat "$out/runs/$seq.cpu")
-    if ! timeout "$SIM_RUN_LIMIT" nice -n "$SIM_NICE" smpirun -np "$p" -platform "$platform" -hostfile "$out/hostfile" \
+    # at most one run estimated above half of MEM_CAP_MB at a time, so that JOBS=2 stays in memory
+    local big_lock=()
+    [ $((estimate_mb * 2)) -gt "$SIM_MEM_CAP_MB" ] && big_lock=(flock "$out/big-run.lock")
+    if ! "${big_lock[@]}" timeout "$SIM_RUN_LIMIT" nice -n "$SIM_NICE" smpirun -np "$p" -platform "$platform" -hostfile "$out/hostfile" \
            --cfg=smpi/host-speed:"${SIM_HOST_SPEED}f" --log=root.thresh:warning "$sim" "${problem_args[@]}" \
            "${args[@]}" "$@" --hash "$hash" --threads 1 --no-verify --report "$report" > "$log" 2>&1 ||
        ! grep -q '^summary ' "$log"; then
@@ -165,7 +168,7 @@ keep_ranks=${RANKS:-$all_ranks} keep_problems=${PROBLEMS:-"official default n409
 keep_strategies=${STRATEGIES:-"data model pipeline"} keep_hashes=${HASHES:-"none input network both"}
 data=${DATA:-../shared/data/graphchallenge}
 idx=${IDX:-/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz}
-jobs=${JOBS:-2} mem_cap_mb=${MEM_CAP_MB:-7500}
+jobs=${JOBS:-2} mem_cap_mb=${MEM_CAP_MB:-13500}
 csv=$out/scaling_sim.csv
 mkdir -p "$out/rows" "$out/runs" "$plots"
 
@@ -306,13 +309,18 @@ nodes_of() {  # P: nodes x ranks per node, where that divides evenly (nothing on
 }
 in_list() { [[ " $2 " == *" $1 "* ]]; }
 memory_mb() {  # PROBLEM STRATEGY GRID RANKS: the simulator's estimated peak (network copies: about twice
-  # the archive in memory; per rank about 4 MB besides)
-  local copies network=$(( $(network_file_mb "$1") * 2 )) columns=${3#*x}
+  # the archive in memory; per rank 4 MB plus 3 MB per 1024 neurons besides: measured peaks of the
+  # 512- and 896-rank runs, 4.2 to 6.9 MB per rank at 1024 neurons and 13.5 at 4096)
+  local copies network=$(( $(network_file_mb "$1") * 2 )) columns=${3#*x} per_rank
+  per_rank=$(( 4 + 3 * $(neurons_of "$1") / 1024 ))
   case $2 in
     data) copies=$(( ($4 + cores_per_node - 1) / cores_per_node ))
-          echo $(( copies * network + 4 * $4 )) ;;
-    *) echo $(( $4 * network / columns + 4 * $4 )) ;;
+          echo $(( copies * network + per_rank * $4 )) ;;
+    *) echo $(( $4 * network / columns + per_rank * $4 )) ;;
   esac
+}
+neurons_of() {  # PROBLEM
+  case $1 in n4096) echo 4096 ;; *) echo 1024 ;; esac
 }
 emit() {  # PROBLEM STRATEGY KIND GRID RANKS HASHES...
   local problem=$1 strategy=$2 kind=$3 grid=$4 p=$5; shift 5
@@ -323,7 +331,8 @@ emit() {  # PROBLEM STRATEGY KIND GRID RANKS HASHES...
     emitted=0; return 0
   fi
   emitted=1
-  for hash in "$@"; do in_list "$hash" "$keep_hashes" && echo "$problem $strategy $kind $grid $hash $p"; done
+  local estimate; estimate=$(memory_mb "$problem" "$strategy" "$grid" "$p")
+  for hash in "$@"; do in_list "$hash" "$keep_hashes" && echo "$problem $strategy $kind $grid $hash $p $estimate"; done
   return 0
 }
 network_file_mb() {  # PROBLEM
@@ -411,7 +420,7 @@ echo "scaling_sim.sh: $(wc -l < "$out/plan.txt") configurations (pipeline ones r
 [ -s "$out/memory_cut.txt" ] && echo "left out for memory: $(wc -l < "$out/memory_cut.txt") (listed in $out/memory_cut.txt)"
 start=$SECONDS
 export SIM_OUT=$out SIM_HOST_SPEED=$host_speed SIM_START=$(date +%s) SIM_BUDGET=${BUDGET:-0} SIM_RUN_LIMIT=${RUN_LIMIT:-1800} \
-       SIM_NICE=${NICE:-0} SIM_DATA=$data
+       SIM_NICE=${NICE:-0} SIM_DATA=$data SIM_MEM_CAP_MB=$mem_cap_mb
 xargs -P "$jobs" -L 1 "$PWD/bench/scaling_sim.sh" --run-one < "$out/plan.txt" || true
 cat "$out/memory_cut.txt" >> "$out"/rows/memory.skipped 2> /dev/null || true
 [ -s "$out/rows/memory.skipped" ] || rm -f "$out/rows/memory.skipped"
