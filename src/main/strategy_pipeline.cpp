@@ -54,8 +54,9 @@ struct Survivors {
 
 }  // namespace
 
-Index default_block_rows(Index group_rows, int threads) {
-  return std::clamp<Index>(group_rows / 16, 256, 1024 * static_cast<Index>(threads));
+Index default_block_rows(Index group_rows, int stages, int threads) {
+  const Index fewest = std::max<Index>(64, 512 / static_cast<Index>(std::max(1, stages)));
+  return std::clamp<Index>(group_rows / 16, fewest, 1024 * static_cast<Index>(threads));
 }
 
 LayerRange stage_layers(Index layers, int stages, int stage, const std::vector<std::uint32_t>& starts) {
@@ -127,7 +128,7 @@ PipelineResult run_stage(int rank, const Network& network, const CsrMatrix& inpu
   const Index neurons = input.cols();
   if (network.size() != layers.size())
     throw std::logic_error("run_pipeline: the stage must hold exactly its layers");
-  if (block_rows == 0) block_rows = default_block_rows(group_rows, engine.threads);
+  if (block_rows == 0) block_rows = default_block_rows(group_rows, stages, engine.threads);
   const std::size_t one_row = chunk_bytes(1, neurons);
   const std::size_t slot_bytes = std::max(one_row, std::min(kLargestSlot, chunk_bytes(block_rows, std::uint64_t{block_rows} * neurons)));
   SlotRing ring(MPI_COMM_WORLD, first_stage ? -1 : rank - 1, last_stage ? -1 : rank + 1, kSlots,
@@ -336,7 +337,7 @@ StageSplit balance_stages(int rank, const Grid& grid, Network& network, const Cs
   // as loaded. A block of the run's size, so that what a layer costs per block whatever its rows
   // (setting up its weights for the block) weighs as much as in the run.
   const Index block_rows = engine.block_rows > 0 ? engine.block_rows * static_cast<Index>(engine.threads)
-                                                 : default_block_rows(group_rows, engine.threads);
+                                                 : default_block_rows(group_rows, stages, engine.threads);
   const Index sample = std::min(group_rows, block_rows);
   const CsrMatrix probe_rows = stage == 0 ? strided_rows(input, sample) : CsrMatrix(0, input.cols());
   EngineOptions probe_engine = engine;

@@ -40,10 +40,11 @@ Index automatic_stage_cap(Index layers, int stages);
 // of its layer_cost) costs least. Needs 1 <= stages <= layers <= stages x most_layers.
 std::vector<std::uint32_t> balanced_starts(const std::vector<double>& layer_cost, int stages, Index most_layers = 0);
 
-// The pipeline's default block: a row group of `group_rows` cut into 16 blocks, within [256, 1024 x
-// threads] rows (smaller blocks fill the pipeline sooner, but every block costs each layer a fixed
-// set-up: in the simulated study 128-row blocks made a 114-layer stage 1.6x slower than 256-row ones).
-Index default_block_rows(Index group_rows, int threads);
+// The pipeline's default block: a row group of `group_rows` cut into 16 blocks, within [max(64, 512 /
+// stages), 1024 x threads] rows. Smaller blocks fill the pipeline sooner (it takes stages - 1 blocks'
+// time to fill and as long to drain), but every block streams each dense layer's weights through the
+// kernel whatever its rows: the floor falls with the stages (256 rows at 2, 128 at 4, 64 from 8).
+Index default_block_rows(Index group_rows, int stages, int threads);
 
 // One stage's figures (this rank).
 struct StageFigures {
