@@ -342,9 +342,16 @@ StageSplit balance_stages(int rank, const Grid& grid, Network& network, const Cs
   const CsrMatrix probe_rows = stage == 0 ? strided_rows(input, sample) : CsrMatrix(0, input.cols());
   EngineOptions probe_engine = engine;
   probe_engine.progress = nullptr;
-  RankFigures probe;
-  run_stage(rank, network, probe_rows, sample, grid, layers, total_layers, probe_engine, sample, false, probe);
-  std::vector<double> cost = probe.layer_compute_s;  // this stage's layers set, summed over row groups below
+  // Twice, each layer's lesser time kept: the times are wall-clock times, and a layer that the
+  // system interrupted once (a loaded machine, a simulator sharing its cores) would look far
+  // costlier than it is; the second run is also warm.
+  std::vector<double> cost;  // this stage's layers set, summed over row groups below
+  for (int run = 0; run < 2; ++run) {
+    RankFigures probe;
+    run_stage(rank, network, probe_rows, sample, grid, layers, total_layers, probe_engine, sample, false, probe);
+    if (run == 0) cost = probe.layer_compute_s;
+    for (std::size_t l = 0; l < cost.size(); ++l) cost[l] = std::min(cost[l], probe.layer_compute_s[l]);
+  }
   MPI_Allreduce(MPI_IN_PLACE, cost.data(), static_cast<int>(cost.size()), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
   split.cap = automatic_stage_cap(total_layers, stages);
   split.starts = balanced_starts(cost, stages, split.cap);

@@ -84,8 +84,8 @@ struct StageSplit {
 
 // Collective: the automatic split, made after loading. A probe runs one block of each row group's
 // rows (every k-th row of stage 0's `input`, as many as the run's blocks hold) through the stages as
-// loaded (`layers`: about L/P layers each, `network` this stage's layers in CSR and CSC); the time
-// each layer took, summed over row groups, is its cost; the split whose costliest stage costs least
+// loaded (`layers`: about L/P layers each, `network` this stage's layers in CSR and CSC), twice; the
+// lesser of the two times each layer took, summed over row groups, is its cost; the split whose costliest stage costs least
 // (balanced_starts, at most automatic_stage_cap layers per stage) is chosen; and the layers move
 // between the stages of each row group (point-to-point, each layer once) so that `network` holds
 // this rank's new stage's layers, in CSR only (prepare them again). The probe's rows are run again
