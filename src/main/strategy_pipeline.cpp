@@ -55,8 +55,11 @@ struct Survivors {
 }  // namespace
 
 Index default_block_rows(Index group_rows, int stages, int threads) {
-  const Index fewest = std::max<Index>(64, 512 / static_cast<Index>(std::max(1, stages)));
-  return std::clamp<Index>(group_rows / 16, fewest, 1024 * static_cast<Index>(threads));
+  const auto p = static_cast<Index>(std::max(1, stages));
+  const Index rows = std::clamp<Index>(group_rows / 16, std::max<Index>(64, 512 / p), 1024 * static_cast<Index>(threads));
+  const Index fewest_blocks = 2 * p;  // a small group: still two blocks per stage, of 32 rows or more
+  if ((group_rows + rows - 1) / rows >= fewest_blocks) return rows;
+  return std::max<Index>(32, (group_rows + fewest_blocks - 1) / fewest_blocks);
 }
 
 LayerRange stage_layers(Index layers, int stages, int stage, const std::vector<std::uint32_t>& starts) {
