@@ -348,12 +348,19 @@ StageSplit balance_stages(int rank, const Grid& grid, Network& network, const Cs
   // Twice, each layer's lesser time kept: the times are wall-clock times, and a layer that the
   // system interrupted once (a loaded machine, a simulator sharing its cores) would look far
   // costlier than it is; the second run is also warm.
-  std::vector<double> cost;  // this stage's layers set, summed over row groups below
+  // The engine times layers by the wall clock; the stage's busy time is on the MPI library's clock
+  // (under SimGrid the simulated one) and also holds the stage's own work (cutting blocks, packing
+  // survivors). Each stage's layer times are scaled so that they sum to its busy time.
+  std::vector<double> cost(total_layers, 0.0);  // this stage's layers set, summed over row groups below
   for (int run = 0; run < 2; ++run) {
     RankFigures probe;
-    run_stage(rank, network, probe_rows, sample, grid, layers, total_layers, probe_engine, sample, false, probe);
-    if (run == 0) cost = probe.layer_compute_s;
-    for (std::size_t l = 0; l < cost.size(); ++l) cost[l] = std::min(cost[l], probe.layer_compute_s[l]);
+    const PipelineResult ran =
+        run_stage(rank, network, probe_rows, sample, grid, layers, total_layers, probe_engine, sample, false, probe);
+    double layer_sum = 0;
+    for (Index l = layers.first; l < layers.last; ++l) layer_sum += probe.layer_compute_s[l];
+    const double scale = layer_sum > 0 ? ran.stage.busy_s / layer_sum : 1.0;
+    for (Index l = layers.first; l < layers.last; ++l)
+      cost[l] = run == 0 ? probe.layer_compute_s[l] * scale : std::min(cost[l], probe.layer_compute_s[l] * scale);
   }
   MPI_Allreduce(MPI_IN_PLACE, cost.data(), static_cast<int>(cost.size()), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
   split.cap = automatic_stage_cap(total_layers, stages);
