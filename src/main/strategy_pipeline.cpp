@@ -319,6 +319,15 @@ CsrMatrix strided_rows(const CsrMatrix& input, Index sample) {
   return out;
 }
 
+// Collective: rethrows `failure` on its rank and throws PeerFailure on the others when any rank
+// failed, so that every rank leaves before the next collective.
+void agree_on(const std::exception_ptr& failure) {
+  int failed = failure ? 1 : 0;
+  MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
+  if (failure) std::rethrow_exception(failure);
+  if (failed) throw PeerFailure();
+}
+
 // One layer's CSR weights and bias as bytes: [offsets (N + 1) u64][columns nnz u32][values nnz f32][bias N f32].
 std::size_t layer_bytes(Index neurons, Offset nonzeros) {
   return (std::size_t{neurons} + 1) * sizeof(Offset) + nonzeros * (sizeof(Index) + sizeof(Value)) + neurons * sizeof(Value);
@@ -352,16 +361,22 @@ StageSplit balance_stages(int rank, const Grid& grid, Network& network, const Cs
   // (under SimGrid the simulated one) and also holds the stage's own work (cutting blocks, packing
   // survivors). Each stage's layer times are scaled so that they sum to its busy time.
   std::vector<double> cost(total_layers, 0.0);  // this stage's layers set, summed over row groups below
-  for (int run = 0; run < 2; ++run) {
-    RankFigures probe;
-    const PipelineResult ran =
-        run_stage(rank, network, probe_rows, sample, grid, layers, total_layers, probe_engine, sample, false, probe);
-    double layer_sum = 0;
-    for (Index l = layers.first; l < layers.last; ++l) layer_sum += probe.layer_compute_s[l];
-    const double scale = layer_sum > 0 ? ran.stage.busy_s / layer_sum : 1.0;
-    for (Index l = layers.first; l < layers.last; ++l)
-      cost[l] = run == 0 ? probe.layer_compute_s[l] * scale : std::min(cost[l], probe.layer_compute_s[l] * scale);
+  std::exception_ptr probe_failure;  // a failure in one row group's probe ends every rank's
+  try {
+    for (int run = 0; run < 2; ++run) {
+      RankFigures probe;
+      const PipelineResult ran =
+          run_stage(rank, network, probe_rows, sample, grid, layers, total_layers, probe_engine, sample, false, probe);
+      double layer_sum = 0;
+      for (Index l = layers.first; l < layers.last; ++l) layer_sum += probe.layer_compute_s[l];
+      const double scale = layer_sum > 0 ? ran.stage.busy_s / layer_sum : 1.0;
+      for (Index l = layers.first; l < layers.last; ++l)
+        cost[l] = run == 0 ? probe.layer_compute_s[l] * scale : std::min(cost[l], probe.layer_compute_s[l] * scale);
+    }
+  } catch (...) {
+    probe_failure = std::current_exception();
   }
+  agree_on(probe_failure);
   MPI_Allreduce(MPI_IN_PLACE, cost.data(), static_cast<int>(cost.size()), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
   split.cap = automatic_stage_cap(total_layers, stages);
   split.starts = balanced_starts(cost, stages, split.cap);
@@ -410,11 +425,7 @@ StageSplit balance_stages(int rank, const Grid& grid, Network& network, const Cs
   } catch (...) {
     failure = std::current_exception();
   }
-  // Every rank has room for its layers, or every rank stops (the failing one with its own error).
-  int failed = failure ? 1 : 0;
-  MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
-  if (failure) std::rethrow_exception(failure);
-  if (failed) throw PeerFailure();
+  agree_on(failure);  // every rank has room for its layers, or every rank stops
   // Messages from one rank to another go in layer order (MPI keeps their order).
   std::size_t sent = 0;
   for (Index l = layers.first; l < layers.last; ++l) {
