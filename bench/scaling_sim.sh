@@ -307,6 +307,7 @@ memory_mb() {  # PROBLEM STRATEGY GRID RANKS: the simulator's estimated peak (ne
 }
 emit() {  # PROBLEM STRATEGY KIND GRID RANKS HASHES...
   local problem=$1 strategy=$2 kind=$3 grid=$4 p=$5; shift 5
+  emitted=0  # set before the filters: a caller reads it even for a configuration left out
   in_list "$p" "$keep_ranks" && in_list "$problem" "$keep_problems" && in_list "$strategy" "$keep_strategies" || return 0
   [ -n "$grid" ] || return 0
   if [ "$(memory_mb "$problem" "$strategy" "$grid" "$p")" -gt "$mem_cap_mb" ]; then
