@@ -13,7 +13,7 @@
 #                ranks per node, where that divides: 2 x 28 at 56, 32 x 28 at 896: a row group per
 #                node) and row (1 x P, one node's worth: up to 32 ranks)
 #   pipeline     csr, --grid D x P for P = 2, 4, 8 stages (kinds p2, p4, p8; p1 is 1 x 1 at 1 rank),
-#                each run twice: with the default split (about L/P layers per stage) and again with
+#                each run twice: with the default split (balanced by a probe, docs/pipeline.md) and again with
 #                the split that the first run measured (--stage-layers as the run prints it; kind
 #                p4m etc.)
 # The full study (why each cut: docs/simulation.md, "The study"):
@@ -134,7 +134,7 @@ if [ "${1:-}" = --run-one ]; then
     rm -f "$out/runs/$seq.cpu" "$out/runs/$seq.times"
     traffic=$(awk -F, 'NR > 1 && $2 == "all" { b += $9; m += $10 } END { printf "%.0f,%.0f", b, m }' "${report%.json}.csv")
     split=$(sed -n 's/.*--stage-layers \([0-9,]*\).*/\1/p' <<< "$*")
-    [ "$strategy" = pipeline ] && [ -z "$split" ] && split=count
+    [ "$strategy" = pipeline ] && [ -z "$split" ] && split=auto
     echo "$problem,$strategy,$(value "$log" format),$grid,$hash,$p,$nodes,$(value "$log" infer_s),,,$(value "$log" imbalance),$(value "$log" comm_ratio),$traffic,$(value "$log" read_s),$(value "$log" categories),$(value "$log" checksum),$(value "$log" challenge),$(value "$log" peak_rss_mb),$wall,$run_kind,$(value "$log" network_mb),${split//,/;},,$load,$cpu" >> "$out/rows/$seq.csv.part"
     echo "$name ($run_kind${split:+, split $split}): $(value "$log" infer_s) s simulated (imbalance $(value "$log" imbalance), comm/compute $(value "$log" comm_ratio), challenge $(value "$log" challenge)); simulation took ${wall} s (${cpu} s of CPU) at load $load"
     rm -f "$report"
@@ -324,6 +324,7 @@ neurons_of() {  # PROBLEM
 }
 emit() {  # PROBLEM STRATEGY KIND GRID RANKS HASHES...
   local problem=$1 strategy=$2 kind=$3 grid=$4 p=$5; shift 5
+  emitted=0  # set before the filters: a caller reads it even for a configuration left out
   in_list "$p" "$keep_ranks" && in_list "$problem" "$keep_problems" && in_list "$strategy" "$keep_strategies" || return 0
   [ -n "$grid" ] || return 0
   if [ "$(memory_mb "$problem" "$strategy" "$grid" "$p")" -gt "$mem_cap_mb" ]; then

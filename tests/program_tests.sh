@@ -116,6 +116,16 @@ for grid in $grids; do
       $MPIRUN -np "$np" ./sdnn "${small[@]}" --strategy pipeline --grid "$grid" --hash "$hash" --threads 1
   done
 done
+# The automatic split (a probe, then layers moved between stages): printed with its reason; as
+# many stages as layers (each stage one layer whatever the cost).
+check_generated "generated, pipeline 1x3, the automatic split" \
+  $MPIRUN -np 3 ./sdnn "${small[@]}" --strategy pipeline --grid 1x3 --threads 1
+expect "pipeline prints the automatic split and why" \
+  "^stages: --stage-layers [0-9]+,[0-9]+ of 30 layers, balanced by the cost of each layer measured on a probe of [0-9]+ rows"
+run "pipeline with as many stages as layers" 0 $MPIRUN -np 4 ./sdnn --inputs 300 --layers 4 --neurons 64 --strategy pipeline \
+  --grid 1x4 --threads 1 --verify -q &&
+  expect "as many stages as layers: one layer each, verified" "^stages: --stage-layers 1,2,3 of 4 layers" &&
+  expect "as many stages as layers: verifier" "^Verifier: PASS"
 check_generated "generated, pipeline 1x3, blocks of one row" \
   $MPIRUN -np 3 ./sdnn "${small[@]}" --strategy pipeline --grid 1x3 --block-rows 1 --threads 1
 blocks=$(value stage_blocks)

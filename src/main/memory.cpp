@@ -1,5 +1,6 @@
 // memory.cpp: see memory.hpp.
 #include "main/memory.hpp"
+#include "main/strategy_pipeline.hpp"
 
 #include <sys/stat.h>
 
@@ -121,9 +122,18 @@ MemoryEstimate estimate_memory(const Options& o, int ranks, int node_ranks, int 
   const std::uint64_t offsets = (std::uint64_t{o.neurons} + 1) * sizeof(Offset) * o.layers;
   std::uint64_t network = 2 * (network_nonzeros * kEntry + offsets);
   if (model) network /= static_cast<std::uint64_t>(model_columns);
-  if (pipeline) {  // the largest stage's layers
-    const std::uint64_t layers = std::max<std::uint64_t>(o.layers, 1), stages = model_columns;
-    network = network / layers * ((layers + stages - 1) / stages);
+  if (pipeline) {  // the largest stage's layers (strategy_pipeline.hpp)
+    const std::uint64_t layers = std::max<std::uint64_t>(o.layers, 1);
+    std::uint64_t largest = automatic_stage_cap(static_cast<Index>(layers), model_columns);
+    if (!o.stage_starts.empty()) {
+      largest = 0;
+      for (std::size_t s = 0, first = 0; s <= o.stage_starts.size(); ++s) {
+        const std::uint64_t last = s < o.stage_starts.size() ? o.stage_starts[s] : layers;
+        largest = std::max<std::uint64_t>(largest, last > first ? last - first : 0);
+        first = last;
+      }
+    }
+    network = network / layers * std::max<std::uint64_t>(largest, 1);
   }
   if (o.share_network) network /= static_cast<std::uint64_t>(node_ranks);
   e.network_bytes = network;

@@ -405,7 +405,7 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
   LoadedProblem problem;
   phase(mpi, [&] {
     problem = load_problem(mpi, o, plan);
-    strategy->prepare_weights(problem);
+    strategy->prepare_weights(problem, engine_options(mpi, o, *strategy, threads));
   });
   SharedNetwork shared;  // lives to the end of the run; freed collectively
   if (o.share_network) phase(mpi, [&] { shared = share_network(problem.network, o.layers, o.neurons); });

@@ -46,7 +46,7 @@ class DataStrategy final : public Strategy {
  public:
   DataStrategy(const Options& options, const MpiSession& mpi) : Strategy(options, mpi, Grid{mpi.size(), 1}) {}
 
-  void prepare_weights(LoadedProblem& problem) const override {
+  void prepare_weights(LoadedProblem& problem, const EngineOptions&) override {
     sdnn::prepare_weights(problem.network,
                           options_.format == Format::csr || options_.verify || options_.share_network, true);
   }
@@ -88,7 +88,7 @@ class ModelStrategy final : public Strategy {
  public:
   ModelStrategy(const Options& options, const MpiSession& mpi, Grid grid) : Strategy(options, mpi, grid) {}
 
-  void prepare_weights(LoadedProblem& problem) const override {
+  void prepare_weights(LoadedProblem& problem, const EngineOptions&) override {
     sdnn::prepare_weights(problem.network, false, true);  // a 1-column-block grid loads whole CSR layers
     for (Layer& layer : problem.network) layer.weights_csr = CsrMatrix();
   }
@@ -142,11 +142,19 @@ class PipelineStrategy final : public Strategy {
         stage_(mpi.rank() % grid.columns),
         layers_(stage_layers(options.layers, grid.columns, stage_, options.stage_starts)) {}
 
-  void prepare_weights(LoadedProblem& problem) const override {  // the stage's layers only
+  // The stage's layers only; without --stage-layers, the stages are then balanced by the cost of
+  // their layers (balance_stages: a probe, then layers move between the stages).
+  void prepare_weights(LoadedProblem& problem, const EngineOptions& engine) override {
     Network mine(std::make_move_iterator(problem.network.begin() + layers_.first),
                  std::make_move_iterator(problem.network.begin() + layers_.last));
     problem.network = std::move(mine);
     sdnn::prepare_weights(problem.network, options_.format == Format::csr || options_.verify, true);
+    if (options_.stage_starts.empty() && grid_.columns > 1) {
+      split_ = balance_stages(mpi_.rank(), grid_, problem.network, problem.input, problem.rows.size(), layers_,
+                              options_.layers, engine);
+      layers_ = split_.layers;
+      sdnn::prepare_weights(problem.network, true, true);  // the layers received come in CSR
+    }
   }
 
   RankResult run(const LoadedProblem& problem, const EngineOptions& engine, bool keep_final_rows,
@@ -175,7 +183,8 @@ class PipelineStrategy final : public Strategy {
   std::string network_line(const NetworkHeld& network) const override {
     return format_line("network: %.1f MB on the largest rank, %.1f MB on all ranks (each of %d stage(s) holds only "
                        "its layers: about 1/%d of the network when they hold as many)\n",
-                       network.largest_mb, network.all_mb, grid_.columns, grid_.columns);
+                       network.largest_mb, network.all_mb, grid_.columns, grid_.columns) +
+           split_line(split_, grid_.columns, options_.layers);
   }
 
   // One line per stage, the split its measured layer times balance, and their summary fields.
@@ -195,6 +204,7 @@ class PipelineStrategy final : public Strategy {
  private:
   int stage_;
   LayerRange layers_;
+  StageSplit split_;  // the automatic split (empty with --stage-layers or one stage)
   StageFigures stage_figures_;
 };
 

@@ -52,8 +52,9 @@ class Strategy {
   // row group, column group and layers of this one.
   LoadPlan load_plan(int threads) const;
   // Turns the loaded layers into what run() multiplies (the weight formats it needs; a pipeline
-  // stage keeps its layers only). Local to the rank.
-  virtual void prepare_weights(LoadedProblem& problem) const = 0;
+  // stage keeps its layers only and, unless --stage-layers is given, balances its stages: a
+  // collective probe and layer moves, strategy_pipeline.hpp). `engine`: as run() will get it.
+  virtual void prepare_weights(LoadedProblem& problem, const EngineOptions& engine) = 0;
   // Runs inference on this rank's share and fills `figures` (compute and communication, per
   // layer). keep_final_rows: the final rows are needed afterwards (verifier, --out-activations).
   // Collective over MPI_COMM_WORLD.

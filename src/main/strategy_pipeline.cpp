@@ -11,10 +11,12 @@
 #include <chrono>
 #include <cstdio>
 #include <exception>
+#include <limits>
 #include <stdexcept>
 
 #include "comm/mpi_library.hpp"
 #include "comm/slot_ring.hpp"
+#include "spmm/dense_rows.hpp"
 #include "spmm/spmm.hpp"
 
 namespace sdnn {
@@ -52,6 +54,14 @@ struct Survivors {
 
 }  // namespace
 
+Index default_block_rows(Index group_rows, int stages, int threads) {
+  const auto p = static_cast<Index>(std::max(1, stages));
+  const Index rows = std::clamp<Index>(group_rows / 16, std::max<Index>(64, 512 / p), 1024 * static_cast<Index>(threads));
+  const Index fewest_blocks = 2 * p;  // a small group: still two blocks per stage, of 32 rows or more
+  if ((group_rows + rows - 1) / rows >= fewest_blocks) return rows;
+  return std::max<Index>(32, (group_rows + fewest_blocks - 1) / fewest_blocks);
+}
+
 LayerRange stage_layers(Index layers, int stages, int stage, const std::vector<std::uint32_t>& starts) {
   if (stages < 1 || stage < 0 || stage >= stages) throw std::invalid_argument("stage_layers: bad stage");
   if (static_cast<Index>(stages) > layers)
@@ -72,38 +82,59 @@ LayerRange stage_layers(Index layers, int stages, int stage, const std::vector<s
   return LayerRange{stage == 0 ? 0 : starts[stage - 1], stage + 1 == stages ? layers : starts[stage]};
 }
 
-std::vector<std::uint32_t> balanced_starts(const std::vector<double>& layer_cost, int stages) {
+Index automatic_stage_cap(Index layers, int stages) {
+  const auto p = static_cast<Index>(std::max(1, stages));
+  return std::min<Index>(layers - std::min(layers, p) + 1, 2 * ((layers + p - 1) / p));
+}
+
+std::vector<std::uint32_t> balanced_starts(const std::vector<double>& layer_cost, int stages, Index most_layers) {
   const std::size_t layers = layer_cost.size();
   if (stages < 1 || static_cast<std::size_t>(stages) > layers)
     throw std::invalid_argument("balanced_starts: needs 1 <= stages <= layers");
-  double total = 0;
-  for (double c : layer_cost) total += std::max(0.0, c);
-  std::vector<std::uint32_t> starts;
-  double running = 0;
-  std::size_t l = 0;
-  for (int s = 1; s < stages; ++s) {
-    // At least one layer for this stage, and one for each stage after it.
-    const std::size_t lowest = (starts.empty() ? 0 : starts.back()) + 1;
-    const std::size_t highest = layers - static_cast<std::size_t>(stages - s);
-    while (l < lowest) running += std::max(0.0, layer_cost[l++]);
-    while (l < highest && running < total * s / stages) running += std::max(0.0, layer_cost[l++]);
-    starts.push_back(static_cast<std::uint32_t>(l));
+  const std::size_t cap = most_layers == 0 ? layers : std::max<std::size_t>(1, most_layers);
+  if (cap * static_cast<std::size_t>(stages) < layers)
+    throw std::invalid_argument("balanced_starts: stages of at most " + std::to_string(cap) + " layers cannot hold " +
+                                std::to_string(layers));
+  std::vector<double> prefix(layers + 1, 0.0);
+  for (std::size_t l = 0; l < layers; ++l) prefix[l + 1] = prefix[l] + std::max(0.0, layer_cost[l]);
+  // worst[s][l]: the least cost of the costliest stage when stages 0..s hold layers [0, l);
+  // from[s][l]: where stage s starts in that split. Stages of 1 to cap layers each.
+  const double none = std::numeric_limits<double>::infinity();
+  const auto P = static_cast<std::size_t>(stages);
+  std::vector<std::vector<double>> worst(P, std::vector<double>(layers + 1, none));
+  std::vector<std::vector<std::size_t>> from(P, std::vector<std::size_t>(layers + 1, 0));
+  for (std::size_t l = 1; l <= std::min(cap, layers); ++l) worst[0][l] = prefix[l];
+  for (std::size_t s = 1; s < P; ++s)
+    for (std::size_t l = s + 1; l <= layers; ++l)
+      for (std::size_t j = l - std::min(l - s, cap); j < l; ++j) {  // stage s holds [j, l), j >= s
+        if (worst[s - 1][j] == none) continue;
+        const double cost = std::max(worst[s - 1][j], prefix[l] - prefix[j]);
+        if (cost < worst[s][l]) worst[s][l] = cost, from[s][l] = j;  // ties: the earliest start
+      }
+  std::vector<std::uint32_t> starts(P - 1);
+  std::size_t l = layers;
+  for (std::size_t s = P - 1; s >= 1; --s) {
+    l = from[s][l];
+    starts[s - 1] = static_cast<std::uint32_t>(l);
   }
   return starts;
 }
 
-PipelineResult run_pipeline(const MpiSession& mpi, const LoadedProblem& problem, const Grid& grid, LayerRange layers,
-                            Index total_layers, const EngineOptions& engine, Index block_rows, bool keep_rows,
-                            RankFigures& figures) {
-  const int stages = grid.columns, stage = mpi.rank() % stages;
+namespace {
+
+// One stage over its row group's blocks (run_pipeline): `network` holds the stage's layers,
+// `input` the group's `group_rows` rows on stage 0.
+PipelineResult run_stage(int rank, const Network& network, const CsrMatrix& input, Index group_rows, const Grid& grid, LayerRange layers, Index total_layers, const EngineOptions& engine,
+                         Index block_rows, bool keep_rows, RankFigures& figures) {
+  const int stages = grid.columns, stage = rank % stages;
   const bool first_stage = stage == 0, last_stage = stage == stages - 1;
-  const Index neurons = problem.input.cols(), group_rows = problem.rows.size();
-  if (problem.network.size() != layers.size())
+  const Index neurons = input.cols();
+  if (network.size() != layers.size())
     throw std::logic_error("run_pipeline: the stage must hold exactly its layers");
-  if (block_rows == 0) block_rows = std::clamp<Index>(group_rows / 16, 256, 1024 * static_cast<Index>(engine.threads));
+  if (block_rows == 0) block_rows = default_block_rows(group_rows, stages, engine.threads);
   const std::size_t one_row = chunk_bytes(1, neurons);
   const std::size_t slot_bytes = std::max(one_row, std::min(kLargestSlot, chunk_bytes(block_rows, std::uint64_t{block_rows} * neurons)));
-  SlotRing ring(MPI_COMM_WORLD, first_stage ? -1 : mpi.rank() - 1, last_stage ? -1 : mpi.rank() + 1, kSlots,
+  SlotRing ring(MPI_COMM_WORLD, first_stage ? -1 : rank - 1, last_stage ? -1 : rank + 1, kSlots,
                 slot_bytes);
 
   PipelineResult result;
@@ -116,6 +147,16 @@ PipelineResult run_pipeline(const MpiSession& mpi, const LoadedProblem& problem,
   if (inner.block_rows == 0) inner.block_rows = std::max<Index>(1, block_rows / static_cast<Index>(engine.threads));
   inner.keep_activations = true;  // the survivors travel on (or are counted) after each block
   inner.progress = nullptr;
+  // Each layer's column groups for the dense kernel, once for the run rather than in every
+  // block's call (at 128 ranks a stage of 60 layers ran only 4 blocks, and computing the groups
+  // cost as much as a block).
+  std::vector<ColumnGroups> layer_groups(network.size());
+  bool groups_possible = true;
+  for (const Layer& layer : network) groups_possible = groups_possible && layer.weights_csc.cols() == neurons;
+  if (groups_possible) {
+    for (std::size_t l = 0; l < layer_groups.size(); ++l) group_columns(network[l].weights_csc, layer_groups[l]);
+    inner.layer_groups = &layer_groups;
+  }
   figures.layer_compute_s.assign(total_layers, 0.0);
   figures.layer_comm_s.assign(total_layers, 0.0);
   figures.layer_nonzeros.assign(total_layers, 0);
@@ -128,7 +169,7 @@ PipelineResult run_pipeline(const MpiSession& mpi, const LoadedProblem& problem,
   auto process = [&](const CsrMatrix& rows, const Index* ids) {
     if (rows.rows() == 0) return;
     auto start = mpi_seconds();
-    InferenceResult out = infer(problem.network, rows, inner);
+    InferenceResult out = infer(network, rows, inner);
     figures.active_nonzeros += out.active_nonzeros;
     for (Index l = 0; l < layers.size(); ++l) {
       figures.layer_nonzeros[layers.first + l] += out.layer_nonzeros[l];
@@ -193,7 +234,7 @@ PipelineResult run_pipeline(const MpiSession& mpi, const LoadedProblem& problem,
       std::vector<Index> ids;
       for (Index b = 0; b < blocks; ++b) {
         const Index first = b * block_rows, last = std::min(group_rows, first + block_rows);
-        const CsrMatrix part = slice_rows(problem.input, first, last);
+        const CsrMatrix part = slice_rows(input, first, last);
         ids.resize(last - first);
         for (Index r = first; r < last; ++r) ids[r - first] = r;
         process(part, ids.data());
@@ -241,6 +282,209 @@ PipelineResult run_pipeline(const MpiSession& mpi, const LoadedProblem& problem,
   figures.bytes_pulled = f.bytes_sent;  // passed downstream (puts) in this strategy
   figures.messages = f.blocks_sent;
   return result;
+}
+
+}  // namespace
+
+PipelineResult run_pipeline(const MpiSession& mpi, const LoadedProblem& problem, const Grid& grid, LayerRange layers,
+                            Index total_layers, const EngineOptions& engine, Index block_rows, bool keep_rows,
+                            RankFigures& figures) {
+  return run_stage(mpi.rank(), problem.network, problem.input, problem.rows.size(), grid, layers, total_layers, engine,
+                   block_rows, keep_rows, figures);
+}
+
+namespace {
+
+// Stage of `layer` under the split `starts` (the first layer of stages 1..P-1).
+int stage_of(Index layer, const std::vector<std::uint32_t>& starts) {
+  return static_cast<int>(std::upper_bound(starts.begin(), starts.end(), layer) - starts.begin());
+}
+
+// Every k-th row of `input`, k = rows / sample (at least 1), `sample` rows at most.
+CsrMatrix strided_rows(const CsrMatrix& input, Index sample) {
+  const Index rows = input.rows(), step = std::max<Index>(1, rows / std::max<Index>(1, sample));
+  const Index taken = std::min(sample, (rows + step - 1) / step);
+  CsrMatrix out(taken, input.cols());
+  Offset nnz = 0;
+  for (Index r = 0; r < taken; ++r) nnz += input.end(r * step) - input.begin(r * step);
+  out.reserve_nonzeros(nnz);
+  Offset at = 0;
+  for (Index r = 0; r < taken; ++r) {
+    for (Offset e = input.begin(r * step); e < input.end(r * step); ++e, ++at) {
+      out.indices[at] = input.indices[e];
+      out.values[at] = input.values[e];
+    }
+    out.offsets[r + 1] = at;
+  }
+  return out;
+}
+
+// Collective: rethrows `failure` on its rank and throws PeerFailure on the others when any rank
+// failed, so that every rank leaves before the next collective.
+void agree_on(const std::exception_ptr& failure) {
+  int failed = failure ? 1 : 0;
+  MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
+  if (failure) std::rethrow_exception(failure);
+  if (failed) throw PeerFailure();
+}
+
+// One layer's CSR weights and bias as bytes: [offsets (N + 1) u64][columns nnz u32][values nnz f32][bias N f32].
+std::size_t layer_bytes(Index neurons, Offset nonzeros) {
+  return (std::size_t{neurons} + 1) * sizeof(Offset) + nonzeros * (sizeof(Index) + sizeof(Value)) + neurons * sizeof(Value);
+}
+
+}  // namespace
+
+StageSplit balance_stages(int rank, const Grid& grid, Network& network, const CsrMatrix& input, Index group_rows,
+                          LayerRange layers, Index total_layers, const EngineOptions& engine) {
+  const int stages = grid.columns, stage = rank % stages, group_first = rank - stage;
+  StageSplit split;
+  split.layers = layers;
+  if (stages == 1) return split;
+  const double start = mpi_seconds();
+  std::vector<std::uint32_t> loaded;  // the split as loaded (about L/P layers per stage)
+  for (int s = 1; s < stages; ++s) loaded.push_back(stage_layers(total_layers, stages, s).first);
+
+  // The probe: one block of the run's size, every k-th row of each row group, through the stages
+  // as loaded. A block of the run's size, so that what a layer costs per block whatever its rows
+  // (setting up its weights for the block) weighs as much as in the run.
+  const Index block_rows = engine.block_rows > 0 ? engine.block_rows * static_cast<Index>(engine.threads)
+                                                 : default_block_rows(group_rows, stages, engine.threads);
+  const Index sample = std::min(group_rows, block_rows);
+  const CsrMatrix probe_rows = stage == 0 ? strided_rows(input, sample) : CsrMatrix(0, input.cols());
+  EngineOptions probe_engine = engine;
+  probe_engine.progress = nullptr;
+  // Twice, each layer's lesser time kept: the times are wall-clock times, and a layer that the
+  // system interrupted once (a loaded machine, a simulator sharing its cores) would look far
+  // costlier than it is; the second run is also warm.
+  // The engine times layers by the wall clock; the stage's busy time is on the MPI library's clock
+  // (under SimGrid the simulated one) and also holds the stage's own work (cutting blocks, packing
+  // survivors). Each stage's layer times are scaled so that they sum to its busy time.
+  std::vector<double> cost(total_layers, 0.0);  // this stage's layers set, summed over row groups below
+  std::exception_ptr probe_failure;  // a failure in one row group's probe ends every rank's
+  try {
+    for (int run = 0; run < 2; ++run) {
+      RankFigures probe;
+      const PipelineResult ran =
+          run_stage(rank, network, probe_rows, sample, grid, layers, total_layers, probe_engine, sample, false, probe);
+      double layer_sum = 0;
+      for (Index l = layers.first; l < layers.last; ++l) layer_sum += probe.layer_compute_s[l];
+      const double scale = layer_sum > 0 ? ran.stage.busy_s / layer_sum : 1.0;
+      for (Index l = layers.first; l < layers.last; ++l)
+        cost[l] = run == 0 ? probe.layer_compute_s[l] * scale : std::min(cost[l], probe.layer_compute_s[l] * scale);
+    }
+  } catch (...) {
+    probe_failure = std::current_exception();
+  }
+  agree_on(probe_failure);
+  MPI_Allreduce(MPI_IN_PLACE, cost.data(), static_cast<int>(cost.size()), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  split.cap = automatic_stage_cap(total_layers, stages);
+  split.starts = balanced_starts(cost, stages, split.cap);
+  split.probe_rows = sample;
+  split.layers = stage_layers(total_layers, stages, stage, split.starts);
+  split.stage_cost.assign(stages, 0.0);
+  double total = 0;
+  for (Index l = 0; l < total_layers; ++l) {
+    split.stage_cost[stage_of(l, split.starts)] += cost[l];
+    total += cost[l];
+  }
+  if (total > 0)
+    for (double& c : split.stage_cost) c /= total;
+
+  // Layers move inside each row group, from their stage as loaded to their new stage. Every rank
+  // learns every layer's size first and makes room for what it receives; then the transfers.
+  const Index neurons = input.cols();
+  std::vector<std::uint64_t> nonzeros(total_layers, 0);
+  for (Index l = layers.first; l < layers.last; ++l) nonzeros[l] = network[l - layers.first].weights_csr.nnz();
+  MPI_Allreduce(MPI_IN_PLACE, nonzeros.data(), static_cast<int>(nonzeros.size()), MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+  std::vector<std::vector<char>> outgoing, incoming;
+  std::vector<Index> incoming_layers;
+  std::vector<MPI_Request> requests;
+  std::exception_ptr failure;
+  try {
+    for (Index l = split.layers.first; l < split.layers.last; ++l) {
+      if (l >= layers.first && l < layers.last) continue;
+      const std::size_t bytes = layer_bytes(neurons, nonzeros[l]);
+      if (bytes > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+        throw std::invalid_argument("a layer of " + std::to_string(bytes) + " bytes is too large to move between stages "
+                                    "(give --stage-layers)");
+      incoming.emplace_back(bytes);
+      incoming_layers.push_back(l);
+    }
+    for (Index l = layers.first; l < layers.last; ++l) {
+      if (l >= split.layers.first && l < split.layers.last) continue;
+      const Layer& layer = network[l - layers.first];
+      const CsrMatrix& w = layer.weights_csr;
+      std::vector<char>& out = outgoing.emplace_back(layer_bytes(neurons, w.nnz()));
+      char* at = out.data();
+      at = std::copy_n(reinterpret_cast<const char*>(w.offsets.data()), (std::size_t{neurons} + 1) * sizeof(Offset), at);
+      at = std::copy_n(reinterpret_cast<const char*>(w.indices.data()), w.nnz() * sizeof(Index), at);
+      at = std::copy_n(reinterpret_cast<const char*>(w.values.data()), w.nnz() * sizeof(Value), at);
+      std::copy_n(reinterpret_cast<const char*>(layer.bias.data()), neurons * sizeof(Value), at);
+    }
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  agree_on(failure);  // every rank has room for its layers, or every rank stops
+  // Messages from one rank to another go in layer order (MPI keeps their order).
+  std::size_t sent = 0;
+  for (Index l = layers.first; l < layers.last; ++l) {
+    if (l >= split.layers.first && l < split.layers.last) continue;
+    requests.emplace_back();
+    MPI_Isend(outgoing[sent].data(), static_cast<int>(outgoing[sent].size()), MPI_BYTE,
+              group_first + stage_of(l, split.starts), 0, MPI_COMM_WORLD, &requests.back());
+    ++sent;
+  }
+  for (std::size_t i = 0; i < incoming.size(); ++i) {
+    requests.emplace_back();
+    MPI_Irecv(incoming[i].data(), static_cast<int>(incoming[i].size()), MPI_BYTE,
+              group_first + stage_of(incoming_layers[i], loaded), 0, MPI_COMM_WORLD, &requests.back());
+  }
+  MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
+  outgoing.clear();
+
+  Network moved(split.layers.size());
+  for (Index l = split.layers.first; l < split.layers.last; ++l)
+    if (l >= layers.first && l < layers.last) moved[l - split.layers.first] = std::move(network[l - layers.first]);
+  for (std::size_t i = 0; i < incoming.size(); ++i) {
+    Layer& layer = moved[incoming_layers[i] - split.layers.first];
+    const Offset nnz = nonzeros[incoming_layers[i]];
+    CsrMatrix w(neurons, neurons);
+    w.reserve_nonzeros(nnz);
+    const char* at = incoming[i].data();
+    std::copy_n(at, (std::size_t{neurons} + 1) * sizeof(Offset), reinterpret_cast<char*>(w.offsets.data()));
+    at += (std::size_t{neurons} + 1) * sizeof(Offset);
+    std::copy_n(at, nnz * sizeof(Index), reinterpret_cast<char*>(w.indices.data()));
+    at += nnz * sizeof(Index);
+    std::copy_n(at, nnz * sizeof(Value), reinterpret_cast<char*>(w.values.data()));
+    at += nnz * sizeof(Value);
+    layer.bias.resize(neurons);
+    std::copy_n(at, neurons * sizeof(Value), reinterpret_cast<char*>(layer.bias.data()));
+    layer.weights_csr = std::move(w);
+    std::vector<char>().swap(incoming[i]);
+  }
+  network = std::move(moved);
+  split.layers_received = static_cast<Index>(incoming_layers.size());
+  split.seconds = mpi_seconds_since(start);
+  MPI_Allreduce(MPI_IN_PLACE, &split.seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return split;
+}
+
+std::string split_line(const StageSplit& split, int stages, Index total_layers) {
+  if (stages <= 1) return "";
+  if (split.starts.empty()) return "";  // --stage-layers: the user's split, printed with the stages' figures
+  std::string starts, shares;
+  char text[64];
+  for (std::size_t s = 0; s < split.starts.size(); ++s) starts += (s ? "," : "") + std::to_string(split.starts[s]);
+  for (std::size_t s = 0; s < split.stage_cost.size(); ++s) {
+    std::snprintf(text, sizeof text, "%s%.0f%%", s ? ", " : "", 100 * split.stage_cost[s]);
+    shares += text;
+  }
+  std::snprintf(text, sizeof text, "%.3f", split.seconds);
+  return "stages: --stage-layers " + starts + " of " + std::to_string(total_layers) +
+         " layers, balanced by the cost of each layer measured on a probe of " + std::to_string(split.probe_rows) +
+         " rows per row group (at most " + std::to_string(split.cap) + " layer(s) per stage; probe and moves " + text +
+         " s, not in the inference time); share of the cost per stage: " + shares + "\n";
 }
 
 std::string report_stages(const MpiSession& mpi, const Grid& grid, const StageFigures& mine,

@@ -31,10 +31,21 @@ struct LayerRange {
 };
 LayerRange stage_layers(Index layers, int stages, int stage, const std::vector<std::uint32_t>& starts = {});
 
-// The first layer of stages 1..stages-1 that balances the stages' summed `layer_cost` (each
-// stage at least one layer): stage s ends where the running cost first reaches s/stages of the
-// total. Needs stages <= layer_cost.size().
-std::vector<std::uint32_t> balanced_starts(const std::vector<double>& layer_cost, int stages);
+// The most layers a stage of the automatic split may hold: twice the even share (and at most
+// layers - stages + 1), so that a rank holds at most about 2/P of the network.
+Index automatic_stage_cap(Index layers, int stages);
+
+// The first layer of stages 1..stages-1 of the split of layer_cost.size() layers into `stages`
+// contiguous stages of 1 to `most_layers` layers each (0: no limit) whose costliest stage (the sum
+// of its layer_cost) costs least. Needs 1 <= stages <= layers <= stages x most_layers.
+std::vector<std::uint32_t> balanced_starts(const std::vector<double>& layer_cost, int stages, Index most_layers = 0);
+
+// The pipeline's default block: a row group of `group_rows` cut into 16 blocks, within [max(64, 512 /
+// stages), 1024 x threads] rows, and smaller (down to 32 rows) where that leaves fewer than 2 blocks
+// per stage. Smaller blocks fill the pipeline sooner (it takes stages - 1 blocks' time to fill and as
+// long to drain), but every block costs each layer a fixed part whatever its rows (about 14 us per
+// 1024-neuron layer): the floor falls with the stages (256 rows at 2, 128 at 4, 64 from 8).
+Index default_block_rows(Index group_rows, int stages, int threads);
 
 // One stage's figures (this rank).
 struct StageFigures {
@@ -60,6 +71,32 @@ struct PipelineResult {
 PipelineResult run_pipeline(const MpiSession& mpi, const LoadedProblem& problem, const Grid& grid, LayerRange layers,
                             Index total_layers, const EngineOptions& engine, Index block_rows, bool keep_rows,
                             RankFigures& figures);
+
+// The automatic split (balance_stages).
+struct StageSplit {
+  LayerRange layers;                  // this rank's stage's layers
+  std::vector<std::uint32_t> starts;  // the first layer of stages 1..P-1 (empty: nothing balanced, P = 1)
+  std::vector<double> stage_cost;     // each stage's share of the probe's measured cost
+  Index probe_rows = 0;               // rows of each row group that the probe ran
+  Index cap = 0;                      // the most layers a stage could get (automatic_stage_cap)
+  Index layers_received = 0;          // layers this rank received from other stages
+  double seconds = 0;                 // probe, split and moves (the slowest rank)
+};
+
+// Collective: the automatic split, made after loading. A probe runs one block of each row group's
+// rows (every k-th row of stage 0's `input`, as many as the run's blocks hold) through the stages as
+// loaded (`layers`: about L/P layers each, `network` this stage's layers in CSR and CSC), twice; the
+// lesser of the two times each layer took, summed over row groups, is its cost; the split whose costliest stage costs least
+// (balanced_starts, at most automatic_stage_cap layers per stage) is chosen; and the layers move
+// between the stages of each row group (point-to-point, each layer once) so that `network` holds
+// this rank's new stage's layers, in CSR only (prepare them again). The probe's rows are run again
+// by the inference itself: nothing of the answer comes from the probe.
+// Collective over MPI_COMM_WORLD; `rank`: this rank's (d x P + stage).
+StageSplit balance_stages(int rank, const Grid& grid, Network& network, const CsrMatrix& input, Index group_rows,
+                          LayerRange layers, Index total_layers, const EngineOptions& engine);
+
+// The line that describes the automatic split ("" when there was none).
+std::string split_line(const StageSplit& split, int stages, Index total_layers);
 
 // Collective: rank 0 prints one line per stage (busy, bubble, space wait, MB and blocks passed:
 // times as the largest over row groups, volumes summed), then the split that the measured time

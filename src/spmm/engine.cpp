@@ -343,15 +343,17 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
   // Each layer's column groups for the dense kernel, once for all blocks; the blocks not yet done
   // (a thread with none left to take helps the last ones through their dense layers, in a
   // nested team: nesting allowed for the region).
-  std::vector<ColumnGroups> layer_groups(dense_allowed ? network.size() : 0);
+  const bool given_groups = options.layer_groups != nullptr && options.layer_groups->size() == network.size();
+  std::vector<ColumnGroups> own_groups(dense_allowed && !given_groups ? network.size() : 0);
+  const std::vector<ColumnGroups>& layer_groups = given_groups ? *options.layer_groups : own_groups;
   std::atomic<Index> unfinished{blocks};
   const int nesting = omp_get_max_active_levels();
   omp_set_max_active_levels(std::max(nesting, 2));
 #pragma omp parallel num_threads(options.threads) reduction(+ : active)
   {
 #pragma omp for schedule(dynamic, 4)
-    for (std::size_t l = 0; l < layer_groups.size(); ++l)
-      failure.guard([&] { group_columns(network[l].weights_csc, layer_groups[l]); });
+    for (std::size_t l = 0; l < own_groups.size(); ++l)
+      failure.guard([&] { group_columns(network[l].weights_csc, own_groups[l]); });
     BlockRunner runner(neurons, block_rows, options, dense_allowed, layer_groups, unfinished, shared.get());
     ActiveRows block;
 #pragma omp for schedule(dynamic, 1)

@@ -33,6 +33,8 @@ Parallelism parse_parallelism(const std::string& s);  // throws std::invalid_arg
 // Throws std::invalid_argument with a clear message for a combination the engine refuses.
 void check_combination(Format f, Parallelism p);
 
+struct ColumnGroups;  // dense_rows.hpp
+
 struct EngineOptions {
   Format format = Format::csr;
   Parallelism parallel = Parallelism::data;
@@ -51,6 +53,10 @@ struct EngineOptions {
   bool reuse = false;
   // Called now and then with the fraction of the work done (0..1) and a short label.
   std::function<void(double fraction, const std::string& label)> progress;
+  // Data parallelism: each layer's column groups (group_columns, dense_rows.hpp) when the caller
+  // keeps them across calls with the same network (the pipeline runs every block through its
+  // stage's layers in a call of its own); null: computed in every call.
+  const std::vector<ColumnGroups>* layer_groups = nullptr;
 };
 
 struct InferenceResult {

@@ -1,0 +1,134 @@
+// test_pipeline_split.cpp: the pipeline's split of the layers between stages
+// (src/main/strategy_pipeline.cpp): balanced_starts follows the layers' cost, respects the most
+// layers a stage may hold and gives every stage a layer up to as many stages as layers; more
+// stages than layers are refused; and balance_stages (the automatic split, run on every rank of
+// the test as 1 x ranks and, on 4 ranks, 2 x 2) agrees on one split everywhere and leaves each rank
+// holding exactly the layers of its new stage, entry by entry as loaded.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+#include "../test_support.hpp"
+#include "main/strategy_pipeline.hpp"
+
+namespace sdnn {
+namespace {
+using namespace test;
+
+std::vector<Index> sizes_of(const std::vector<std::uint32_t>& starts, Index layers) {
+  std::vector<Index> sizes;
+  Index first = 0;
+  for (std::uint32_t s : starts) sizes.push_back(s - first), first = s;
+  sizes.push_back(layers - first);
+  return sizes;
+}
+
+TEST(PipelineSplit, FollowsTheCostNotTheCount) {
+  // Early layers cost most (many live rows), as in the default problem.
+  const std::vector<double> cost = {45, 20, 8, 5, 3, 3, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1};
+  EXPECT_EQ(balanced_starts(cost, 2), (std::vector<std::uint32_t>{1}));  // 45 against 55
+  const std::vector<std::uint32_t> four = balanced_starts(cost, 4);
+  EXPECT_EQ(four[0], 1u);  // layer 0 alone is the costliest stage; nothing can beat 45
+  for (Index s : sizes_of(four, 16)) EXPECT_GE(s, 1u);
+  // Even costs: even stages.
+  EXPECT_EQ(balanced_starts(std::vector<double>(12, 1.0), 3), (std::vector<std::uint32_t>{4, 8}));
+  // The costliest stage of the split is the least any split can have (all 2-stage splits tried).
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<double> u(0, 1);
+  std::vector<double> random_cost(20);
+  for (double& c : random_cost) c = u(rng) * u(rng) * 10;
+  const std::uint32_t chosen = balanced_starts(random_cost, 2)[0];
+  auto worst = [&](std::uint32_t at) {
+    double a = 0, b = 0;
+    for (std::uint32_t l = 0; l < 20; ++l) (l < at ? a : b) += random_cost[l];
+    return std::max(a, b);
+  };
+  for (std::uint32_t at = 1; at < 20; ++at) EXPECT_LE(worst(chosen), worst(at)) << at;
+}
+
+TEST(PipelineSplit, AtMostTheCapPerStage) {
+  std::vector<double> cost(12, 0.0);
+  cost[0] = 10;  // all the cost in layer 0: without a cap, the last stage could take 10 layers
+  EXPECT_EQ(automatic_stage_cap(12, 4), 6u);
+  const std::vector<std::uint32_t> starts = balanced_starts(cost, 4, automatic_stage_cap(12, 4));
+  EXPECT_EQ(starts[0], 1u);
+  for (Index s : sizes_of(starts, 12)) {
+    EXPECT_GE(s, 1u);
+    EXPECT_LE(s, 6u);
+  }
+  EXPECT_THROW(balanced_starts(cost, 4, 2), std::invalid_argument);  // 4 x 2 < 12
+}
+
+TEST(PipelineSplit, StageCountNearTheLayerCount) {
+  const std::vector<double> cost = {5, 1, 1, 1, 9};
+  EXPECT_EQ(balanced_starts(cost, 5), (std::vector<std::uint32_t>{1, 2, 3, 4}));  // one layer each
+  EXPECT_EQ(automatic_stage_cap(5, 5), 1u);
+  const std::vector<std::uint32_t> four = balanced_starts(cost, 4, automatic_stage_cap(5, 4));
+  EXPECT_EQ(four.size(), 3u);
+  for (Index s : sizes_of(four, 5)) EXPECT_GE(s, 1u);
+  EXPECT_EQ(four.back(), 4u);  // layer 4 (cost 9) alone
+  EXPECT_EQ(balanced_starts(std::vector<double>(3, 0.0), 3), (std::vector<std::uint32_t>{1, 2}));  // no cost measured
+}
+
+TEST(PipelineSplit, MoreStagesThanLayersRefused) {
+  EXPECT_THROW(balanced_starts(std::vector<double>(3, 1.0), 4), std::invalid_argument);
+  try {
+    stage_layers(3, 4, 0);
+    FAIL() << "4 stages of 3 layers accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_TRUE(contains(e.what(), "a stage would hold no layer")) << e.what();
+  }
+}
+
+// balance_stages on the ranks of the test: a network whose first layers keep every row alive and
+// whose later ones are cheap; whatever split the measured costs give, every rank holds its new
+// stage's layers exactly.
+void check_balance(int groups) {
+  int ranks = 1, rank = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  if (ranks % groups != 0) GTEST_SKIP() << ranks << " ranks cannot make " << groups << " row groups";
+  const Grid grid{groups, ranks / groups};
+  const int stages = grid.columns, stage = rank % stages;
+  constexpr Index kNeurons = 64, kLayers = 9;
+  std::mt19937 rng(11);  // the same network on every rank
+  const Network whole = random_network(kNeurons, kLayers, rng);
+  const LayerRange loaded = stage_layers(kLayers, stages, stage);
+  Network mine;
+  for (Index l = loaded.first; l < loaded.last; ++l)
+    mine.push_back(Layer{whole[l].weights_csr.clone(), CscMatrix(), whole[l].bias});
+  prepare_weights(mine, true, true);
+  std::mt19937 input_rng(3);
+  const CsrMatrix input = stage == 0 ? random_inputs(300, kNeurons, 0.5, 0.5f, 1.0f, input_rng) : CsrMatrix(0, kNeurons);
+  EngineOptions engine;
+  engine.threads = 1;
+  const StageSplit split = balance_stages(rank, grid, mine, input, 300, loaded, kLayers, engine);
+  if (stages == 1) {
+    EXPECT_TRUE(split.starts.empty());
+    return;
+  }
+  ASSERT_EQ(split.starts.size(), static_cast<std::size_t>(stages - 1));
+  EXPECT_EQ(split.layers.first, stage_layers(kLayers, stages, stage, split.starts).first);
+  EXPECT_EQ(split.layers.last, stage_layers(kLayers, stages, stage, split.starts).last);
+  for (Index s : sizes_of(split.starts, kLayers)) EXPECT_LE(s, automatic_stage_cap(kLayers, stages));
+  // One split on every rank.
+  std::vector<std::uint32_t> lowest = split.starts, highest = split.starts;
+  MPI_Allreduce(MPI_IN_PLACE, lowest.data(), stages - 1, MPI_UINT32_T, MPI_MIN, MPI_COMM_WORLD);
+  MPI_Allreduce(MPI_IN_PLACE, highest.data(), stages - 1, MPI_UINT32_T, MPI_MAX, MPI_COMM_WORLD);
+  EXPECT_EQ(lowest, highest);
+  ASSERT_EQ(mine.size(), split.layers.size());
+  for (Index l = split.layers.first; l < split.layers.last; ++l) {
+    const Layer& got = mine[l - split.layers.first];
+    EXPECT_EQ(dense_of(got.weights_csr), dense_of(whole[l].weights_csr)) << "layer " << l;
+    EXPECT_EQ(got.bias, whole[l].bias) << "layer " << l;
+  }
+}
+
+TEST(PipelineSplit, BalanceStagesMovesEveryLayerToItsStage) { check_balance(1); }
+TEST(PipelineSplit, BalanceStagesInTwoRowGroups) { check_balance(2); }
+
+}  // namespace
+}  // namespace sdnn
