@@ -141,8 +141,8 @@ if [ "${1:-}" = --run-one ]; then
   }
   if one "$kind"; then
     measured=$(sed -n 's/^stages balanced by this run.s measured layer times: --stage-layers \([0-9,]*\).*/\1/p' "$out/runs/$seq-$kind.log")
-    # the measured split: for D x 4, the memory fallbacks (16 stages and more) and at issue 15's rank counts
-    if [ "$strategy" = pipeline ] && [ -n "$measured" ] && { [ "$kind" != p2 ] && [ "$kind" != p8 ] || [[ " 8 32 128 " == *" $p "* ]]; }; then
+    # the split this run measured, run again at issue 15's rank counts (8, 32, 128), hashing none
+    if [ "$strategy" = pipeline ] && [ -n "$measured" ] && [ "$hash" = none ] && [[ " 8 32 128 " == *" $p "* ]]; then
       one "${kind}m" --stage-layers "$measured" || true
     fi
   fi
@@ -354,24 +354,22 @@ plan_full() {
     for p in 1 2 4 8 16 32 64 128 256 512 896; do
       local target=0; in_list "$p" "8 32 128" && target=1
       # data x data
-      if [ "$problem" = official ] && [ "$p" -le 64 ]; then emit $problem data data "${p}x1" "$p" $all
-      elif [ "$problem" = official ] || [ "$target" = 1 ] || [ "$p" -eq 1 ]; then emit $problem data data "${p}x1" "$p" none both
+      if [ "$problem" = official ] || [ "$target" = 1 ] || [ "$p" -eq 1 ]; then emit $problem data data "${p}x1" "$p" $all
       else emit $problem data data "${p}x1" "$p" none; fi
       # data x model
       if [ "$problem" = official ]; then
-        if [ "$p" -le 64 ]; then
-          if in_list "$p" "1 4 16 64"; then emit $problem model square "$(square_of "$p")" "$p" $all
-          else emit $problem model square "$(square_of "$p")" "$p" none both; fi
-          [ "$(nodes_of "$p")" != "$(square_of "$p")" ] && emit $problem model nodes "$(nodes_of "$p")" "$p" none
+        if [ "$p" -le 256 ]; then emit $problem model square "$(square_of "$p")" "$p" $all
+          [ "$p" -le 64 ] && [ "$(nodes_of "$p")" != "$(square_of "$p")" ] && emit $problem model nodes "$(nodes_of "$p")" "$p" none
           [ "$p" -ge 4 ] && [ "$p" -le 16 ] && emit $problem model row "1x$p" "$p" none
-        elif [ "$p" -le 512 ]; then emit $problem model square "$(square_of "$p")" "$p" none
-        else emit $problem model nodes "$(nodes_of "$p")" "$p" none; fi
-      elif in_list "$p" "1 8 32 128" && { [ "$problem" = default ] || [ "$p" -le 32 ]; }; then
-        emit $problem model square "$(square_of "$p")" "$p" none
+        elif [ "$p" -le 512 ]; then emit $problem model square "$(square_of "$p")" "$p" none both
+        else emit $problem model nodes "$(nodes_of "$p")" "$p" none both; fi
+      elif [ "$p" -le 128 ] || { [ "$problem" = default ] && [ "$p" -le 256 ]; }; then
+        if [ "$p" -eq 32 ]; then emit $problem model square "$(square_of "$p")" "$p" none both
+        else emit $problem model square "$(square_of "$p")" "$p" none; fi
       fi
       # pipeline
       if [ "$p" -eq 1 ]; then
-        if [ "$problem" = official ]; then emit $problem pipeline p1 1x1 1 none both; else emit $problem pipeline p1 1x1 1 none; fi
+        if [ "$problem" = official ]; then emit $problem pipeline p1 1x1 1 $all; else emit $problem pipeline p1 1x1 1 none; fi
         continue
       fi
       # D x 4 stages everywhere, D x 2 and D x 8 at 8, 32 and 128 ranks (and D x 2 at 2); where none
@@ -380,7 +378,7 @@ plan_full() {
       for stages in 2 4 8; do
         [ "$p" -ge "$stages" ] || continue
         [ "$stages" -eq 4 ] || [ "$target" = 1 ] || [ "$p" -eq 2 ] || continue
-        if [ "$problem" = official ] && [ "$stages" -eq 4 ]; then emit $problem pipeline p4 "$((p / 4))x4" "$p" none both
+        if [ "$problem" = official ] && [ "$stages" -eq 4 ]; then emit $problem pipeline p4 "$((p / 4))x4" "$p" $all
         else emit $problem pipeline "p$stages" "$((p / stages))x$stages" "$p" none; fi
         [ "$emitted" = 0 ] || fitted=1
       done

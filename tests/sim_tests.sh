@@ -52,7 +52,7 @@ for c in "${cases[@]}"; do
   strategy="data x $2"; [ "$2" = pipeline ] && strategy=pipeline
   name="SMPI official data, $1 simulated ranks, $strategy, $3, grid $4"
   grid=(); [ "$2" != data ] && grid=(--grid "$4")
-  if ! timeout 600 smpirun -np "$1" -platform "$platform" -hostfile "$tmp/hosts" --cfg=smpi/host-speed:1.5Gf \
+  if ! timeout 600 smpirun -np "$1" -platform "$platform" -hostfile "$tmp/hosts" --cfg=smpi/host-speed:3.1Gf \
         --log=root.thresh:warning "$binary" "${official[@]}" --strategy "$2" --format "$3" "${grid[@]}" \
         > "$tmp/out" 2>&1; then
     bad "$name (exit status)" "$tmp/out"
