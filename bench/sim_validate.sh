@@ -3,8 +3,9 @@
 # (build/release, mpirun) and simulated (build/sim, smpirun on bench/platforms/this_machine.xml:
 # one host, 2 cores, its shared-memory figures measured here), side by side in one script:
 #   program  the official 1200 inputs (1024 neurons x 120 layers), 1 thread per rank, on 1, 2 and
-#            4 ranks (4: oversubscribed, 2 ranks per core, in both), data x data (csr) and data x
-#            model (csc, grid 1 x P): median inference time and communication/compute of REPS runs
+#            4 ranks (4: oversubscribed, 2 ranks per core, in both), data x data (csr), data x
+#            model (csc, grid 1 x P) and the pipeline (csr, grid 1 x P, its automatic split):
+#            median inference time and communication/compute of REPS runs
 #   mpi      the MPI microbenchmarks of bench/mpi (2 ranks): MPI_Get + flush latency 8 B to 64 MB
 #            (BM_GetLatency) and one data x model layer's gets and compute (BM_ModelLayer), medians
 #            of 3 repetitions
@@ -45,8 +46,12 @@ echo "sim_validate.sh: host speed ${host_speed}; load average before: $(cut -d' 
 # --- the program: real and simulated runs alternate, REPS times.
 [[ " $parts " == *" program "* ]] || ranks=""
 for p in $ranks; do
-  for strategy in data model; do
-    if [ "$strategy" = data ]; then args=(--strategy data --format csr); else args=(--strategy model --format csc --grid "1x$p"); fi
+  for strategy in data model pipeline; do
+    case $strategy in
+      data) args=(--strategy data --format csr) label="data x data" ;;
+      model) args=(--strategy model --format csc --grid "1x$p") label="data x model" ;;
+      pipeline) args=(--strategy pipeline --format csr --grid "1x$p") label="pipeline 1 x P" ;;
+    esac
     : > "$out/real_t"; : > "$out/sim_t"; : > "$out/real_c"; : > "$out/sim_c"
     for _ in $(seq "$reps"); do
       "${mpirun_cmd[@]}" -np "$p" ./sdnn "${official[@]}" "${args[@]}" > "$out/real.log" 2>&1
@@ -54,9 +59,9 @@ for p in $ranks; do
       $(smpirun_cmd "$p") build/sim/sdnn "${official[@]}" "${args[@]}" > "$out/sim.log" 2>&1
       value "$out/sim.log" infer_s >> "$out/sim_t"; value "$out/sim.log" comm_ratio >> "$out/sim_c"
     done
-    name="official 1200; $p rank(s); data x $strategy"
+    name="official 1200; $p rank(s); $label"
     add program "$name" "inference (s)" "$(median < "$out/real_t")" "$(median < "$out/sim_t")"
-    [ "$strategy" = model ] && [ "$p" -gt 1 ] &&
+    [ "$strategy" != data ] && [ "$p" -gt 1 ] &&
       add program "$name" "communication/compute" "$(median < "$out/real_c")" "$(median < "$out/sim_c")"
     echo "done: $name"
   done
@@ -88,13 +93,13 @@ join <(medians "$out/bench_real.txt" | sort) <(medians "$out/bench_sim.txt" | so
 # One rank has no communication, so its real/simulated ratio (per strategy) is that load factor;
 # real_corrected divides the real times of the same strategy by it.
 awk -F, -v OFS=, '{ print } $1 == "program" && $3 == "inference (s)" && $2 ~ / 1 rank/ {
-    split($2, w, "data x "); print "factor", w[2], $4 / $5 }' "$rows" |
+    n = split($2, w, "; "); print "factor", w[n], $4 / $5 }' "$rows" |
   awk -F, -v OFS=, '$1 == "factor" { f[$2] = $3; next } { rows[NR] = $0 } END {
     print "kind,case,metric,real,simulated,error_pct,real_load_corrected,error_corrected_pct"
     for (i = 1; i <= NR; i++) if (i in rows) {
-      split(rows[i], v, ","); split(v[2], w, "data x "); c = ""; e = ""
-      if (v[1] == "program" && v[3] == "inference (s)" && f[w[2]] > 0) {
-        c = sprintf("%.4g", v[4] / f[w[2]]); e = sprintf("%+.0f", 100 * (v[5] - c) / c) }
+      split(rows[i], v, ","); n = split(v[2], w, "; "); c = ""; e = ""
+      if (v[1] == "program" && v[3] == "inference (s)" && f[w[n]] > 0) {
+        c = sprintf("%.4g", v[4] / f[w[n]]); e = sprintf("%+.0f", 100 * (v[5] - c) / c) }
       print rows[i], c, e } }' > "$out/sim_validate.csv"
 {
   echo "| kind | case | metric | real | simulated | error | real, load-corrected | error, corrected |"

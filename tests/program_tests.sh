@@ -126,6 +126,11 @@ run "pipeline with as many stages as layers" 0 $MPIRUN -np 4 ./sdnn --inputs 300
   --grid 1x4 --threads 1 --verify -q &&
   expect "as many stages as layers: one layer each, verified" "^stages: --stage-layers 1,2,3 of 4 layers" &&
   expect "as many stages as layers: verifier" "^Verifier: PASS"
+# Row groups of 18 and 19 rows (37 inputs), each smaller than a block: the probe's and the run's
+# slots must be the same size on every rank (the ring takes the largest any rank asks for).
+run "pipeline 2x2, row groups of 18 and 19 rows, the automatic split" 0 $MPIRUN -np 4 ./sdnn --inputs 37 --layers 30 \
+  --neurons 256 --strategy pipeline --grid 2x2 --threads 1 &&
+  expect "pipeline 2x2 with row groups of 18 and 19 rows passes the verifier" "Verifier: PASS"
 check_generated "generated, pipeline 1x3, blocks of one row" \
   $MPIRUN -np 3 ./sdnn "${small[@]}" --strategy pipeline --grid 1x3 --block-rows 1 --threads 1
 blocks=$(value stage_blocks)

@@ -60,8 +60,11 @@ SlotRing::SlotRing(MPI_Comm comm, int upstream, int downstream, int slots, std::
   check_mpi(MPI_Allreduce(&bad, &any_bad, 1, MPI_INT, MPI_LOR, comm), "MPI_Allreduce");
   if (!problem.empty()) throw std::invalid_argument(problem);
   if (any_bad) throw std::invalid_argument("SlotRing: another rank passed a bad argument");
-  if (low[0] != high[0] || low[1] != high[1])
-    throw std::invalid_argument("SlotRing: every rank must pass the same slots and slot_bytes");
+  if (low[0] != high[0]) throw std::invalid_argument("SlotRing: every rank must pass the same number of slots");
+  // Slots as large as the largest any rank asked for: a sender writes into its downstream's slots,
+  // so both must agree, and callers that size them from their own share (row groups of 18 and 19
+  // rows) need not agree first.
+  slot_bytes_ = static_cast<std::size_t>(high[1]);
   const std::size_t bytes = header_bytes + (upstream >= 0 ? static_cast<std::size_t>(slots) * slot_stride() : 0);
   window_ = Window(comm, bytes);
   // Zero flags and credit before anyone writes them (all ranks pass the barrier after): the

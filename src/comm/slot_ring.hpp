@@ -44,7 +44,8 @@ class SlotRing {
   };
 
   SlotRing() = default;
-  // Collective over `comm`. slots >= 1, slot_bytes >= 1, the same on every rank (checked);
+  // Collective over `comm`. slots >= 1, the same on every rank (checked); slot_bytes >= 1, and
+  // every rank's slots get the largest slot_bytes any rank passed (rounded up to 8: slot_bytes());
   // upstream/downstream in [-1, comm size), not this rank.
   SlotRing(MPI_Comm comm, int upstream, int downstream, int slots, std::size_t slot_bytes);
   ~SlotRing() = default;  // the window frees itself (collective)

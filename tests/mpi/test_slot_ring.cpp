@@ -79,6 +79,16 @@ TEST(SlotRing, ChainForwardsManyMessagesInOrderThroughFewSlots) {
   EXPECT_EQ(Window::live_count(), 0);
 }
 
+// Ranks that size their slots from their own share get the largest size any rank asked for.
+TEST(SlotRing, SlotsAsLargeAsTheLargestAsked) {
+  int rank = 0, ranks = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+  SlotRing ring(MPI_COMM_WORLD, -1, -1, 2, 8 * static_cast<std::size_t>(rank) + 5);
+  EXPECT_EQ(ring.slot_bytes(), 8 * static_cast<std::size_t>(ranks));  // 8 (ranks - 1) + 5, rounded up to 8
+  ring.free();
+}
+
 TEST(SlotRing, RefusesOversizedMessagesAndMisuse) {
   const int rank = world_rank(), ranks = world_size();
   const int upstream = rank > 0 ? rank - 1 : -1, downstream = rank + 1 < ranks ? rank + 1 : -1;
