@@ -145,8 +145,10 @@ if [ "${1:-}" = --run-one ]; then
     if [ "$strategy" = pipeline ] && [ -n "$measured" ] && [ "$hash" = none ] && [[ " 8 32 128 " == *" $p "* ]]; then
       one "${kind}m" --stage-layers "$measured" || true
     fi
+    mv "$out/rows/$seq.csv.part" "$out/rows/$seq.csv"
+  else
+    rm -f "$out/rows/$seq.csv.part"  # no row: RESUME=1 runs it again (its .skipped says why it failed)
   fi
-  mv "$out/rows/$seq.csv.part" "$out/rows/$seq.csv"
   exit 0
 fi
 
@@ -361,9 +363,9 @@ plan_full() {
         if [ "$p" -le 256 ]; then emit $problem model square "$(square_of "$p")" "$p" $all
           [ "$p" -le 64 ] && [ "$(nodes_of "$p")" != "$(square_of "$p")" ] && emit $problem model nodes "$(nodes_of "$p")" "$p" none
           [ "$p" -ge 4 ] && [ "$p" -le 16 ] && emit $problem model row "1x$p" "$p" none
-        elif [ "$p" -le 512 ]; then emit $problem model square "$(square_of "$p")" "$p" none both
-        else emit $problem model nodes "$(nodes_of "$p")" "$p" none both; fi
-      elif [ "$p" -le 128 ] || { [ "$problem" = default ] && [ "$p" -le 256 ]; }; then
+        elif [ "$p" -le 512 ]; then emit $problem model square "$(square_of "$p")" "$p" none
+        else emit $problem model nodes "$(nodes_of "$p")" "$p" none; fi
+      elif [ "$p" -le 64 ] || { [ "$problem" = default ] && [ "$p" -le 256 ]; }; then
         if [ "$p" -eq 32 ]; then emit $problem model square "$(square_of "$p")" "$p" none both
         else emit $problem model square "$(square_of "$p")" "$p" none; fi
       fi
@@ -396,13 +398,14 @@ plan_full() {
 : > "$out/memory_cut.txt"
 if [ "$quick" = 1 ]; then plan_quick > "$out/plan.raw"; else plan_full > "$out/plan.raw"; fi
 # Order (so that a BUDGET cuts the least useful runs): the 1-rank runs (every speed-up's baseline);
-# data x data and the pipeline on the default and 4096 problems at issue 15's rank counts 8, 32 and
-# 128 (hashing none); the official problem's three strategies at every rank count (hashing none;
-# data x model to 256 ranks); the default and 4096 problems at the other rank counts; data x model
-# on those two problems (30 to 100 s of CPU a run); data x model at 512 and 896 ranks (the longest
-# runs); the other hashing modes. Within each, fewest ranks first.
+# then data x model at 512 and 896 ranks, the two longest runs (7 and 14 minutes of CPU here), so
+# that they do not start last and leave one core idle while they finish; data x data and the
+# pipeline on the default and 4096 problems at issue 15's rank counts 8, 32 and 128 (hashing none);
+# the official problem's three strategies at every rank count (hashing none; data x model to 256
+# ranks); the default and 4096 problems at the other rank counts; data x model on those two
+# problems (up to 3 minutes of CPU a run); the other hashing modes. Within each, fewest ranks first.
 awk '{ r = $6; o = ($1 == "official"); m = ($2 == "model"); n = ($5 == "none")
-       pri = (r == 1) ? 0 : (n && !o && !m && (r == 8 || r == 32 || r == 128)) ? 1 : (n && o && (!m || r <= 256)) ? 2 : (n && !o && !m) ? 3 : (n && m && !o) ? 4 : (n && m) ? 5 : 6
+       pri = (r == 1) ? 0 : (m && r >= 512) ? 1 : (n && !o && !m && (r == 8 || r == 32 || r == 128)) ? 2 : (n && o && (!m || r <= 256)) ? 3 : (n && !o && !m) ? 4 : (n && m && !o) ? 5 : 6
        printf "%d %06d %d %s\n", pri, r, m ? 0 : 1, $0 }' "$out/plan.raw" |
   sort -k1,1n -k2,2n -k3,3n | cut -d' ' -f4- | awk '{ printf "%04d %s\n", NR, $0 }' > "$out/plan.txt"
 rm -f "$out/plan.raw"
@@ -421,7 +424,7 @@ start=$SECONDS
 export SIM_OUT=$out SIM_HOST_SPEED=$host_speed SIM_START=$(date +%s) SIM_BUDGET=${BUDGET:-0} SIM_RUN_LIMIT=${RUN_LIMIT:-1800} \
        SIM_NICE=${NICE:-0} SIM_DATA=$data SIM_MEM_CAP_MB=$mem_cap_mb
 xargs -P "$jobs" -L 1 "$PWD/bench/scaling_sim.sh" --run-one < "$out/plan.txt" || true
-cat "$out/memory_cut.txt" >> "$out"/rows/memory.skipped 2> /dev/null || true
+cat "$out/memory_cut.txt" >> "$out"/rows/memory.skipped 2> /dev/null && sort -u -o "$out"/rows/memory.skipped "$out"/rows/memory.skipped || true
 [ -s "$out/rows/memory.skipped" ] || rm -f "$out/rows/memory.skipped"
 echo "scaling_sim.sh: the runs took $((SECONDS - start)) s; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 collect
