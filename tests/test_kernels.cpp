@@ -472,10 +472,14 @@ TEST_P(DenseEveryTarget, ColumnPiecesEqualWholeLayer) {
   for (const auto& [first, last] : std::vector<std::pair<Index, Index>>{{0, 1}, {1, 6}, {6, 23}, {23, 24}, {24, 61}})
     multiply_panel_columns(panels, wide, p.layer.weights_csc, p.layer.bias.data(), first, last, pieces,
                            row_nonzeros.data());
+  DenseRows in_place = pieces;  // drop_dead_rows: the same rows, in place
   DenseRows kept;
   EXPECT_EQ(keep_alive_rows(pieces, row_nonzeros.data(), kept), dense.last_nonzeros());
   EXPECT_EQ(kept.ids, whole.ids);
   EXPECT_EQ(kept.panel, whole.panel);
+  EXPECT_EQ(drop_dead_rows(in_place, row_nonzeros.data()), dense.last_nonzeros());
+  EXPECT_EQ(in_place.ids, whole.ids);
+  EXPECT_EQ(in_place.panel, whole.panel);
 }
 
 // Columns that share their inputs: the grouped kernel (blocks of several neurons of a group, group

@@ -242,4 +242,22 @@ TEST(SparseMatrix, SortIndices) {
 }
 
 }  // namespace
+// convert with a range of minor indices: the CSC of those columns, renumbered from 0, equals the
+// CSC built from the same triplets filtered and shifted.
+TEST(SparseMatrix, ConvertKeepsAColumnRange) {
+  const CsrMatrix m = from_triplets<RowMajor>(4, 5, small_triplets());
+  std::vector<Triplet> kept;
+  for (const Triplet& t : small_triplets())
+    if (t.col >= 1 && t.col < 4) kept.push_back({t.row, t.col - 1, t.value});
+  const CscMatrix expected = from_triplets<ColMajor>(4, 3, kept);
+  const CscMatrix got = convert<ColMajor>(m, 1, 4);
+  EXPECT_EQ(got.rows(), 4u);
+  EXPECT_EQ(got.cols(), 3u);
+  EXPECT_EQ(got.offsets, expected.offsets);
+  EXPECT_EQ(std::vector<Index>(got.indices.begin(), got.indices.begin() + got.nnz()),
+            std::vector<Index>(expected.indices.begin(), expected.indices.begin() + expected.nnz()));
+  EXPECT_EQ(std::vector<Value>(got.values.begin(), got.values.begin() + got.nnz()),
+            std::vector<Value>(expected.values.begin(), expected.values.begin() + expected.nnz()));
+}
+
 }  // namespace sdnn

@@ -74,26 +74,6 @@ struct SlotLayout {
   std::size_t values_at(int slot) const { return indices_at(slot) + capacity * sizeof(Index); }
 };
 
-// Columns `own` of a CSR matrix as CSC, renumbered from 0: counted, then filled row by row (so
-// each column's rows come out in order, with no sort).
-CscMatrix column_block(const CsrMatrix& a, RowRange own) {
-  CscMatrix out(a.rows(), own.size());
-  for (Offset p = 0; p < a.nnz(); ++p)
-    if (a.indices[p] >= own.first && a.indices[p] < own.last) ++out.offsets[a.indices[p] - own.first + 1];
-  for (Index k = 0; k < own.size(); ++k) out.offsets[k + 1] += out.offsets[k];
-  out.indices.resize(out.nnz());
-  out.values.resize(out.nnz());
-  std::vector<Offset> next(out.offsets.begin(), out.offsets.end() - 1);
-  for (Index i = 0; i < a.rows(); ++i)
-    for (Offset p = a.begin(i); p < a.end(i); ++p)
-      if (a.indices[p] >= own.first && a.indices[p] < own.last) {
-        const Offset q = next[a.indices[p] - own.first]++;
-        out.indices[q] = i;
-        out.values[q] = a.values[p];
-      }
-  return out;
-}
-
 // Exact reuse across a row group: every rank holds some columns of each row, so the signatures
 // are summed over the group, each candidate pair is compared on every rank's columns and the
 // verdicts combined; every rank of the group then drops the same rows.
@@ -261,7 +241,7 @@ class DensePanels {
     for (Index r = 0; r < mine_.rows(); ++r)
       if (row_nonzeros_[r] > 0) source_rows_.push_back(r);
     stored_stride_ = static_cast<Index>(panels) * kPanelRows;
-    return drop_dead_rows();
+    return drop_dead_rows(mine_, row_nonzeros_.data());  // row_nonzeros_: summed over the group
   }
 
   // --reuse: drops the rows that `reuse` finds repeated in the group (collective over the group).
@@ -331,32 +311,6 @@ class DensePanels {
                       mine_stride * sizeof(Value));
       }
     }
-  }
-  // Drops the rows that kept no entry (row_nonzeros_, summed over the group) from mine_, in
-  // place (a row only moves to an earlier place), and returns the nonzeros of those kept.
-  Offset drop_dead_rows() {
-    const std::size_t panel_size = std::size_t{own_.size()} * kPanelRows;
-    auto row_at = [&](Index r) { return mine_.panel.data() + std::size_t{r / kPanelRows} * panel_size + r % kPanelRows; };
-    Offset nonzeros = 0;
-    Index kept = 0;
-    for (Index r = 0; r < mine_.rows(); ++r) {
-      if (row_nonzeros_[r] == 0) continue;
-      nonzeros += row_nonzeros_[r];
-      if (kept != r) {
-        const Value* from = row_at(r);
-        Value* to = row_at(kept);
-        for (Index k = 0; k < own_.size(); ++k) to[std::size_t{k} * kPanelRows] = from[std::size_t{k} * kPanelRows];
-        mine_.ids[kept] = mine_.ids[r];
-      }
-      ++kept;
-    }
-    mine_.ids.resize(kept);
-    mine_.panel.resize(static_cast<std::size_t>(mine_.panels()) * panel_size);
-    for (Index r = kept; r < static_cast<Index>(mine_.panels()) * kPanelRows; ++r) {  // padding rows hold 0
-      Value* to = row_at(r);
-      for (Index k = 0; k < own_.size(); ++k) to[std::size_t{k} * kPanelRows] = 0.0f;
-    }
-    return nonzeros;
   }
   // Panels to the window's slot, neuron by neuron (all rows of a neuron contiguous).
   void store(const DenseRows& rows, int slot) {
@@ -431,7 +385,7 @@ CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& gri
     plans.push_back(plan_pulls(layer.weights_csc, neurons, grid, row_group, block));
 
   // Y_0's block: the group's rows, this rank's columns.
-  CscMatrix current = column_block(problem.input, own);
+  CscMatrix current = convert<ColMajor>(problem.input, own.first, own.last);
 
   // Dense panels once the group's rows are dense enough (the engine's rule), when every layer
   // holds all of this rank's columns.

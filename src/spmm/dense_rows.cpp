@@ -468,6 +468,31 @@ void to_sparse(const DenseRows& in, ActiveRows& out) {
   out.rows.resize_major(kept);
 }
 
+Offset drop_dead_rows(DenseRows& rows, const std::uint32_t* row_nonzeros) {
+  const std::size_t panel_size = std::size_t{rows.neurons} * kPanelRows;
+  auto row_at = [&](Index r) { return rows.panel.data() + std::size_t{r / kPanelRows} * panel_size + r % kPanelRows; };
+  Offset nonzeros = 0;
+  Index kept = 0;
+  for (Index r = 0; r < rows.rows(); ++r) {
+    if (row_nonzeros[r] == 0) continue;
+    nonzeros += row_nonzeros[r];
+    if (kept != r) {
+      const Value* from = row_at(r);
+      Value* to = row_at(kept);
+      for (Index k = 0; k < rows.neurons; ++k) to[std::size_t{k} * kPanelRows] = from[std::size_t{k} * kPanelRows];
+      rows.ids[kept] = rows.ids[r];
+    }
+    ++kept;
+  }
+  rows.ids.resize(kept);
+  rows.panel.resize(static_cast<std::size_t>(rows.panels()) * panel_size);
+  for (Index r = kept; r < static_cast<Index>(rows.panels()) * kPanelRows; ++r) {
+    Value* to = row_at(r);
+    for (Index k = 0; k < rows.neurons; ++k) to[std::size_t{k} * kPanelRows] = 0.0f;
+  }
+  return nonzeros;
+}
+
 Offset keep_alive_rows(DenseRows& computed, const std::uint32_t* row_nonzeros, DenseRows& out) {
   const Index n = computed.neurons;
   const std::size_t panel_size = std::size_t{n} * kPanelRows;

@@ -97,6 +97,10 @@ void multiply_panel_columns(const DenseRows& in, const WideOperands& wide, const
 void multiply_panel_share(const DenseRows& in, const WideOperands& wide, const CscMatrix& weights,
                           const Value* bias, Index begin, Index end, DenseRows& out, std::uint32_t* row_nonzeros);
 Offset keep_alive_rows(DenseRows& computed, const std::uint32_t* row_nonzeros, DenseRows& kept);
+// The same in place: drops from `rows` the rows r with row_nonzeros[r] == 0 (a row only moves to
+// an earlier place; the padding rows after the last kept one are zeroed) and returns the nonzeros
+// of those kept.
+Offset drop_dead_rows(DenseRows& rows, const std::uint32_t* row_nonzeros);
 
 // Whether rows are worth dense panels: at least `threshold` of their entries set, all positive
 // (so that "reached" is "the sum of the inputs read is positive").

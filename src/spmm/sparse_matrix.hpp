@@ -164,24 +164,33 @@ CompressedMatrix<Layout> from_triplets(Index rows, Index cols, const std::vector
 }
 
 // Converts between CSR and CSC (the same nonzeros, the other compression). Minor indices come
-// out sorted in every slice.
+// out sorted in every slice. With [first, last): only the entries whose minor index lies there
+// (the columns of a CSR matrix, the rows of a CSC one), renumbered from 0.
 template <class To, class From>
-CompressedMatrix<To> convert(const CompressedMatrix<From>& in) {
+CompressedMatrix<To> convert(const CompressedMatrix<From>& in, Index first, Index last) {
   static_assert(!std::is_same_v<To, From>, "use clone() to copy within one layout");
-  CompressedMatrix<To> out(in.rows(), in.cols());
+  constexpr bool rows_kept = CompressedMatrix<From>::is_csr;  // CSR in: the kept minor range is columns
+  CompressedMatrix<To> out(rows_kept ? in.rows() : last - first, rows_kept ? last - first : in.cols());
   const Index out_major = out.major_count();
-  for (Offset p = 0; p < in.nnz(); ++p) ++out.offsets[in.indices[p] + 1];
+  auto kept = [&](Index k) { return k >= first && k < last; };
+  for (Offset p = 0; p < in.nnz(); ++p)
+    if (kept(in.indices[p])) ++out.offsets[in.indices[p] - first + 1];
   for (Index i = 0; i < out_major; ++i) out.offsets[i + 1] += out.offsets[i];
-  out.indices.resize(in.nnz());
-  out.values.resize(in.nnz());
+  out.indices.resize(out.nnz());
+  out.values.resize(out.nnz());
   std::vector<Offset> next(out.offsets.begin(), out.offsets.end() - 1);
   for (Index m = 0; m < in.major_count(); ++m)
-    for (Offset p = in.begin(m); p < in.end(m); ++p) {
-      const Offset q = next[in.indices[p]]++;
-      out.indices[q] = m;
-      out.values[q] = in.values[p];
-    }
+    for (Offset p = in.begin(m); p < in.end(m); ++p)
+      if (kept(in.indices[p])) {
+        const Offset q = next[in.indices[p] - first]++;
+        out.indices[q] = m;
+        out.values[q] = in.values[p];
+      }
   return out;
+}
+template <class To, class From>
+CompressedMatrix<To> convert(const CompressedMatrix<From>& in) {
+  return convert<To>(in, 0, in.minor_count());
 }
 
 inline CscMatrix to_csc(const CsrMatrix& a) { return convert<ColMajor>(a); }
