@@ -145,7 +145,11 @@ PipelineResult run_stage(int rank, const Network& network, const CsrMatrix& inpu
   // engine, a default block of 1024 rows was cut into 256-row blocks, whose dense panels run 1.7x
   // slower (default problem, 1 rank: 10.5 s against 6.1 s for data x data).
   if (inner.block_rows == 0) inner.block_rows = std::max<Index>(1, block_rows / static_cast<Index>(engine.threads));
-  inner.keep_activations = true;  // the survivors travel on (or are counted) after each block
+  // The survivors travel on after each block; the last stage keeps them only for the verifier,
+  // and only the last stage takes categories and checksums (the exact sum of a first stage's
+  // dense output cost as much as its layer: default problem, layer 0 alone on stage 0).
+  inner.keep_activations = !last_stage || keep_rows;
+  inner.final_results = last_stage;
   inner.progress = nullptr;
   // Each layer's column groups for the dense kernel, once for the run rather than in every
   // block's call (at 128 ranks a stage of 60 layers ran only 4 blocks, and computing the groups
