@@ -95,6 +95,15 @@ struct StageSplit {
 StageSplit balance_stages(int rank, const Grid& grid, Network& network, const CsrMatrix& input, Index group_rows,
                           LayerRange layers, Index total_layers, const EngineOptions& engine);
 
+// Collective: inside each row group, every layer whose stage changes goes once, point to point,
+// from its stage under the split `from` to its stage under `to` (each the first layers of stages
+// 1..P-1, as for stage_layers); `network` holds this rank's layers under `from` in CSR, and on
+// return its layers under `to`, in CSR only for the layers received (prepare them again). Every
+// rank learns every layer's size first and makes room for what it receives; if that fails
+// anywhere, every rank stops (PeerFailure on the others). Returns the layers received.
+Index move_layers(int rank, int stages, Network& network, Index neurons, Index total_layers,
+                  const std::vector<std::uint32_t>& from, const std::vector<std::uint32_t>& to);
+
 // The line that describes the automatic split ("" when there was none).
 std::string split_line(const StageSplit& split, int stages, Index total_layers);
 
