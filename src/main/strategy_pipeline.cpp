@@ -123,19 +123,17 @@ std::vector<std::uint32_t> balanced_starts(const std::vector<double>& layer_cost
 namespace {
 
 // One stage over its row group's blocks (run_pipeline): `network` holds the stage's layers,
-// `input` the group's `group_rows` rows on stage 0.
-PipelineResult run_stage(int rank, const Network& network, const CsrMatrix& input, Index group_rows, const Grid& grid, LayerRange layers, Index total_layers, const EngineOptions& engine,
-                         Index block_rows, bool keep_rows, RankFigures& figures) {
+// `input` the group's `group_rows` rows on stage 0; `ring` (make_stage_ring) passes them on.
+PipelineResult run_stage(int rank, const Network& network, const CsrMatrix& input, Index group_rows, const Grid& grid,
+                         LayerRange layers, Index total_layers, const EngineOptions& engine, Index block_rows,
+                         bool keep_rows, SlotRing& ring, RankFigures& figures) {
   const int stages = grid.columns, stage = rank % stages;
   const bool first_stage = stage == 0, last_stage = stage == stages - 1;
   const Index neurons = input.cols();
   if (network.size() != layers.size())
     throw std::logic_error("run_pipeline: the stage must hold exactly its layers");
   if (block_rows == 0) block_rows = default_block_rows(group_rows, stages, engine.threads);
-  const std::size_t one_row = chunk_bytes(1, neurons);
-  const std::size_t slot_bytes = std::max(one_row, std::min(kLargestSlot, chunk_bytes(block_rows, std::uint64_t{block_rows} * neurons)));
-  SlotRing ring(MPI_COMM_WORLD, first_stage ? -1 : rank - 1, last_stage ? -1 : rank + 1, kSlots,
-                slot_bytes);
+  ring.restart();
 
   PipelineResult result;
   StageFigures& f = result.stage;
@@ -279,7 +277,6 @@ PipelineResult run_stage(int rank, const Network& network, const CsrMatrix& inpu
     ring.abort();  // every wait of the row group's other stages ends
     throw;
   }
-  ring.free();
   std::sort(result.categories.begin(), result.categories.end());
   if (keep_rows && last_stage) result.final_rows = assemble_rows(group_rows, neurons, kept);
   figures.comm_s = f.input_wait_s + f.space_wait_s + f.transfer_s;
@@ -290,11 +287,19 @@ PipelineResult run_stage(int rank, const Network& network, const CsrMatrix& inpu
 
 }  // namespace
 
+SlotRing make_stage_ring(int rank, const Grid& grid, Index neurons, Index block_rows) {
+  const int stages = grid.columns, stage = rank % stages;
+  const std::size_t one_row = chunk_bytes(1, neurons);
+  const std::size_t slot_bytes =
+      std::max(one_row, std::min(kLargestSlot, chunk_bytes(block_rows, std::uint64_t{block_rows} * neurons)));
+  return SlotRing(MPI_COMM_WORLD, stage == 0 ? -1 : rank - 1, stage == stages - 1 ? -1 : rank + 1, kSlots, slot_bytes);
+}
+
 PipelineResult run_pipeline(const MpiSession& mpi, const LoadedProblem& problem, const Grid& grid, LayerRange layers,
                             Index total_layers, const EngineOptions& engine, Index block_rows, bool keep_rows,
-                            RankFigures& figures) {
+                            SlotRing& ring, RankFigures& figures) {
   return run_stage(mpi.rank(), problem.network, problem.input, problem.rows.size(), grid, layers, total_layers, engine,
-                   block_rows, keep_rows, figures);
+                   block_rows, keep_rows, ring, figures);
 }
 
 namespace {
@@ -341,7 +346,8 @@ void agree_on(const std::exception_ptr& failure) {
 // (cutting blocks, packing survivors): each stage's layer times are scaled to sum to its busy
 // time. Summed over row groups.
 std::vector<double> probe_layer_costs(int rank, const Grid& grid, const Network& network, const CsrMatrix& input,
-                                      Index sample, LayerRange layers, Index total_layers, const EngineOptions& engine) {
+                                      Index sample, LayerRange layers, Index total_layers, const EngineOptions& engine,
+                                      SlotRing& ring) {
   const bool first_stage = rank % grid.columns == 0;
   const CsrMatrix probe_rows = first_stage ? strided_rows(input, sample) : CsrMatrix(0, input.cols());
   EngineOptions probe_engine = engine;
@@ -352,7 +358,8 @@ std::vector<double> probe_layer_costs(int rank, const Grid& grid, const Network&
     for (int run = 0; run < 2; ++run) {
       RankFigures probe;
       const PipelineResult ran =
-          run_stage(rank, network, probe_rows, sample, grid, layers, total_layers, probe_engine, sample, false, probe);
+          run_stage(rank, network, probe_rows, sample, grid, layers, total_layers, probe_engine, sample, false, ring,
+                    probe);
       double layer_sum = 0;
       for (Index l = layers.first; l < layers.last; ++l) layer_sum += probe.layer_compute_s[l];
       const double scale = layer_sum > 0 ? ran.stage.busy_s / layer_sum : 1.0;
@@ -427,7 +434,8 @@ Index move_layers(int rank, int stages, Network& network, Index neurons, Index t
 }
 
 StageSplit balance_stages(int rank, const Grid& grid, Network& network, const CsrMatrix& input, Index group_rows,
-                          LayerRange layers, Index total_layers, const EngineOptions& engine) {
+                          LayerRange layers, Index total_layers, const EngineOptions& engine, Index block_rows,
+                          SlotRing& ring) {
   const int stages = grid.columns, stage = rank % stages;
   StageSplit split;
   split.layers = layers;
@@ -440,11 +448,9 @@ StageSplit balance_stages(int rank, const Grid& grid, Network& network, const Cs
     throw std::logic_error("balance_stages: the stage must hold the layers of the count split");
   // The probe's block has the run's size, so that what a layer costs per block whatever its rows
   // weighs as much as in the run.
-  const Index block_rows = engine.block_rows > 0 ? engine.block_rows * static_cast<Index>(engine.threads)
-                                                 : default_block_rows(group_rows, stages, engine.threads);
   split.probe_rows = std::min(group_rows, block_rows);
   const std::vector<double> cost =
-      probe_layer_costs(rank, grid, network, input, split.probe_rows, layers, total_layers, engine);
+      probe_layer_costs(rank, grid, network, input, split.probe_rows, layers, total_layers, engine, ring);
   split.cap = automatic_stage_cap(total_layers, stages);
   split.starts = balanced_starts(cost, stages, split.cap);
   split.layers = stage_layers(total_layers, stages, stage, split.starts);

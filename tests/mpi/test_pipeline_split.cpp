@@ -106,7 +106,9 @@ void check_balance(int groups) {
   const CsrMatrix input = stage == 0 ? random_inputs(300, kNeurons, 0.5, 0.5f, 1.0f, input_rng) : CsrMatrix(0, kNeurons);
   EngineOptions engine;
   engine.threads = 1;
-  const StageSplit split = balance_stages(rank, grid, mine, input, 300, loaded, kLayers, engine);
+  const Index block_rows = default_block_rows(300, stages, 1);
+  SlotRing ring = make_stage_ring(rank, grid, kNeurons, block_rows);
+  const StageSplit split = balance_stages(rank, grid, mine, input, 300, loaded, kLayers, engine, block_rows, ring);
   if (stages == 1) {
     EXPECT_TRUE(split.starts.empty());
     return;
