@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <iterator>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -365,6 +366,40 @@ TEST(Engine, CategoriesAndChecksumWithoutKeepingActivations) {
       EXPECT_EQ(dropped.categories, categories_of(expected)) << "block " << block;
       EXPECT_TRUE(dropped.exact_sum == exact_sum_of(expected)) << "block " << block;
       EXPECT_EQ(dropped.active_nonzeros, kept.active_nonzeros);
+    }
+  }
+}
+
+// Rows that go on through more layers elsewhere (a pipeline stage before the last,
+// final_results = false): no categories and no checksum, the same rows (in the order the last
+// layer made their entries), and the network run in two parts gives the whole run's answer.
+TEST(Engine, RowsForMoreLayersRunInTwoPartsLikeTheWhole) {
+  std::mt19937 rng(29);
+  Network network = test::random_network(48, 8, rng);
+  prepare_weights(network, true, true);
+  const CsrMatrix input = test::random_inputs(300, 48, 0.5, 0.1f, 2.0f, rng);
+  const CsrMatrix expected = reference_inference(network, input);
+  ASSERT_FALSE(categories_of(expected).empty());
+  Network second(std::make_move_iterator(network.begin() + 3), std::make_move_iterator(network.end()));
+  network.resize(3);
+  const Network& first = network;
+  const CsrMatrix middle = reference_inference(first, input);
+  for (const Combination& c : kCombinations) {
+    if (c.parallel != Parallelism::data) continue;
+    for (Index block : {1u, 7u, 1000u}) {
+      EngineOptions o = options_of(c, block);
+      o.final_results = false;
+      const InferenceResult passed = infer(first, input, o);
+      EXPECT_TRUE(passed.categories.empty());
+      EXPECT_TRUE(passed.exact_sum == 0);
+      CsrMatrix sorted = passed.activations.clone();
+      sorted.sort_indices();
+      EXPECT_EQ(first_difference(middle, sorted), "") << "block " << block;
+      o.final_results = true;
+      const InferenceResult rest = infer(second, passed.activations, o);
+      EXPECT_EQ(first_difference(expected, rest.activations), "") << "block " << block;
+      EXPECT_EQ(rest.categories, categories_of(expected)) << "block " << block;
+      EXPECT_TRUE(rest.exact_sum == exact_sum_of(expected)) << "block " << block;
     }
   }
 }

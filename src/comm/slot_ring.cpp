@@ -153,6 +153,11 @@ void SlotRing::release() {
   write_atomic(upstream_, credit_at, received_);
 }
 
+void SlotRing::restart() {
+  if (holding_) throw std::logic_error("SlotRing::restart: the last message was not released");
+  ended_ = false;
+}
+
 void SlotRing::abort() noexcept {
   if (!valid()) return;
   // Errors are ignored: this runs on a failure path and must reach both peers if it can.

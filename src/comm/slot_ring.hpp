@@ -68,6 +68,12 @@ class SlotRing {
   // Receiver: the slot of the last received message may be reused by the sender.
   void release();
 
+  // A new stream after the end mark (the ring used again: the pipeline's probe, then its run):
+  // the sender may send again once it has sent its end mark, the receiver once it has received
+  // and released the sender's. Messages keep their numbering, so the slots and credits carry on.
+  // Throws std::logic_error while a received message is held.
+  void restart();
+
   // Tells the upstream and downstream ranks that this rank failed (their waits throw
   // PeerFailure). Never throws; does nothing on an empty ring.
   void abort() noexcept;

@@ -149,9 +149,15 @@ class PipelineStrategy final : public Strategy {
                  std::make_move_iterator(problem.network.begin() + layers_.last));
     problem.network = std::move(mine);
     sdnn::prepare_weights(problem.network, options_.format == Format::csr || options_.verify, true);
+    // The ring between the stages, made once before the inference (docs/pipeline.md), for blocks of
+    // the run's size.
+    const Index group_rows = problem.rows.size();
+    block_rows_ = options_.block_rows > 0 ? options_.block_rows * static_cast<Index>(engine.threads)
+                                          : default_block_rows(group_rows, grid_.columns, engine.threads);
+    ring_ = make_stage_ring(mpi_.rank(), grid_, problem.input.cols(), block_rows_);
     if (options_.stage_starts.empty() && grid_.columns > 1) {
-      split_ = balance_stages(mpi_.rank(), grid_, problem.network, problem.input, problem.rows.size(), layers_,
-                              options_.layers, engine);
+      split_ = balance_stages(mpi_.rank(), grid_, problem.network, problem.input, group_rows, layers_,
+                              options_.layers, engine, block_rows_, ring_);
       layers_ = split_.layers;
       sdnn::prepare_weights(problem.network, true, true);  // the layers received come in CSR
     }
@@ -159,8 +165,11 @@ class PipelineStrategy final : public Strategy {
 
   RankResult run(const LoadedProblem& problem, const EngineOptions& engine, bool keep_final_rows,
                  RankFigures& figures) override {
-    PipelineResult result = run_pipeline(mpi_, problem, grid_, layers_, options_.layers, engine,
-                                         options_.block_rows * engine.threads, keep_final_rows, figures);
+    // Freed (collectively) on the way out, whether the stage ended or failed: every rank of every
+    // row group frees it here.
+    SlotRing ring = std::move(ring_);
+    PipelineResult result =
+        run_pipeline(mpi_, problem, grid_, layers_, options_.layers, engine, block_rows_, keep_final_rows, ring, figures);
     stage_figures_ = result.stage;
     return {std::move(result.final_rows), std::move(result.categories), result.exact_sum};
   }
@@ -205,6 +214,8 @@ class PipelineStrategy final : public Strategy {
   int stage_;
   LayerRange layers_;
   StageSplit split_;  // the automatic split (empty with --stage-layers or one stage)
+  Index block_rows_ = 0;  // rows per block
+  SlotRing ring_;         // between this rank's stage and its neighbours (make_stage_ring)
   StageFigures stage_figures_;
 };
 

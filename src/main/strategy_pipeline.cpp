@@ -123,19 +123,17 @@ std::vector<std::uint32_t> balanced_starts(const std::vector<double>& layer_cost
 namespace {
 
 // One stage over its row group's blocks (run_pipeline): `network` holds the stage's layers,
-// `input` the group's `group_rows` rows on stage 0.
-PipelineResult run_stage(int rank, const Network& network, const CsrMatrix& input, Index group_rows, const Grid& grid, LayerRange layers, Index total_layers, const EngineOptions& engine,
-                         Index block_rows, bool keep_rows, RankFigures& figures) {
+// `input` the group's `group_rows` rows on stage 0; `ring` (make_stage_ring) passes them on.
+PipelineResult run_stage(int rank, const Network& network, const CsrMatrix& input, Index group_rows, const Grid& grid,
+                         LayerRange layers, Index total_layers, const EngineOptions& engine, Index block_rows,
+                         bool keep_rows, SlotRing& ring, RankFigures& figures) {
   const int stages = grid.columns, stage = rank % stages;
   const bool first_stage = stage == 0, last_stage = stage == stages - 1;
   const Index neurons = input.cols();
   if (network.size() != layers.size())
     throw std::logic_error("run_pipeline: the stage must hold exactly its layers");
   if (block_rows == 0) block_rows = default_block_rows(group_rows, stages, engine.threads);
-  const std::size_t one_row = chunk_bytes(1, neurons);
-  const std::size_t slot_bytes = std::max(one_row, std::min(kLargestSlot, chunk_bytes(block_rows, std::uint64_t{block_rows} * neurons)));
-  SlotRing ring(MPI_COMM_WORLD, first_stage ? -1 : rank - 1, last_stage ? -1 : rank + 1, kSlots,
-                slot_bytes);
+  ring.restart();
 
   PipelineResult result;
   StageFigures& f = result.stage;
@@ -145,7 +143,11 @@ PipelineResult run_stage(int rank, const Network& network, const CsrMatrix& inpu
   // engine, a default block of 1024 rows was cut into 256-row blocks, whose dense panels run 1.7x
   // slower (default problem, 1 rank: 10.5 s against 6.1 s for data x data).
   if (inner.block_rows == 0) inner.block_rows = std::max<Index>(1, block_rows / static_cast<Index>(engine.threads));
-  inner.keep_activations = true;  // the survivors travel on (or are counted) after each block
+  // The survivors travel on after each block; the last stage keeps them only for the verifier,
+  // and only the last stage takes categories and checksums (the exact sum of a first stage's
+  // dense output cost as much as its layer: default problem, layer 0 alone on stage 0).
+  inner.keep_activations = !last_stage || keep_rows;
+  inner.final_results = last_stage;
   inner.progress = nullptr;
   // Each layer's column groups for the dense kernel, once for the run rather than in every
   // block's call (at 128 ranks a stage of 60 layers ran only 4 blocks, and computing the groups
@@ -275,7 +277,6 @@ PipelineResult run_stage(int rank, const Network& network, const CsrMatrix& inpu
     ring.abort();  // every wait of the row group's other stages ends
     throw;
   }
-  ring.free();
   std::sort(result.categories.begin(), result.categories.end());
   if (keep_rows && last_stage) result.final_rows = assemble_rows(group_rows, neurons, kept);
   figures.comm_s = f.input_wait_s + f.space_wait_s + f.transfer_s;
@@ -286,11 +287,19 @@ PipelineResult run_stage(int rank, const Network& network, const CsrMatrix& inpu
 
 }  // namespace
 
+SlotRing make_stage_ring(int rank, const Grid& grid, Index neurons, Index block_rows) {
+  const int stages = grid.columns, stage = rank % stages;
+  const std::size_t one_row = chunk_bytes(1, neurons);
+  const std::size_t slot_bytes =
+      std::max(one_row, std::min(kLargestSlot, chunk_bytes(block_rows, std::uint64_t{block_rows} * neurons)));
+  return SlotRing(MPI_COMM_WORLD, stage == 0 ? -1 : rank - 1, stage == stages - 1 ? -1 : rank + 1, kSlots, slot_bytes);
+}
+
 PipelineResult run_pipeline(const MpiSession& mpi, const LoadedProblem& problem, const Grid& grid, LayerRange layers,
                             Index total_layers, const EngineOptions& engine, Index block_rows, bool keep_rows,
-                            RankFigures& figures) {
+                            SlotRing& ring, RankFigures& figures) {
   return run_stage(mpi.rank(), problem.network, problem.input, problem.rows.size(), grid, layers, total_layers, engine,
-                   block_rows, keep_rows, figures);
+                   block_rows, keep_rows, ring, figures);
 }
 
 namespace {
@@ -328,45 +337,29 @@ void agree_on(const std::exception_ptr& failure) {
   if (failed) throw PeerFailure();
 }
 
-// One layer's CSR weights and bias as bytes: [offsets (N + 1) u64][columns nnz u32][values nnz f32][bias N f32].
-std::size_t layer_bytes(Index neurons, Offset nonzeros) {
-  return (std::size_t{neurons} + 1) * sizeof(Offset) + nonzeros * (sizeof(Index) + sizeof(Value)) + neurons * sizeof(Value);
-}
-
-}  // namespace
-
-StageSplit balance_stages(int rank, const Grid& grid, Network& network, const CsrMatrix& input, Index group_rows,
-                          LayerRange layers, Index total_layers, const EngineOptions& engine) {
-  const int stages = grid.columns, stage = rank % stages, group_first = rank - stage;
-  StageSplit split;
-  split.layers = layers;
-  if (stages == 1) return split;
-  const double start = mpi_seconds();
-  std::vector<std::uint32_t> loaded;  // the split as loaded (about L/P layers per stage)
-  for (int s = 1; s < stages; ++s) loaded.push_back(stage_layers(total_layers, stages, s).first);
-
-  // The probe: one block of the run's size, every k-th row of each row group, through the stages
-  // as loaded. A block of the run's size, so that what a layer costs per block whatever its rows
-  // (setting up its weights for the block) weighs as much as in the run.
-  const Index block_rows = engine.block_rows > 0 ? engine.block_rows * static_cast<Index>(engine.threads)
-                                                 : default_block_rows(group_rows, stages, engine.threads);
-  const Index sample = std::min(group_rows, block_rows);
-  const CsrMatrix probe_rows = stage == 0 ? strided_rows(input, sample) : CsrMatrix(0, input.cols());
+// Collective: the cost of each layer (total_layers long), from a probe: one block of `sample`
+// rows (every k-th row of stage 0's `input`) through the stages as loaded, twice, each layer's
+// lesser time kept. The times are wall-clock times, and a layer that the system interrupted once
+// (a loaded machine, a simulator sharing its cores) would look far costlier than it is; the
+// second run is also warm. The engine times layers by the wall clock; the stage's busy time is on
+// the MPI library's clock (under SimGrid the simulated one) and also holds the stage's own work
+// (cutting blocks, packing survivors): each stage's layer times are scaled to sum to its busy
+// time. Summed over row groups.
+std::vector<double> probe_layer_costs(int rank, const Grid& grid, const Network& network, const CsrMatrix& input,
+                                      Index sample, LayerRange layers, Index total_layers, const EngineOptions& engine,
+                                      SlotRing& ring) {
+  const bool first_stage = rank % grid.columns == 0;
+  const CsrMatrix probe_rows = first_stage ? strided_rows(input, sample) : CsrMatrix(0, input.cols());
   EngineOptions probe_engine = engine;
   probe_engine.progress = nullptr;
-  // Twice, each layer's lesser time kept: the times are wall-clock times, and a layer that the
-  // system interrupted once (a loaded machine, a simulator sharing its cores) would look far
-  // costlier than it is; the second run is also warm.
-  // The engine times layers by the wall clock; the stage's busy time is on the MPI library's clock
-  // (under SimGrid the simulated one) and also holds the stage's own work (cutting blocks, packing
-  // survivors). Each stage's layer times are scaled so that they sum to its busy time.
-  std::vector<double> cost(total_layers, 0.0);  // this stage's layers set, summed over row groups below
-  std::exception_ptr probe_failure;  // a failure in one row group's probe ends every rank's
+  std::vector<double> cost(total_layers, 0.0);  // this stage's layers set
+  std::exception_ptr failure;                   // a failure in one row group's probe ends every rank's
   try {
     for (int run = 0; run < 2; ++run) {
       RankFigures probe;
       const PipelineResult ran =
-          run_stage(rank, network, probe_rows, sample, grid, layers, total_layers, probe_engine, sample, false, probe);
+          run_stage(rank, network, probe_rows, sample, grid, layers, total_layers, probe_engine, sample, false, ring,
+                    probe);
       double layer_sum = 0;
       for (Index l = layers.first; l < layers.last; ++l) layer_sum += probe.layer_compute_s[l];
       const double scale = layer_sum > 0 ? ran.stage.busy_s / layer_sum : 1.0;
@@ -374,13 +367,92 @@ StageSplit balance_stages(int rank, const Grid& grid, Network& network, const Cs
         cost[l] = run == 0 ? probe.layer_compute_s[l] * scale : std::min(cost[l], probe.layer_compute_s[l] * scale);
     }
   } catch (...) {
-    probe_failure = std::current_exception();
+    failure = std::current_exception();
   }
-  agree_on(probe_failure);
+  agree_on(failure);
   MPI_Allreduce(MPI_IN_PLACE, cost.data(), static_cast<int>(cost.size()), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  return cost;
+}
+
+}  // namespace
+
+// (strategy_pipeline.hpp) A layer travels as its four arrays (offsets, columns, values, bias),
+// received straight into the new layer once every rank has made room for what it receives.
+Index move_layers(int rank, int stages, Network& network, Index neurons, Index total_layers,
+                  const std::vector<std::uint32_t>& from, const std::vector<std::uint32_t>& to) {
+  const int stage = rank % stages, group_first = rank - stage;
+  const LayerRange had = stage_layers(total_layers, stages, stage, from), gets = stage_layers(total_layers, stages, stage, to);
+  auto holds = [](LayerRange r, Index l) { return l >= r.first && l < r.last; };
+  std::vector<std::uint64_t> nonzeros(total_layers, 0);
+  for (Index l = had.first; l < had.last; ++l) nonzeros[l] = network[l - had.first].weights_csr.nnz();
+  MPI_Allreduce(MPI_IN_PLACE, nonzeros.data(), static_cast<int>(nonzeros.size()), MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+  Network moved(gets.size());
+  std::exception_ptr failure;
+  try {
+    for (Index l = gets.first; l < gets.last; ++l) {
+      Layer& layer = moved[l - gets.first];
+      if (holds(had, l)) {
+        layer = std::move(network[l - had.first]);
+        continue;
+      }
+      if (nonzeros[l] * sizeof(Value) > static_cast<std::uint64_t>(std::numeric_limits<int>::max()))
+        throw std::invalid_argument("a layer of " + std::to_string(nonzeros[l]) +
+                                    " connections is too large to move between stages (give --stage-layers)");
+      layer.weights_csr.reset(neurons, neurons);
+      layer.weights_csr.reserve_nonzeros(nonzeros[l]);
+      layer.bias.resize(neurons);
+    }
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  agree_on(failure);  // every rank has room for its layers, or every rank stops
+  // Per layer, its offsets, columns, values and bias, with tags 0 to 3 (MPI keeps the order of the
+  // messages between two ranks, so the layers match in layer order).
+  std::vector<MPI_Request> requests;
+  auto transfer = [&](Layer& layer, Offset nnz, int peer, bool send) {
+    CsrMatrix& w = layer.weights_csr;
+    const std::pair<void*, std::size_t> parts[4] = {{w.offsets.data(), (std::size_t{neurons} + 1) * sizeof(Offset)},
+                                                    {w.indices.data(), nnz * sizeof(Index)},
+                                                    {w.values.data(), nnz * sizeof(Value)},
+                                                    {layer.bias.data(), std::size_t{neurons} * sizeof(Value)}};
+    for (int tag = 0; tag < 4; ++tag) {
+      requests.emplace_back();
+      if (send)
+        MPI_Isend(parts[tag].first, static_cast<int>(parts[tag].second), MPI_BYTE, peer, tag, MPI_COMM_WORLD, &requests.back());
+      else
+        MPI_Irecv(parts[tag].first, static_cast<int>(parts[tag].second), MPI_BYTE, peer, tag, MPI_COMM_WORLD, &requests.back());
+    }
+  };
+  Index received = 0;
+  for (Index l = had.first; l < had.last; ++l)
+    if (!holds(gets, l)) transfer(network[l - had.first], nonzeros[l], group_first + stage_of(l, to), true);
+  for (Index l = gets.first; l < gets.last; ++l)
+    if (!holds(had, l)) transfer(moved[l - gets.first], nonzeros[l], group_first + stage_of(l, from), false), ++received;
+  MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
+  network = std::move(moved);
+  return received;
+}
+
+StageSplit balance_stages(int rank, const Grid& grid, Network& network, const CsrMatrix& input, Index group_rows,
+                          LayerRange layers, Index total_layers, const EngineOptions& engine, Index block_rows,
+                          SlotRing& ring) {
+  const int stages = grid.columns, stage = rank % stages;
+  StageSplit split;
+  split.layers = layers;
+  if (stages == 1) return split;
+  const double start = mpi_seconds();
+  std::vector<std::uint32_t> loaded;  // the split as loaded: by count, about L/P layers per stage
+  for (int s = 1; s < stages; ++s) loaded.push_back(stage_layers(total_layers, stages, s).first);
+  const LayerRange as_loaded = stage_layers(total_layers, stages, stage, loaded);
+  if (layers.first != as_loaded.first || layers.last != as_loaded.last || network.size() != layers.size())
+    throw std::logic_error("balance_stages: the stage must hold the layers of the count split");
+  // The probe's block has the run's size, so that what a layer costs per block whatever its rows
+  // weighs as much as in the run.
+  split.probe_rows = std::min(group_rows, block_rows);
+  const std::vector<double> cost =
+      probe_layer_costs(rank, grid, network, input, split.probe_rows, layers, total_layers, engine, ring);
   split.cap = automatic_stage_cap(total_layers, stages);
   split.starts = balanced_starts(cost, stages, split.cap);
-  split.probe_rows = sample;
   split.layers = stage_layers(total_layers, stages, stage, split.starts);
   split.stage_cost.assign(stages, 0.0);
   double total = 0;
@@ -390,81 +462,7 @@ StageSplit balance_stages(int rank, const Grid& grid, Network& network, const Cs
   }
   if (total > 0)
     for (double& c : split.stage_cost) c /= total;
-
-  // Layers move inside each row group, from their stage as loaded to their new stage. Every rank
-  // learns every layer's size first and makes room for what it receives; then the transfers.
-  const Index neurons = input.cols();
-  std::vector<std::uint64_t> nonzeros(total_layers, 0);
-  for (Index l = layers.first; l < layers.last; ++l) nonzeros[l] = network[l - layers.first].weights_csr.nnz();
-  MPI_Allreduce(MPI_IN_PLACE, nonzeros.data(), static_cast<int>(nonzeros.size()), MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
-  std::vector<std::vector<char>> outgoing, incoming;
-  std::vector<Index> incoming_layers;
-  std::vector<MPI_Request> requests;
-  std::exception_ptr failure;
-  try {
-    for (Index l = split.layers.first; l < split.layers.last; ++l) {
-      if (l >= layers.first && l < layers.last) continue;
-      const std::size_t bytes = layer_bytes(neurons, nonzeros[l]);
-      if (bytes > static_cast<std::size_t>(std::numeric_limits<int>::max()))
-        throw std::invalid_argument("a layer of " + std::to_string(bytes) + " bytes is too large to move between stages "
-                                    "(give --stage-layers)");
-      incoming.emplace_back(bytes);
-      incoming_layers.push_back(l);
-    }
-    for (Index l = layers.first; l < layers.last; ++l) {
-      if (l >= split.layers.first && l < split.layers.last) continue;
-      const Layer& layer = network[l - layers.first];
-      const CsrMatrix& w = layer.weights_csr;
-      std::vector<char>& out = outgoing.emplace_back(layer_bytes(neurons, w.nnz()));
-      char* at = out.data();
-      at = std::copy_n(reinterpret_cast<const char*>(w.offsets.data()), (std::size_t{neurons} + 1) * sizeof(Offset), at);
-      at = std::copy_n(reinterpret_cast<const char*>(w.indices.data()), w.nnz() * sizeof(Index), at);
-      at = std::copy_n(reinterpret_cast<const char*>(w.values.data()), w.nnz() * sizeof(Value), at);
-      std::copy_n(reinterpret_cast<const char*>(layer.bias.data()), neurons * sizeof(Value), at);
-    }
-  } catch (...) {
-    failure = std::current_exception();
-  }
-  agree_on(failure);  // every rank has room for its layers, or every rank stops
-  // Messages from one rank to another go in layer order (MPI keeps their order).
-  std::size_t sent = 0;
-  for (Index l = layers.first; l < layers.last; ++l) {
-    if (l >= split.layers.first && l < split.layers.last) continue;
-    requests.emplace_back();
-    MPI_Isend(outgoing[sent].data(), static_cast<int>(outgoing[sent].size()), MPI_BYTE,
-              group_first + stage_of(l, split.starts), 0, MPI_COMM_WORLD, &requests.back());
-    ++sent;
-  }
-  for (std::size_t i = 0; i < incoming.size(); ++i) {
-    requests.emplace_back();
-    MPI_Irecv(incoming[i].data(), static_cast<int>(incoming[i].size()), MPI_BYTE,
-              group_first + stage_of(incoming_layers[i], loaded), 0, MPI_COMM_WORLD, &requests.back());
-  }
-  MPI_Waitall(static_cast<int>(requests.size()), requests.data(), MPI_STATUSES_IGNORE);
-  outgoing.clear();
-
-  Network moved(split.layers.size());
-  for (Index l = split.layers.first; l < split.layers.last; ++l)
-    if (l >= layers.first && l < layers.last) moved[l - split.layers.first] = std::move(network[l - layers.first]);
-  for (std::size_t i = 0; i < incoming.size(); ++i) {
-    Layer& layer = moved[incoming_layers[i] - split.layers.first];
-    const Offset nnz = nonzeros[incoming_layers[i]];
-    CsrMatrix w(neurons, neurons);
-    w.reserve_nonzeros(nnz);
-    const char* at = incoming[i].data();
-    std::copy_n(at, (std::size_t{neurons} + 1) * sizeof(Offset), reinterpret_cast<char*>(w.offsets.data()));
-    at += (std::size_t{neurons} + 1) * sizeof(Offset);
-    std::copy_n(at, nnz * sizeof(Index), reinterpret_cast<char*>(w.indices.data()));
-    at += nnz * sizeof(Index);
-    std::copy_n(at, nnz * sizeof(Value), reinterpret_cast<char*>(w.values.data()));
-    at += nnz * sizeof(Value);
-    layer.bias.resize(neurons);
-    std::copy_n(at, neurons * sizeof(Value), reinterpret_cast<char*>(layer.bias.data()));
-    layer.weights_csr = std::move(w);
-    std::vector<char>().swap(incoming[i]);
-  }
-  network = std::move(moved);
-  split.layers_received = static_cast<Index>(incoming_layers.size());
+  split.layers_received = move_layers(rank, stages, network, input.cols(), total_layers, loaded, split.starts);
   split.seconds = mpi_seconds_since(start);
   MPI_Allreduce(MPI_IN_PLACE, &split.seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
   return split;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "comm/mpi_session.hpp"
+#include "comm/slot_ring.hpp"
 #include "main/load.hpp"
 #include "main/report.hpp"
 #include "partition/pull_plan.hpp"
@@ -63,14 +64,22 @@ struct PipelineResult {
   StageFigures stage;
 };
 
-// Runs this rank's stage over its row group's blocks of `block_rows` rows (0: chosen).
+// The slot ring that passes a row group's blocks from this rank's stage to the next (and brings
+// them from the one before), with slots for blocks of `block_rows` rows (of `neurons` columns;
+// 8 MiB at most unless one row needs more). Collective over MPI_COMM_WORLD: made once, before the
+// inference (an MPI window: its creation took 5 to 200 ms of a real run on this shared machine,
+// 40 us simulated), and used by the probe and the inference.
+SlotRing make_stage_ring(int rank, const Grid& grid, Index neurons, Index block_rows);
+
+// Runs this rank's stage over its row group's blocks of `block_rows` rows (0: chosen), through
+// `ring` (make_stage_ring, for blocks of at least block_rows rows; a new stream each call).
 // `problem.network` holds the stage's layers only; `problem.input` the group's rows on stage 0.
 // `keep_rows`: the last stage keeps its survivors (for the verifier). Fills figures' layer
-// vectors (total_layers long, this stage's layers set). Collective over MPI_COMM_WORLD. A failure
+// vectors (total_layers long, this stage's layers set). Collective over the row group. A failure
 // on any stage ends the waits of every stage of its row group (PeerFailure there).
 PipelineResult run_pipeline(const MpiSession& mpi, const LoadedProblem& problem, const Grid& grid, LayerRange layers,
                             Index total_layers, const EngineOptions& engine, Index block_rows, bool keep_rows,
-                            RankFigures& figures);
+                            SlotRing& ring, RankFigures& figures);
 
 // The automatic split (balance_stages).
 struct StageSplit {
@@ -84,8 +93,8 @@ struct StageSplit {
 };
 
 // Collective: the automatic split, made after loading. A probe runs one block of each row group's
-// rows (every k-th row of stage 0's `input`, as many as the run's blocks hold) through the stages as
-// loaded (`layers`: about L/P layers each, `network` this stage's layers in CSR and CSC), twice; the
+// rows (every k-th row of stage 0's `input`, as many as the run's blocks of `block_rows` rows
+// hold) through the stages as loaded, passed on by `ring` (make_stage_ring) (`layers`: about L/P layers each, `network` this stage's layers in CSR and CSC), twice; the
 // lesser of the two times each layer took, summed over row groups, is its cost; the split whose costliest stage costs least
 // (balanced_starts, at most automatic_stage_cap layers per stage) is chosen; and the layers move
 // between the stages of each row group (point-to-point, each layer once) so that `network` holds
@@ -93,7 +102,17 @@ struct StageSplit {
 // by the inference itself: nothing of the answer comes from the probe.
 // Collective over MPI_COMM_WORLD; `rank`: this rank's (d x P + stage).
 StageSplit balance_stages(int rank, const Grid& grid, Network& network, const CsrMatrix& input, Index group_rows,
-                          LayerRange layers, Index total_layers, const EngineOptions& engine);
+                          LayerRange layers, Index total_layers, const EngineOptions& engine, Index block_rows,
+                          SlotRing& ring);
+
+// Collective: inside each row group, every layer whose stage changes goes once, point to point,
+// from its stage under the split `from` to its stage under `to` (each the first layers of stages
+// 1..P-1, as for stage_layers); `network` holds this rank's layers under `from` in CSR, and on
+// return its layers under `to`, in CSR only for the layers received (prepare them again). Every
+// rank learns every layer's size first and makes room for what it receives; if that fails
+// anywhere, every rank stops (PeerFailure on the others). Returns the layers received.
+Index move_layers(int rank, int stages, Network& network, Index neurons, Index total_layers,
+                  const std::vector<std::uint32_t>& from, const std::vector<std::uint32_t>& to);
 
 // The line that describes the automatic split ("" when there was none).
 std::string split_line(const StageSplit& split, int stages, Index total_layers);

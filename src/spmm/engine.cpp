@@ -99,7 +99,7 @@ class ProgressMeter {
 
 }  // namespace
 
-CsrMatrix assemble_rows(Index rows, Index cols, const std::vector<ActiveRows>& blocks) {
+CsrMatrix assemble_rows(Index rows, Index cols, const std::vector<ActiveRows>& blocks, bool sort) {
   CsrMatrix y(rows, cols);
   for (const ActiveRows& b : blocks)
     for (Index r = 0; r < b.rows.rows(); ++r) y.offsets[b.ids[r] + 1] = b.rows.end(r) - b.rows.begin(r);
@@ -112,7 +112,7 @@ CsrMatrix assemble_rows(Index rows, Index cols, const std::vector<ActiveRows>& b
       std::copy_n(b.rows.indices.begin() + static_cast<std::ptrdiff_t>(from), count, y.indices.begin() + static_cast<std::ptrdiff_t>(to));
       std::copy_n(b.rows.values.begin() + static_cast<std::ptrdiff_t>(from), count, y.values.begin() + static_cast<std::ptrdiff_t>(to));
     }
-  y.sort_indices();
+  if (sort) y.sort_indices();
   return y;
 }
 
@@ -363,9 +363,11 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
         const Index first = b * block_rows, last = std::min(rows, first + block_rows);
         gather_nonempty_rows(input, first, last, nullptr, block);
         active += runner.run(network, block);
-        block_sums[b] = exact_sum_of(block.rows);
-        for (Index r = 0; r < block.rows.rows(); ++r)
-          if (block.rows.end(r) > block.rows.begin(r)) block_categories[b].push_back(block.ids[r]);
+        if (options.final_results || options.reuse) {  // reuse resolves its rows' results across blocks
+          block_sums[b] = exact_sum_of(block.rows);
+          for (Index r = 0; r < block.rows.rows(); ++r)
+            if (block.rows.end(r) > block.rows.begin(r)) block_categories[b].push_back(block.ids[r]);
+        }
         runner.add_reused(block, block_categories[b], block_sums[b]);
         if (options.keep_activations) {
           results[b].rows = block.rows.clone();
@@ -393,7 +395,7 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
   if (shared) shared->resolve(result.categories, result.exact_sum, copies);
   std::sort(result.categories.begin(), result.categories.end());
   if (options.keep_activations) {
-    result.activations = assemble_rows(rows, neurons, results);
+    result.activations = assemble_rows(rows, neurons, results, options.final_results);
     expand_matrix(copies, result.activations);
   }
   result.active_nonzeros = active;

@@ -48,6 +48,12 @@ struct EngineOptions {
   // taken (InferenceResult::activations is then empty), so that saturated survivors are never
   // held all at once (60,000 Fashion-MNIST inputs at N = 65536 would hold 12.6 GB of them).
   bool keep_activations = true;
+  // Data parallelism: false for rows that go on through more layers elsewhere (a pipeline stage
+  // before the last): no categories and no checksum (InferenceResult::categories empty, exact_sum
+  // 0; with reuse they are taken all the same), and the activations' column indices are left in
+  // the order the last layer made them, as the engine passes them from layer to layer (sorting
+  // and summing a first stage's dense output cost as much as its layer: docs/pipeline.md).
+  bool final_results = true;
   // Exact computation reuse (reuse.hpp): rows with identical entries are computed once, and
   // every row's result is its representative's. The answer is the same as without it.
   bool reuse = false;
@@ -79,8 +85,8 @@ InferenceResult infer(const Network& network, const CsrMatrix& input, const Engi
 Index automatic_block_rows(Index rows, int threads);
 
 // The rows of every block (rows.rows[r] is row ids[r]) as one rows x cols matrix, sorted column
-// indices; rows in no block are empty.
-CsrMatrix assemble_rows(Index rows, Index cols, const std::vector<ActiveRows>& blocks);
+// indices unless `sort` is false; rows in no block are empty.
+CsrMatrix assemble_rows(Index rows, Index cols, const std::vector<ActiveRows>& blocks, bool sort = true);
 
 // Rows [first, last) of a CSR matrix as a matrix of their own.
 CsrMatrix slice_rows(const CsrMatrix& a, Index first, Index last);

@@ -3,7 +3,8 @@
 // layers a stage may hold and gives every stage a layer up to as many stages as layers; more
 // stages than layers are refused; and balance_stages (the automatic split, run on every rank of
 // the test as 1 x ranks and, on 4 ranks, 2 x 2) agrees on one split everywhere and leaves each rank
-// holding exactly the layers of its new stage, entry by entry as loaded.
+// holding exactly the layers of its new stage, entry by entry as loaded; move_layers between fixed
+// splits, layers going both ways.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -105,7 +106,9 @@ void check_balance(int groups) {
   const CsrMatrix input = stage == 0 ? random_inputs(300, kNeurons, 0.5, 0.5f, 1.0f, input_rng) : CsrMatrix(0, kNeurons);
   EngineOptions engine;
   engine.threads = 1;
-  const StageSplit split = balance_stages(rank, grid, mine, input, 300, loaded, kLayers, engine);
+  const Index block_rows = default_block_rows(300, stages, 1);
+  SlotRing ring = make_stage_ring(rank, grid, kNeurons, block_rows);
+  const StageSplit split = balance_stages(rank, grid, mine, input, 300, loaded, kLayers, engine, block_rows, ring);
   if (stages == 1) {
     EXPECT_TRUE(split.starts.empty());
     return;
@@ -126,6 +129,46 @@ void check_balance(int groups) {
     EXPECT_EQ(got.bias, whole[l].bias) << "layer " << l;
   }
 }
+
+// move_layers between fixed splits, both ways (layers going to earlier and to later stages), in
+// 1 and 2 row groups: every rank ends with exactly its new stage's layers, entry by entry, also
+// when a layer's arrays hold more room than its nonzeros.
+void check_moves(int groups) {
+  int ranks = 1, rank = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  if (ranks % groups != 0 || ranks / groups < 2) GTEST_SKIP() << "needs 2 stages in " << groups << " row group(s)";
+  const int stages = ranks / groups, stage = rank % stages;
+  constexpr Index kNeurons = 32, kLayers = 10;
+  std::mt19937 rng(13);  // the same network on every rank
+  const Network whole = random_network(kNeurons, kLayers, rng);
+  std::vector<std::uint32_t> count, front, back;  // the count split; all but the last stage 1 layer; the reverse
+  for (int s = 1; s < stages; ++s) {
+    count.push_back(stage_layers(kLayers, stages, s).first);
+    front.push_back(static_cast<std::uint32_t>(s));
+    back.push_back(static_cast<std::uint32_t>(kLayers - stages + s));
+  }
+  for (const auto& [from, to] : {std::pair{count, front}, std::pair{count, back}, std::pair{front, back}}) {
+    const LayerRange had = stage_layers(kLayers, stages, stage, from), gets = stage_layers(kLayers, stages, stage, to);
+    Network mine;
+    for (Index l = had.first; l < had.last; ++l) {
+      mine.push_back(Layer{whole[l].weights_csr.clone(), CscMatrix(), whole[l].bias});
+      mine.back().weights_csr.reserve_nonzeros(mine.back().weights_csr.nnz() + 5);  // room beyond the nonzeros
+    }
+    Index expected_received = 0;
+    for (Index l = gets.first; l < gets.last; ++l) expected_received += (l < had.first || l >= had.last) ? 1 : 0;
+    EXPECT_EQ(move_layers(rank, stages, mine, kNeurons, kLayers, from, to), expected_received);
+    ASSERT_EQ(mine.size(), gets.size());
+    for (Index l = gets.first; l < gets.last; ++l) {
+      const Layer& got = mine[l - gets.first];
+      EXPECT_EQ(dense_of(got.weights_csr), dense_of(whole[l].weights_csr)) << "layer " << l;
+      EXPECT_EQ(got.bias, whole[l].bias) << "layer " << l;
+    }
+  }
+}
+
+TEST(PipelineSplit, MoveLayersBetweenFixedSplits) { check_moves(1); }
+TEST(PipelineSplit, MoveLayersInTwoRowGroups) { check_moves(2); }
 
 TEST(PipelineSplit, BalanceStagesMovesEveryLayerToItsStage) { check_balance(1); }
 TEST(PipelineSplit, BalanceStagesInTwoRowGroups) { check_balance(2); }

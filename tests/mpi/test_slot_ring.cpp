@@ -80,6 +80,55 @@ TEST(SlotRing, ChainForwardsManyMessagesInOrderThroughFewSlots) {
 }
 
 // Ranks that size their slots from their own share get the largest size any rank asked for.
+// One ring, three streams (the pipeline's probe runs twice, then the inference): after restart()
+// each stream goes down the chain in order, its end mark included; sending after the end mark
+// without a restart is refused, and so is a restart while a message is held.
+TEST(SlotRing, RestartCarriesSeveralStreamsThroughOneRing) {
+  const int rank = world_rank(), ranks = world_size();
+  const int upstream = rank > 0 ? rank - 1 : -1, downstream = rank + 1 < ranks ? rank + 1 : -1;
+  constexpr std::size_t slot = 64;
+  SlotRing ring(MPI_COMM_WORLD, upstream, downstream, 2, slot);
+  for (int stream = 0; stream < 3; ++stream) {
+    ring.restart();
+    const int messages = 5 + stream;  // not a multiple of the slots: streams start mid-ring
+    int count = 0, mismatches = 0;
+    if (upstream < 0) {
+      for (int k = 0; k < messages && downstream >= 0; ++k) {
+        const std::vector<std::uint8_t> m = message_of(k + stream, slot);
+        ring.send({{m.data(), m.size()}});
+      }
+      if (downstream >= 0) {
+        ring.send({}, true);
+        EXPECT_THROW(ring.send({}), std::logic_error);  // the stream has ended
+      }
+    } else {
+      for (double waited = 0;;) {
+        const SlotRing::Message m = ring.receive(waited);
+        if (stream == 0 && count == 0) {
+          EXPECT_THROW(ring.restart(), std::logic_error);  // a message is held
+        }
+        if (m.last) {
+          ring.release();
+          if (downstream >= 0) ring.send({}, true);
+          break;
+        }
+        const std::vector<std::uint8_t> expected = message_of(count + stream, slot);
+        if (m.bytes != expected.size() || (m.bytes > 0 && std::memcmp(m.data, expected.data(), m.bytes) != 0))
+          ++mismatches;
+        const auto* bytes = reinterpret_cast<const std::uint8_t*>(m.data);
+        std::vector<std::uint8_t> copy(bytes, bytes + m.bytes);
+        ring.release();
+        if (downstream >= 0) ring.send({{copy.data(), copy.size()}});
+        ++count;
+      }
+      EXPECT_EQ(count, messages) << "stream " << stream;
+      EXPECT_EQ(mismatches, 0) << "stream " << stream;
+    }
+  }
+  ring.free();
+  EXPECT_EQ(Window::live_count(), 0);
+}
+
 TEST(SlotRing, SlotsAsLargeAsTheLargestAsked) {
   int rank = 0, ranks = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
