@@ -169,6 +169,12 @@ class Window {
   // `destination` (MPI_Get). Complete with flush(target_rank)/flush_all()/flush_local*.
   // 0 bytes issues nothing. The range must lie within the target's segment.
   void get(void* destination, std::size_t bytes, int target_rank, std::size_t target_offset);
+  // Start copying `blocks` blocks of `block_bytes` bytes each, block i from byte target_offset
+  // + i x stride_bytes of `target_rank`'s segment, into `destination`, back to back (one MPI_Get
+  // of a strided datatype per chunk of blocks; completed as get is). Every block must lie within
+  // the target's segment; 0 blocks or 0 bytes issue nothing.
+  void get_strided(void* destination, std::size_t block_bytes, std::size_t blocks, std::size_t stride_bytes,
+                   int target_rank, std::size_t target_offset);
   // Start copying `bytes` bytes from `source` to byte `target_offset` of `target_rank`'s
   // segment (MPI_Put). `source` may be reused after flush_local/flush; the target sees the
   // data after flush plus a synchronisation with it (barrier()).

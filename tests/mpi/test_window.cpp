@@ -374,6 +374,58 @@ TEST_P(WindowTest, ChunkedGetSplitsAtTheLimit) {
   window.barrier();
 }
 
+// Strided gets: blocks of a target's segment back to back, one MPI_Get per chunk of whole blocks
+// (a block larger than the chunk limit falls back to chunked gets of single blocks).
+TEST_P(WindowTest, StridedGetTakesEveryBlock) {
+  const int rank = world_rank(), size = world_size();
+  constexpr std::size_t bytes = 1000;
+  Window window(MPI_COMM_WORLD, bytes);
+  fill_bytes(window, rank);
+  window.barrier();
+  const int source = (rank + 1) % size;
+  auto expect_blocks = [&](const std::vector<std::byte>& got, std::size_t block, std::size_t stride, std::size_t first) {
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      const std::size_t at = first + (i / block) * stride + i % block;
+      if (got[i] != byte_of(source, at)) {
+        ADD_FAILURE() << "byte " << i << " (block " << i / block << ") from rank " << source << " is wrong";
+        return;
+      }
+    }
+  };
+  // 9 blocks of 13 bytes, 100 apart, from offset 7 (the last block ends at byte 920).
+  std::vector<std::byte> got(9 * 13);
+  rma_calls.reset();
+  window.get_strided(got.data(), 13, 9, 100, source, 7);
+  window.flush(source);
+  EXPECT_EQ(rma_calls.gets, 1);
+  expect_blocks(got, 13, 100, 7);
+  // A chunk limit of 30 bytes: two blocks per call, 5 calls.
+  window.set_chunk_bytes(30);
+  std::fill(got.begin(), got.end(), std::byte{0});
+  rma_calls.reset();
+  window.get_strided(got.data(), 13, 9, 100, source, 7);
+  window.flush_all();
+  EXPECT_EQ(rma_calls.gets, 5);
+  expect_blocks(got, 13, 100, 7);
+  // Blocks larger than the limit: each one in chunks (13 bytes in chunks of 10: 2 calls per block).
+  window.set_chunk_bytes(10);
+  std::fill(got.begin(), got.end(), std::byte{0});
+  rma_calls.reset();
+  window.get_strided(got.data(), 13, 9, 100, source, 7);
+  window.flush_all();
+  EXPECT_EQ(rma_calls.gets, 18);
+  expect_blocks(got, 13, 100, 7);
+  window.set_chunk_bytes(Window::max_chunk_bytes);
+  // Nothing to get, and a range past the segment, are checked before MPI sees them.
+  rma_calls.reset();
+  EXPECT_NO_THROW(window.get_strided(nullptr, 13, 0, 100, source, 7));
+  EXPECT_NO_THROW(window.get_strided(nullptr, 0, 5, 100, source, 7));
+  EXPECT_EQ(rma_calls.gets, 0);
+  EXPECT_THROW(window.get_strided(got.data(), 13, 10, 100, source, 90), std::invalid_argument);
+  EXPECT_THROW(window.get_strided(got.data(), 13, 2, 5, source, 0), std::invalid_argument);
+  window.barrier();
+}
+
 // Many small gets to every rank, completed by flush_all or flush_local_all, again and again: every
 // byte has arrived (Debian's MPICH 4.0.2's MPI_Win_flush_all and MPI_Win_flush_local_all return
 // early about one time in five here, which is why Window flushes target by target).
