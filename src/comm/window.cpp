@@ -547,39 +547,53 @@ void Window::get(void* destination, std::size_t bytes, int target_rank, std::siz
   }
 }
 
-void Window::get_strided(void* destination, std::size_t block_bytes, std::size_t blocks, std::size_t stride_bytes,
-                         int target_rank, std::size_t target_offset) {
-  if (blocks == 0 || block_bytes == 0) return check_range("get", 0, target_rank, target_offset);
-  if (blocks > 1 && stride_bytes < block_bytes)
-    throw std::invalid_argument("Window::get_strided: a stride of " + std::to_string(stride_bytes) +
-                                " bytes is shorter than its " + std::to_string(block_bytes) + "-byte blocks");
-  if (stride_bytes > (std::numeric_limits<std::size_t>::max() - target_offset - block_bytes) / std::max<std::size_t>(blocks, 1))
-    throw std::invalid_argument("Window::get_strided: the blocks' range overflows");
-  check_range("get", (blocks - 1) * stride_bytes + block_bytes, target_rank, target_offset);
-  if (destination == nullptr) throw std::invalid_argument("Window::get_strided: null destination");
-  auto* out = static_cast<std::byte*>(destination);
-  const std::size_t per_call = block_bytes <= chunk_bytes_ ? chunk_bytes_ / block_bytes : 0;
-  if (per_call <= 1 || blocks == 1) {  // blocks too large to group (or only one): one get per block
-    for (std::size_t b = 0; b < blocks; ++b) get(out + b * block_bytes, block_bytes, target_rank, target_offset + b * stride_bytes);
-    return;
+void Window::get_blocks(void* destination, const std::vector<Block>& blocks, int target_rank) {
+  // Checked first, neighbours merged: runs[i] is a contiguous range of the target's segment.
+  std::vector<Block> runs;
+  runs.reserve(blocks.size());
+  for (const Block& block : blocks) {
+    check_range("get", block.bytes, target_rank, block.offset);
+    if (block.bytes == 0) continue;
+    if (!runs.empty() && runs.back().offset + runs.back().bytes == block.offset)
+      runs.back().bytes += block.bytes;
+    else
+      runs.push_back(block);
   }
-  note_pending(target_rank);
-  for (std::size_t done = 0; done < blocks;) {
-    const std::size_t n = std::min(per_call, blocks - done);
-    MPI_Datatype strided = MPI_DATATYPE_NULL;
-    check_mpi(MPI_Type_create_hvector(static_cast<int>(n), static_cast<int>(block_bytes), static_cast<MPI_Aint>(stride_bytes),
-                                      MPI_BYTE, &strided),
-              "MPI_Type_create_hvector");
+  if (runs.empty()) return;
+  if (destination == nullptr) throw std::invalid_argument("Window::get_blocks: null destination");
+  auto* out = static_cast<std::byte*>(destination);
+  std::vector<int> lengths;
+  std::vector<MPI_Aint> displacements;
+  for (std::size_t r = 0; r < runs.size();) {
+    if (runs[r].bytes >= chunk_bytes_ || r + 1 == runs.size()) {  // alone: a plain (chunked) get
+      get(out, runs[r].bytes, target_rank, runs[r].offset);
+      out += runs[r].bytes;
+      ++r;
+      continue;
+    }
+    // As many whole runs as the chunk limit holds, in one MPI_Get.
+    lengths.clear();
+    displacements.clear();
+    std::size_t bytes = 0;
+    for (; r < runs.size() && runs[r].bytes <= chunk_bytes_ - bytes; ++r) {
+      lengths.push_back(static_cast<int>(runs[r].bytes));
+      displacements.push_back(static_cast<MPI_Aint>(runs[r].offset));
+      bytes += runs[r].bytes;
+    }
+    note_pending(target_rank);
+    MPI_Datatype indexed = MPI_DATATYPE_NULL;
+    check_mpi(MPI_Type_create_hindexed(static_cast<int>(lengths.size()), lengths.data(), displacements.data(), MPI_BYTE,
+                                       &indexed),
+              "MPI_Type_create_hindexed");
     // Freed right after the call: MPI keeps a datatype alive while operations use it.
-    const int committed = MPI_Type_commit(&strided);
+    const int committed = MPI_Type_commit(&indexed);
     const int got = committed == MPI_SUCCESS
-                        ? MPI_Get(out + done * block_bytes, static_cast<int>(n * block_bytes), MPI_BYTE, target_rank,
-                                  static_cast<MPI_Aint>(target_offset + done * stride_bytes), 1, strided, win_)
+                        ? MPI_Get(out, static_cast<int>(bytes), MPI_BYTE, target_rank, 0, 1, indexed, win_)
                         : committed;
-    MPI_Type_free(&strided);
+    MPI_Type_free(&indexed);
     check_mpi(committed, "MPI_Type_commit");
     check_mpi(got, "MPI_Get");
-    done += n;
+    out += bytes;
   }
 }
 

@@ -27,7 +27,7 @@
 // positive), the group moves them to dense panels together (the engine's rule; back to sparse
 // below a quarter of it): each rank holds its C columns of the alive rows as panels and exposes
 // them in its dense slots as they are (panels x C x kPanelRows, no transpose). Per layer a rank
-// pulls, with one get per range (a strided one when the range is part of a peer's block), the
+// pulls, with one get per peer (an indexed one when it needs part of the peer's block), the
 // neurons its W block reads from its peers, builds full-width panels a few panels at a time (its
 // own columns and the pulled ones, a memcpy per range where a panel's rows are one stored panel)
 // and computes its C output columns with the panel kernel (multiply_panel_columns), written over
@@ -203,25 +203,33 @@ class DensePanels {
     pulled_.resize(total);
     pulled_ranges_.clear();
     timed([&] {
-      // Each range arrives as stored panels x its neurons x kPanelRows: one get (a strided one when
-      // the range is not the peer's whole block).
+      // One get per peer (the ranges of one peer are consecutive in the plan): its ranges arrive
+      // as stored panels x their neurons x kPanelRows (the peer's whole block: one contiguous
+      // range of its slot; else an indexed get of every stored panel's ranges).
       std::size_t at = 0;
       const std::size_t stored_panels = stored_stride_ / kPanelRows;
-      for (const PullPlan::Range& range : plan.ranges) {
-        const int peer = range.peer % group_.size();
+      for (std::size_t r = 0; r < plan.ranges.size();) {
+        const int peer = plan.ranges[r].peer % group_.size();
         const RowRange theirs = shard_of(neurons_, group_.size(), peer);
-        const Index width = range.last - range.first;
         const std::size_t slot = dense_at_[peer] + read_slot * capacity_rows_ * theirs.size() * sizeof(Value);
-        const std::size_t block = std::size_t{width} * kPanelRows * sizeof(Value);
-        if (width == theirs.size())
-          window_.get(pulled_.data() + at, stored_panels * block, group_base_ + peer, slot);
-        else
-          window_.get_strided(pulled_.data() + at, block, stored_panels, std::size_t{theirs.size()} * kPanelRows * sizeof(Value),
-                              group_base_ + peer, slot + std::size_t{range.first} * kPanelRows * sizeof(Value));
-        pulled_ranges_.push_back({theirs.first + range.first, width, pulled_.data() + at});
-        at += std::size_t{width} * stored_stride_;
-        bytes += std::size_t{width} * stored_stride_ * sizeof(Value);
+        std::size_t end = r, width = 0;  // width: the peer's pulled neurons
+        for (; end < plan.ranges.size() && plan.ranges[end].peer % group_.size() == peer; ++end) {
+          pulled_ranges_.push_back({theirs.first + plan.ranges[end].first, plan.ranges[end].last - plan.ranges[end].first,
+                                    pulled_.data() + at + width * kPanelRows, 0});
+          width += plan.ranges[end].last - plan.ranges[end].first;
+        }
+        blocks_.clear();
+        for (std::size_t panel = 0; panel < stored_panels; ++panel)
+          for (std::size_t q = r; q < end; ++q)
+            blocks_.push_back({slot + (panel * theirs.size() + plan.ranges[q].first) * kPanelRows * sizeof(Value),
+                               std::size_t{plan.ranges[q].last - plan.ranges[q].first} * kPanelRows * sizeof(Value)});
+        for (std::size_t q = pulled_ranges_.size() - (end - r); q < pulled_ranges_.size(); ++q)
+          pulled_ranges_[q].panel_stride = width * kPanelRows;
+        window_.get_blocks(pulled_.data() + at, blocks_, group_base_ + peer);
+        at += width * stored_stride_;
+        bytes += width * stored_stride_ * sizeof(Value);
         ++messages;
+        r = end;
       }
       if (!overlap && peers_) window_.flush_all();
     });
@@ -312,7 +320,7 @@ class DensePanels {
             const std::size_t width = std::size_t{range.width} * kPanelRows;
             Value* column = to + std::size_t{range.first} * kPanelRows;
             if (whole >= 0) {
-              std::memcpy(column, range.values + static_cast<std::size_t>(whole) * width, width * sizeof(Value));
+              std::memcpy(column, range.values + static_cast<std::size_t>(whole) * range.panel_stride, width * sizeof(Value));
               continue;
             }
             for (Index r = 0; r < kPanelRows; ++r) {
@@ -322,7 +330,7 @@ class DensePanels {
                 continue;
               }
               const Index stored = source_rows_[row];
-              const Value* from = range.values + std::size_t{stored / kPanelRows} * width + stored % kPanelRows;
+              const Value* from = range.values + std::size_t{stored / kPanelRows} * range.panel_stride + stored % kPanelRows;
               for (Index k = 0; k < range.width; ++k) column[std::size_t{k} * kPanelRows + r] = from[std::size_t{k} * kPanelRows];
             }
           }
@@ -362,9 +370,11 @@ class DensePanels {
   Index stored_stride_ = 0;          // rows per neuron in the slots (the layer input's padded rows)
   std::vector<Index> source_rows_;   // where each of mine_'s rows is in the slots
   struct PulledRange {
-    Index first, width;    // neurons [first, first + width)
-    const Value* values;   // in pulled_: stored panels x width x kPanelRows
+    Index first, width;         // neurons [first, first + width)
+    const Value* values;        // in pulled_: stored panel p's kPanelRows x width at values + p x panel_stride
+    std::size_t panel_stride;
   };
+  std::vector<Window::Block> blocks_;
   std::vector<PulledRange> pulled_ranges_;
   std::vector<std::int64_t> stored_panel_;  // per panel of mine_: the stored panel of its rows, or -1
   std::vector<Value> pulled_;
