@@ -195,15 +195,16 @@ class DensePanels {
   // the rows that died. Returns the group's nonzeros; adds communication to comm (seconds),
   // bytes and messages.
   template <class Timed>
-  Offset layer(const PullPlan& plan, const Layer& layer, int read_slot, int write_slot, bool overlap, Timed&& timed,
-               std::uint64_t& bytes, std::uint64_t& messages) {
+  Offset layer(const PullPlan& plan, const Layer& layer, int read_slot, int write_slot, bool overlap, bool merged_gets,
+               Timed&& timed, std::uint64_t& bytes, std::uint64_t& messages) {
     // Where each neuron's rows are: own columns in mine_, pulled ones in pulled_.
     std::size_t total = 0;
     for (const PullPlan::Range& range : plan.ranges) total += std::size_t{range.last - range.first} * stored_stride_;
     pulled_.resize(total);
     pulled_ranges_.clear();
     timed([&] {
-      // One get per peer (the ranges of one peer are consecutive in the plan): its ranges arrive
+      // One get per peer (the ranges of one peer are consecutive in the plan; one per range with
+      // SDNN_MODEL_COMM=per-range-gets): its ranges arrive
       // as stored panels x their neurons x kPanelRows (the peer's whole block: one contiguous
       // range of its slot; else an indexed get of every stored panel's ranges).
       std::size_t at = 0;
@@ -213,7 +214,7 @@ class DensePanels {
         const RowRange theirs = shard_of(neurons_, group_.size(), peer);
         const std::size_t slot = dense_at_[peer] + read_slot * capacity_rows_ * theirs.size() * sizeof(Value);
         std::size_t end = r, width = 0;  // width: the peer's pulled neurons
-        for (; end < plan.ranges.size() && plan.ranges[end].peer % group_.size() == peer; ++end) {
+        for (; end < plan.ranges.size() && plan.ranges[end].peer % group_.size() == peer && (merged_gets || end == r); ++end) {
           pulled_ranges_.push_back({theirs.first + plan.ranges[end].first, plan.ranges[end].last - plan.ranges[end].first,
                                     pulled_.data() + at + width * kPanelRows, 0});
           width += plan.ranges[end].last - plan.ranges[end].first;
@@ -552,7 +553,7 @@ CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& gri
     if (in_panels) {
       figures.layer_nonzeros[l] = dense.local_nonzeros();
       figures.active_nonzeros += dense.local_nonzeros();
-      group_nonzeros = dense.layer(plan, layer, read_slot, write_slot, overlap, timed, bytes, messages);
+      group_nonzeros = dense.layer(plan, layer, read_slot, write_slot, overlap, comm_switches.merged_gets, timed, bytes, messages);
       // Back to sparse rows below a quarter of the threshold (every rank of the group agrees).
       const Index alive_rows = dense.rows().rows();
       if (alive_rows == 0 || static_cast<double>(group_nonzeros) <
