@@ -368,7 +368,7 @@ class DensePanels {
   int threads_;
   bool peers_;
   DenseRows mine_;  // the layer's input, then (in place) its output
-  Index stored_stride_ = 0;          // rows per neuron in the slots (the layer input's padded rows)
+  Index stored_stride_ = 0;          // rows (padded to panels) in the slots: the last layer input's
   std::vector<Index> source_rows_;   // where each of mine_'s rows is in the slots
   struct PulledRange {
     Index first, width;         // neurons [first, first + width)
