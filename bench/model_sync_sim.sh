@@ -8,7 +8,8 @@
 # What each change gains on its own: VARIANTS runs this build again with one change undone per
 # variant (SDNN_MODEL_COMM, src/main/strategy_model.hpp): world-sync (a barrier over every rank each
 # layer, as when the per-layer collective covered every rank instead of the row group),
-# per-range-gets (one get of column offsets per range instead of one per peer), no-overlap
+# per-range-gets (one get per range instead of one per peer: column offsets of sparse rows, panels
+# of dense rows), no-overlap
 # (sdnn --no-overlap: every get completes before the layer computes). Each variant's row, and its
 # communication over this build's, is what that change gains.
 #

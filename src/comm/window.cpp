@@ -547,6 +547,56 @@ void Window::get(void* destination, std::size_t bytes, int target_rank, std::siz
   }
 }
 
+void Window::get_blocks(void* destination, const std::vector<Block>& blocks, int target_rank) {
+  // Checked first, neighbours merged: runs[i] is a contiguous range of the target's segment.
+  std::vector<Block> runs;
+  runs.reserve(blocks.size());
+  for (const Block& block : blocks) {
+    check_range("get", block.bytes, target_rank, block.offset);
+    if (block.bytes == 0) continue;
+    if (!runs.empty() && runs.back().offset + runs.back().bytes == block.offset)
+      runs.back().bytes += block.bytes;
+    else
+      runs.push_back(block);
+  }
+  if (runs.empty()) return;
+  if (destination == nullptr) throw std::invalid_argument("Window::get_blocks: null destination");
+  auto* out = static_cast<std::byte*>(destination);
+  std::vector<int> lengths;
+  std::vector<MPI_Aint> displacements;
+  for (std::size_t r = 0; r < runs.size();) {
+    if (runs[r].bytes >= chunk_bytes_ || r + 1 == runs.size()) {  // alone: a plain (chunked) get
+      get(out, runs[r].bytes, target_rank, runs[r].offset);
+      out += runs[r].bytes;
+      ++r;
+      continue;
+    }
+    // As many whole runs as the chunk limit holds, in one MPI_Get.
+    lengths.clear();
+    displacements.clear();
+    std::size_t bytes = 0;
+    for (; r < runs.size() && runs[r].bytes <= chunk_bytes_ - bytes; ++r) {
+      lengths.push_back(static_cast<int>(runs[r].bytes));
+      displacements.push_back(static_cast<MPI_Aint>(runs[r].offset));
+      bytes += runs[r].bytes;
+    }
+    note_pending(target_rank);
+    MPI_Datatype indexed = MPI_DATATYPE_NULL;
+    check_mpi(MPI_Type_create_hindexed(static_cast<int>(lengths.size()), lengths.data(), displacements.data(), MPI_BYTE,
+                                       &indexed),
+              "MPI_Type_create_hindexed");
+    // Freed right after the call: MPI keeps a datatype alive while operations use it.
+    const int committed = MPI_Type_commit(&indexed);
+    const int got = committed == MPI_SUCCESS
+                        ? MPI_Get(out, static_cast<int>(bytes), MPI_BYTE, target_rank, 0, 1, indexed, win_)
+                        : committed;
+    MPI_Type_free(&indexed);
+    check_mpi(committed, "MPI_Type_commit");
+    check_mpi(got, "MPI_Get");
+    out += bytes;
+  }
+}
+
 void Window::put(const void* source, std::size_t bytes, int target_rank, std::size_t target_offset) {
   check_range("put", bytes, target_rank, target_offset);
   if (bytes == 0) return;

@@ -169,6 +169,15 @@ class Window {
   // `destination` (MPI_Get). Complete with flush(target_rank)/flush_all()/flush_local*.
   // 0 bytes issues nothing. The range must lie within the target's segment.
   void get(void* destination, std::size_t bytes, int target_rank, std::size_t target_offset);
+  // One block of a target's segment: `bytes` bytes from byte `offset`.
+  struct Block {
+    std::size_t offset, bytes;
+  };
+  // Start copying `blocks` of `target_rank`'s segment into `destination`, back to back, in their
+  // order: one MPI_Get of an indexed datatype per chunk of blocks (neighbouring blocks merged; a
+  // block longer than the chunk limit goes in chunks of its own). Completed as get is. Every
+  // block must lie within the target's segment; empty blocks are skipped.
+  void get_blocks(void* destination, const std::vector<Block>& blocks, int target_rank);
   // Start copying `bytes` bytes from `source` to byte `target_offset` of `target_rank`'s
   // segment (MPI_Put). `source` may be reused after flush_local/flush; the target sees the
   // data after flush plus a synchronisation with it (barrier()).

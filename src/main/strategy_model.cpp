@@ -26,13 +26,14 @@
 // Dense rows. When the group's alive rows hold at least dense_threshold of their entries (all
 // positive), the group moves them to dense panels together (the engine's rule; back to sparse
 // below a quarter of it): each rank holds its C columns of the alive rows as panels and exposes
-// them in its dense slots neuron by neuron (all rows of a neuron contiguous). Per layer a rank
-// pulls, with one get per range, the neurons its W block reads from its peers, builds
-// full-width panels in double a few panels at a time (its own columns and the pulled ones) and
-// computes its C output columns with the panel kernel (multiply_panel_columns), written over its
-// input panels (each chunk is gathered before it is computed; no second set of panels); the
-// weights are widened while the gets are in flight. It stores its output columns (every row of
-// the layer's input, dead or not) and the group's collective sums each row's kept entries over the group,
+// them in its dense slots as they are (panels x C x kPanelRows, no transpose). Per layer a rank
+// pulls, with one get per peer (an indexed one when it needs part of the peer's block), the
+// neurons its W block reads from its peers, builds full-width panels a few panels at a time (its
+// own columns and the pulled ones, a memcpy per range where a panel's rows are one stored panel)
+// and computes its C output columns with the panel kernel (multiply_panel_columns), written over
+// its input panels (each chunk is gathered before it is computed; no second set of panels) and
+// into its slot; the weights are widened while the gets are in flight. It stores its output
+// columns (every row of the layer's input, dead or not) and the group's collective sums each row's kept entries over the group,
 // so that every rank drops the same rows; the next layer reads its peers' rows through that
 // list. Sums in double, rounded once: the same bits as every other strategy. With --reuse,
 // repeated rows are dropped by GroupReuse: from the sparse block before it is stored, and from
@@ -194,28 +195,42 @@ class DensePanels {
   // the rows that died. Returns the group's nonzeros; adds communication to comm (seconds),
   // bytes and messages.
   template <class Timed>
-  Offset layer(const PullPlan& plan, const Layer& layer, int read_slot, int write_slot, bool overlap, Timed&& timed,
-               std::uint64_t& bytes, std::uint64_t& messages) {
-    // The neurons read, and where each one's rows are: own columns in mine_, pulled ones in pulled_.
-    needed_.assign(neurons_, 0);
-    for (Offset p = 0; p < layer.weights_csc.nnz(); ++p) needed_[layer.weights_csc.indices[p]] = 1;
-    source_.assign(neurons_, nullptr);
+  Offset layer(const PullPlan& plan, const Layer& layer, int read_slot, int write_slot, bool overlap, bool merged_gets,
+               Timed&& timed, std::uint64_t& bytes, std::uint64_t& messages) {
+    // Where each neuron's rows are: own columns in mine_, pulled ones in pulled_.
     std::size_t total = 0;
     for (const PullPlan::Range& range : plan.ranges) total += std::size_t{range.last - range.first} * stored_stride_;
     pulled_.resize(total);
+    pulled_ranges_.clear();
     timed([&] {
+      // One get per peer (the ranges of one peer are consecutive in the plan; one per range with
+      // SDNN_MODEL_COMM=per-range-gets): its ranges arrive
+      // as stored panels x their neurons x kPanelRows (the peer's whole block: one contiguous
+      // range of its slot; else an indexed get of every stored panel's ranges).
       std::size_t at = 0;
-      for (const PullPlan::Range& range : plan.ranges) {
-        const int peer = range.peer % group_.size();
+      const std::size_t stored_panels = stored_stride_ / kPanelRows;
+      for (std::size_t r = 0; r < plan.ranges.size();) {
+        const int peer = plan.ranges[r].peer % group_.size();
         const RowRange theirs = shard_of(neurons_, group_.size(), peer);
-        const std::size_t count = std::size_t{range.last - range.first} * stored_stride_;
-        window_.get(pulled_.data() + at, count * sizeof(Value), group_base_ + peer,
-                    dense_at_[peer] + (read_slot * capacity_rows_ * theirs.size() + std::size_t{range.first} * stored_stride_) * sizeof(Value));
-        for (Index k = range.first; k < range.last; ++k)
-          source_[theirs.first + k] = pulled_.data() + at + std::size_t{k - range.first} * stored_stride_;
-        at += count;
-        bytes += count * sizeof(Value);
+        const std::size_t slot = dense_at_[peer] + read_slot * capacity_rows_ * theirs.size() * sizeof(Value);
+        std::size_t end = r, width = 0;  // width: the peer's pulled neurons
+        for (; end < plan.ranges.size() && plan.ranges[end].peer % group_.size() == peer && (merged_gets || end == r); ++end) {
+          pulled_ranges_.push_back({theirs.first + plan.ranges[end].first, plan.ranges[end].last - plan.ranges[end].first,
+                                    pulled_.data() + at + width * kPanelRows, 0});
+          width += plan.ranges[end].last - plan.ranges[end].first;
+        }
+        blocks_.clear();
+        for (std::size_t panel = 0; panel < stored_panels; ++panel)
+          for (std::size_t q = r; q < end; ++q)
+            blocks_.push_back({slot + (panel * theirs.size() + plan.ranges[q].first) * kPanelRows * sizeof(Value),
+                               std::size_t{plan.ranges[q].last - plan.ranges[q].first} * kPanelRows * sizeof(Value)});
+        for (std::size_t q = pulled_ranges_.size() - (end - r); q < pulled_ranges_.size(); ++q)
+          pulled_ranges_[q].panel_stride = width * kPanelRows;
+        window_.get_blocks(pulled_.data() + at, blocks_, group_base_ + peer);
+        at += width * stored_stride_;
+        bytes += width * stored_stride_ * sizeof(Value);
         ++messages;
+        r = end;
       }
       if (!overlap && peers_) window_.flush_all();
     });
@@ -226,11 +241,10 @@ class DensePanels {
     const Index panels = mine_.panels();
     row_nonzeros_.assign(static_cast<std::size_t>(panels) * kPanelRows, 0);
     if (overlap && peers_) timed([&] { window_.flush_all(); });
-    compute(layer);
+    compute(layer, write_slot);  // also publishes the output columns in write_slot
     local_nonzeros_ = 0;
     for (std::uint32_t n : row_nonzeros_) local_nonzeros_ += n;
-    // Publish the output columns, agree on the rows that died.
-    if (peers_) store(mine_, write_slot);
+    // Agree on the rows that died.
     timed([&] {
       if (!peers_) return;
       window_.sync();
@@ -266,15 +280,26 @@ class DensePanels {
   }
 
  private:
-  // A few panels at a time, full width (only the neurons read), on every thread: gathered as floats,
-  // widened to double where the layer has no column groups (the grouped kernel reads the floats).
-  void compute(const Layer& layer) {
+  // A few panels at a time, full width, on every thread: gathered as floats (this rank's columns and
+  // every pulled range, kPanelRows rows at a time where a panel's rows are one stored panel, else
+  // row by row), widened to double where the layer has no column groups (the grouped kernel reads
+  // the floats). The output columns go over the input panels and, with peers, to `slot`.
+  void compute(const Layer& layer, int slot) {
     constexpr Index kChunkPanels = 12;
     const Index C = own_.size(), panels = mine_.panels(), rows = mine_.rows();
     const std::size_t stride = std::size_t{neurons_} * kPanelRows, mine_stride = std::size_t{C} * kPanelRows;
-    read_.clear();
-    for (Index k = 0; k < neurons_; ++k)
-      if (needed_[k]) read_.push_back(k);
+    // stored_panel_[q]: the stored panel that holds panel q's rows in order, or -1.
+    stored_panel_.assign(panels, -1);
+    if (peers_)
+      for (Index q = 0; q < panels; ++q) {
+        const Index first = q * kPanelRows;
+        if (first + kPanelRows > rows || source_rows_[first] % kPanelRows != 0) continue;
+        bool whole = true;
+        for (Index r = 1; r < kPanelRows && whole; ++r) whole = source_rows_[first + r] == source_rows_[first] + r;
+        if (whole) stored_panel_[q] = static_cast<std::int64_t>(source_rows_[first] / kPanelRows);
+      }
+    Value* published = peers_ ? reinterpret_cast<Value*>(window_.data() + dense_at_[group_.rank()]) + slot * capacity_rows_ * C
+                              : nullptr;
     if (static_cast<int>(chunk_in_.size()) < threads_) chunk_in_.resize(threads_), chunk_out_.resize(threads_);
 #pragma omp parallel num_threads(threads_)
     {
@@ -287,39 +312,50 @@ class DensePanels {
         const Index count = std::min(kChunkPanels, panels - first);
         in.ids.resize(static_cast<std::size_t>(count) * kPanelRows);
         in.panel.resize(count * stride);
-        Value* to = in.panel.data();
-        for (Index p = 0; p < count; ++p)
-          for (Index k : read_) {
-            Value* column = to + p * stride + std::size_t{k} * kPanelRows;
-            if (k >= own_.first && k < own_.last) {
-              const Value* from = mine_.panel.data() + (first + p) * mine_stride + std::size_t{k - own_.first} * kPanelRows;
-              for (Index r = 0; r < kPanelRows; ++r) column[r] = from[r];
-            } else {
-              const Value* from = source_[k];
-              for (Index r = 0; r < kPanelRows; ++r) {
-                const Index row = (first + p) * kPanelRows + r;
-                column[r] = row < rows ? from[source_rows_[row]] : 0.0f;
+        for (Index p = 0; p < count; ++p) {
+          Value* to = in.panel.data() + p * stride;
+          std::memcpy(to + std::size_t{own_.first} * kPanelRows, mine_.panel.data() + (first + p) * mine_stride,
+                      mine_stride * sizeof(Value));
+          const std::int64_t whole = stored_panel_.empty() ? -1 : stored_panel_[first + p];
+          for (const PulledRange& range : pulled_ranges_) {
+            const std::size_t width = std::size_t{range.width} * kPanelRows;
+            Value* column = to + std::size_t{range.first} * kPanelRows;
+            if (whole >= 0) {
+              std::memcpy(column, range.values + static_cast<std::size_t>(whole) * range.panel_stride, width * sizeof(Value));
+              continue;
+            }
+            for (Index r = 0; r < kPanelRows; ++r) {
+              const Index row = (first + p) * kPanelRows + r;
+              if (row >= rows) {
+                for (Index k = 0; k < range.width; ++k) column[std::size_t{k} * kPanelRows + r] = 0.0f;
+                continue;
               }
+              const Index stored = source_rows_[row];
+              const Value* from = range.values + std::size_t{stored / kPanelRows} * range.panel_stride + stored % kPanelRows;
+              for (Index k = 0; k < range.width; ++k) column[std::size_t{k} * kPanelRows + r] = from[std::size_t{k} * kPanelRows];
             }
           }
+        }
         widen_panels(in, wide);  // the weights and their groups were widened once for the layer
         prepare_panel_output(in, out);
         multiply_panel_columns(in, wide, layer.weights_csc, layer.bias.data(), 0, C, out,
                                row_nonzeros_.data() + std::size_t{first} * kPanelRows);
-        for (Index p = 0; p < count; ++p)
+        for (Index p = 0; p < count; ++p) {
           std::memcpy(mine_.panel.data() + (first + p) * mine_stride, out.panel.data() + p * stride,
                       mine_stride * sizeof(Value));
+          if (published)
+            std::memcpy(published + (first + p) * mine_stride, out.panel.data() + p * stride, mine_stride * sizeof(Value));
+        }
       }
     }
   }
-  // Panels to the window's slot, neuron by neuron (all rows of a neuron contiguous).
+  // Panels to the window's slot as they are (panels x C x kPanelRows).
   void store(const DenseRows& rows, int slot) {
-    const Index C = own_.size(), stride = static_cast<Index>(rows.panels()) * kPanelRows;
-    Value* to = reinterpret_cast<Value*>(window_.data() + dense_at_[group_.rank()]) + slot * capacity_rows_ * C;
+    Value* to = reinterpret_cast<Value*>(window_.data() + dense_at_[group_.rank()]) + slot * capacity_rows_ * own_.size();
+    const std::size_t panel = std::size_t{own_.size()} * kPanelRows, panels = rows.panels();
 #pragma omp parallel for num_threads(threads_) schedule(static)
-    for (Index k = 0; k < C; ++k)
-      for (Index r = 0; r < stride; ++r)
-        to[std::size_t{k} * stride + r] = rows.panel[(std::size_t{r / kPanelRows} * C + k) * kPanelRows + r % kPanelRows];
+    for (std::size_t p = 0; p < panels; ++p)
+      std::memcpy(to + p * panel, rows.panel.data() + p * panel, panel * sizeof(Value));
   }
 
   const SubCommunicator& group_;
@@ -332,14 +368,19 @@ class DensePanels {
   int threads_;
   bool peers_;
   DenseRows mine_;  // the layer's input, then (in place) its output
-  Index stored_stride_ = 0;          // rows per neuron in the slots (the layer input's padded rows)
+  Index stored_stride_ = 0;          // rows (padded to panels) in the slots: the last layer input's
   std::vector<Index> source_rows_;   // where each of mine_'s rows is in the slots
-  std::vector<std::uint8_t> needed_;
-  std::vector<const Value*> source_;  // pulled neuron -> its rows in pulled_
+  struct PulledRange {
+    Index first, width;         // neurons [first, first + width)
+    const Value* values;        // in pulled_: stored panel p's kPanelRows x width at values + p x panel_stride
+    std::size_t panel_stride;
+  };
+  std::vector<Window::Block> blocks_;
+  std::vector<PulledRange> pulled_ranges_;
+  std::vector<std::int64_t> stored_panel_;  // per panel of mine_: the stored panel of its rows, or -1
   std::vector<Value> pulled_;
   std::vector<WideOperands> wide_;      // per thread, reused from layer to layer, as are:
   std::vector<DenseRows> chunk_in_, chunk_out_;  // a few full-width panels and their output
-  std::vector<Index> read_;            // the neurons the layer reads
   std::vector<std::uint32_t> row_nonzeros_;
   Offset local_nonzeros_ = 0;
 };
@@ -512,7 +553,7 @@ CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& gri
     if (in_panels) {
       figures.layer_nonzeros[l] = dense.local_nonzeros();
       figures.active_nonzeros += dense.local_nonzeros();
-      group_nonzeros = dense.layer(plan, layer, read_slot, write_slot, overlap, timed, bytes, messages);
+      group_nonzeros = dense.layer(plan, layer, read_slot, write_slot, overlap, comm_switches.merged_gets, timed, bytes, messages);
       // Back to sparse rows below a quarter of the threshold (every rank of the group agrees).
       const Index alive_rows = dense.rows().rows();
       if (alive_rows == 0 || static_cast<double>(group_nonzeros) <

@@ -22,7 +22,7 @@ struct ModelComm {
   bool overlap = true;        // the gets overlap the local part of the layer (sdnn --no-overlap: false)
   bool world_sync = false;    // every layer also ends in a barrier over every rank, as when the
                               // per-layer collective covered all ranks, not the row group
-  bool merged_gets = true;    // the column offsets of one peer in one get (false: one per range)
+  bool merged_gets = true;    // one get per peer: its column offsets (sparse rows), its panels' ranges (dense); false: one per range
 };
 // The switches named in the environment variable SDNN_MODEL_COMM, a comma-separated list of
 // world-sync and per-range-gets (unset or empty: the defaults); other words throw
