@@ -488,7 +488,7 @@ TEST_P(DenseEveryTarget, ColumnPiecesEqualWholeLayer) {
 TEST_P(DenseEveryTarget, GroupedColumnsEqualReference) {
   Offset checked = 0;
   std::uint32_t seed = 3;
-  for (const Index rows : {1u, 8u, 9u, 33u, 97u})
+  for (const Index rows : {1u, 8u, 9u, 23u, 33u, 97u})
     for (const auto& [n, leaders] : std::vector<std::pair<Index, Index>>{{61, 5}, {37, 3}, {64, 4}, {48, 16}}) {
       ++seed;
       const Problem p = grouped_problem(rows, n, leaders, seed * 7 + n, -0.6f, 0.4f);
