@@ -282,11 +282,17 @@ TEST(Kernels, SymbolicCountsEqualBruteForce) {
     EXPECT_EQ(right.symbolic(to_csc(p.y), p.layer.weights_csc, first, last, part.data()), expected_part);
     for (Index j = 0; j < n; ++j) EXPECT_EQ(part[j], j >= first && j < last ? cols[j] : 777u) << "column " << j;
 
-    // The multiply's symbolic pass is the same, and bounds what survives.
-    ActiveRows out;
+    // The symbolic total bounds what survives; the multiply (the numeric pass growing its
+    // buffers from nothing, or from too little) gives what the numeric pass gives with the total.
+    ActiveRows out, grown, exact;
     left.multiply(all_rows(p.y), p.layer.weights_csr, p.layer.bias.data(), out);
-    EXPECT_EQ(left.last_row_sizes(), rows);
     EXPECT_LE(out.rows.nnz(), total);
+    left.numeric(all_rows(p.y), p.layer.weights_csr, p.layer.bias.data(), total, exact);
+    left.numeric(all_rows(p.y), p.layer.weights_csr, p.layer.bias.data(), 1, grown);
+    EXPECT_EQ(first_difference(out.rows, exact.rows), "") << "seed " << seed;
+    EXPECT_EQ(first_difference(grown.rows, exact.rows), "") << "seed " << seed;
+    EXPECT_EQ(out.ids, exact.ids);
+    EXPECT_EQ(grown.ids, exact.ids);
   }
 }
 
