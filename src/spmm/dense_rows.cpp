@@ -61,23 +61,19 @@ using PanelTag = hn::CappedTag<double, kPanelRows>;
 template <std::size_t V, int G>
 using RowCounts = hn::Vec<hn::Rebind<std::int32_t, PanelTag>>[G][V];
 
-// activate() on the sums of output neuron j for rows [v x N, v x N + N) of panel p + g, stored
-// into the output panel; returns -1 in the lanes of the rows that kept the entry: the sum plus
-// the bias in double, rounded once, ReLU, cap. An entry that no present input reaches has the sum
-// +0, so it needs a test of its own (the sum of the inputs it reads, `pattern`) only when its
-// bias is positive. (The sum comes by value: an array passed by reference would keep every
-// accumulator in memory.)
 // N doubles of a panel column, from doubles or from floats.
 HWY_INLINE hn::Vec<PanelTag> load_wide(const double* from) { return hn::LoadU(PanelTag(), from); }
 HWY_INLINE hn::Vec<PanelTag> load_wide(const Value* from) {
   return hn::PromoteTo(PanelTag(), hn::LoadU(hn::Rebind<float, PanelTag>(), from));
 }
 
-// The entries of one output neuron in N = kPanelRows / V rows of one panel: `sum` plus `bias`
-// (the neuron's bias in double), rounded once, ReLU and cap, stored at `target`; `reach_test`
-// (a positive bias): an entry counts only where some input reaches it, i.e. where the sum of
-// the `length` inputs `pattern` of this panel's rows (`in`: the input panel at these rows) is
-// positive. Returns -1 in the lanes of the rows that kept the entry.
+// activate() on the entries of one output neuron in N = kPanelRows / V rows of one panel: `sum`
+// plus `bias` (the neuron's bias in double), rounded once, ReLU and cap, stored at `target`;
+// returns -1 in the lanes of the rows that kept the entry. An entry that no present input
+// reaches has the sum +0, so it needs a test of its own only when the bias is positive
+// (`reach_test`): the sum of the `length` inputs `pattern` it reads (`in`: the input panel at
+// these rows) must be positive. (The sum comes by value: an array passed by reference would
+// keep every accumulator in memory.)
 template <std::size_t V, typename Input>
 HWY_INLINE hn::Vec<hn::Rebind<std::int32_t, PanelTag>> activate_entries(hn::Vec<PanelTag> sum, hn::Vec<PanelTag> bias,
                                                                          bool reach_test, const Input* in,
@@ -98,6 +94,7 @@ HWY_INLINE hn::Vec<hn::Rebind<std::int32_t, PanelTag>> activate_entries(hn::Vec<
   return hn::BitCast(di, hn::VecFromMask(df, keep));
 }
 
+// activate_entries for output neuron j in rows [v x N, v x N + N) of panel p + g of the call.
 template <std::size_t V, typename Input>
 HWY_INLINE hn::Vec<hn::Rebind<std::int32_t, PanelTag>> store_activated(const PanelOperands& op, const Input* panels,
                                                                         Index p, int g, std::size_t v, Index j,
