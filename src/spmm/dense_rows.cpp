@@ -21,6 +21,7 @@
 #include <cstring>
 #include <new>
 #include <stdexcept>
+#include <type_traits>
 
 #include "spmm/dense_rows.hpp"
 
@@ -45,6 +46,8 @@ struct PanelOperands {
   Index groups;                 // 0: not grouped, order is 0, 1, ..., neurons - 1
   Index begin, end, first, last;
 };
+// This thread's buffer of at least `size` doubles (64-byte aligned) for a group's inputs.
+double* group_input_buffer(std::size_t size);
 }  // namespace sdnn
 #endif
 
@@ -58,40 +61,50 @@ using PanelTag = hn::CappedTag<double, kPanelRows>;
 template <std::size_t V, int G>
 using RowCounts = hn::Vec<hn::Rebind<std::int32_t, PanelTag>>[G][V];
 
-// activate() on the sums of output neuron j for rows [v x N, v x N + N) of panel p + g, stored
-// into the output panel; returns -1 in the lanes of the rows that kept the entry: the sum plus
-// the bias in double, rounded once, ReLU, cap. An entry that no present input reaches has the sum
-// +0, so it needs a test of its own (the sum of the inputs it reads, `pattern`) only when its
-// bias is positive. (The sum comes by value: an array passed by reference would keep every
-// accumulator in memory.)
 // N doubles of a panel column, from doubles or from floats.
 HWY_INLINE hn::Vec<PanelTag> load_wide(const double* from) { return hn::LoadU(PanelTag(), from); }
 HWY_INLINE hn::Vec<PanelTag> load_wide(const Value* from) {
   return hn::PromoteTo(PanelTag(), hn::LoadU(hn::Rebind<float, PanelTag>(), from));
 }
 
+// activate() on the entries of one output neuron in N = kPanelRows / V rows of one panel: `sum`
+// plus `bias` (the neuron's bias in double), rounded once, ReLU and cap, stored at `target`;
+// returns -1 in the lanes of the rows that kept the entry. An entry that no present input
+// reaches has the sum +0, so it needs a test of its own only when the bias is positive
+// (`reach_test`): the sum of the `length` inputs `pattern` it reads (`in`: the input panel at
+// these rows) must be positive. (The sum comes by value: an array passed by reference would
+// keep every accumulator in memory.)
+template <std::size_t V, typename Input>
+HWY_INLINE hn::Vec<hn::Rebind<std::int32_t, PanelTag>> activate_entries(hn::Vec<PanelTag> sum, hn::Vec<PanelTag> bias,
+                                                                         bool reach_test, const Input* in,
+                                                                         const Index* pattern, Offset length,
+                                                                         Value* target) {
+  const PanelTag d;
+  const hn::Rebind<float, PanelTag> df;
+  const hn::Rebind<std::int32_t, PanelTag> di;
+  const auto zero = hn::Zero(df);
+  const auto z = hn::DemoteTo(df, hn::Add(sum, bias));
+  auto keep = hn::Gt(z, zero);
+  if (reach_test) {
+    auto reach = hn::Zero(d);
+    for (Offset q = 0; q < length; ++q) reach = hn::Add(reach, load_wide(in + std::size_t{pattern[q]} * kPanelRows));
+    keep = hn::And(keep, hn::Gt(hn::DemoteTo(df, reach), zero));  // a positive sum stays positive
+  }
+  hn::StoreU(hn::IfThenElseZero(keep, hn::Min(z, hn::Set(df, kActivationCap))), df, target);
+  return hn::BitCast(di, hn::VecFromMask(df, keep));
+}
+
+// activate_entries for output neuron j in rows [v x N, v x N + N) of panel p + g of the call.
 template <std::size_t V, typename Input>
 HWY_INLINE hn::Vec<hn::Rebind<std::int32_t, PanelTag>> store_activated(const PanelOperands& op, const Input* panels,
                                                                         Index p, int g, std::size_t v, Index j,
                                                                         const Index* pattern, Offset length,
                                                                         hn::Vec<PanelTag> sum) {
-  const PanelTag d;
-  const hn::Rebind<float, PanelTag> df;
-  const hn::Rebind<std::int32_t, PanelTag> di;
   constexpr std::size_t N = kPanelRows / V;
-  const Input* in = panels + (p + g) * op.stride + v * N;
   const Value bias = op.bias[j];
-  const auto zero = hn::Zero(df);
-  const auto z = hn::DemoteTo(df, hn::Add(sum, hn::Set(d, static_cast<double>(bias))));
-  auto keep = hn::Gt(z, zero);
-  if (bias > 0.0f) {  // only reached entries are structural
-    auto reach = hn::Zero(d);
-    for (Offset q = 0; q < length; ++q) reach = hn::Add(reach, load_wide(in + std::size_t{pattern[q]} * kPanelRows));
-    keep = hn::And(keep, hn::Gt(hn::DemoteTo(df, reach), zero));  // a positive sum stays positive
-  }
-  Value* target = op.out + (p + g) * op.stride + std::size_t{j} * kPanelRows + v * N;
-  hn::StoreU(hn::IfThenElseZero(keep, hn::Min(z, hn::Set(df, kActivationCap))), df, target);
-  return hn::BitCast(di, hn::VecFromMask(df, keep));
+  return activate_entries<V>(sum, hn::Set(PanelTag(), static_cast<double>(bias)), bias > 0.0f,
+                             panels + (p + g) * op.stride + v * N, pattern, length,
+                             op.out + (p + g) * op.stride + std::size_t{j} * kPanelRows + v * N);
 }
 
 // Output neurons [j, j + C) of G panels starting at panel p, each panel column held in V
@@ -135,9 +148,12 @@ HWY_INLINE void column_block(const PanelOperands& op, Index p, Index j, RowCount
 // inputs in the same order), G panels starting at panel p: each input's panel columns are loaded
 // once for the C neurons (C x G x V chains, G x V loads and C weights per input), so that the
 // kernel is bound by the multiply-adds, not by the loads. Every neuron's sum runs over its
-// inputs in its own column's order, as in column_block: the same bits.
+// inputs in its own column's order, as in column_block: the same bits. `wide`: the group's inputs
+// of the G panels already in double (widen_group), input t's panel g at (t x G + g) x kPanelRows;
+// null: the float panels, each loaded vector converted here.
 template <std::size_t V, int C, int G>
-HWY_INLINE void group_block(const PanelOperands& op, Index p, Index group, Index m, RowCounts<V, G>& counts) {
+HWY_INLINE void group_block(const PanelOperands& op, Index p, Index group, Index m, const double* wide,
+                            RowCounts<V, G>& counts) {
   const PanelTag d;
   constexpr std::size_t N = kPanelRows / V;
   const Value* in = op.in_float + p * op.stride;
@@ -151,31 +167,73 @@ HWY_INLINE void group_block(const PanelOperands& op, Index p, Index group, Index
     for (int g = 0; g < G; ++g)
       for (std::size_t v = 0; v < V; ++v) sum[c][g][v] = hn::Zero(d);
   }
-  for (Offset t = 0; t < length; ++t) {
-    const Value* column = in + std::size_t{pattern[t]} * kPanelRows;
+  auto accumulate = [&](Offset t, auto column, std::size_t panel_step) HWY_ATTR {
 #pragma GCC unroll 16
     for (int g = 0; g < G; ++g)
 #pragma GCC unroll 16
       for (std::size_t v = 0; v < V; ++v) {
-        const auto x = load_wide(column + g * op.stride + v * N);
+        const auto x = load_wide(column + g * panel_step + v * N);
 #pragma GCC unroll 16
         for (int c = 0; c < C; ++c) sum[c][g][v] = hn::MulAdd(x, hn::Set(d, weights[c][t]), sum[c][g][v]);
       }
+  };
+  if (wide) {
+    for (Offset t = 0; t < length; ++t) accumulate(t, wide + std::size_t{t} * G * kPanelRows, kPanelRows);
+  } else {
+    for (Offset t = 0; t < length; ++t) accumulate(t, in + std::size_t{pattern[t]} * kPanelRows, op.stride);
   }
-  for (int c = 0; c < C; ++c)
+  // Each neuron's bias and output column read once for its G x V entries (unrolled, so that the
+  // sums and the counts stay in registers; the test of a positive bias taken out of the loop).
+  const std::size_t stride = op.stride;
+  Value* out = op.out + p * stride;
+#pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) {
+    const Index j = op.order[m + c];
+    const Value bias = op.bias[j];
+    const auto wide_bias = hn::Set(d, static_cast<double>(bias));
+    Value* target = out + std::size_t{j} * kPanelRows;
+    auto activate = [&](auto reach_test) HWY_ATTR {
+#pragma GCC unroll 16
+      for (int g = 0; g < G; ++g)
+#pragma GCC unroll 16
+        for (std::size_t v = 0; v < V; ++v)
+          counts[g][v] = hn::Sub(counts[g][v], activate_entries<V>(sum[c][g][v], wide_bias, decltype(reach_test)::value,
+                                                                   in + g * stride + v * N, pattern, length,
+                                                                   target + g * stride + v * N));
+    };
+    if (bias > 0.0f)
+      activate(std::true_type());
+    else
+      activate(std::false_type());
+  }
+}
+
+// The inputs of group `group` of G panels starting at panel p, in double, into `wide` (laid out
+// as group_block reads them): converted once for all the group's neurons instead of once per
+// block of C of them.
+template <std::size_t V, int G>
+HWY_INLINE void widen_group(const PanelOperands& op, Index p, Index group, double* wide) {
+  const PanelTag d;
+  constexpr std::size_t N = kPanelRows / V;
+  const Value* in = op.in_float + p * op.stride;
+  const Index leader = op.order[op.group_start[group]];
+  const Index* pattern = op.indices + op.offsets[leader];
+  const Offset length = op.offsets[leader + 1] - op.offsets[leader];
+  for (Offset t = 0; t < length; ++t) {
+    const Value* column = in + std::size_t{pattern[t]} * kPanelRows;
+    double* to = wide + std::size_t{t} * G * kPanelRows;
     for (int g = 0; g < G; ++g)
-      for (std::size_t v = 0; v < V; ++v)
-        counts[g][v] = hn::Sub(counts[g][v],
-                               store_activated<V>(op, op.in_float, p, g, v, op.order[m + c], pattern, length, sum[c][g][v]));
+      for (std::size_t v = 0; v < V; ++v) hn::StoreU(load_wide(column + g * op.stride + v * N), d, to + g * kPanelRows + v * N);
+  }
 }
 
 // Positions [m, end) of a group: blocks of C neurons, the rest with fewer.
 template <std::size_t V, int C, int G>
-HWY_INLINE void group_members(const PanelOperands& op, Index p, Index group, Index m, Index end,
+HWY_INLINE void group_members(const PanelOperands& op, Index p, Index group, Index m, Index end, const double* wide,
                               RowCounts<V, G>& counts) {
-  for (; m + C <= end; m += C) group_block<V, C, G>(op, p, group, m, counts);
+  for (; m + C <= end; m += C) group_block<V, C, G>(op, p, group, m, wide, counts);
   if constexpr (C > 1) {
-    if (m < end) group_members<V, C - 1, G>(op, p, group, m, end, counts);
+    if (m < end) group_members<V, C - 1, G>(op, p, group, m, end, wide, counts);
   }
 }
 
@@ -183,7 +241,7 @@ HWY_INLINE void group_members(const PanelOperands& op, Index p, Index group, Ind
 // panels starting at panel p: blocks of C neurons, then one at a time; the kept entries of each
 // row counted in vectors and added once at the end. Grouped weights run group by group, with
 // blocks of C neurons of a group.
-template <std::size_t V, int C, int G, bool kGrouped>
+template <std::size_t V, int C, int G, bool kGrouped, bool kWiden>
 HWY_NOINLINE void panel_group(const PanelOperands& op, Index p) {
   const hn::Rebind<std::int32_t, PanelTag> di;
   constexpr std::size_t N = kPanelRows / V;
@@ -205,7 +263,14 @@ HWY_NOINLINE void panel_group(const PanelOperands& op, Index p) {
       const Index* to = op.order + std::min(op.end, op.group_start[group + 1]);
       from = std::lower_bound(from, to, op.first);
       to = std::lower_bound(from, to, op.last);
-      group_members<V, C, G>(op, p, group, static_cast<Index>(from - op.order), static_cast<Index>(to - op.order),
+      const double* wide = nullptr;  // more than one block of C neurons: their inputs in double once
+      if (kWiden && to - from > C) {
+        const Index leader = op.order[op.group_start[group]];
+        double* buffer = group_input_buffer(std::size_t{op.offsets[leader + 1] - op.offsets[leader]} * G * kPanelRows);
+        widen_group<V, G>(op, p, group, buffer);
+        wide = buffer;
+      }
+      group_members<V, C, G>(op, p, group, static_cast<Index>(from - op.order), static_cast<Index>(to - op.order), wide,
                               counts);
     }
   }
@@ -220,24 +285,26 @@ HWY_NOINLINE void panel_group(const PanelOperands& op, Index p) {
 // Panels [p, panels), G at a time; the rest (fewer than G) as a group of G - 1 panels with more
 // neurons per block, and so on, so that a short tail keeps as many chains as a full group.
 // (Grouped, C doubles when G halves: a group's size is most often a power of two.)
-template <std::size_t V, int C, int G, bool kGrouped>
+template <std::size_t V, int C, int G, bool kGrouped, bool kWiden = false>
 void all_panels(const PanelOperands& op, Index p, Index panels) {
-  for (; p + G <= panels; p += G) panel_group<V, C, G, kGrouped>(op, p);
+  for (; p + G <= panels; p += G) panel_group<V, C, G, kGrouped, kWiden>(op, p);
   if constexpr (G > 1) {
     constexpr int kTailC = kGrouped ? (2 * (G - 1) <= G ? 2 * C : C) : C * G / (G - 1);
-    if (p < panels) all_panels<V, kTailC, G - 1, kGrouped>(op, p, panels);
+    if (p < panels) all_panels<V, kTailC, G - 1, kGrouped, kWiden>(op, p, panels);
   }
 }
 
 // Register blocking per vector width: C neurons x G panels x V vectors of accumulators, 8 to 16
 // of them (x86 has 16 vector registers below AVX-512, 32 with it); the grouped sizes were the
-// fastest of those tried on an AVX-512 Xeon (docs/simd.md).
+// fastest of those tried on an AVX-512 Xeon (docs/simd.md). AVX-512 converts each group's inputs
+// to double once for all its neurons (there a float-to-double conversion takes two slots of the
+// ports that do the multiply-adds); AVX2 was faster converting the float vectors it loads.
 void multiply_wide_panels(const PanelOperands& op, Index panels) {
   static_assert(kPanelRows == 8, "register blocking assumes 8 rows per panel");
   const bool grouped = op.groups > 0;
   switch (hn::Lanes(PanelTag())) {
     case 8:  // AVX-512
-      grouped ? all_panels<1, 4, 4, true>(op, 0, panels) : all_panels<1, 4, 4, false>(op, 0, panels);
+      grouped ? all_panels<1, 4, 4, true, true>(op, 0, panels) : all_panels<1, 4, 4, false>(op, 0, panels);
       break;
     case 4:  // AVX2
       grouped ? all_panels<2, 4, 1, true>(op, 0, panels) : all_panels<2, 2, 3, false>(op, 0, panels);
@@ -317,6 +384,12 @@ void DoubleBuffer::resize(std::size_t size) {
     capacity_ = size;
   }
   size_ = size;
+}
+
+double* group_input_buffer(std::size_t size) {
+  thread_local DoubleBuffer buffer;
+  buffer.resize(size);
+  return buffer.data();
 }
 
 namespace {

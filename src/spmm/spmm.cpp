@@ -1,6 +1,8 @@
 // spmm.cpp: symbolic and numeric passes of the left (CSR) and right (CSC) layer kernels.
 #include "spmm.hpp"
 
+#include <algorithm>
+
 namespace sdnn {
 namespace {
 
@@ -39,10 +41,14 @@ Offset LeftMultiplier::symbolic(const CsrMatrix& in, const CsrMatrix& weights, s
   return total;
 }
 
+// No symbolic pass (it cost about as much as the numeric one): out's buffers, reused from call to
+// call, grow while the rows are written (numeric).
 void LeftMultiplier::multiply(const ActiveRows& in, const CsrMatrix& weights, const Value* bias, ActiveRows& out) {
-  numeric(in, weights, bias, symbolic(in.rows, weights, row_sizes_), out);
+  numeric(in, weights, bias, 0, out);
 }
 
+// Before each row, room for its most entries (its products, at most the columns): the buffers
+// grow by half when short, so they end at most 1.5 times the largest output plus one row.
 void LeftMultiplier::numeric(const ActiveRows& in, const CsrMatrix& weights, const Value* bias, Offset bound,
                              ActiveRows& out) {
   out.rows.reset(in.rows.rows(), weights.cols());
@@ -53,6 +59,14 @@ void LeftMultiplier::numeric(const ActiveRows& in, const CsrMatrix& weights, con
   Offset written = 0;
   Index kept_rows = 0;
   for (Index i = 0; i < in.rows.rows(); ++i) {
+    Offset products = 0;
+    for (Offset p = in.rows.begin(i); p < in.rows.end(i); ++p) products += weights.end(in.rows.indices[p]) - weights.begin(in.rows.indices[p]);
+    const Offset room = written + std::min<Offset>(products, weights.cols());
+    if (room > out.rows.indices.size()) {
+      out.rows.reserve_nonzeros(std::max<Offset>(room, out.rows.indices.size() + out.rows.indices.size() / 2));
+      out_indices = out.rows.indices.data();
+      out_values = out.rows.values.data();
+    }
     spa_.start();
     for_each_product_of_row(in.rows, i, weights, [&](Index j, double product) { spa_.add(j, product); });
     const Offset row_start = written;

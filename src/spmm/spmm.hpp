@@ -8,10 +8,12 @@
 // over the rows of the block. A range of output columns can be computed on its own, which is
 // what model parallelism splits between threads.
 //
-// Both run a symbolic pass (the exact number of structural nonzeros of each output row or
+// Both have a symbolic pass (the exact number of structural nonzeros of each output row or
 // column, an upper bound on what survives the ReLU) and a numeric pass that writes the surviving
-// entries compactly into the preallocated output. The two passes share one traversal
-// (for_each_product), so they cannot drift apart. Output buffers only grow.
+// entries compactly into the output. The two passes share one traversal (for_each_product), so
+// they cannot drift apart. The right multiply preallocates its output with the symbolic pass;
+// the left one runs the numeric pass alone, making room before each row for its most entries
+// (its products, at most N). Output buffers only grow.
 #pragma once
 
 #include <vector>
@@ -79,16 +81,15 @@ class LeftMultiplier {
   explicit LeftMultiplier(Index neurons) : spa_(neurons) {}
   // out = activate(in * W + bias); rows that die are left out. out's buffers are reused.
   void multiply(const ActiveRows& in, const CsrMatrix& weights, const Value* bias, ActiveRows& out);
-  // The numeric pass alone: out = activate(in * W + bias), given `bound` >= the structural
-  // nonzeros of in * W (the total that symbolic() returns for in and W).
+  // The numeric pass alone (what multiply runs): out = activate(in * W + bias); `bound`: room
+  // reserved at the start (e.g. the total of symbolic(): then the buffers never grow), which
+  // the pass enlarges as it needs.
   void numeric(const ActiveRows& in, const CsrMatrix& weights, const Value* bias, Offset bound, ActiveRows& out);
   // The exact structural nonzeros of each row of in * W; returns their total.
   Offset symbolic(const CsrMatrix& in, const CsrMatrix& weights, std::vector<Offset>& row_sizes);
-  const std::vector<Offset>& last_row_sizes() const { return row_sizes_; }
 
  private:
   SparseAccumulator spa_;
-  std::vector<Offset> row_sizes_;
 };
 
 class RightMultiplier {
