@@ -1,5 +1,5 @@
 // bench_kernels.cpp: microbenchmarks of one layer of the local SpMM kernels (left CSR multiply, its
-// symbolic pass alone and its numeric pass alone with the symbolic bound; the same for the right CSC multiply) on realistic activations after k layers of a
+// symbolic pass alone and its numeric pass alone; the same for the right CSC multiply) on realistic activations after k layers of a
 // generated N = 1024 network, of the dense-panel kernel on the rows alive after k layers, and of the TSV triplet reader (read_triplet_matrix) with 1 and 2 threads.
 //
 // Counters: edges/s as the challenge counts them (all input rows x 32*N connections of the layer, even
@@ -75,8 +75,7 @@ void set_layer_counters(benchmark::State& state, Offset input_nnz) {
   state.SetLabel(simd_target());
 }
 
-// Left multiplication, CSR, full layer k+1 (as the engine runs it: the numeric pass alone, its
-// output buffers reused from call to call).
+// Left multiplication, CSR, full layer k+1 (symbolic + numeric).
 void BM_LeftMultiply(benchmark::State& state) {
   const Index k = static_cast<Index>(state.range(0));
   const Activations& a = activations();

@@ -282,17 +282,31 @@ TEST(Kernels, SymbolicCountsEqualBruteForce) {
     EXPECT_EQ(right.symbolic(to_csc(p.y), p.layer.weights_csc, first, last, part.data()), expected_part);
     for (Index j = 0; j < n; ++j) EXPECT_EQ(part[j], j >= first && j < last ? cols[j] : 777u) << "column " << j;
 
-    // The symbolic total bounds what survives; the multiply (the numeric pass growing its
-    // buffers from nothing, or from too little) gives what the numeric pass gives with the total.
-    ActiveRows out, grown, exact;
+    // The multiply's symbolic pass is the same, and bounds what survives.
+    ActiveRows out;
     left.multiply(all_rows(p.y), p.layer.weights_csr, p.layer.bias.data(), out);
+    EXPECT_EQ(left.last_row_sizes(), rows);
     EXPECT_LE(out.rows.nnz(), total);
-    left.numeric(all_rows(p.y), p.layer.weights_csr, p.layer.bias.data(), total, exact);
-    left.numeric(all_rows(p.y), p.layer.weights_csr, p.layer.bias.data(), 1, grown);
-    EXPECT_EQ(first_difference(out.rows, exact.rows), "") << "seed " << seed;
-    EXPECT_EQ(first_difference(grown.rows, exact.rows), "") << "seed " << seed;
-    EXPECT_EQ(out.ids, exact.ids);
-    EXPECT_EQ(grown.ids, exact.ids);
+  }
+}
+
+// The left symbolic pass counts by bitmaps of W's rows on large blocks of small networks and by
+// the accumulator's marks otherwise: both give the brute-force counts, and the multiply that the
+// bitmaps size gives what the reference gives.
+TEST(Kernels, SymbolicByBitmapsAndByMarksEqualBruteForce) {
+  struct Case { Index rows, n; double density; bool bitmaps; };
+  for (const Case c : {Case{400, 64, 0.3, true}, Case{300, 1000, 0.05, true}, Case{2, 1000, 0.01, false},
+                       Case{40, 4097, 0.02, false}, Case{500, 130, 0.2, true}}) {
+    const Problem p = random_problem(c.rows, c.n, 40 + c.n, c.density, -1.0f, 1.0f, -0.5f, 0.0f);
+    ASSERT_EQ(LeftMultiplier::symbolic_uses_bitmaps(p.y, p.layer.weights_csr), c.bitmaps) << c.rows << " x " << c.n;
+    const std::vector<Offset> rows = brute_force_row_sizes(p.y, p.layer.weights_csr);
+    Offset total = 0;
+    for (Offset r : rows) total += r;
+    LeftMultiplier left(c.n);
+    std::vector<Offset> row_sizes;
+    EXPECT_EQ(left.symbolic(p.y, p.layer.weights_csr, row_sizes), total) << c.rows << " x " << c.n;
+    EXPECT_EQ(row_sizes, rows) << c.rows << " x " << c.n;
+    EXPECT_EQ(first_difference(left_one_layer(p.layer, p.y), reference_one_layer(p.layer, p.y)), "");
   }
 }
 

@@ -2,6 +2,7 @@
 #include "spmm.hpp"
 
 #include <algorithm>
+#include <cstdint>
 
 namespace sdnn {
 namespace {
@@ -29,8 +30,11 @@ inline void for_each_product_of_column(const CscMatrix& a, const CscMatrix& w, I
 }  // namespace
 
 Offset LeftMultiplier::symbolic(const CsrMatrix& in, const CsrMatrix& weights, std::vector<Offset>& row_sizes) {
-  spa_.resize(weights.cols());
   row_sizes.resize(in.rows());
+  bitmaps_of_ = nullptr;
+  if (symbolic_uses_bitmaps(in, weights))
+    return symbolic_by_bitmaps(in, weights, (std::size_t{weights.cols()} + 63) / 64, row_sizes);
+  spa_.resize(weights.cols());
   Offset total = 0;
   for (Index i = 0; i < in.rows(); ++i) {
     spa_.start();
@@ -41,14 +45,98 @@ Offset LeftMultiplier::symbolic(const CsrMatrix& in, const CsrMatrix& weights, s
   return total;
 }
 
-// No symbolic pass (it cost about as much as the numeric one): out's buffers, reused from call to
-// call, grow while the rows are written (numeric).
-void LeftMultiplier::multiply(const ActiveRows& in, const CsrMatrix& weights, const Value* bias, ActiveRows& out) {
-  numeric(in, weights, bias, 0, out);
+// The column sets of W's rows as bitmaps pay off when they are short (N <= 4096: 64 words,
+// against 32 marks per row of W on RadiX-Net) and the block reads W's rows at least twice over.
+bool LeftMultiplier::symbolic_uses_bitmaps(const CsrMatrix& in, const CsrMatrix& weights) {
+  if (weights.cols() > 4096) return false;
+  Offset products = 0;
+  for (Offset p = 0; p < in.nnz(); ++p) products += weights.end(in.indices[p]) - weights.begin(in.indices[p]);
+  return products >= 2 * weights.nnz();
 }
 
-// Before each row, room for its most entries (its products, at most the columns): the buffers
-// grow by half when short, so they end at most 1.5 times the largest output plus one row.
+// Row i of in * W has as many structural nonzeros as the union of the column sets of the rows k
+// of W that row i reads: the OR of their bitmaps, counted. Exact, like the accumulator's marks.
+Offset LeftMultiplier::symbolic_by_bitmaps(const CsrMatrix& in, const CsrMatrix& weights, std::size_t words,
+                                           std::vector<Offset>& row_sizes) {
+  row_bits_.assign(std::size_t{weights.rows()} * words, 0);
+  for (Index k = 0; k < weights.rows(); ++k) {
+    std::uint64_t* bits = row_bits_.data() + std::size_t{k} * words;
+    for (Offset q = weights.begin(k); q < weights.end(k); ++q)
+      bits[weights.indices[q] / 64] |= std::uint64_t{1} << (weights.indices[q] % 64);
+  }
+  union_bits_.resize(words);
+  std::uint64_t* row_union = union_bits_.data();
+  Offset total = 0;
+  for (Index i = 0; i < in.rows(); ++i) {
+    std::fill(row_union, row_union + words, 0);
+    for (Offset p = in.begin(i); p < in.end(i); ++p) {
+      const std::uint64_t* bits = row_bits_.data() + std::size_t{in.indices[p]} * words;
+      for (std::size_t w = 0; w < words; ++w) row_union[w] |= bits[w];
+    }
+    Offset count = 0;
+    for (std::size_t w = 0; w < words; ++w) count += static_cast<Offset>(__builtin_popcountll(row_union[w]));
+    row_sizes[i] = count;
+    total += count;
+  }
+  bitmaps_of_ = &weights;
+  return total;
+}
+
+void LeftMultiplier::multiply(const ActiveRows& in, const CsrMatrix& weights, const Value* bias, ActiveRows& out) {
+  const Offset bound = symbolic(in.rows, weights, row_sizes_);
+  if (bitmaps_of_ == &weights)
+    numeric_by_bitmaps(in, weights, bias, bound, out);
+  else
+    numeric(in, weights, bias, bound, out);
+}
+
+// The numeric pass where the symbolic one made bitmaps of W's rows: each row's union of them says
+// which sums to clear and, afterwards, which to activate, in column order; the products go into
+// the dense sums with no mark to check. Every sum adds the same products in the same order as the
+// accumulator's, so the values are the same bits.
+void LeftMultiplier::numeric_by_bitmaps(const ActiveRows& in, const CsrMatrix& weights, const Value* bias,
+                                        Offset bound, ActiveRows& out) {
+  const std::size_t words = (std::size_t{weights.cols()} + 63) / 64;
+  out.rows.reset(in.rows.rows(), weights.cols());
+  out.rows.reserve_nonzeros(bound);
+  out.ids.resize(in.rows.rows());
+  dense_sums_.resize(weights.cols());
+  double* sums = dense_sums_.data();
+  std::uint64_t* row_union = union_bits_.data();
+  Index* out_indices = out.rows.indices.data();
+  Value* out_values = out.rows.values.data();
+  Offset written = 0;
+  Index kept_rows = 0;
+  for (Index i = 0; i < in.rows.rows(); ++i) {
+    std::fill(row_union, row_union + words, 0);
+    for (Offset p = in.rows.begin(i); p < in.rows.end(i); ++p) {
+      const std::uint64_t* bits = row_bits_.data() + std::size_t{in.rows.indices[p]} * words;
+      for (std::size_t w = 0; w < words; ++w) row_union[w] |= bits[w];
+    }
+    for (std::size_t w = 0; w < words; ++w)
+      for (std::uint64_t bits = row_union[w]; bits != 0; bits &= bits - 1)
+        sums[w * 64 + static_cast<std::size_t>(__builtin_ctzll(bits))] = 0.0;
+    for_each_product_of_row(in.rows, i, weights, [&](Index j, double product) { sums[j] += product; });
+    const Offset row_start = written;
+    for (std::size_t w = 0; w < words; ++w)
+      for (std::uint64_t bits = row_union[w]; bits != 0; bits &= bits - 1) {
+        const auto j = static_cast<Index>(w * 64 + static_cast<std::size_t>(__builtin_ctzll(bits)));
+        const Value v = activate(sums[j], bias[j]);
+        if (v > 0.0f) {
+          out_indices[written] = j;
+          out_values[written] = v;
+          ++written;
+        }
+      }
+    if (written > row_start) {
+      out.ids[kept_rows] = in.ids[i];
+      out.rows.offsets[++kept_rows] = written;
+    }
+  }
+  out.rows.resize_major(kept_rows);
+  out.ids.resize(kept_rows);
+}
+
 void LeftMultiplier::numeric(const ActiveRows& in, const CsrMatrix& weights, const Value* bias, Offset bound,
                              ActiveRows& out) {
   out.rows.reset(in.rows.rows(), weights.cols());
@@ -59,14 +147,6 @@ void LeftMultiplier::numeric(const ActiveRows& in, const CsrMatrix& weights, con
   Offset written = 0;
   Index kept_rows = 0;
   for (Index i = 0; i < in.rows.rows(); ++i) {
-    Offset products = 0;
-    for (Offset p = in.rows.begin(i); p < in.rows.end(i); ++p) products += weights.end(in.rows.indices[p]) - weights.begin(in.rows.indices[p]);
-    const Offset room = written + std::min<Offset>(products, weights.cols());
-    if (room > out.rows.indices.size()) {
-      out.rows.reserve_nonzeros(std::max<Offset>(room, out.rows.indices.size() + out.rows.indices.size() / 2));
-      out_indices = out.rows.indices.data();
-      out_values = out.rows.values.data();
-    }
     spa_.start();
     for_each_product_of_row(in.rows, i, weights, [&](Index j, double product) { spa_.add(j, product); });
     const Offset row_start = written;
