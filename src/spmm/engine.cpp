@@ -342,8 +342,7 @@ struct InferenceSession::State {
   const Network& network;
   const EngineOptions options;  // the runners hold a reference to it
   std::vector<Thread> threads = std::vector<Thread>(static_cast<std::size_t>(std::max(1, options.threads)));
-  std::vector<ColumnGroups> layer_groups;  // with dense panels, computed in the first call
-  bool groups_ready = false;
+  std::vector<ColumnGroups> layer_groups;  // data parallelism with dense panels: computed at the start
   std::atomic<Index> unfinished{0};  // the blocks of the current call not yet done
 };
 
@@ -371,23 +370,17 @@ InferenceResult infer_data_parallel(InferenceSession::State& state, const CsrMat
   // With reuse, blocks in dense panels also drop rows that other blocks of the call compute.
   std::unique_ptr<SharedRepresentatives> shared;
   if (options.reuse && dense_allowed) shared = std::make_unique<SharedRepresentatives>(network.size());
-  // Each layer's column groups for the dense kernel, once for all blocks of all calls; the blocks
-  // not yet done (a thread with none left to take helps the last ones through their dense
-  // layers, in a nested team: nesting allowed for the region).
-  const bool group_now = dense_allowed && !state.groups_ready;
-  if (group_now) state.layer_groups.assign(network.size(), ColumnGroups());
+  // The blocks not yet done (a thread with none left to take helps the last ones through their
+  // dense layers, in a nested team: nesting allowed for the region).
   const std::vector<ColumnGroups>& layer_groups = state.layer_groups;
+  if (dense_allowed && layer_groups.size() != network.size())
+    throw std::logic_error("infer: the session has no column groups for the dense kernel");
   std::atomic<Index>& unfinished = state.unfinished;
   unfinished.store(blocks);
   const int nesting = omp_get_max_active_levels();
   omp_set_max_active_levels(std::max(nesting, 2));
 #pragma omp parallel num_threads(options.threads) reduction(+ : active)
   {
-    if (group_now) {
-#pragma omp for schedule(dynamic, 4)
-      for (std::size_t l = 0; l < network.size(); ++l)
-        failure.guard([&] { group_columns(network[l].weights_csc, state.layer_groups[l]); });
-    }
     InferenceSession::State::Thread& mine = state.threads[static_cast<std::size_t>(omp_get_thread_num())];
     if (!mine.runner)
       mine.runner = std::make_unique<BlockRunner>(neurons, block_rows, options, dense_allowed, layer_groups,
@@ -426,7 +419,6 @@ InferenceResult infer_data_parallel(InferenceSession::State& state, const CsrMat
   }
   omp_set_max_active_levels(nesting);
   failure.rethrow();
-  state.groups_ready = state.groups_ready || group_now;
   for (Index b = 0; b < blocks; ++b) {
     result.exact_sum += block_sums[b];
     result.categories.insert(result.categories.end(), block_categories[b].begin(), block_categories[b].end());
@@ -603,6 +595,16 @@ InferenceSession::InferenceSession(const Network& network, const EngineOptions& 
     : state_(std::make_unique<State>(network, options)) {
   check_combination(options.format, options.parallel);
   if (options.threads < 1) throw std::invalid_argument("the engine needs at least one thread");
+  // Each layer's column groups for the dense kernel, once for all blocks of all calls, before the
+  // first (a pipeline stage computes them while it waits for its first block).
+  const Index neurons = network.empty() ? 0 : static_cast<Index>(network.front().bias.size());
+  if (options.parallel != Parallelism::data || !panels_possible(network, neurons, options)) return;
+  state_->layer_groups.resize(network.size());
+  ThreadFailure failure;
+#pragma omp parallel for num_threads(options.threads) schedule(dynamic, 4)
+  for (std::size_t l = 0; l < network.size(); ++l)
+    failure.guard([&] { group_columns(network[l].weights_csc, state_->layer_groups[l]); });
+  failure.rethrow();
 }
 
 InferenceSession::~InferenceSession() = default;
