@@ -151,7 +151,7 @@ PipelineResult run_stage(int rank, const Network& network, const CsrMatrix& inpu
   // One engine session for every block of the stage: its threads' buffers and each layer's column
   // groups for the dense kernel live across blocks, as blocks inside one call keep them (at 128
   // ranks a stage of 60 layers ran only 4 blocks, and computing the groups cost as much as a block;
-  // fresh buffers in every block made a given split's stage 0 1.4x slower: docs/pipeline.md).
+  // fresh buffers in every block made a given split's stage 0 1.3x slower: docs/pipeline.md).
   InferenceSession session(network, inner);
   figures.layer_compute_s.assign(total_layers, 0.0);
   figures.layer_comm_s.assign(total_layers, 0.0);

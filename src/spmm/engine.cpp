@@ -165,8 +165,9 @@ bool panels_possible(const Network& network, Index neurons, const EngineOptions&
 }
 
 // Takes one block of rows through every layer on one thread (data parallelism), with buffers
-// of its own that live across blocks (and across the calls of an InferenceSession): sparse CSR rows (left multiplication) or sparse CSC
-// (right multiplication) while the rows are sparse, dense panels once they are dense enough.
+// of its own that live across blocks and across the calls of an InferenceSession: sparse CSR
+// rows (left multiplication) or sparse CSC (right multiplication) while the rows are sparse,
+// dense panels once they are dense enough.
 class BlockRunner {
  public:
   // layer_groups: each layer's column groups (group_columns), for the dense kernel; unfinished:
