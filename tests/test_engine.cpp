@@ -482,7 +482,7 @@ CsrMatrix twice(const CsrMatrix& input) {
 // what separate infer() calls give, entry by entry: every combination, with and without reuse,
 // final and passed-on rows, blocks large and small in turn (buffers grown, then reused larger
 // than needed), an empty block, and a random network and a RadiX-Net (grouped dense kernel).
-TEST(InferenceSession, BlocksThroughOneSessionEqualSeparateCalls) {
+TEST(Engine, BlocksThroughOneSessionEqualSeparateCalls) {
   std::mt19937 rng(41);
   Network random = test::random_network(64, 15, rng);
   prepare_weights(random, true, true);
