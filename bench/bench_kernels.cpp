@@ -1,6 +1,7 @@
 // bench_kernels.cpp: microbenchmarks of one layer of the local SpMM kernels (left CSR multiply, its
 // symbolic pass alone and its numeric pass alone; the same for the right CSC multiply) on realistic activations after k layers of a
-// generated N = 1024 network, of the dense-panel kernel on the rows alive after k layers, and of the TSV triplet reader (read_triplet_matrix) with 1 and 2 threads.
+// generated N = 1024 network, of the dense-panel kernel on the rows alive after k layers, of the TSV triplet reader (read_triplet_matrix) with 1 and 2 threads,
+// and of a pipeline stage's blocks through the engine, one session per block or one for all.
 //
 // Counters: edges/s as the challenge counts them (all input rows x 32*N connections of the layer, even
 // the dead rows the kernel skips), multiply-adds/s (nnz(Y_k) * 32 products really done), peak_share
@@ -10,10 +11,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -215,6 +218,34 @@ void depth_args(benchmark::internal::Benchmark* b) {
   b->Unit(benchmark::kMicrosecond)->MinTime(kMinTime);
 }
 
+// A pipeline stage's blocks (256 rows each of the 2048 generated inputs) through the network's first
+// two layers, one engine call per block, with a session of their own each (infer, arg 0) or one
+// InferenceSession for all (arg 1): what keeping the engine's buffers across the calls saves.
+void BM_StageBlocks(benchmark::State& state) {
+  const bool one_session = state.range(0) == 1;
+  static const Network stage = [] {
+    Network first_two = generate_network(kNeurons, 2, 42);
+    prepare_weights(first_two, true, true);
+    return first_two;
+  }();
+  static const CsrMatrix input = generate_inputs(kInputs, kNeurons, 7);
+  constexpr Index kBlock = 256;
+  EngineOptions options;
+  options.block_rows = kBlock;
+  options.final_results = false;  // as a stage before the last
+  for (auto _ : state) {
+    std::unique_ptr<InferenceSession> session;
+    if (one_session) session = std::make_unique<InferenceSession>(stage, options);
+    for (Index first = 0; first < kInputs; first += kBlock) {
+      const CsrMatrix block = slice_rows(input, first, std::min(kInputs, first + kBlock));
+      const InferenceResult out = one_session ? session->run(block) : infer(stage, block, options);
+      benchmark::DoNotOptimize(out.activations.values.data());
+    }
+  }
+  state.SetLabel(one_session ? "one session" : "infer per block");
+}
+
+BENCHMARK(BM_StageBlocks)->ArgName("one_session")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->MinTime(kMinTime);
 BENCHMARK(BM_LeftMultiply)->Apply(depth_args);
 BENCHMARK(BM_LeftSymbolic)->Apply(depth_args);
 BENCHMARK(BM_LeftNumeric)->Apply(depth_args);

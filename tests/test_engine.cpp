@@ -1,6 +1,7 @@
 // test_engine.cpp: infer() over whole networks in every offered combination (csr/data with and without
 // dense panels, csc/data, csc/model; 1 and 2 threads; small blocks) against reference_inference entry by
-// entry; the refused csr+model and other argument errors; 0 rows, 0 layers; a generated RadiX-Net.
+// entry; the refused csr+model and other argument errors; 0 rows, 0 layers; a generated RadiX-Net;
+// blocks through one InferenceSession against separate calls.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -465,6 +466,72 @@ TEST(Engine, GeneratedRadixNet) {
   const std::size_t alive = categories_of(expected).size();
   EXPECT_GT(alive, 0u);
   EXPECT_LT(alive, 300u);
+}
+
+// The input with every row twice (row i + rows is a copy of row i), so that reuse finds repeats.
+CsrMatrix twice(const CsrMatrix& input) {
+  std::vector<ActiveRows> halves(2);
+  for (Index h = 0; h < 2; ++h) {
+    halves[h].rows = input.clone();
+    for (Index r = 0; r < input.rows(); ++r) halves[h].ids.push_back(h * input.rows() + r);
+  }
+  return assemble_rows(2 * input.rows(), input.cols(), halves);
+}
+
+// Blocks of rows through one session, one call each (as a pipeline stage runs its blocks), give
+// what separate infer() calls give, entry by entry: every combination, with and without reuse,
+// final and passed-on rows, blocks large and small in turn (buffers grown, then reused larger
+// than needed), an empty block, and a random network and a RadiX-Net (grouped dense kernel).
+TEST(Engine, BlocksThroughOneSessionEqualSeparateCalls) {
+  std::mt19937 rng(41);
+  Network random = test::random_network(64, 15, rng);
+  prepare_weights(random, true, true);
+  Network radix = generate_network(64, 20, 7);
+  prepare_weights(radix, true, true);
+  std::vector<std::pair<const Network*, CsrMatrix>> problems;
+  problems.emplace_back(&random, twice(test::random_inputs(100, 64, 0.5, 0.1f, 2.0f, rng, 4)));
+  problems.emplace_back(&radix, twice(generate_inputs(100, 64, 7)));
+  const std::vector<std::pair<Index, Index>> blocks = {{0, 37},   {37, 38},  {38, 38}, {38, 158},
+                                                       {158, 163}, {0, 200}, {163, 200}, {10, 74}};
+  for (const auto& [network, input] : problems)
+    for (const Combination& c : kCombinations)
+      for (const bool reuse : {false, true})
+        for (const bool final_results : {true, false}) {
+          if (!final_results && c.parallel != Parallelism::data) continue;
+          for (const Index engine_block : {7u, 0u}) {
+            SCOPED_TRACE(name_of(c) + (reuse ? " reuse" : "") + (final_results ? "" : " passed on") + " block " +
+                         std::to_string(engine_block));
+            EngineOptions o = options_of(c, engine_block);
+            o.reuse = reuse;
+            o.final_results = final_results;
+            // With reuse and several threads in panels, which block computes a row that blocks
+            // share (and so the figures and a passed-on row's entry order) depends on timing.
+            const bool timing_free = !reuse || c.threads == 1 || c.dense_threshold > 1.0;
+            InferenceSession session(*network, o);
+            for (const auto& [first, last] : blocks) {
+              SCOPED_TRACE("rows " + std::to_string(first) + ".." + std::to_string(last));
+              const CsrMatrix part = slice_rows(input, first, last);
+              const InferenceResult expected = infer(*network, part, o);
+              const InferenceResult got = session.run(part);
+              if (timing_free || final_results) {
+                EXPECT_EQ(first_difference(got.activations, expected.activations), "");
+              } else {
+                CsrMatrix a = got.activations.clone(), b = expected.activations.clone();
+                a.sort_indices();
+                b.sort_indices();
+                EXPECT_EQ(first_difference(a, b), "");
+              }
+              EXPECT_EQ(got.categories, expected.categories);
+              EXPECT_TRUE(got.exact_sum == expected.exact_sum);
+              if (timing_free) {
+                EXPECT_EQ(got.active_nonzeros, expected.active_nonzeros);
+                EXPECT_EQ(got.layer_nonzeros, expected.layer_nonzeros);
+                EXPECT_EQ(got.layer_rows, expected.layer_rows);
+              }
+              EXPECT_EQ(got.layer_seconds.size(), network->size());
+            }
+          }
+        }
 }
 
 }  // namespace

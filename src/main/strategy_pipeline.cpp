@@ -16,7 +16,6 @@
 
 #include "comm/mpi_library.hpp"
 #include "comm/slot_ring.hpp"
-#include "spmm/dense_rows.hpp"
 #include "spmm/spmm.hpp"
 
 namespace sdnn {
@@ -149,16 +148,11 @@ PipelineResult run_stage(int rank, const Network& network, const CsrMatrix& inpu
   inner.keep_activations = !last_stage || keep_rows;
   inner.final_results = last_stage;
   inner.progress = nullptr;
-  // Each layer's column groups for the dense kernel, once for the run rather than in every
-  // block's call (at 128 ranks a stage of 60 layers ran only 4 blocks, and computing the groups
-  // cost as much as a block).
-  std::vector<ColumnGroups> layer_groups(network.size());
-  bool groups_possible = true;
-  for (const Layer& layer : network) groups_possible = groups_possible && layer.weights_csc.cols() == neurons;
-  if (groups_possible) {
-    for (std::size_t l = 0; l < layer_groups.size(); ++l) group_columns(network[l].weights_csc, layer_groups[l]);
-    inner.layer_groups = &layer_groups;
-  }
+  // One engine session for every block of the stage: its threads' buffers and each layer's column
+  // groups for the dense kernel live across blocks, as blocks inside one call keep them (at 128
+  // ranks a stage of 60 layers ran only 4 blocks, and computing the groups cost as much as a block;
+  // fresh buffers in every block made a given split's stage 0 1.3x slower: docs/pipeline.md).
+  InferenceSession session(network, inner);
   figures.layer_compute_s.assign(total_layers, 0.0);
   figures.layer_comm_s.assign(total_layers, 0.0);
   figures.layer_nonzeros.assign(total_layers, 0);
@@ -171,7 +165,7 @@ PipelineResult run_stage(int rank, const Network& network, const CsrMatrix& inpu
   auto process = [&](const CsrMatrix& rows, const Index* ids) {
     if (rows.rows() == 0) return;
     auto start = mpi_seconds();
-    InferenceResult out = infer(network, rows, inner);
+    InferenceResult out = session.run(rows);
     figures.active_nonzeros += out.active_nonzeros;
     for (Index l = 0; l < layers.size(); ++l) {
       figures.layer_nonzeros[layers.first + l] += out.layer_nonzeros[l];

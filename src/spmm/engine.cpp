@@ -165,8 +165,9 @@ bool panels_possible(const Network& network, Index neurons, const EngineOptions&
 }
 
 // Takes one block of rows through every layer on one thread (data parallelism), with buffers
-// of its own that live across blocks: sparse CSR rows (left multiplication) or sparse CSC
-// (right multiplication) while the rows are sparse, dense panels once they are dense enough.
+// of its own that live across blocks and across the calls of an InferenceSession: sparse CSR
+// rows (left multiplication) or sparse CSC (right multiplication) while the rows are sparse,
+// dense panels once they are dense enough.
 class BlockRunner {
  public:
   // layer_groups: each layer's column groups (group_columns), for the dense kernel; unfinished:
@@ -178,7 +179,16 @@ class BlockRunner {
       : neurons_(neurons), options_(options), dense_allowed_(dense_allowed), layer_groups_(layer_groups),
         unfinished_(unfinished), left_(neurons), right_(block_rows), panel_reuse_(shared) {}
 
-  std::vector<std::uint64_t> layer_nonzeros;  // this thread's figures, over all its blocks
+  // Before each call of a session: this call's figures start from zero, and with reuse its
+  // blocks in panels share their rows through `shared` (null without it).
+  void start_call(std::size_t layers, SharedRepresentatives* shared) {
+    layer_nonzeros.assign(layers, 0);
+    layer_seconds.assign(layers, 0.0);
+    if (options_.reuse) layer_rows.assign(layers, 0);
+    panel_reuse_.attach(shared);
+  }
+
+  std::vector<std::uint64_t> layer_nonzeros;  // this thread's figures, over the call's blocks
   std::vector<double> layer_seconds;
   std::vector<std::uint64_t> layer_rows;      // with reuse only
   ReuseLog reuse_log;                         // the last block's dropped rows (reuse only)
@@ -320,7 +330,28 @@ class BlockRunner {
   PanelReuse panel_reuse_;
 };
 
-InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& input, const EngineOptions& options) {
+}  // namespace
+
+// What an InferenceSession keeps from call to call: each thread's runner (its buffers) and its
+// block's input buffer, and each layer's column groups for the dense kernel.
+struct InferenceSession::State {
+  State(const Network& n, const EngineOptions& o) : network(n), options(o) {}
+  struct Thread {
+    std::unique_ptr<BlockRunner> runner;  // made in the thread's first call
+    ActiveRows block;
+  };
+  const Network& network;
+  const EngineOptions options;  // the runners hold a reference to it
+  std::vector<Thread> threads = std::vector<Thread>(static_cast<std::size_t>(std::max(1, options.threads)));
+  std::vector<ColumnGroups> layer_groups;  // data parallelism with dense panels: computed at the start
+  std::atomic<Index> unfinished{0};  // the blocks of the current call not yet done
+};
+
+namespace {
+
+InferenceResult infer_data_parallel(InferenceSession::State& state, const CsrMatrix& input) {
+  const Network& network = state.network;
+  const EngineOptions& options = state.options;
   const Index rows = input.rows(), neurons = neurons_of(network, input);
   const Index block_rows = options.block_rows > 0 ? options.block_rows : automatic_block_rows(rows, options.threads);
   const Index blocks = (rows + block_rows - 1) / block_rows;
@@ -337,25 +368,27 @@ InferenceResult infer_data_parallel(const Network& network, const CsrMatrix& inp
   std::vector<ExactSum> block_sums(blocks, 0);
   std::vector<std::vector<Index>> block_categories(blocks);
   ThreadFailure failure;
-  // With reuse, blocks in dense panels also drop rows that other blocks compute.
+  // With reuse, blocks in dense panels also drop rows that other blocks of the call compute.
   std::unique_ptr<SharedRepresentatives> shared;
   if (options.reuse && dense_allowed) shared = std::make_unique<SharedRepresentatives>(network.size());
-  // Each layer's column groups for the dense kernel, once for all blocks; the blocks not yet done
-  // (a thread with none left to take helps the last ones through their dense layers, in a
-  // nested team: nesting allowed for the region).
-  const bool given_groups = options.layer_groups != nullptr && options.layer_groups->size() == network.size();
-  std::vector<ColumnGroups> own_groups(dense_allowed && !given_groups ? network.size() : 0);
-  const std::vector<ColumnGroups>& layer_groups = given_groups ? *options.layer_groups : own_groups;
-  std::atomic<Index> unfinished{blocks};
+  // The blocks not yet done (a thread with none left to take helps the last ones through their
+  // dense layers, in a nested team: nesting allowed for the region).
+  const std::vector<ColumnGroups>& layer_groups = state.layer_groups;
+  if (dense_allowed && layer_groups.size() != network.size())
+    throw std::logic_error("infer: the session has no column groups for the dense kernel");
+  std::atomic<Index>& unfinished = state.unfinished;
+  unfinished.store(blocks);
   const int nesting = omp_get_max_active_levels();
   omp_set_max_active_levels(std::max(nesting, 2));
 #pragma omp parallel num_threads(options.threads) reduction(+ : active)
   {
-#pragma omp for schedule(dynamic, 4)
-    for (std::size_t l = 0; l < own_groups.size(); ++l)
-      failure.guard([&] { group_columns(network[l].weights_csc, own_groups[l]); });
-    BlockRunner runner(neurons, block_rows, options, dense_allowed, layer_groups, unfinished, shared.get());
-    ActiveRows block;
+    InferenceSession::State::Thread& mine = state.threads[static_cast<std::size_t>(omp_get_thread_num())];
+    if (!mine.runner)
+      mine.runner = std::make_unique<BlockRunner>(neurons, block_rows, options, dense_allowed, layer_groups,
+                                                  unfinished, nullptr);
+    BlockRunner& runner = *mine.runner;
+    runner.start_call(network.size(), shared.get());
+    ActiveRows& block = mine.block;
 #pragma omp for schedule(dynamic, 1)
     for (Index b = 0; b < blocks; ++b) {
       if (failure.failed()) continue;
@@ -559,15 +592,33 @@ Index automatic_block_rows(Index rows, int threads) {
   return std::clamp<Index>(share, 256, 2048);
 }
 
-InferenceResult infer(const Network& network, const CsrMatrix& input, const EngineOptions& options) {
+InferenceSession::InferenceSession(const Network& network, const EngineOptions& options)
+    : state_(std::make_unique<State>(network, options)) {
   check_combination(options.format, options.parallel);
+  if (options.threads < 1) throw std::invalid_argument("the engine needs at least one thread");
+  // Each layer's column groups for the dense kernel, once for all blocks of all calls, before the
+  // first (a pipeline stage computes them while it waits for its first block).
+  const Index neurons = network.empty() ? 0 : static_cast<Index>(network.front().bias.size());
+  if (options.parallel != Parallelism::data || !panels_possible(network, neurons, options)) return;
+  state_->layer_groups.resize(network.size());
+  ThreadFailure failure;
+#pragma omp parallel for num_threads(options.threads) schedule(dynamic, 4)
+  for (std::size_t l = 0; l < network.size(); ++l)
+    failure.guard([&] { group_columns(network[l].weights_csc, state_->layer_groups[l]); });
+  failure.rethrow();
+}
+
+InferenceSession::~InferenceSession() = default;
+
+InferenceResult InferenceSession::run(const CsrMatrix& input) {
+  const Network& network = state_->network;
+  const EngineOptions& options = state_->options;
   for (const Layer& layer : network) {
     const bool missing = options.format == Format::csr ? layer.weights_csr.rows() != input.cols()
                                                        : layer.weights_csc.cols() != input.cols();
     if (missing) throw std::invalid_argument("the network's weights are not prepared in the engine's format");
   }
-  if (options.threads < 1) throw std::invalid_argument("the engine needs at least one thread");
-  InferenceResult result = options.parallel == Parallelism::data ? infer_data_parallel(network, input, options)
+  InferenceResult result = options.parallel == Parallelism::data ? infer_data_parallel(*state_, input)
                                                                  : infer_model_parallel(network, input, options);
   if (options.parallel == Parallelism::model) {
     result.categories = categories_of(result.activations);
@@ -575,6 +626,10 @@ InferenceResult infer(const Network& network, const CsrMatrix& input, const Engi
   }
   if (options.progress) options.progress(1.0, "done");  // also when every row died early
   return result;
+}
+
+InferenceResult infer(const Network& network, const CsrMatrix& input, const EngineOptions& options) {
+  return InferenceSession(network, options).run(input);
 }
 
 }  // namespace sdnn

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -32,8 +33,6 @@ Format parse_format(const std::string& s);            // throws std::invalid_arg
 Parallelism parse_parallelism(const std::string& s);  // throws std::invalid_argument
 // Throws std::invalid_argument with a clear message for a combination the engine refuses.
 void check_combination(Format f, Parallelism p);
-
-struct ColumnGroups;  // dense_rows.hpp
 
 struct EngineOptions {
   Format format = Format::csr;
@@ -59,10 +58,6 @@ struct EngineOptions {
   bool reuse = false;
   // Called now and then with the fraction of the work done (0..1) and a short label.
   std::function<void(double fraction, const std::string& label)> progress;
-  // Data parallelism: each layer's column groups (group_columns, dense_rows.hpp) when the caller
-  // keeps them across calls with the same network (the pipeline runs every block through its
-  // stage's layers in a call of its own); null: computed in every call.
-  const std::vector<ColumnGroups>* layer_groups = nullptr;
 };
 
 struct InferenceResult {
@@ -79,6 +74,29 @@ struct InferenceResult {
 // Makes sure every layer holds its weights in the format(s) asked for (converting as needed).
 void prepare_weights(Network& network, bool need_csr, bool need_csc);
 
+// Inference of one network in several calls (the pipeline runs each block of rows through its
+// stage's layers in a call of its own): each thread's buffers (in data parallelism: its block's
+// sparse rows, accumulators and dense panels) and each layer's column groups for the dense kernel
+// live in the session, so that a call's blocks reuse them as blocks inside one call do, grown
+// only when needed. Each call's result is what infer() gives for the same input and options.
+// The network must outlive the session and stay unchanged.
+class InferenceSession {
+ public:
+  // Throws std::invalid_argument for options the engine refuses.
+  InferenceSession(const Network& network, const EngineOptions& options);
+  ~InferenceSession();
+  InferenceSession(const InferenceSession&) = delete;
+  InferenceSession& operator=(const InferenceSession&) = delete;
+
+  InferenceResult run(const CsrMatrix& input);
+
+  struct State;  // engine.cpp
+
+ private:
+  std::unique_ptr<State> state_;
+};
+
+// One call of a session of its own.
 InferenceResult infer(const Network& network, const CsrMatrix& input, const EngineOptions& options);
 
 // The rows per block of data parallelism when EngineOptions::block_rows is 0.

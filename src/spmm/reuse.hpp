@@ -186,6 +186,8 @@ class PanelReuse {
  public:
   explicit PanelReuse(SharedRepresentatives* shared) : shared_(shared) {}
   void start_block();
+  // The table shared with the other blocks from now on (an InferenceSession's next call).
+  void attach(SharedRepresentatives* shared) { shared_ = shared; }
   // Drops the repeated rows before layer `layer` (recorded in log); returns the rows dropped,
   // dropped_nonzeros receives their entries.
   Index deduplicate(std::size_t layer, bool look, DenseRows& rows, ReuseLog& log, Offset& dropped_nonzeros);
