@@ -32,7 +32,9 @@
 // own columns and the pulled ones, a memcpy per range where a panel's rows are one stored panel)
 // and computes its C output columns with the panel kernel (multiply_panel_columns), written over
 // its input panels (each chunk is gathered before it is computed; no second set of panels) and
-// into its slot; the weights are widened while the gets are in flight. It stores its output
+// into its slot; the weights are widened while the gets are in flight. With no peers (a row group
+// of one rank) its panels are full width already: the kernel reads them where they are and writes
+// a second set of panels, which becomes the next layer's input (no copy either way). It stores its output
 // columns (every row of the layer's input, dead or not) and the group's collective sums each row's kept entries over the group,
 // so that every rank drops the same rows; the next layer reads its peers' rows through that
 // list. Sums in double, rounded once: the same bits as every other strategy. With --reuse,
@@ -283,10 +285,29 @@ class DensePanels {
   // A few panels at a time, full width, on every thread: gathered as floats (this rank's columns and
   // every pulled range, kPanelRows rows at a time where a panel's rows are one stored panel, else
   // row by row), widened to double where the layer has no column groups (the grouped kernel reads
-  // the floats). The output columns go over the input panels and, with peers, to `slot`.
+  // the floats). The output columns go over the input panels and to `slot`. Without peers
+  // (a 1 x 1 grid), mine_'s panels are already full width: computed where they are.
   void compute(const Layer& layer, int slot) {
     constexpr Index kChunkPanels = 12;
     const Index C = own_.size(), panels = mine_.panels(), rows = mine_.rows();
+    if (!peers_) {
+      // One column block (C = N): the input panels are mine_'s own, the output goes to the other
+      // set of panels, which becomes mine_ (nothing copied).
+      prepare_panel_output(mine_, next_);
+#pragma omp parallel num_threads(threads_)
+      {
+        WideOperands& wide = wide_[omp_get_thread_num()];
+#pragma omp for schedule(dynamic, 1)
+        for (Index first = 0; first < panels; first += kChunkPanels) {
+          const Index count = std::min(kChunkPanels, panels - first);
+          widen_panel_span(mine_, first, count, wide);  // the weights and their groups were widened once for the layer
+          multiply_panel_span(mine_, first, count, wide, layer.weights_csc, layer.bias.data(), 0, C, next_,
+                                 row_nonzeros_.data());
+        }
+      }
+      std::swap(mine_, next_);
+      return;
+    }
     const std::size_t stride = std::size_t{neurons_} * kPanelRows, mine_stride = std::size_t{C} * kPanelRows;
     // stored_panel_[q]: the stored panel that holds panel q's rows in order, or -1.
     stored_panel_.assign(panels, -1);
@@ -368,6 +389,7 @@ class DensePanels {
   int threads_;
   bool peers_;
   DenseRows mine_;  // the layer's input, then (in place) its output
+  DenseRows next_;  // without peers: the layer's output, swapped with mine_
   Index stored_stride_ = 0;          // rows (padded to panels) in the slots: the last layer input's
   std::vector<Index> source_rows_;   // where each of mine_'s rows is in the slots
   struct PulledRange {
