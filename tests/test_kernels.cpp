@@ -556,34 +556,6 @@ TEST_P(DenseEveryTarget, GroupedPiecesEqualWholeLayer) {
   }
 }
 
-// Spans of panels (each widened on its own, as a thread that takes a few panels of a block does)
-// add up to the whole layer, grouped weights and not, output neurons in pieces or whole.
-TEST_P(DenseEveryTarget, PanelSpansEqualWholeLayer) {
-  for (const bool grouped : {false, true}) {
-    const Problem p = grouped ? grouped_problem(45, 61, 5, 29, -0.5f, 0.3f)
-                              : random_problem(45, 61, 17, 0.2, -1.0f, 1.5f, -0.5f, 0.3f);
-    DenseRows panels, whole, spans;
-    to_dense(all_rows(p.y), 61, panels);
-    ASSERT_EQ(panels.panels(), 6u);
-    DenseMultiplier dense;
-    dense.multiply(panels, p.layer.weights_csc, p.layer.bias.data(), whole);
-    WideOperands wide;
-    widen_operands(DenseRows(), p.layer.weights_csc, wide);
-    EXPECT_EQ(wide.groups.count() > 0, grouped);
-    prepare_panel_output(panels, spans);
-    std::vector<std::uint32_t> row_nonzeros(static_cast<std::size_t>(panels.panels()) * kPanelRows, 0);
-    for (const auto& [first_panel, count] : std::vector<std::pair<Index, Index>>{{0, 1}, {1, 3}, {4, 2}}) {
-      widen_panel_span(panels, first_panel, count, wide);
-      for (const auto& [first, last] : std::vector<std::pair<Index, Index>>{{0, 23}, {23, 24}, {24, 61}})
-        multiply_panel_span(panels, first_panel, count, wide, p.layer.weights_csc, p.layer.bias.data(), first, last,
-                            spans, row_nonzeros.data());
-    }
-    EXPECT_EQ(drop_dead_rows(spans, row_nonzeros.data()), dense.last_nonzeros()) << grouped;
-    EXPECT_EQ(spans.ids, whole.ids) << grouped;
-    EXPECT_EQ(spans.panel, whole.panel) << grouped;
-  }
-}
-
 INSTANTIATE_TEST_SUITE_P(Targets, DenseEveryTarget, ::testing::ValuesIn(hwy::SupportedAndGeneratedTargets()),
                          [](const ::testing::TestParamInfo<std::int64_t>& target) {
                            return std::string(hwy::TargetName(target.param));

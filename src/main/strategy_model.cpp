@@ -34,10 +34,10 @@
 // (multiply_panel_columns), written once, into its slot (each chunk is gathered before it is
 // computed; no second set of panels): the slot is where the next layer reads its own columns, and
 // its panels keep only the rows' ids (their values are copied out of the slot only for --reuse
-// and on the way back to sparse rows). The weights are widened while the gets are in flight. With
-// no peers (a row group of one rank) its panels are full width already: the kernel reads them
-// where they are and writes a second set of panels, which becomes the next layer's input (no copy
-// either way). It stores its output columns (every row of the layer's input, dead or not) and
+// and on the way back to sparse rows). With no peers (a row group of one rank) each chunk is
+// copied from its panels and the output back over them: the copy streams the chunk into cache,
+// which the kernel reading the panels in place was slower without (docs/strategies.md). The
+// weights are widened while the gets are in flight. It stores its output columns (every row of the layer's input, dead or not) and
 // the group's collective sums each row's kept entries over the group, so that every rank drops
 // the same rows; the next layer reads its own and its peers' rows through that list. Sums in double, rounded once: the same bits as every other strategy. With --reuse,
 // repeated rows are dropped by GroupReuse: from the sparse block before it is stored, and from
@@ -299,36 +299,21 @@ class DensePanels {
   // A few panels at a time, full width, on every thread: gathered as floats (this rank's columns and
   // every pulled range, kPanelRows rows at a time where a panel's rows are one stored panel, else
   // row by row), widened to double where the layer has no column groups (the grouped kernel reads
-  // the floats). The output columns go over the input panels and to `slot`. Without peers
-  // (a 1 x 1 grid), mine_'s panels are already full width: computed where they are.
+  // the floats). The output columns go to `slot` (with peers) or over mine_'s panels (without).
   void compute(const Layer& layer, int read_slot, int slot) {
     constexpr Index kChunkPanels = 12;
     const Index C = own_.size(), panels = mine_.panels(), rows = mine_.rows();
-    if (!peers_) {
-      // One column block (C = N): the input panels are mine_'s own, the output goes to the other
-      // set of panels, which becomes mine_ (nothing copied).
-      prepare_panel_output(mine_, next_);
-#pragma omp parallel num_threads(threads_)
-      {
-        WideOperands& wide = wide_[omp_get_thread_num()];
-#pragma omp for schedule(dynamic, 1)
-        for (Index first = 0; first < panels; first += kChunkPanels) {
-          const Index count = std::min(kChunkPanels, panels - first);
-          widen_panel_span(mine_, first, count, wide);  // the weights and their groups were widened once for the layer
-          multiply_panel_span(mine_, first, count, wide, layer.weights_csc, layer.bias.data(), 0, C, next_,
-                                 row_nonzeros_.data());
-        }
-      }
-      std::swap(mine_, next_);
-      return;
-    }
     const std::size_t stride = std::size_t{neurons_} * kPanelRows, mine_stride = std::size_t{C} * kPanelRows;
     stored_panel_.resize(panels);
     for (Index q = 0; q < panels; ++q) stored_panel_[q] = stored_panel_of(q);
-    Value* const own_slots = reinterpret_cast<Value*>(window_.data() + dense_at_[group_.rank()]);
-    Value* published = own_slots + slot * capacity_rows_ * C;
-    // This rank's columns are read from the slot that holds them, as the peers' are.
-    pulled_ranges_.push_back({own_.first, C, own_slots + read_slot * capacity_rows_ * C, mine_stride});
+    // With peers, this rank's columns are read from the slot that holds them, as the peers' are,
+    // and the output goes to `slot` alone; without, from mine_ and back over it.
+    Value* published = mine_.panel.data();
+    if (peers_) {
+      Value* const own_slots = reinterpret_cast<Value*>(window_.data() + dense_at_[group_.rank()]);
+      published = own_slots + slot * capacity_rows_ * C;
+      pulled_ranges_.push_back({own_.first, C, own_slots + read_slot * capacity_rows_ * C, mine_stride});
+    }
     if (static_cast<int>(chunk_in_.size()) < threads_) chunk_in_.resize(threads_), chunk_out_.resize(threads_);
 #pragma omp parallel num_threads(threads_)
     {
@@ -343,6 +328,9 @@ class DensePanels {
         in.panel.resize(count * stride);
         for (Index p = 0; p < count; ++p) {
           Value* to = in.panel.data() + p * stride;
+          if (!peers_)
+            std::memcpy(to + std::size_t{own_.first} * kPanelRows, mine_.panel.data() + (first + p) * mine_stride,
+                        mine_stride * sizeof(Value));
           const std::int64_t whole = stored_panel_[first + p];
           for (const PulledRange& range : pulled_ranges_) {
             const std::size_t width = std::size_t{range.width} * kPanelRows;
@@ -424,7 +412,6 @@ class DensePanels {
   bool peers_;
   DenseRows mine_;  // the layer's input, then its output (with peers: its rows; values in own_slot_)
   int own_slot_ = 0;  // with peers: the slot that holds this rank's columns of mine_'s rows
-  DenseRows next_;  // without peers: the layer's output, swapped with mine_
   Index stored_stride_ = 0;          // rows (padded to panels) in the slots: the last layer input's
   std::vector<Index> source_rows_;   // where each of mine_'s rows is in the slots
   struct PulledRange {

@@ -493,19 +493,6 @@ void multiply_panel_columns(const DenseRows& in, const WideOperands& wide, const
                        in.neurons, first, last, out, row_nonzeros);
 }
 
-void widen_panel_span(const DenseRows& in, Index first_panel, Index panels, WideOperands& wide) {
-  const std::size_t stride = std::size_t{in.neurons} * kPanelRows;
-  wide.panels.resize(wide.groups.count() > 0 ? 0 : panels * stride);  // grouped: the kernel reads the floats
-  widen(in.panel.data() + first_panel * stride, wide.panels.size(), wide.panels.data());
-}
-
-void multiply_panel_span(const DenseRows& in, Index first_panel, Index panels, const WideOperands& wide,
-                            const CscMatrix& weights, const Value* bias, Index first, Index last, DenseRows& out,
-                            std::uint32_t* row_nonzeros) {
-  multiply_panel_range(in, wide.panels.data(), wide.weights.data(), wide.groups, weights, bias, first_panel, panels, 0,
-                       in.neurons, first, last, out, row_nonzeros);
-}
-
 void multiply_panel_share(const DenseRows& in, const WideOperands& wide, const CscMatrix& weights,
                           const Value* bias, Index begin, Index end, DenseRows& out, std::uint32_t* row_nonzeros) {
   multiply_panel_range(in, wide.panels.data(), wide.weights.data(), wide.groups, weights, bias, 0, in.panels(), begin,

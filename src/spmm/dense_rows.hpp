@@ -94,15 +94,6 @@ void widen_panels(const DenseRows& in, WideOperands& wide);
 void prepare_panel_output(const DenseRows& in, DenseRows& out);
 void multiply_panel_columns(const DenseRows& in, const WideOperands& wide, const CscMatrix& weights,
                             const Value* bias, Index first, Index last, DenseRows& out, std::uint32_t* row_nonzeros);
-// The same for panels [first_panel, first_panel + panels) of `in` only, for callers that share
-// the panels between threads without copying them out: widen_panel_span puts those panels in
-// double into `wide` (whose weights and groups are the layer's already), multiply_panel_span computes
-// them into the same panels of `out` (prepare_panel_output) and adds to row_nonzeros[r] for in's
-// rows r.
-void widen_panel_span(const DenseRows& in, Index first_panel, Index panels, WideOperands& wide);
-void multiply_panel_span(const DenseRows& in, Index first_panel, Index panels, const WideOperands& wide,
-                            const CscMatrix& weights, const Value* bias, Index first, Index last, DenseRows& out,
-                            std::uint32_t* row_nonzeros);
 void multiply_panel_share(const DenseRows& in, const WideOperands& wide, const CscMatrix& weights,
                           const Value* bias, Index begin, Index end, DenseRows& out, std::uint32_t* row_nonzeros);
 Offset keep_alive_rows(DenseRows& computed, const std::uint32_t* row_nonzeros, DenseRows& kept);
