@@ -37,10 +37,11 @@
 // and on the way back to sparse rows). With no peers (a row group of one rank) each chunk is
 // copied from its panels and the output back over them: the copy streams the chunk into cache,
 // which the kernel reading the panels in place was slower without (docs/strategies.md). The
-// weights are widened while the gets are in flight. It stores its output columns (every row of the layer's input, dead or not) and
-// the group's collective sums each row's kept entries over the group, so that every rank drops
-// the same rows; the next layer reads its own and its peers' rows through that list. Sums in double, rounded once: the same bits as every other strategy. With --reuse,
-// repeated rows are dropped by GroupReuse: from the sparse block before it is stored, and from
+// weights are widened while the gets are in flight. It stores its output columns (every row of
+// the layer's input, dead or not) and the group's collective sums each row's kept entries over
+// the group, so that every rank drops the same rows; the next layer reads its own and its peers'
+// rows through that list. Sums in double, rounded once: the same bits as every other strategy.
+// With --reuse, repeated rows are dropped by GroupReuse: from the sparse block before it is stored, and from
 // the panels on the layers its schedule looks (signatures summed and pairs compared over the
 // group, as for sparse rows; the next layer reads the peers' stored rows of those kept).
 // SDNN_MODEL_COMM (strategy_model.hpp) undoes one of these changes at a time, for measuring.
