@@ -29,14 +29,19 @@
 // them in its dense slots as they are (panels x C x kPanelRows, no transpose). Per layer a rank
 // pulls, with one get per peer (an indexed one when it needs part of the peer's block), the
 // neurons its W block reads from its peers, builds full-width panels a few panels at a time (its
-// own columns and the pulled ones, a memcpy per range where a panel's rows are one stored panel)
-// and computes its C output columns with the panel kernel (multiply_panel_columns), written over
-// its input panels (each chunk is gathered before it is computed; no second set of panels) and
-// into its slot; the weights are widened while the gets are in flight. It stores its output
-// columns (every row of the layer's input, dead or not) and the group's collective sums each row's kept entries over the group,
-// so that every rank drops the same rows; the next layer reads its peers' rows through that
-// list. Sums in double, rounded once: the same bits as every other strategy. With --reuse,
-// repeated rows are dropped by GroupReuse: from the sparse block before it is stored, and from
+// own columns from its own slot and the pulled ones, a memcpy per range where a panel's rows are
+// one stored panel) and computes its C output columns with the panel kernel
+// (multiply_panel_columns), written once, into its slot (each chunk is gathered before it is
+// computed; no second set of panels): the slot is where the next layer reads its own columns, and
+// its panels keep only the rows' ids (their values are copied out of the slot only for --reuse
+// and on the way back to sparse rows). With no peers (a row group of one rank) each chunk is
+// copied from its panels and the output back over them: the copy streams the chunk into cache,
+// which the kernel reading the panels in place was slower without (docs/strategies.md). The
+// weights are widened while the gets are in flight. It stores its output columns (every row of
+// the layer's input, dead or not) and the group's collective sums each row's kept entries over
+// the group, so that every rank drops the same rows; the next layer reads its own and its peers'
+// rows through that list. Sums in double, rounded once: the same bits as every other strategy.
+// With --reuse, repeated rows are dropped by GroupReuse: from the sparse block before it is stored, and from
 // the panels on the layers its schedule looks (signatures summed and pairs compared over the
 // group, as for sparse rows; the next layer reads the peers' stored rows of those kept).
 // SDNN_MODEL_COMM (strategy_model.hpp) undoes one of these changes at a time, for measuring.
@@ -185,6 +190,7 @@ class DensePanels {
     stored_stride_ = static_cast<Index>(mine_.panels()) * kPanelRows;
     if (!peers_) return;
     store(mine_, slot);
+    own_slot_ = slot;
     window_.sync();
     MPI_Barrier(group_.comm());  // every store of the group is done
     window_.sync();
@@ -241,7 +247,7 @@ class DensePanels {
     const Index panels = mine_.panels();
     row_nonzeros_.assign(static_cast<std::size_t>(panels) * kPanelRows, 0);
     if (overlap && peers_) timed([&] { window_.flush_all(); });
-    compute(layer, write_slot);  // also publishes the output columns in write_slot
+    compute(layer, read_slot, write_slot);  // also publishes the output columns in write_slot
     local_nonzeros_ = 0;
     for (std::uint32_t n : row_nonzeros_) local_nonzeros_ += n;
     // Agree on the rows that died.
@@ -255,13 +261,23 @@ class DensePanels {
     for (Index r = 0; r < mine_.rows(); ++r)
       if (row_nonzeros_[r] > 0) source_rows_.push_back(r);
     stored_stride_ = static_cast<Index>(panels) * kPanelRows;
-    return drop_dead_rows(mine_, row_nonzeros_.data());  // row_nonzeros_: summed over the group
+    if (!peers_) return drop_dead_rows(mine_, row_nonzeros_.data());  // row_nonzeros_: summed over the group
+    // With peers the output is in write_slot alone: mine_ keeps the ids of the rows alive.
+    own_slot_ = write_slot;
+    mine_.panel.clear();
+    Offset nonzeros = 0;
+    Index kept = 0;
+    for (Index r = 0; r < mine_.rows(); ++r)
+      if (row_nonzeros_[r] > 0) nonzeros += row_nonzeros_[r], mine_.ids[kept++] = mine_.ids[r];
+    mine_.ids.resize(kept);
+    return nonzeros;
   }
 
   // --reuse: drops the rows that `reuse` finds repeated in the group (collective over the group).
   // The stored slot keeps them: the next layer reads the peers' rows through source_rows_.
   void drop_repeats_in_group(GroupReuse& reuse, std::size_t layers_left) {
     std::vector<Index> representative;
+    fill_panels();
     if (reuse.drop_from_panels(mine_, own_.first, layers_left, representative) == 0) return;
     Index kept = 0;
     for (std::size_t i = 0; i < source_rows_.size(); ++i)
@@ -273,7 +289,8 @@ class DensePanels {
   }
 
   // This rank's columns of the alive rows as CSR (group rows x C).
-  CsrMatrix to_rows(Index group_rows) const {
+  CsrMatrix to_rows(Index group_rows) {
+    fill_panels();
     std::vector<ActiveRows> one(1);
     to_sparse(mine_, one[0]);
     return assemble_rows(group_rows, own_.size(), one);
@@ -283,23 +300,21 @@ class DensePanels {
   // A few panels at a time, full width, on every thread: gathered as floats (this rank's columns and
   // every pulled range, kPanelRows rows at a time where a panel's rows are one stored panel, else
   // row by row), widened to double where the layer has no column groups (the grouped kernel reads
-  // the floats). The output columns go over the input panels and, with peers, to `slot`.
-  void compute(const Layer& layer, int slot) {
+  // the floats). The output columns go to `slot` (with peers) or over mine_'s panels (without).
+  void compute(const Layer& layer, int read_slot, int slot) {
     constexpr Index kChunkPanels = 12;
     const Index C = own_.size(), panels = mine_.panels(), rows = mine_.rows();
     const std::size_t stride = std::size_t{neurons_} * kPanelRows, mine_stride = std::size_t{C} * kPanelRows;
-    // stored_panel_[q]: the stored panel that holds panel q's rows in order, or -1.
-    stored_panel_.assign(panels, -1);
-    if (peers_)
-      for (Index q = 0; q < panels; ++q) {
-        const Index first = q * kPanelRows;
-        if (first + kPanelRows > rows || source_rows_[first] % kPanelRows != 0) continue;
-        bool whole = true;
-        for (Index r = 1; r < kPanelRows && whole; ++r) whole = source_rows_[first + r] == source_rows_[first] + r;
-        if (whole) stored_panel_[q] = static_cast<std::int64_t>(source_rows_[first] / kPanelRows);
-      }
-    Value* published = peers_ ? reinterpret_cast<Value*>(window_.data() + dense_at_[group_.rank()]) + slot * capacity_rows_ * C
-                              : nullptr;
+    stored_panel_.resize(panels);
+    for (Index q = 0; q < panels; ++q) stored_panel_[q] = stored_panel_of(q);
+    // With peers, this rank's columns are read from the slot that holds them, as the peers' are,
+    // and the output goes to `slot` alone; without, from mine_ and back over it.
+    Value* published = mine_.panel.data();
+    if (peers_) {
+      Value* const own_slots = reinterpret_cast<Value*>(window_.data() + dense_at_[group_.rank()]);
+      published = own_slots + slot * capacity_rows_ * C;
+      pulled_ranges_.push_back({own_.first, C, own_slots + read_slot * capacity_rows_ * C, mine_stride});
+    }
     if (static_cast<int>(chunk_in_.size()) < threads_) chunk_in_.resize(threads_), chunk_out_.resize(threads_);
 #pragma omp parallel num_threads(threads_)
     {
@@ -314,9 +329,10 @@ class DensePanels {
         in.panel.resize(count * stride);
         for (Index p = 0; p < count; ++p) {
           Value* to = in.panel.data() + p * stride;
-          std::memcpy(to + std::size_t{own_.first} * kPanelRows, mine_.panel.data() + (first + p) * mine_stride,
-                      mine_stride * sizeof(Value));
-          const std::int64_t whole = stored_panel_.empty() ? -1 : stored_panel_[first + p];
+          if (!peers_)
+            std::memcpy(to + std::size_t{own_.first} * kPanelRows, mine_.panel.data() + (first + p) * mine_stride,
+                        mine_stride * sizeof(Value));
+          const std::int64_t whole = stored_panel_[first + p];
           for (const PulledRange& range : pulled_ranges_) {
             const std::size_t width = std::size_t{range.width} * kPanelRows;
             Value* column = to + std::size_t{range.first} * kPanelRows;
@@ -340,13 +356,41 @@ class DensePanels {
         prepare_panel_output(in, out);
         multiply_panel_columns(in, wide, layer.weights_csc, layer.bias.data(), 0, C, out,
                                row_nonzeros_.data() + std::size_t{first} * kPanelRows);
-        for (Index p = 0; p < count; ++p) {
-          std::memcpy(mine_.panel.data() + (first + p) * mine_stride, out.panel.data() + p * stride,
-                      mine_stride * sizeof(Value));
-          if (published)
-            std::memcpy(published + (first + p) * mine_stride, out.panel.data() + p * stride, mine_stride * sizeof(Value));
+        for (Index p = 0; p < count; ++p)
+          std::memcpy(published + (first + p) * mine_stride, out.panel.data() + p * stride, mine_stride * sizeof(Value));
+      }
+    }
+  }
+  // The stored panel that holds panel q of mine_'s rows in order, or -1.
+  std::int64_t stored_panel_of(Index q) const {
+    const Index first = q * kPanelRows;
+    if (first + kPanelRows > mine_.rows() || source_rows_[first] % kPanelRows != 0) return -1;
+    for (Index r = 1; r < kPanelRows; ++r)
+      if (source_rows_[first + r] != source_rows_[first] + r) return -1;
+    return static_cast<std::int64_t>(source_rows_[first] / kPanelRows);
+  }
+  // With peers, mine_'s values after a layer are only in slot own_slot_ (its rows at source_rows_):
+  // copied into mine_'s panels for those who read them (--reuse, the way back to sparse rows).
+  void fill_panels() {
+    if (!peers_ || !mine_.panel.empty() || mine_.rows() == 0) return;
+    const std::size_t panel = std::size_t{own_.size()} * kPanelRows;
+    const Value* from = reinterpret_cast<const Value*>(window_.data() + dense_at_[group_.rank()]) +
+                        own_slot_ * capacity_rows_ * own_.size();
+    mine_.panel.assign(mine_.panels() * panel, 0.0f);
+    for (Index r = 0; r < mine_.rows(); ++r) {
+      if (r % kPanelRows == 0) {
+        const std::int64_t whole = stored_panel_of(r / kPanelRows);
+        if (whole >= 0) {
+          std::memcpy(mine_.panel.data() + std::size_t{r / kPanelRows} * panel,
+                      from + static_cast<std::size_t>(whole) * panel, panel * sizeof(Value));
+          r += kPanelRows - 1;
+          continue;
         }
       }
+      const Index stored = source_rows_[r];
+      const Value* row = from + std::size_t{stored / kPanelRows} * panel + stored % kPanelRows;
+      Value* to = mine_.panel.data() + std::size_t{r / kPanelRows} * panel + r % kPanelRows;
+      for (Index k = 0; k < own_.size(); ++k) to[std::size_t{k} * kPanelRows] = row[std::size_t{k} * kPanelRows];
     }
   }
   // Panels to the window's slot as they are (panels x C x kPanelRows).
@@ -367,7 +411,8 @@ class DensePanels {
   RowRange own_;
   int threads_;
   bool peers_;
-  DenseRows mine_;  // the layer's input, then (in place) its output
+  DenseRows mine_;  // the layer's input, then its output (with peers: its rows; values in own_slot_)
+  int own_slot_ = 0;  // with peers: the slot that holds this rank's columns of mine_'s rows
   Index stored_stride_ = 0;          // rows (padded to panels) in the slots: the last layer input's
   std::vector<Index> source_rows_;   // where each of mine_'s rows is in the slots
   struct PulledRange {
@@ -648,8 +693,8 @@ CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& gri
     figures.messages += messages;
     if (engine.progress) engine.progress(static_cast<double>(l + 1) / static_cast<double>(layers), "layers");
   }
+  CsrMatrix result = in_panels ? dense.to_rows(rows) : to_csr(current);  // the panels' values are in the window
   window.free();
-  CsrMatrix result = in_panels ? dense.to_rows(rows) : to_csr(current);
   if (reuse) reuse->expand(result);
   return result;
 }
