@@ -27,6 +27,27 @@ inline void for_each_product_of_column(const CscMatrix& a, const CscMatrix& w, I
   }
 }
 
+// The OR of the column bitmaps (`words` each, in `row_bits`) of the rows of W that row i of a reads.
+inline void union_of_row(const CsrMatrix& a, Index i, const std::uint64_t* row_bits, std::size_t words,
+                         std::uint64_t* row_union) {
+  std::fill(row_union, row_union + words, 0);
+  for (Offset p = a.begin(i); p < a.end(i); ++p) {
+    const std::uint64_t* bits = row_bits + std::size_t{a.indices[p]} * words;
+    for (std::size_t w = 0; w < words; ++w) row_union[w] |= bits[w];
+  }
+}
+
+// Output entry j of a row: written at `written` (which moves on) when it survives the activation.
+inline void write_if_alive(Index j, double sum, const Value* bias, Index* out_indices, Value* out_values,
+                           Offset& written) {
+  const Value v = activate(sum, bias[j]);
+  if (v > 0.0f) {
+    out_indices[written] = j;
+    out_values[written] = v;
+    ++written;
+  }
+}
+
 }  // namespace
 
 Offset LeftMultiplier::symbolic(const CsrMatrix& in, const CsrMatrix& weights, std::vector<Offset>& row_sizes) {
@@ -68,11 +89,7 @@ Offset LeftMultiplier::symbolic_by_bitmaps(const CsrMatrix& in, const CsrMatrix&
   std::uint64_t* row_union = union_bits_.data();
   Offset total = 0;
   for (Index i = 0; i < in.rows(); ++i) {
-    std::fill(row_union, row_union + words, 0);
-    for (Offset p = in.begin(i); p < in.end(i); ++p) {
-      const std::uint64_t* bits = row_bits_.data() + std::size_t{in.indices[p]} * words;
-      for (std::size_t w = 0; w < words; ++w) row_union[w] |= bits[w];
-    }
+    union_of_row(in, i, row_bits_.data(), words, row_union);
     Offset count = 0;
     for (std::size_t w = 0; w < words; ++w) count += static_cast<Offset>(__builtin_popcountll(row_union[w]));
     row_sizes[i] = count;
@@ -108,11 +125,7 @@ void LeftMultiplier::numeric_by_bitmaps(const ActiveRows& in, const CsrMatrix& w
   Offset written = 0;
   Index kept_rows = 0;
   for (Index i = 0; i < in.rows.rows(); ++i) {
-    std::fill(row_union, row_union + words, 0);
-    for (Offset p = in.rows.begin(i); p < in.rows.end(i); ++p) {
-      const std::uint64_t* bits = row_bits_.data() + std::size_t{in.rows.indices[p]} * words;
-      for (std::size_t w = 0; w < words; ++w) row_union[w] |= bits[w];
-    }
+    union_of_row(in.rows, i, row_bits_.data(), words, row_union);
     for (std::size_t w = 0; w < words; ++w)
       for (std::uint64_t bits = row_union[w]; bits != 0; bits &= bits - 1)
         sums[w * 64 + static_cast<std::size_t>(__builtin_ctzll(bits))] = 0.0;
@@ -121,12 +134,7 @@ void LeftMultiplier::numeric_by_bitmaps(const ActiveRows& in, const CsrMatrix& w
     for (std::size_t w = 0; w < words; ++w)
       for (std::uint64_t bits = row_union[w]; bits != 0; bits &= bits - 1) {
         const auto j = static_cast<Index>(w * 64 + static_cast<std::size_t>(__builtin_ctzll(bits)));
-        const Value v = activate(sums[j], bias[j]);
-        if (v > 0.0f) {
-          out_indices[written] = j;
-          out_values[written] = v;
-          ++written;
-        }
+        write_if_alive(j, sums[j], bias, out_indices, out_values, written);
       }
     if (written > row_start) {
       out.ids[kept_rows] = in.ids[i];
@@ -150,14 +158,7 @@ void LeftMultiplier::numeric(const ActiveRows& in, const CsrMatrix& weights, con
     spa_.start();
     for_each_product_of_row(in.rows, i, weights, [&](Index j, double product) { spa_.add(j, product); });
     const Offset row_start = written;
-    for (Index j : spa_.pattern()) {
-      const Value v = activate(spa_.sum(j), bias[j]);
-      if (v > 0.0f) {
-        out_indices[written] = j;
-        out_values[written] = v;
-        ++written;
-      }
-    }
+    for (Index j : spa_.pattern()) write_if_alive(j, spa_.sum(j), bias, out_indices, out_values, written);
     if (written > row_start) {
       out.ids[kept_rows] = in.ids[i];
       out.rows.offsets[++kept_rows] = written;
