@@ -8,6 +8,7 @@
 #   make peer-deps, make plot-deps  what bench/peers/build.sh and the scaling scripts need (GraphBLAS, gnuplot)
 #   make clean  removes build outputs
 #   make fuzz   libFuzzer runs of the TSV and archive readers (clang; packages by make fuzz-deps)
+#   make test-arm  the kernel tests cross-built for AArch64 and run under qemu-user (packages by make arm-deps)
 # Variables: ARCH (default empty: a baseline build whose SIMD kernels pick the CPU's best target
 #   at run time, docs/simd.md; ARCH=-march=native builds for this CPU only), SAN (e.g.
 #   SAN=address,undefined; built at -O1 unless OPT says otherwise), NP (ranks for run),
@@ -265,6 +266,66 @@ tsan: deps fuzz-deps
 	done
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ignore_noninstrumented_modules=1" OMP_TOOL_LIBRARIES=$$(clang++ -print-resource-dir)/../../libarcher.so \
 	  OMP_NUM_THREADS=3 build/tsan/sdnn_tests --gtest_filter='$(TSAN_FILTER)' --gtest_brief=1
+
+# AArch64 under qemu-user (make test-arm; docs/simd.md, 'ARM'): the MPI-free tests of the kernels
+# cross-compiled by Debian's aarch64 GCC into build/arm64 and run by qemu-aarch64 on emulated
+# CPUs. Sources: the kernels, hashing, the partition plans and the generator (no MPI, no readers);
+# tests: kernels, formats, engine, split multiply, reuse, hashing, generator, pull plans.
+#   make arm-deps   adds Debian's arm64 architecture (dpkg --add-architecture) and installs the
+#                   cross compiler, qemu-user and the arm64 builds of the libraries (apt-get, as
+#                   make deps; the install updates the package lists, the new architecture's too)
+#   make test-arm   builds build/arm64/sdnn_tests; runs all of it on qemu's `max` CPU, then the
+#                   kernel tests (ARM_KERNEL_TESTS) on each CPU of ARM_CPUS, each of them on every
+#                   SIMD target the kernel compiled and that CPU supports (as on x86)
+# ARM_CPUS: Cortex-A57 (ARMv8.0: NEON), Neoverse N1 (ARMv8.2, as Graviton 2), A64FX (SVE, 512-bit
+# vectors), max (every feature qemu emulates, SVE2 among them) with SVE vectors of 128, 256 and
+# 2048 bits.
+ARM_PACKAGES := g++-aarch64-linux-gnu qemu-user libhwy-dev:arm64 libgtest-dev:arm64 libgomp1:arm64 libstdc++-12-dev:arm64
+ARM_BUILD    := build/arm64
+ARM_CXX      := aarch64-linux-gnu-g++
+ARM_FLAGS    := -std=c++17 -O3 -fopenmp -Wall -Wextra -Wpedantic -Wshadow -MMD -MP -Isrc
+ARM_TESTS    := kernels sparse_matrix engine split_multiply reuse hash generate pull_plan
+ARM_SRC      := $(wildcard src/spmm/*.cpp src/hash/*.cpp src/partition/*.cpp) src/io/generate.cpp \
+                $(ARM_TESTS:%=tests/test_%.cpp)
+ARM_OBJ      := $(ARM_SRC:%.cpp=$(ARM_BUILD)/%.o)
+ARM_CPUS     ?= cortex-a57 neoverse-n1 a64fx max,sve128=on max,sve256=on max,sve2048=on
+ARM_KERNEL_TESTS := Targets/DenseEveryTarget.*:Kernels.*:Shapes/KernelsRandom.*
+QEMU_ARM     := qemu-aarch64
+
+$(ARM_BUILD)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(ARM_CXX) $(ARM_FLAGS) -c -o $@ $<
+
+$(ARM_BUILD)/sdnn_tests: $(ARM_OBJ)
+	$(ARM_CXX) -fopenmp -o $@ $^ -lhwy -lgtest -lgtest_main -pthread
+
+-include $(ARM_OBJ:.o=.d)
+$(ARM_BUILD)/src/spmm/dense_rows.o: $(DENSE_ROWS_HEADERS)
+
+.PHONY: arm-deps arm-build test-arm
+arm-deps:
+	@dpkg --print-foreign-architectures | grep -qx arm64 || { \
+	  echo "make $@: adding the arm64 architecture"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO dpkg --add-architecture arm64; }
+	$(call install,$(ARM_PACKAGES))
+
+arm-build: arm-deps
+	@$(MAKE) --no-print-directory -j$(NPROC) $(ARM_BUILD)/sdnn_tests
+
+# Each CPU: the SIMD targets its kernel tests run (none is a failure), then the tests.
+test-arm: arm-build
+	@failed=0; \
+	run_on() { \
+	  targets=$$($(QEMU_ARM) -cpu $$1 $(ARM_BUILD)/sdnn_tests --gtest_list_tests --gtest_filter='Targets/DenseEveryTarget.*' | \
+	    sed -n 's|^  [A-Za-z]*/\([A-Za-z0-9_]*\).*|\1|p' | sort -u | tr '\n' ' '); \
+	  echo "make test-arm: qemu-aarch64 -cpu $$1, tests '$$2', SIMD targets: $${targets:-none}"; \
+	  [ -n "$$targets" ] || failed=1; \
+	  $(QEMU_ARM) -cpu $$1 $(ARM_BUILD)/sdnn_tests --gtest_brief=1 --gtest_filter="$$2" || failed=1; \
+	}; \
+	run_on max '*'; \
+	for cpu in $(ARM_CPUS); do run_on $$cpu '$(ARM_KERNEL_TESTS)'; done; \
+	if [ $$failed -eq 0 ]; then echo "make test-arm: passed"; else echo "make test-arm: FAILED"; exit 1; fi
 
 clean:
 	rm -rf build sdnn
