@@ -9,9 +9,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <exception>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 
 #include "comm/mpi_library.hpp"
@@ -23,6 +25,9 @@ namespace {
 
 constexpr int kSlots = 4;                                    // blocks in flight between two stages
 constexpr std::size_t kLargestSlot = std::size_t{8} << 20;  // bytes, unless one row needs more
+// What a block costs each layer besides its rows, in rows: on the 4096 x 120 problem (docs/pipeline.md,
+// "Blocks of a small row group") one more block of a 94-row group cost a stage as much as about 30 rows.
+constexpr double kBlockFixedRows = 32;
 
 // The MPI library's clock (comm/mpi_library.hpp): under SMPI the simulated one.
 double seconds_since(double start) { return mpi_seconds_since(start); }
@@ -56,9 +61,13 @@ struct Survivors {
 Index default_block_rows(Index group_rows, int stages, int threads) {
   const auto p = static_cast<Index>(std::max(1, stages));
   const Index rows = std::clamp<Index>(group_rows / 16, std::max<Index>(64, 512 / p), 1024 * static_cast<Index>(threads));
-  const Index fewest_blocks = 2 * p;  // a small group: still two blocks per stage, of 32 rows or more
-  if ((group_rows + rows - 1) / rows >= fewest_blocks) return rows;
-  return std::max<Index>(32, (group_rows + fewest_blocks - 1) / fewest_blocks);
+  if ((group_rows + rows - 1) / rows >= 2 * p) return rows;
+  // A small group: B blocks through P stages take (B + P - 1) block times, and a block costs what
+  // kBlockFixedRows rows cost besides its own rows, so (B + P - 1) x (kBlockFixedRows + rows / B) is
+  // least at B = sqrt((P - 1) x rows / kBlockFixedRows); at most 2 blocks per stage.
+  const double best = std::sqrt(static_cast<double>(p - 1) * static_cast<double>(group_rows) / kBlockFixedRows);
+  const Index blocks = std::clamp<Index>(static_cast<Index>(std::lround(best)), 1, 2 * p);
+  return std::max<Index>(1, (group_rows + blocks - 1) / blocks);
 }
 
 LayerRange stage_layers(Index layers, int stages, int stage, const std::vector<std::uint32_t>& starts) {
@@ -121,21 +130,8 @@ std::vector<std::uint32_t> balanced_starts(const std::vector<double>& layer_cost
 
 namespace {
 
-// One stage over its row group's blocks (run_pipeline): `network` holds the stage's layers,
-// `input` the group's `group_rows` rows on stage 0; `ring` (make_stage_ring) passes them on.
-PipelineResult run_stage(int rank, const Network& network, const CsrMatrix& input, Index group_rows, const Grid& grid,
-                         LayerRange layers, Index total_layers, const EngineOptions& engine, Index block_rows,
-                         bool keep_rows, SlotRing& ring, RankFigures& figures) {
-  const int stages = grid.columns, stage = rank % stages;
-  const bool first_stage = stage == 0, last_stage = stage == stages - 1;
-  const Index neurons = input.cols();
-  if (network.size() != layers.size())
-    throw std::logic_error("run_pipeline: the stage must hold exactly its layers");
-  if (block_rows == 0) block_rows = default_block_rows(group_rows, stages, engine.threads);
-  ring.restart();
-
-  PipelineResult result;
-  StageFigures& f = result.stage;
+// The engine's options for a stage's blocks of `block_rows` rows (not 0).
+EngineOptions stage_engine(const EngineOptions& engine, Index block_rows, bool last_stage, bool keep_rows) {
   EngineOptions inner = engine;
   inner.parallel = Parallelism::data;
   // A pipeline block is block_rows / threads engine rows per thread (docs/pipeline.md); left to the
@@ -148,11 +144,35 @@ PipelineResult run_stage(int rank, const Network& network, const CsrMatrix& inpu
   inner.keep_activations = !last_stage || keep_rows;
   inner.final_results = last_stage;
   inner.progress = nullptr;
+  return inner;
+}
+
+// One stage over its row group's blocks (run_pipeline): `network` holds the stage's layers,
+// `input` the group's `group_rows` rows on stage 0; `ring` (make_stage_ring) passes them on.
+// `session`: an engine session over `network` with stage_engine's options to run the blocks in
+// (the probe's two runs share one), or null for one of the run's own.
+PipelineResult run_stage(int rank, const Network& network, const CsrMatrix& input, Index group_rows, const Grid& grid,
+                         LayerRange layers, Index total_layers, const EngineOptions& engine, Index block_rows,
+                         bool keep_rows, SlotRing& ring, RankFigures& figures, InferenceSession* session = nullptr) {
+  const int stages = grid.columns, stage = rank % stages;
+  const bool first_stage = stage == 0, last_stage = stage == stages - 1;
+  const Index neurons = input.cols();
+  if (network.size() != layers.size())
+    throw std::logic_error("run_pipeline: the stage must hold exactly its layers");
+  if (block_rows == 0) block_rows = default_block_rows(group_rows, stages, engine.threads);
+  ring.restart();
+
+  PipelineResult result;
+  StageFigures& f = result.stage;
   // One engine session for every block of the stage: its threads' buffers and each layer's column
   // groups for the dense kernel live across blocks, as blocks inside one call keep them (at 128
   // ranks a stage of 60 layers ran only 4 blocks, and computing the groups cost as much as a block;
   // fresh buffers in every block made a given split's stage 0 1.3x slower: docs/pipeline.md).
-  InferenceSession session(network, inner);
+  std::unique_ptr<InferenceSession> own;
+  if (!session) {
+    own = std::make_unique<InferenceSession>(network, stage_engine(engine, block_rows, last_stage, keep_rows));
+    session = own.get();
+  }
   figures.layer_compute_s.assign(total_layers, 0.0);
   figures.layer_comm_s.assign(total_layers, 0.0);
   figures.layer_nonzeros.assign(total_layers, 0);
@@ -165,7 +185,7 @@ PipelineResult run_stage(int rank, const Network& network, const CsrMatrix& inpu
   auto process = [&](const CsrMatrix& rows, const Index* ids) {
     if (rows.rows() == 0) return;
     auto start = mpi_seconds();
-    InferenceResult out = session.run(rows);
+    InferenceResult out = session->run(rows);
     figures.active_nonzeros += out.active_nonzeros;
     for (Index l = 0; l < layers.size(); ++l) {
       figures.layer_nonzeros[layers.first + l] += out.layer_nonzeros[l];
@@ -349,11 +369,16 @@ std::vector<double> probe_layer_costs(int rank, const Grid& grid, const Network&
   std::vector<double> cost(total_layers, 0.0);  // this stage's layers set
   std::exception_ptr failure;                   // a failure in one row group's probe ends every rank's
   try {
+    // Both runs in one engine session, so that the second runs warm: with a session each, both
+    // made their buffers in their first layer, and the first layer of every stage looked costlier
+    // than it is (4096 problem, 32 x 4: layer 0 got a stage of its own and 3% of the work).
+    const bool last_stage = rank % grid.columns == grid.columns - 1;
+    InferenceSession session(network, stage_engine(probe_engine, sample, last_stage, false));
     for (int run = 0; run < 2; ++run) {
       RankFigures probe;
       const PipelineResult ran =
           run_stage(rank, network, probe_rows, sample, grid, layers, total_layers, probe_engine, sample, false, ring,
-                    probe);
+                    probe, &session);
       double layer_sum = 0;
       for (Index l = layers.first; l < layers.last; ++l) layer_sum += probe.layer_compute_s[l];
       const double scale = layer_sum > 0 ? ran.stage.busy_s / layer_sum : 1.0;

@@ -42,10 +42,13 @@ Index automatic_stage_cap(Index layers, int stages);
 std::vector<std::uint32_t> balanced_starts(const std::vector<double>& layer_cost, int stages, Index most_layers = 0);
 
 // The pipeline's default block: a row group of `group_rows` cut into 16 blocks, within [max(64, 512 /
-// stages), 1024 x threads] rows, and smaller (down to 32 rows) where that leaves fewer than 2 blocks
-// per stage. Smaller blocks fill the pipeline sooner (it takes stages - 1 blocks' time to fill and as
-// long to drain), but every block costs each layer a fixed part whatever its rows (about 14 us per
-// 1024-neuron layer): the floor falls with the stages (256 rows at 2, 128 at 4, 64 from 8).
+// stages), 1024 x threads] rows. Smaller blocks fill the pipeline sooner (it takes stages - 1 blocks'
+// time to fill and as long to drain), but every block costs each layer a fixed part whatever its rows
+// (about 14 us per 1024-neuron layer, 0.1 ms per 4096-neuron one: reading its weights): the floor
+// falls with the stages (256 rows at 2, 128 at 4, 64 from 8). Where that leaves fewer than 2 blocks
+// per stage, the group is cut into the number of blocks B (1 to 2 x stages) that makes the fill, the
+// drain and the blocks' fixed parts least: B = sqrt((stages - 1) x group_rows / 32), a block's fixed
+// part counted as 32 rows (94 rows and 2 stages: 2 blocks of 47 rows; 188 rows and 4 stages: 4 of 47).
 Index default_block_rows(Index group_rows, int stages, int threads);
 
 // One stage's figures (this rank).

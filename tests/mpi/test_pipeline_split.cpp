@@ -74,6 +74,28 @@ TEST(PipelineSplit, StageCountNearTheLayerCount) {
   EXPECT_EQ(balanced_starts(std::vector<double>(3, 0.0), 3), (std::vector<std::uint32_t>{1, 2}));  // no cost measured
 }
 
+// The default block: 16 blocks per group within the floor, and for small groups the number of
+// blocks that makes fill, drain and the blocks' fixed parts least (sqrt((P - 1) x rows / 32)).
+TEST(PipelineSplit, DefaultBlockRows) {
+  EXPECT_EQ(default_block_rows(15000, 2, 1), 937u);  // 16 blocks
+  EXPECT_EQ(default_block_rows(938, 2, 1), 256u);    // the floor at 2 stages, 4 blocks
+  EXPECT_EQ(default_block_rows(60000, 1, 2), 2048u);  // the ceiling, 1024 x threads
+  EXPECT_EQ(default_block_rows(94, 2, 1), 47u);       // 4096 problem, 64 x 2: 2 blocks
+  EXPECT_EQ(default_block_rows(188, 4, 1), 47u);      // 32 x 4: 4 blocks
+  EXPECT_EQ(default_block_rows(375, 2, 1), 125u);     // 16 x 2: 3 blocks
+  EXPECT_EQ(default_block_rows(375, 8, 1), 42u);      // 16 x 8: 9 blocks
+  EXPECT_EQ(default_block_rows(10, 4, 1), 10u);       // one block: not worth a second
+  EXPECT_EQ(default_block_rows(500, 1, 1), 500u);     // one stage: one block
+  EXPECT_EQ(default_block_rows(1, 8, 1), 1u);
+  for (Index rows : {Index{1}, Index{7}, Index{100}, Index{1000}, Index{5000}})
+    for (int stages : {1, 2, 3, 4, 8, 16}) {
+      const Index block = default_block_rows(rows, stages, 1);
+      EXPECT_GE(block, 1u);
+      EXPECT_LE((rows + block - 1) / block, std::max<Index>(16, 2 * static_cast<Index>(stages)) + 1)
+          << rows << " rows, " << stages << " stages";
+    }
+}
+
 TEST(PipelineSplit, MoreStagesThanLayersRefused) {
   EXPECT_THROW(balanced_starts(std::vector<double>(3, 1.0), 4), std::invalid_argument);
   try {
