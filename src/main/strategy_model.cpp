@@ -31,12 +31,13 @@
 // neurons its W block reads from its peers, builds full-width panels a few panels at a time (its
 // own columns from its own slot and the pulled ones, a memcpy per range where a panel's rows are
 // one stored panel) and computes its C output columns with the panel kernel
-// (multiply_panel_columns), written once, into its slot (each chunk is gathered before it is
-// computed; no second set of panels): the slot is where the next layer reads its own columns, and
-// its panels keep only the rows' ids (their values are copied out of the slot only for --reuse
-// and on the way back to sparse rows). With no peers (a row group of one rank) each chunk is
-// copied from its panels and the output back over them: the copy streams the chunk into cache,
-// which the kernel reading the panels in place was slower without (docs/strategies.md). The
+// (multiply_panel_span) into a compact chunk of C columns, copied into its slot in one memcpy
+// (each chunk is gathered before it is computed; no second set of panels): the slot is where the
+// next layer reads its own columns (enter writes the first panels there directly), and its panels
+// keep only the rows' ids (their values are copied out of the slot only for --reuse and on the
+// way back to sparse rows). With no peers (a row group of one rank) the kernel reads the panels
+// where they are, prefetching the next ones (without that, reading in place was slower than
+// copying each chunk in: docs/strategies.md), and each chunk's output goes back over them. The
 // weights are widened while the gets are in flight. It stores its output columns (every row of
 // the layer's input, dead or not) and the group's collective sums each row's kept entries over
 // the group, so that every rank drops the same rows; the next layer reads its own and its peers'
