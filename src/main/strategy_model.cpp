@@ -312,8 +312,8 @@ class DensePanels {
  private:
   // A few panels at a time, on every thread. With peers: gathered full width as floats (this
   // rank's columns and every pulled range, kPanelRows rows at a time where a panel's rows are one
-  // stored panel, else row by row), the output columns written by the kernel straight into
-  // `slot`. Without: mine_'s panels (full width) read where they are, each chunk's output over
+  // stored panel, else row by row), the output columns computed into a compact chunk and copied
+  // into `slot` in one memcpy. Without: mine_'s panels (full width) read where they are, each chunk's output over
   // them. Widened to double where the layer has no column groups (the grouped kernel reads the
   // floats).
   void compute(const Layer& layer, int read_slot, int slot) {
@@ -381,7 +381,8 @@ class DensePanels {
           }
         }
         // The weights and their groups were widened once for the layer; the output columns go
-        // straight into the slot.
+        // to the slot by way of a compact chunk (the kernel writing into the slot itself was no
+        // faster: docs/strategies.md).
         out.resize(count * mine_stride);
         multiply_panel_span(in, 0, count, wide, layer.weights_csc, layer.bias.data(), out.data(), mine_stride, kept);
         std::memcpy(published + first * mine_stride, out.data(), out.size() * sizeof(Value));
@@ -445,7 +446,7 @@ class DensePanels {
   std::vector<Value> pulled_;
   std::vector<WideOperands> wide_;      // per thread, reused from layer to layer, as are:
   std::vector<DenseRows> chunk_in_;               // with peers: a few full-width panels
-  std::vector<std::vector<Value>> chunk_out_;     // without: their output
+  std::vector<std::vector<Value>> chunk_out_;     // a chunk's output columns
   std::vector<std::uint32_t> row_nonzeros_;
   Offset local_nonzeros_ = 0;
 };
