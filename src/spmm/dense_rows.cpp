@@ -46,8 +46,8 @@ struct PanelOperands {
   const Index* group_start;     // WideOperands::group_start (grouped only)
   Index groups;                 // 0: not grouped, order is 0, 1, ..., neurons - 1
   Index begin, end, first, last;
-  Index panels;    // of the call: the grouped kernel prefetches the next G of them while it computes G,
-  Index readable;  // of which (counted from the call's first) `in` has this many (the output, `panels`)
+  Index readable;  // panels of `in` from the call's first: the grouped kernel prefetches the next G
+                   // of them while it computes G
 };
 // This thread's buffer of at least `size` doubles (64-byte aligned) for a group's inputs.
 double* group_input_buffer(std::size_t size);
@@ -267,18 +267,13 @@ HWY_NOINLINE void panel_group(const PanelOperands& op, Index p) {
     const Index first_group = group;
     const Index last_group = static_cast<Index>(std::lower_bound(op.group_start, op.group_start + op.groups + 1, op.end) -
                                                 op.group_start);
-    auto ahead_of = [&](Index panels) -> std::size_t { return std::min<Index>(G, panels > p + G ? panels - p - G : 0); };
+    const std::size_t ahead_panels = std::min<Index>(G, op.readable > p + G ? op.readable - p - G : 0);
     const char* ahead = reinterpret_cast<const char*>(op.in_float + (p + G) * op.stride);
-    const std::size_t ahead_lines = ahead_of(op.readable) * op.stride * sizeof(Value) / 64;
-    const char* ahead_out = reinterpret_cast<const char*>(op.out + (p + G) * op.out_stride);
-    const std::size_t ahead_out_lines = ahead_of(op.panels) * op.out_stride * sizeof(Value) / 64;
-    std::size_t prefetched = 0, prefetched_out = 0;
+    const std::size_t ahead_lines = ahead_panels * op.stride * sizeof(Value) / 64;
+    std::size_t prefetched = 0;
     for (; group < op.groups && op.group_start[group] < op.end; ++group) {
       const std::size_t until = ahead_lines * (group + 1 - first_group) / std::max<Index>(1, last_group - first_group);
       for (; prefetched < until && prefetched < ahead_lines; ++prefetched) __builtin_prefetch(ahead + prefetched * 64, 0, 2);
-      const std::size_t until_out = ahead_out_lines * (group + 1 - first_group) / std::max<Index>(1, last_group - first_group);
-      for (; prefetched_out < until_out && prefetched_out < ahead_out_lines; ++prefetched_out)
-        __builtin_prefetch(ahead_out + prefetched_out * 64, 1, 2);
       const Index* from = op.order + std::max(op.begin, op.group_start[group]);
       const Index* to = op.order + std::min(op.end, op.group_start[group + 1]);
       from = std::lower_bound(from, to, op.first);
@@ -450,7 +445,6 @@ void multiply_panel_range(const DenseRows& in, const double* wide_panels, const 
                          end,
                          first,
                          last,
-                         panels,
                          in.panels() - first_panel};
   HWY_DYNAMIC_DISPATCH(multiply_wide_panels)(op, panels);
 }
