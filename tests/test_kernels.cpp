@@ -556,6 +556,49 @@ TEST_P(DenseEveryTarget, GroupedPiecesEqualWholeLayer) {
   }
 }
 
+// Spans of panels read where they are, under a column block of W (as a data x model rank holds
+// it), the output written with its own stride: the block's columns of the whole layer, and each
+// row's kept entries among them; grouped and ungrouped weights, blocks of every width.
+TEST_P(DenseEveryTarget, PanelSpansOfAColumnBlockEqualWholeLayer) {
+  for (const bool grouped : {false, true}) {
+    const Problem p = grouped ? grouped_problem(45, 61, 5, 31, -0.5f, 0.3f)
+                              : random_problem(45, 61, 19, 0.2, -1.0f, 1.5f, -0.5f, 0.3f);
+    DenseRows panels, full;
+    to_dense(all_rows(p.y), 61, panels);
+    WideOperands wide_full;
+    widen_operands(panels, p.layer.weights_csc, wide_full);
+    ASSERT_EQ(wide_full.groups.count() > 0, grouped);
+    prepare_panel_output(panels, full);
+    std::vector<std::uint32_t> unused(static_cast<std::size_t>(panels.panels()) * kPanelRows, 0);
+    multiply_panel_columns(panels, wide_full, p.layer.weights_csc, p.layer.bias.data(), 0, 61, full, unused.data());
+    for (const auto& [b0, b1] : std::vector<std::pair<Index, Index>>{{0, 61}, {7, 40}, {60, 61}}) {
+      const CscMatrix block = convert<ColMajor>(p.layer.weights_csr, b0, b1);
+      const Index width = b1 - b0;
+      WideOperands wide;
+      widen_operands(DenseRows(), block, wide);  // the weights; the spans widen their own panels
+      const std::size_t out_stride = std::size_t{width} * kPanelRows;
+      for (const auto& [first, count] : std::vector<std::pair<Index, Index>>{{0, 1}, {1, 3}, {4, 2}}) {
+        std::vector<Value> out(count * out_stride, -1.0f);
+        std::vector<std::uint32_t> kept(std::size_t{count} * kPanelRows, 0);
+        multiply_panel_span(panels, first, count, wide, block, p.layer.bias.data() + b0, out.data(), out_stride,
+                            kept.data());
+        for (Index q = 0; q < count; ++q)
+          for (Index r = 0; r < kPanelRows; ++r) {
+            const Index row = (first + q) * kPanelRows + r;
+            std::uint32_t expected_kept = 0;
+            for (Index j = 0; j < width; ++j) {
+              const Value expected = row < panels.rows() ? full.at(row, b0 + j) : 0.0f;
+              expected_kept += expected != 0.0f;
+              ASSERT_EQ(out[q * out_stride + std::size_t{j} * kPanelRows + r], expected)
+                  << grouped << " block " << b0 << " span " << first << " row " << row << " neuron " << j;
+            }
+            EXPECT_EQ(kept[std::size_t{q} * kPanelRows + r], expected_kept) << grouped << " row " << row;
+          }
+      }
+    }
+  }
+}
+
 // The kernel's targets as Highway's target bits: those of dense_rows.cpp, which compiles its own
 // set (on AArch64 it leaves out SVE), not hwy::SupportedAndGeneratedTargets() of this file.
 std::vector<std::int64_t> kernel_targets() {

@@ -31,12 +31,13 @@
 // neurons its W block reads from its peers, builds full-width panels a few panels at a time (its
 // own columns from its own slot and the pulled ones, a memcpy per range where a panel's rows are
 // one stored panel) and computes its C output columns with the panel kernel
-// (multiply_panel_columns), written once, into its slot (each chunk is gathered before it is
-// computed; no second set of panels): the slot is where the next layer reads its own columns, and
-// its panels keep only the rows' ids (their values are copied out of the slot only for --reuse
-// and on the way back to sparse rows). With no peers (a row group of one rank) each chunk is
-// copied from its panels and the output back over them: the copy streams the chunk into cache,
-// which the kernel reading the panels in place was slower without (docs/strategies.md). The
+// (multiply_panel_span) into a compact chunk of C columns, copied into its slot in one memcpy
+// (each chunk is gathered before it is computed; no second set of panels): the slot is where the
+// next layer reads its own columns (enter writes the first panels there directly), and its panels
+// keep only the rows' ids (their values are copied out of the slot only for --reuse and on the
+// way back to sparse rows). With no peers (a row group of one rank) the kernel reads the panels
+// where they are, prefetching the next ones (without that, reading in place was slower than
+// copying each chunk in: docs/strategies.md), and each chunk's output goes back over them. The
 // weights are widened while the gets are in flight. It stores its output columns (every row of
 // the layer's input, dead or not) and the group's collective sums each row's kept entries over
 // the group, so that every rank drops the same rows; the next layer reads its own and its peers'
@@ -175,21 +176,33 @@ class DensePanels {
     for (Index r = 0; r < block.rows(); ++r)
       if (alive[r]) position[r] = mine_.rows(), mine_.ids.push_back(r);
     // Straight from the columns (no CSR copy), on every thread: column k of every panel is one
-    // thread's, and two neighbouring columns share a cache line, hence pairs.
-    mine_.panel.assign(static_cast<std::size_t>(mine_.panels()) * C * kPanelRows, 0.0f);
+    // thread's, and two neighbouring columns share a cache line, hence pairs. With peers, into
+    // the slot (panels as they are: the next layer reads its own columns there, as the peers'),
+    // mine_ keeping only the rows' ids; without, into mine_'s panels.
+    const std::size_t values = static_cast<std::size_t>(mine_.panels()) * C * kPanelRows;
+    Value* panels = nullptr;
+    if (peers_) {
+      mine_.panel.clear();
+      panels = reinterpret_cast<Value*>(window_.data() + dense_at_[group_.rank()]) + slot * capacity_rows_ * C;
+#pragma omp parallel for num_threads(threads_) schedule(static)
+      for (std::size_t p = 0; p < values / kPanelRows; p += C)
+        std::memset(panels + p * kPanelRows, 0, std::size_t{C} * kPanelRows * sizeof(Value));
+    } else {
+      mine_.panel.assign(values, 0.0f);
+      panels = mine_.panel.data();
+    }
 #pragma omp parallel for num_threads(threads_) schedule(static, 2)
     for (Index k = 0; k < C; ++k)
       for (Offset p = block.begin(k); p < block.end(k); ++p) {
         if (!alive[block.indices[p]]) continue;
         const Index i = position[block.indices[p]];
-        mine_.panel[(static_cast<std::size_t>(i / kPanelRows) * C + k) * kPanelRows + i % kPanelRows] = block.values[p];
+        panels[(static_cast<std::size_t>(i / kPanelRows) * C + k) * kPanelRows + i % kPanelRows] = block.values[p];
       }
     local_nonzeros_ = block.nnz();
     source_rows_.resize(mine_.rows());
     for (Index i = 0; i < mine_.rows(); ++i) source_rows_[i] = i;
     stored_stride_ = static_cast<Index>(mine_.panels()) * kPanelRows;
     if (!peers_) return;
-    store(mine_, slot);
     own_slot_ = slot;
     window_.sync();
     MPI_Barrier(group_.comm());  // every store of the group is done
@@ -297,10 +310,12 @@ class DensePanels {
   }
 
  private:
-  // A few panels at a time, full width, on every thread: gathered as floats (this rank's columns and
-  // every pulled range, kPanelRows rows at a time where a panel's rows are one stored panel, else
-  // row by row), widened to double where the layer has no column groups (the grouped kernel reads
-  // the floats). The output columns go to `slot` (with peers) or over mine_'s panels (without).
+  // A few panels at a time, on every thread. With peers: gathered full width as floats (this
+  // rank's columns and every pulled range, kPanelRows rows at a time where a panel's rows are one
+  // stored panel, else row by row), the output columns computed into a compact chunk and copied
+  // into `slot` in one memcpy. Without: mine_'s panels (full width) read where they are, each chunk's output over
+  // them. Widened to double where the layer has no column groups (the grouped kernel reads the
+  // floats).
   void compute(const Layer& layer, int read_slot, int slot) {
     constexpr Index kChunkPanels = 12;
     const Index C = own_.size(), panels = mine_.panels(), rows = mine_.rows();
@@ -320,18 +335,24 @@ class DensePanels {
     {
       WideOperands& wide = wide_[omp_get_thread_num()];
       DenseRows& in = chunk_in_[omp_get_thread_num()];
-      DenseRows& out = chunk_out_[omp_get_thread_num()];
+      std::vector<Value>& out = chunk_out_[omp_get_thread_num()];
       in.neurons = neurons_;
 #pragma omp for schedule(dynamic, 1)
       for (Index first = 0; first < panels; first += kChunkPanels) {
         const Index count = std::min(kChunkPanels, panels - first);
+        std::uint32_t* kept = row_nonzeros_.data() + std::size_t{first} * kPanelRows;
+        if (!peers_) {
+          // mine_'s panels are full width: read where they are, the output into a chunk that
+          // then goes over them (a panel's output reads only that panel's input).
+          out.resize(count * stride);
+          multiply_panel_span(mine_, first, count, wide, layer.weights_csc, layer.bias.data(), out.data(), stride, kept);
+          std::memcpy(mine_.panel.data() + first * stride, out.data(), out.size() * sizeof(Value));
+          continue;
+        }
         in.ids.resize(static_cast<std::size_t>(count) * kPanelRows);
         in.panel.resize(count * stride);
         for (Index p = 0; p < count; ++p) {
           Value* to = in.panel.data() + p * stride;
-          if (!peers_)
-            std::memcpy(to + std::size_t{own_.first} * kPanelRows, mine_.panel.data() + (first + p) * mine_stride,
-                        mine_stride * sizeof(Value));
           const std::int64_t whole = stored_panel_[first + p];
           for (const PulledRange& range : pulled_ranges_) {
             const std::size_t width = std::size_t{range.width} * kPanelRows;
@@ -340,24 +361,31 @@ class DensePanels {
               std::memcpy(column, range.values + static_cast<std::size_t>(whole) * range.panel_stride, width * sizeof(Value));
               continue;
             }
+            // Row by row: each row's place in the stored panels (a padding row reads +0), then
+            // a panel column (kPanelRows values, one write) at a time.
+            const Value* from[kPanelRows];
+            std::size_t step[kPanelRows];
             for (Index r = 0; r < kPanelRows; ++r) {
               const Index row = (first + p) * kPanelRows + r;
+              static constexpr Value kZero = 0.0f;
               if (row >= rows) {
-                for (Index k = 0; k < range.width; ++k) column[std::size_t{k} * kPanelRows + r] = 0.0f;
+                from[r] = &kZero, step[r] = 0;
                 continue;
               }
               const Index stored = source_rows_[row];
-              const Value* from = range.values + std::size_t{stored / kPanelRows} * range.panel_stride + stored % kPanelRows;
-              for (Index k = 0; k < range.width; ++k) column[std::size_t{k} * kPanelRows + r] = from[std::size_t{k} * kPanelRows];
+              from[r] = range.values + std::size_t{stored / kPanelRows} * range.panel_stride + stored % kPanelRows;
+              step[r] = kPanelRows;
             }
+            for (Index k = 0; k < range.width; ++k)
+              for (Index r = 0; r < kPanelRows; ++r) column[std::size_t{k} * kPanelRows + r] = *from[r], from[r] += step[r];
           }
         }
-        widen_panels(in, wide);  // the weights and their groups were widened once for the layer
-        prepare_panel_output(in, out);
-        multiply_panel_columns(in, wide, layer.weights_csc, layer.bias.data(), 0, C, out,
-                               row_nonzeros_.data() + std::size_t{first} * kPanelRows);
-        for (Index p = 0; p < count; ++p)
-          std::memcpy(published + (first + p) * mine_stride, out.panel.data() + p * stride, mine_stride * sizeof(Value));
+        // The weights and their groups were widened once for the layer; the output columns go
+        // to the slot by way of a compact chunk (the kernel writing into the slot itself was no
+        // faster: docs/strategies.md).
+        out.resize(count * mine_stride);
+        multiply_panel_span(in, 0, count, wide, layer.weights_csc, layer.bias.data(), out.data(), mine_stride, kept);
+        std::memcpy(published + first * mine_stride, out.data(), out.size() * sizeof(Value));
       }
     }
   }
@@ -393,14 +421,6 @@ class DensePanels {
       for (Index k = 0; k < own_.size(); ++k) to[std::size_t{k} * kPanelRows] = row[std::size_t{k} * kPanelRows];
     }
   }
-  // Panels to the window's slot as they are (panels x C x kPanelRows).
-  void store(const DenseRows& rows, int slot) {
-    Value* to = reinterpret_cast<Value*>(window_.data() + dense_at_[group_.rank()]) + slot * capacity_rows_ * own_.size();
-    const std::size_t panel = std::size_t{own_.size()} * kPanelRows, panels = rows.panels();
-#pragma omp parallel for num_threads(threads_) schedule(static)
-    for (std::size_t p = 0; p < panels; ++p)
-      std::memcpy(to + p * panel, rows.panel.data() + p * panel, panel * sizeof(Value));
-  }
 
   const SubCommunicator& group_;
   Window& window_;
@@ -425,7 +445,8 @@ class DensePanels {
   std::vector<std::int64_t> stored_panel_;  // per panel of mine_: the stored panel of its rows, or -1
   std::vector<Value> pulled_;
   std::vector<WideOperands> wide_;      // per thread, reused from layer to layer, as are:
-  std::vector<DenseRows> chunk_in_, chunk_out_;  // a few full-width panels and their output
+  std::vector<DenseRows> chunk_in_;               // with peers: a few full-width panels
+  std::vector<std::vector<Value>> chunk_out_;     // a chunk's output columns
   std::vector<std::uint32_t> row_nonzeros_;
   Offset local_nonzeros_ = 0;
 };

@@ -39,12 +39,15 @@ struct PanelOperands {
   const Index* indices;
   const double* weights;  // WideOperands::weights: CscMatrix::values in double
   const Value* bias;
-  Value* out;  // float panels, same layout
+  Value* out;  // float panels: output neuron j of panel p at out + p x out_stride + j x kPanelRows
+  std::size_t out_stride;  // floats per output panel (stride when the output is as wide as the input)
   std::uint32_t* row_nonzeros;
   const Index* order;           // WideOperands::order
   const Index* group_start;     // WideOperands::group_start (grouped only)
   Index groups;                 // 0: not grouped, order is 0, 1, ..., neurons - 1
   Index begin, end, first, last;
+  Index readable;  // panels of `in` from the call's first: the grouped kernel prefetches the next G
+                   // of them while it computes G
 };
 // This thread's buffer of at least `size` doubles (64-byte aligned) for a group's inputs.
 double* group_input_buffer(std::size_t size);
@@ -104,7 +107,7 @@ HWY_INLINE hn::Vec<hn::Rebind<std::int32_t, PanelTag>> store_activated(const Pan
   const Value bias = op.bias[j];
   return activate_entries<V>(sum, hn::Set(PanelTag(), static_cast<double>(bias)), bias > 0.0f,
                              panels + (p + g) * op.stride + v * N, pattern, length,
-                             op.out + (p + g) * op.stride + std::size_t{j} * kPanelRows + v * N);
+                             op.out + (p + g) * op.out_stride + std::size_t{j} * kPanelRows + v * N);
 }
 
 // Output neurons [j, j + C) of G panels starting at panel p, each panel column held in V
@@ -184,8 +187,8 @@ HWY_INLINE void group_block(const PanelOperands& op, Index p, Index group, Index
   }
   // Each neuron's bias and output column read once for its G x V entries (unrolled, so that the
   // sums and the counts stay in registers; the test of a positive bias taken out of the loop).
-  const std::size_t stride = op.stride;
-  Value* out = op.out + p * stride;
+  const std::size_t stride = op.stride, out_stride = op.out_stride;
+  Value* out = op.out + p * out_stride;
 #pragma GCC unroll 16
   for (int c = 0; c < C; ++c) {
     const Index j = op.order[m + c];
@@ -199,7 +202,7 @@ HWY_INLINE void group_block(const PanelOperands& op, Index p, Index group, Index
         for (std::size_t v = 0; v < V; ++v)
           counts[g][v] = hn::Sub(counts[g][v], activate_entries<V>(sum[c][g][v], wide_bias, decltype(reach_test)::value,
                                                                    in + g * stride + v * N, pattern, length,
-                                                                   target + g * stride + v * N));
+                                                                   target + g * out_stride + v * N));
     };
     if (bias > 0.0f)
       activate(std::true_type());
@@ -258,7 +261,19 @@ HWY_NOINLINE void panel_group(const PanelOperands& op, Index p) {
     // members in [first, last) (a group's neurons ascend, so they are contiguous).
     Index group = static_cast<Index>(std::upper_bound(op.group_start, op.group_start + op.groups + 1, op.begin) -
                                      op.group_start) - 1;
+    // The next G panels toward L2, a share of their cache lines per group (panels read where they
+    // are, as a caller that does not copy them first gives them, would otherwise be read from
+    // memory a line at a time by the loads of the groups' inputs).
+    const Index first_group = group;
+    const Index last_group = static_cast<Index>(std::lower_bound(op.group_start, op.group_start + op.groups + 1, op.end) -
+                                                op.group_start);
+    const std::size_t ahead_panels = std::min<Index>(G, op.readable > p + G ? op.readable - p - G : 0);
+    const char* ahead = reinterpret_cast<const char*>(op.in_float + (p + G) * op.stride);
+    const std::size_t ahead_lines = ahead_panels * op.stride * sizeof(Value) / 64;
+    std::size_t prefetched = 0;
     for (; group < op.groups && op.group_start[group] < op.end; ++group) {
+      const std::size_t until = ahead_lines * (group + 1 - first_group) / std::max<Index>(1, last_group - first_group);
+      for (; prefetched < until && prefetched < ahead_lines; ++prefetched) __builtin_prefetch(ahead + prefetched * 64, 0, 2);
       const Index* from = op.order + std::max(op.begin, op.group_start[group]);
       const Index* to = op.order + std::min(op.end, op.group_start[group + 1]);
       from = std::lower_bound(from, to, op.first);
@@ -405,11 +420,12 @@ void widen_weights(const CscMatrix& weights, DoubleBuffer& wide) {
 }
 
 // The output neurons at positions [begin, end) of wide.order that lie in [first, last), of panels
-// [first_panel, first_panel + panels) of `in`, whose panels in double start at `wide_panels`.
+// [first_panel, first_panel + panels) of `in`, whose panels in double start at `wide_panels`;
+// the span's output panel q at out + q x out_stride, its row r's count at row_nonzeros[r].
 void multiply_panel_range(const DenseRows& in, const double* wide_panels, const double* wide_weights,
                           const ColumnGroups& groups, const CscMatrix& w, const Value* bias, Index first_panel,
-                          Index panels, Index begin, Index end, Index first, Index last, DenseRows& out,
-                          std::uint32_t* row_nonzeros) {
+                          Index panels, Index begin, Index end, Index first, Index last, Value* out,
+                          std::size_t out_stride, std::uint32_t* row_nonzeros) {
   ensure_simd_choice();
   const std::size_t stride = std::size_t{in.neurons} * kPanelRows;
   const PanelOperands op{groups.count() > 0 ? nullptr : wide_panels,
@@ -419,15 +435,17 @@ void multiply_panel_range(const DenseRows& in, const double* wide_panels, const 
                          w.indices.data(),
                          wide_weights,
                          bias,
-                         out.panel.data() + first_panel * stride,
-                         row_nonzeros + std::size_t{first_panel} * kPanelRows,
+                         out,
+                         out_stride,
+                         row_nonzeros,
                          groups.order.data(),
                          groups.start.data(),
                          groups.count(),
                          begin,
                          end,
                          first,
-                         last};
+                         last,
+                         in.panels() - first_panel};
   HWY_DYNAMIC_DISPATCH(multiply_wide_panels)(op, panels);
 }
 
@@ -490,13 +508,25 @@ void widen_panels(const DenseRows& in, WideOperands& wide) {
 void multiply_panel_columns(const DenseRows& in, const WideOperands& wide, const CscMatrix& weights,
                             const Value* bias, Index first, Index last, DenseRows& out, std::uint32_t* row_nonzeros) {
   multiply_panel_range(in, wide.panels.data(), wide.weights.data(), wide.groups, weights, bias, 0, in.panels(), 0,
-                       in.neurons, first, last, out, row_nonzeros);
+                       in.neurons, first, last, out.panel.data(), std::size_t{in.neurons} * kPanelRows, row_nonzeros);
 }
 
 void multiply_panel_share(const DenseRows& in, const WideOperands& wide, const CscMatrix& weights,
                           const Value* bias, Index begin, Index end, DenseRows& out, std::uint32_t* row_nonzeros) {
   multiply_panel_range(in, wide.panels.data(), wide.weights.data(), wide.groups, weights, bias, 0, in.panels(), begin,
-                       end, 0, in.neurons, out, row_nonzeros);
+                       end, 0, in.neurons, out.panel.data(), std::size_t{in.neurons} * kPanelRows, row_nonzeros);
+}
+
+void multiply_panel_span(const DenseRows& in, Index first_panel, Index panels, WideOperands& wide,
+                         const CscMatrix& weights, const Value* bias, Value* out, std::size_t out_stride,
+                         std::uint32_t* row_nonzeros) {
+  const std::size_t stride = std::size_t{in.neurons} * kPanelRows;
+  if (wide.groups.count() == 0) {  // grouped: the kernel reads the floats
+    wide.panels.resize(std::size_t{panels} * stride);
+    widen(in.panel.data() + std::size_t{first_panel} * stride, wide.panels.size(), wide.panels.data());
+  }
+  multiply_panel_range(in, wide.panels.data(), wide.weights.data(), wide.groups, weights, bias, first_panel, panels, 0,
+                       weights.cols(), 0, weights.cols(), out, out_stride, row_nonzeros);
 }
 
 bool worth_dense(const CsrMatrix& rows, Index neurons, double threshold) {
@@ -627,7 +657,7 @@ void DenseMultiplier::multiply(const DenseRows& in, const CscMatrix& weights, co
     const double* wide_panels = groups->count() > 0 ? nullptr : wide_.panels.data();
     if (threads <= 1) {
       multiply_panel_range(in, wide_panels, wide_.weights.data(), *groups, weights, bias, 0, in.panels(), 0, in.neurons,
-                           0, in.neurons, scratch_, row_nonzeros_.data());
+                           0, in.neurons, scratch_.panel.data(), stride, row_nonzeros_.data());
     } else {
       // Shares of 16 output neurons in the kernel's order (a RadiX-Net group each), each
       // thread's kept entries counted apart and added once.
@@ -640,7 +670,7 @@ void DenseMultiplier::multiply(const DenseRows& in, const CscMatrix& weights, co
 #pragma omp for schedule(dynamic, 1)
         for (Index j = 0; j < in.neurons; j += kShare)
           multiply_panel_range(in, wide_panels, wide_.weights.data(), *groups, weights, bias, 0, in.panels(), j,
-                               std::min(in.neurons, j + kShare), 0, in.neurons, scratch_, mine);
+                               std::min(in.neurons, j + kShare), 0, in.neurons, scratch_.panel.data(), stride, mine);
       }
       for (const auto& counts : thread_row_nonzeros_)
         for (std::size_t r = 0; r < counts.size(); ++r) row_nonzeros_[r] += counts[r];
@@ -653,7 +683,8 @@ void DenseMultiplier::multiply(const DenseRows& in, const CscMatrix& weights, co
     wide_.panels.resize(count * stride);
     widen(in.panel.data() + p * stride, count * stride, wide_.panels.data());
     multiply_panel_range(in, wide_.panels.data(), wide_.weights.data(), *groups, weights, bias, p, count, 0,
-                         in.neurons, 0, in.neurons, scratch_, row_nonzeros_.data());
+                         in.neurons, 0, in.neurons, scratch_.panel.data() + p * stride, stride,
+                         row_nonzeros_.data() + std::size_t{p} * kPanelRows);
   }
   nonzeros_ = keep_alive_rows(scratch_, row_nonzeros_.data(), out);
 }

@@ -96,6 +96,15 @@ void multiply_panel_columns(const DenseRows& in, const WideOperands& wide, const
                             const Value* bias, Index first, Index last, DenseRows& out, std::uint32_t* row_nonzeros);
 void multiply_panel_share(const DenseRows& in, const WideOperands& wide, const CscMatrix& weights,
                           const Value* bias, Index begin, Index end, DenseRows& out, std::uint32_t* row_nonzeros);
+// multiply_panel_span: every output neuron of W (its columns may be fewer than in.neurons: a column
+// block) for panels [first_panel, first_panel + panels) of `in`, read where they are, under the
+// weights and groups that `wide` holds (widen_operands of any panels; a layer with no column
+// groups has the span's panels widened into `wide` here); the span's output panel q goes to
+// out + q x out_stride (output neuron j at + j x kPanelRows), the kept entries of the span's row r
+// are added to row_nonzeros[r].
+void multiply_panel_span(const DenseRows& in, Index first_panel, Index panels, WideOperands& wide,
+                         const CscMatrix& weights, const Value* bias, Value* out, std::size_t out_stride,
+                         std::uint32_t* row_nonzeros);
 Offset keep_alive_rows(DenseRows& computed, const std::uint32_t* row_nonzeros, DenseRows& kept);
 // The same in place: drops from `rows` the rows r with row_nonzeros[r] == 0 (a row only moves to
 // an earlier place; the padding rows after the last kept one are zeroed) and returns the nonzeros
