@@ -27,7 +27,8 @@
 // positive), the group moves them to dense panels together (the engine's rule; back to sparse
 // below a quarter of it): each rank holds its C columns of the alive rows as panels and exposes
 // them in its dense slots as they are (panels x C x kPanelRows, no transpose). Per layer a rank
-// pulls, with one get per peer (an indexed one when it needs part of the peer's block), the
+// pulls, with one get per peer (a plain get of the slot's range when it reads the peer's whole
+// block, as every rank does on RadiX-Net up to 16 column blocks; an indexed one when it needs part of it), the
 // neurons its W block reads from its peers, builds full-width panels a few panels at a time (its
 // own columns from its own slot and the pulled ones, a memcpy per range where a panel's rows are
 // one stored panel) and computes its C output columns with the panel kernel
@@ -44,6 +45,11 @@
 // With --reuse, repeated rows are dropped by GroupReuse: from the sparse block before it is stored, and from
 // the panels on the layers its schedule looks (signatures summed and pairs compared over the
 // group, as for sparse rows; the next layer reads the peers' stored rows of those kept).
+// Why one collective per layer and not point-to-point completion (a flag or message per peer read):
+// on RadiX-Net every rank of a group reads every peer each layer, so a rank would wait for the
+// same slowest peer through M - 1 notifications instead of one allreduce, which costs fewer
+// messages (measured in the simulation: docs/strategies.md), and the allreduce also agrees on the
+// rows that died.
 // SDNN_MODEL_COMM (strategy_model.hpp) undoes one of these changes at a time, for measuring.
 #include "main/strategy_model.hpp"
 
