@@ -9,12 +9,13 @@
 # variant (SDNN_MODEL_COMM, src/main/strategy_model.hpp): world-sync (a barrier over every rank each
 # layer, as when the per-layer collective covered every rank instead of the row group),
 # per-range-gets (one get per range instead of one per peer: column offsets of sparse rows, panels
-# of dense rows), no-overlap
+# of dense rows), panel-blocks (dense rows: a peer's whole block fetched as one block per stored panel,
+# merged by Window::get_blocks, instead of one plain get), no-overlap
 # (sdnn --no-overlap: every get completes before the layer computes). Each variant's row, and its
 # communication over this build's, is what that change gains.
 #
 # Usage: OLD=path/to/old/build/sim/sdnn bench/model_sync_sim.sh
-#        VARIANTS="world-sync per-range-gets no-overlap" GRIDS="4x4 1x16" bench/model_sync_sim.sh
+#        VARIANTS="world-sync per-range-gets panel-blocks no-overlap" GRIDS="4x4 1x16" bench/model_sync_sim.sh
 #        (without OLD: this build and its variants only)
 # Environment: OLD (the older SMPI build, e.g. a worktree of that commit built with make sim;
 #   required unless VARIANTS is set), VARIANTS (default none), NEW (default build/sim/sdnn), GRIDS (default "2x2 1x4 4x4 2x8 1x16 8x8 4x16 1x64"),
@@ -29,7 +30,7 @@ variants=${VARIANTS:-}
 old=${OLD:-}
 [ -n "$old" ] || [ -n "$variants" ] || { echo "model_sync_sim.sh: set OLD (the older SMPI build of sdnn) or VARIANTS" >&2; exit 1; }
 for v in $variants; do
-  case $v in world-sync|per-range-gets|no-overlap) ;; *) echo "model_sync_sim.sh: unknown variant $v" >&2; exit 1 ;; esac
+  case $v in world-sync|per-range-gets|panel-blocks|no-overlap) ;; *) echo "model_sync_sim.sh: unknown variant $v" >&2; exit 1 ;; esac
 done
 new=${NEW:-build/sim/sdnn}
 grids=${GRIDS:-"2x2 1x4 4x4 2x8 1x16 8x8 4x16 1x64"}
@@ -58,7 +59,7 @@ for grid in $grids; do
     case $build in
       old) binary=$old ;;
       no-overlap) flags=--no-overlap ;;
-      world-sync|per-range-gets) switches=$build ;;
+      world-sync|per-range-gets|panel-blocks) switches=$build ;;
     esac
     SDNN_MODEL_COMM=$switches smpirun -np "$p" -platform "$platform" -hostfile "$out/hostfile" --cfg=smpi/host-speed:"${host_speed}f" \
       --log=root.thresh:warning "$binary" --network "$out/data/neuron1024-l120.sdnn" \

@@ -91,22 +91,12 @@ void MpiSession::barrier() const { MPI_Barrier(MPI_COMM_WORLD); }
 SubCommunicator::SubCommunicator(int colour, int key) {
   if (MPI_Comm_split(MPI_COMM_WORLD, colour, key, &comm_) != MPI_SUCCESS)
     throw std::runtime_error("MPI_Comm_split failed");
+  MPI_Comm_rank(comm_, &rank_);
+  MPI_Comm_size(comm_, &size_);
 }
 
 SubCommunicator::~SubCommunicator() {
   if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
-}
-
-int SubCommunicator::rank() const {
-  int rank = 0;
-  MPI_Comm_rank(comm_, &rank);
-  return rank;
-}
-
-int SubCommunicator::size() const {
-  int size = 1;
-  MPI_Comm_size(comm_, &size);
-  return size;
 }
 
 namespace {

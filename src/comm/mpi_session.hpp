@@ -61,8 +61,9 @@ class SubCommunicator {
   SubCommunicator(const SubCommunicator&) = delete;
   SubCommunicator& operator=(const SubCommunicator&) = delete;
   MPI_Comm comm() const { return comm_; }
-  int rank() const;
-  int size() const;
+  // Asked of MPI once, at creation (loops over peers call them often).
+  int rank() const { return rank_; }
+  int size() const { return size_; }
   // Collective over the part: element by element sum, minimum or maximum of every rank's values,
   // in place.
   void sum_in_place(std::vector<std::uint64_t>& values) const;
@@ -73,6 +74,7 @@ class SubCommunicator {
 
  private:
   MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0, size_ = 1;
 };
 
 }  // namespace sdnn

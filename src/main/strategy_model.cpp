@@ -27,7 +27,8 @@
 // positive), the group moves them to dense panels together (the engine's rule; back to sparse
 // below a quarter of it): each rank holds its C columns of the alive rows as panels and exposes
 // them in its dense slots as they are (panels x C x kPanelRows, no transpose). Per layer a rank
-// pulls, with one get per peer (an indexed one when it needs part of the peer's block), the
+// pulls, with one get per peer (a plain get of the slot's range when it reads the peer's whole
+// block, as every rank does on RadiX-Net up to 16 column blocks; an indexed one when it needs part of it), the
 // neurons its W block reads from its peers, builds full-width panels a few panels at a time (its
 // own columns from its own slot and the pulled ones, a memcpy per range where a panel's rows are
 // one stored panel) and computes its C output columns with the panel kernel
@@ -45,6 +46,11 @@
 // With --reuse, repeated rows are dropped by GroupReuse: from the sparse block before it is stored, and from
 // the panels on the layers its schedule looks (signatures summed and pairs compared over the
 // group, as for sparse rows; the next layer reads the peers' stored rows of those kept).
+// Why one collective per layer and not point-to-point completion (a flag or message per peer read):
+// on RadiX-Net every rank of a group reads every peer each layer, so a rank would wait for the
+// same slowest peer through M - 1 notifications instead of one allreduce, which costs fewer
+// messages (measured in the simulation: docs/strategies.md), and the allreduce also agrees on the
+// rows that died.
 // SDNN_MODEL_COMM (strategy_model.hpp) undoes one of these changes at a time, for measuring.
 #include "main/strategy_model.hpp"
 
@@ -215,7 +221,7 @@ class DensePanels {
   // bytes and messages.
   template <class Timed>
   Offset layer(const PullPlan& plan, const Layer& layer, int read_slot, int write_slot, bool overlap, bool merged_gets,
-               Timed&& timed, std::uint64_t& bytes, std::uint64_t& messages) {
+               bool panel_blocks, Timed&& timed, std::uint64_t& bytes, std::uint64_t& messages) {
     // Where each neuron's rows are: own columns in mine_, pulled ones in pulled_.
     std::size_t total = 0;
     for (const PullPlan::Range& range : plan.ranges) total += std::size_t{range.last - range.first} * stored_stride_;
@@ -225,7 +231,7 @@ class DensePanels {
       // One get per peer (the ranges of one peer are consecutive in the plan; one per range with
       // SDNN_MODEL_COMM=per-range-gets): its ranges arrive
       // as stored panels x their neurons x kPanelRows (the peer's whole block: one contiguous
-      // range of its slot; else an indexed get of every stored panel's ranges).
+      // range of its slot, a plain get; else an indexed get of every stored panel's ranges).
       std::size_t at = 0;
       const std::size_t stored_panels = stored_stride_ / kPanelRows;
       for (std::size_t r = 0; r < plan.ranges.size();) {
@@ -238,14 +244,18 @@ class DensePanels {
                                     pulled_.data() + at + width * kPanelRows, 0});
           width += plan.ranges[end].last - plan.ranges[end].first;
         }
-        blocks_.clear();
-        for (std::size_t panel = 0; panel < stored_panels; ++panel)
-          for (std::size_t q = r; q < end; ++q)
-            blocks_.push_back({slot + (panel * theirs.size() + plan.ranges[q].first) * kPanelRows * sizeof(Value),
-                               std::size_t{plan.ranges[q].last - plan.ranges[q].first} * kPanelRows * sizeof(Value)});
         for (std::size_t q = pulled_ranges_.size() - (end - r); q < pulled_ranges_.size(); ++q)
           pulled_ranges_[q].panel_stride = width * kPanelRows;
-        window_.get_blocks(pulled_.data() + at, blocks_, group_base_ + peer);
+        if (width == theirs.size() && !panel_blocks) {
+          window_.get(pulled_.data() + at, width * stored_stride_ * sizeof(Value), group_base_ + peer, slot);
+        } else {
+          blocks_.clear();
+          for (std::size_t panel = 0; panel < stored_panels; ++panel)
+            for (std::size_t q = r; q < end; ++q)
+              blocks_.push_back({slot + (panel * theirs.size() + plan.ranges[q].first) * kPanelRows * sizeof(Value),
+                                 std::size_t{plan.ranges[q].last - plan.ranges[q].first} * kPanelRows * sizeof(Value)});
+          window_.get_blocks(pulled_.data() + at, blocks_, group_base_ + peer);
+        }
         at += width * stored_stride_;
         bytes += width * stored_stride_ * sizeof(Value);
         ++messages;
@@ -463,8 +473,10 @@ ModelComm model_comm_from_environment(bool overlap) {
       comm.world_sync = true;
     else if (word == "per-range-gets")
       comm.merged_gets = false;
+    else if (word == "panel-blocks")
+      comm.panel_blocks = true;
     else if (!word.empty())
-      throw std::invalid_argument("SDNN_MODEL_COMM: unknown switch '" + word + "' (world-sync, per-range-gets)");
+      throw std::invalid_argument("SDNN_MODEL_COMM: unknown switch '" + word + "' (world-sync, per-range-gets, panel-blocks)");
   }
   return comm;
 }
@@ -619,7 +631,8 @@ CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& gri
     if (in_panels) {
       figures.layer_nonzeros[l] = dense.local_nonzeros();
       figures.active_nonzeros += dense.local_nonzeros();
-      group_nonzeros = dense.layer(plan, layer, read_slot, write_slot, overlap, comm_switches.merged_gets, timed, bytes, messages);
+      group_nonzeros = dense.layer(plan, layer, read_slot, write_slot, overlap, comm_switches.merged_gets,
+                                   comm_switches.panel_blocks, timed, bytes, messages);
       // Back to sparse rows below a quarter of the threshold (every rank of the group agrees).
       const Index alive_rows = dense.rows().rows();
       if (alive_rows == 0 || static_cast<double>(group_nonzeros) <

@@ -23,9 +23,11 @@ struct ModelComm {
   bool world_sync = false;    // every layer also ends in a barrier over every rank, as when the
                               // per-layer collective covered all ranks, not the row group
   bool merged_gets = true;    // one get per peer: its column offsets (sparse rows), its panels' ranges (dense); false: one per range
+  bool panel_blocks = false;  // dense rows: a peer's whole block too is fetched as one block per stored panel,
+                              // merged by Window::get_blocks, instead of one plain get of the range
 };
 // The switches named in the environment variable SDNN_MODEL_COMM, a comma-separated list of
-// world-sync and per-range-gets (unset or empty: the defaults); other words throw
+// world-sync, per-range-gets and panel-blocks (unset or empty: the defaults); other words throw
 // std::invalid_argument naming the accepted ones. `overlap` is passed through.
 ModelComm model_comm_from_environment(bool overlap);
 

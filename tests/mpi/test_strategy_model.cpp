@@ -234,6 +234,7 @@ TEST(DataModelStrategy, CommunicationSwitchesKeepTheAnswer) {
       ModelComm comm;
       comm.merged_gets = merged;
       comm.world_sync = !merged;
+      comm.panel_blocks = !merged;
       run_every_grid(p, engine, comm, [&](const Grid& grid, int rank, const RankFigures& figures) {
         messages[merged].push_back(figures.messages);
         (void)grid, (void)rank;
@@ -257,11 +258,13 @@ TEST(DataModelStrategy, SwitchesFromTheEnvironment) {
   EXPECT_FALSE(comm.overlap);
   EXPECT_FALSE(comm.world_sync);
   EXPECT_TRUE(comm.merged_gets);
-  ASSERT_EQ(setenv("SDNN_MODEL_COMM", "world-sync,per-range-gets", 1), 0);
+  EXPECT_FALSE(comm.panel_blocks);
+  ASSERT_EQ(setenv("SDNN_MODEL_COMM", "world-sync,per-range-gets,panel-blocks", 1), 0);
   comm = model_comm_from_environment(true);
   EXPECT_TRUE(comm.overlap);
   EXPECT_TRUE(comm.world_sync);
   EXPECT_FALSE(comm.merged_gets);
+  EXPECT_TRUE(comm.panel_blocks);
   ASSERT_EQ(setenv("SDNN_MODEL_COMM", "world-sync,fast", 1), 0);
   try {
     model_comm_from_environment(true);
