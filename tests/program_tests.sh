@@ -551,7 +551,9 @@ done
 rm -rf "$tmp/outs"
 
 # A rank killed with SIGKILL mid-run ends the whole job within seconds: non-zero, no output file.
-$MPIRUN -np 2 ./sdnn --inputs 60000 --threads 1 -q --no-verify --out "$tmp/killed.tsv" > "$tmp/out" 2>&1 &
+# The job must outlast the kill by a wide margin: the default problem now ends in about 1 s at 2
+# ranks, so it runs 960 layers (about 5 s here at 2 ranks, 0.7 GB per rank).
+$MPIRUN -np 2 ./sdnn --inputs 60000 --layers 960 --threads 1 -q --no-verify --out "$tmp/killed.tsv" > "$tmp/out" 2>&1 &
 launcher=$!
 victim=""
 for attempt in $(seq 1 100); do
@@ -570,7 +572,9 @@ if [ -z "$victim" ]; then
   wait $launcher
 else
   sleep 1
-  kill -9 "$victim"
+  if ! kill -9 "$victim" 2>/dev/null; then
+    bad "killed rank: rank 1 ended before it could be killed (the job is too short for this test)" "$tmp/out"
+  fi
   killed_at=$(date +%s)
   ( sleep 60; kill -9 $launcher 2>/dev/null ) & watchdog=$!
   wait $launcher; status=$?
