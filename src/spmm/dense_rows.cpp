@@ -54,6 +54,10 @@ struct PanelOperands {
 // This thread's buffer of at least `size` doubles (64-byte aligned) for a group's inputs.
 double* group_input_buffer(std::size_t size);
 }  // namespace sdnn
+// The kernel's lambdas: compiled for the target and always inlined, so that the accumulators they
+// hold or take by reference stay in registers (GCC leaves large lambdas out of line otherwise,
+// and the row counts then live in memory: the AVX3 kernel ran 1.6x slower).
+#define SDNN_KERNEL_LAMBDA HWY_ATTR __attribute__((always_inline))
 #endif
 
 HWY_BEFORE_NAMESPACE();
@@ -168,21 +172,21 @@ HWY_INLINE void column_block(const PanelOperands& op, Index p, Index j, Counts&.
     length[c] = op.offsets[j + c + 1] - begin[c];
     common = std::min(common, length[c]);
   }
-  with_registers<C * G * V>(hn::Zero(d), [&](auto... sums) HWY_ATTR {
-    auto step = [&](auto c, Offset q) HWY_ATTR {
+  with_registers<C * G * V>(hn::Zero(d), [&](auto... sums) SDNN_KERNEL_LAMBDA {
+    auto step = [&](auto c, Offset q) SDNN_KERNEL_LAMBDA {
       const double* column = in + std::size_t{op.indices[q]} * kPanelRows;
       const auto weight = hn::Set(d, op.weights[q]);
-      unrolled<G * V>([&](auto gv) HWY_ATTR {
+      unrolled<G * V>([&](auto gv) SDNN_KERNEL_LAMBDA {
         constexpr std::size_t g = decltype(gv)::value / V, v = decltype(gv)::value % V;
         auto& sum = pick<sum_index<V, G>(decltype(c)::value, g, v)>(sums...);
         sum = hn::MulAdd(hn::LoadU(d, column + g * op.stride + v * N), weight, sum);
       });
     };
     for (Offset t = 0; t < common; ++t)
-      unrolled<C>([&](auto c) HWY_ATTR { step(c, begin[c] + t); });
-    unrolled<C>([&](auto c) HWY_ATTR {
+      unrolled<C>([&](auto c) SDNN_KERNEL_LAMBDA { step(c, begin[c] + t); });
+    unrolled<C>([&](auto c) SDNN_KERNEL_LAMBDA {
       for (Offset t = common; t < length[c]; ++t) step(c, begin[c] + t);
-      unrolled<G * V>([&](auto gv) HWY_ATTR {
+      unrolled<G * V>([&](auto gv) SDNN_KERNEL_LAMBDA {
         constexpr std::size_t g = decltype(gv)::value / V, v = decltype(gv)::value % V;
         auto& count = pick<decltype(gv)::value>(counts...);
         count = hn::Sub(count, store_activated<V>(op, op.in, p, g, v, j + static_cast<Index>(c), op.indices + begin[c],
@@ -211,12 +215,12 @@ HWY_INLINE void group_block(const PanelOperands& op, Index p, Index group, Index
   const Offset length = op.offsets[leader + 1] - op.offsets[leader];
   const double* weights[C];  // each neuron's column of W
   for (int c = 0; c < C; ++c) weights[c] = op.weights + op.offsets[op.order[m + c]];
-  with_registers<C * G * V>(hn::Zero(d), [&](auto... sums) HWY_ATTR {
-    auto accumulate = [&](Offset t, auto column, std::size_t panel_step) HWY_ATTR {
-      unrolled<G * V>([&](auto gv) HWY_ATTR {
+  with_registers<C * G * V>(hn::Zero(d), [&](auto... sums) SDNN_KERNEL_LAMBDA {
+    auto accumulate = [&](Offset t, auto column, std::size_t panel_step) SDNN_KERNEL_LAMBDA {
+      unrolled<G * V>([&](auto gv) SDNN_KERNEL_LAMBDA {
         constexpr std::size_t g = decltype(gv)::value / V, v = decltype(gv)::value % V;
         const auto x = load_wide(column + g * panel_step + v * N);
-        unrolled<C>([&](auto c) HWY_ATTR {
+        unrolled<C>([&](auto c) SDNN_KERNEL_LAMBDA {
           auto& sum = pick<sum_index<V, G>(decltype(c)::value, g, v)>(sums...);
           sum = hn::MulAdd(x, hn::Set(d, weights[c][t]), sum);
         });
@@ -231,13 +235,13 @@ HWY_INLINE void group_block(const PanelOperands& op, Index p, Index group, Index
     // positive bias taken out of the loop).
     const std::size_t stride = op.stride, out_stride = op.out_stride;
     Value* out = op.out + p * out_stride;
-    unrolled<C>([&](auto c) HWY_ATTR {
+    unrolled<C>([&](auto c) SDNN_KERNEL_LAMBDA {
       const Index j = op.order[m + c];
       const Value bias = op.bias[j];
       const auto wide_bias = hn::Set(d, static_cast<double>(bias));
       Value* target = out + std::size_t{j} * kPanelRows;
-      auto activate = [&](auto reach_test) HWY_ATTR {
-        unrolled<G * V>([&](auto gv) HWY_ATTR {
+      auto activate = [&](auto reach_test) SDNN_KERNEL_LAMBDA {
+        unrolled<G * V>([&](auto gv) SDNN_KERNEL_LAMBDA {
           constexpr std::size_t g = decltype(gv)::value / V, v = decltype(gv)::value % V;
           auto& count = pick<decltype(gv)::value>(counts...);
           count = hn::Sub(count, activate_entries<V>(pick<sum_index<V, G>(decltype(c)::value, g, v)>(sums...),
@@ -290,7 +294,7 @@ template <std::size_t V, int C, int G, bool kGrouped, bool kWiden>
 HWY_NOINLINE void panel_group(const PanelOperands& op, Index p) {
   const CountTag di;
   constexpr std::size_t N = kPanelRows / V;
-  with_registers<G * V>(hn::Zero(di), [&](auto... counts) HWY_ATTR {
+  with_registers<G * V>(hn::Zero(di), [&](auto... counts) SDNN_KERNEL_LAMBDA {
     if constexpr (!kGrouped) {
       const Index last = std::min(op.end, op.last);
       Index j = std::max(op.begin, op.first);
@@ -329,7 +333,7 @@ HWY_NOINLINE void panel_group(const PanelOperands& op, Index p) {
                                 wide, counts...);
       }
     }
-    unrolled<G * V>([&](auto gv) HWY_ATTR {
+    unrolled<G * V>([&](auto gv) SDNN_KERNEL_LAMBDA {
       constexpr std::size_t g = decltype(gv)::value / V, v = decltype(gv)::value % V;
       alignas(64) std::int32_t kept[kPanelRows];
       hn::Store(pick<decltype(gv)::value>(counts...), di, kept);
