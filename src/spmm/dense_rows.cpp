@@ -85,7 +85,7 @@ HWY_INLINE void unrolled(Body&& body) {
   unrolled_over(std::make_index_sequence<N>(), body);
 }
 
-// The I-th of `registers`.
+// The I-th of the arguments (first, rest...): an accumulator of a with_registers body by its index.
 template <std::size_t I, class Vec, class... Rest>
 HWY_INLINE Vec& pick(Vec& first, Rest&... rest) {
   if constexpr (I == 0) {
