@@ -600,7 +600,7 @@ TEST_P(DenseEveryTarget, PanelSpansOfAColumnBlockEqualWholeLayer) {
 }
 
 // The kernel's targets as Highway's target bits: those of dense_rows.cpp, which compiles its own
-// set (on AArch64 it leaves out SVE), not hwy::SupportedAndGeneratedTargets() of this file.
+// set (it leaves out RVV), not hwy::SupportedAndGeneratedTargets() of this file.
 std::vector<std::int64_t> kernel_targets() {
   std::vector<std::int64_t> targets;
   for (const std::string& name : simd_targets_available())

@@ -5,10 +5,11 @@
 // calls the best one the CPU supports. Everything else is compiled once (HWY_ONCE).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "spmm/dense_rows.cpp"
-// SVE's vectors are sizeless: they cannot be held in the arrays of accumulators the register-
-// blocked kernel keeps, so ARM runs the NEON target (and RISC-V the portable one).
+// AArch64 compiles NEON and the SVE targets (SVE, SVE2, SVE_256, SVE2_128). RVV is left out: its
+// vectors are sizeless like SVE's, which the kernel allows for (with_registers), but no RISC-V
+// compiler or emulator has tried it, so RISC-V runs the portable target.
 #ifndef HWY_DISABLED_TARGETS
-#define HWY_DISABLED_TARGETS (HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128 | HWY_RVV)
+#define HWY_DISABLED_TARGETS HWY_RVV
 #endif
 #include <hwy/foreach_target.h>  // must come before highway.h
 #include <hwy/highway.h>
@@ -22,6 +23,7 @@
 #include <new>
 #include <stdexcept>
 #include <type_traits>
+#include <utility>
 
 #include "spmm/dense_rows.hpp"
 
@@ -52,6 +54,10 @@ struct PanelOperands {
 // This thread's buffer of at least `size` doubles (64-byte aligned) for a group's inputs.
 double* group_input_buffer(std::size_t size);
 }  // namespace sdnn
+// The kernel's lambdas: compiled for the target and always inlined, so that the accumulators they
+// hold or take by reference stay in registers (GCC leaves large lambdas out of line otherwise,
+// and the row counts then live in memory: the AVX3 kernel ran 1.6x slower).
+#define SDNN_KERNEL_LAMBDA HWY_ATTR __attribute__((always_inline))
 #endif
 
 HWY_BEFORE_NAMESPACE();
@@ -61,8 +67,50 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 // Up to kPanelRows doubles: one panel column is kVectors vectors of this.
 using PanelTag = hn::CappedTag<double, kPanelRows>;
+using CountTag = hn::Rebind<std::int32_t, PanelTag>;
+
+// Accumulators as separate variables. SVE's vectors are sizeless types: C++ cannot put them in
+// arrays or classes, so the kernel's C x G x V sums (and its G x V row counts) are not an array
+// but a pack of function parameters (with_registers), one of them picked by a constant index
+// (pick), in loops unrolled at compile time (unrolled): the same code on every target, and on
+// fixed-width targets the same registers as an array fully unrolled.
+
+// body(integral_constant<0>), ..., body(integral_constant<N - 1>), in that order.
+template <class Body, std::size_t... I>
+HWY_INLINE void unrolled_over(std::index_sequence<I...>, Body&& body) {
+  (body(std::integral_constant<std::size_t, I>()), ...);
+}
+template <std::size_t N, class Body>
+HWY_INLINE void unrolled(Body&& body) {
+  unrolled_over(std::make_index_sequence<N>(), body);
+}
+
+// The I-th of the arguments (first, rest...): an accumulator of a with_registers body by its index.
+template <std::size_t I, class Vec, class... Rest>
+HWY_INLINE Vec& pick(Vec& first, Rest&... rest) {
+  if constexpr (I == 0) {
+    return first;
+  } else {
+    return pick<I - 1>(rest...);
+  }
+}
+
+// body(init, init, ..., init): K copies of `init`, which body takes as K parameters (auto...).
+template <class Vec, class Body, std::size_t... I>
+HWY_INLINE void with_copies(std::index_sequence<I...>, Vec init, Body&& body) {
+  body(((void)I, init)...);
+}
+template <std::size_t K, class Vec, class Body>
+HWY_INLINE void with_registers(Vec init, Body&& body) {
+  with_copies(std::make_index_sequence<K>(), init, body);
+}
+
+// Accumulator of output neuron c (of a block), panel g, vector v: index (c x G + g) x V + v;
+// a row count: g x V + v.
 template <std::size_t V, int G>
-using RowCounts = hn::Vec<hn::Rebind<std::int32_t, PanelTag>>[G][V];
+constexpr std::size_t sum_index(std::size_t c, std::size_t g, std::size_t v) {
+  return (c * G + g) * V + v;
+}
 
 // N doubles of a panel column, from doubles or from floats.
 HWY_INLINE hn::Vec<PanelTag> load_wide(const double* from) { return hn::LoadU(PanelTag(), from); }
@@ -75,16 +123,13 @@ HWY_INLINE hn::Vec<PanelTag> load_wide(const Value* from) {
 // returns -1 in the lanes of the rows that kept the entry. An entry that no present input
 // reaches has the sum +0, so it needs a test of its own only when the bias is positive
 // (`reach_test`): the sum of the `length` inputs `pattern` it reads (`in`: the input panel at
-// these rows) must be positive. (The sum comes by value: an array passed by reference would
-// keep every accumulator in memory.)
+// these rows) must be positive.
 template <std::size_t V, typename Input>
-HWY_INLINE hn::Vec<hn::Rebind<std::int32_t, PanelTag>> activate_entries(hn::Vec<PanelTag> sum, hn::Vec<PanelTag> bias,
-                                                                         bool reach_test, const Input* in,
-                                                                         const Index* pattern, Offset length,
-                                                                         Value* target) {
+HWY_INLINE hn::Vec<CountTag> activate_entries(hn::Vec<PanelTag> sum, hn::Vec<PanelTag> bias, bool reach_test,
+                                              const Input* in, const Index* pattern, Offset length, Value* target) {
   const PanelTag d;
   const hn::Rebind<float, PanelTag> df;
-  const hn::Rebind<std::int32_t, PanelTag> di;
+  const CountTag di;
   const auto zero = hn::Zero(df);
   const auto z = hn::DemoteTo(df, hn::Add(sum, bias));
   auto keep = hn::Gt(z, zero);
@@ -99,10 +144,9 @@ HWY_INLINE hn::Vec<hn::Rebind<std::int32_t, PanelTag>> activate_entries(hn::Vec<
 
 // activate_entries for output neuron j in rows [v x N, v x N + N) of panel p + g of the call.
 template <std::size_t V, typename Input>
-HWY_INLINE hn::Vec<hn::Rebind<std::int32_t, PanelTag>> store_activated(const PanelOperands& op, const Input* panels,
-                                                                        Index p, int g, std::size_t v, Index j,
-                                                                        const Index* pattern, Offset length,
-                                                                        hn::Vec<PanelTag> sum) {
+HWY_INLINE hn::Vec<CountTag> store_activated(const PanelOperands& op, const Input* panels, Index p, std::size_t g,
+                                             std::size_t v, Index j, const Index* pattern, Offset length,
+                                             hn::Vec<PanelTag> sum) {
   constexpr std::size_t N = kPanelRows / V;
   const Value bias = op.bias[j];
   return activate_entries<V>(sum, hn::Set(PanelTag(), static_cast<double>(bias)), bias > 0.0f,
@@ -113,38 +157,43 @@ HWY_INLINE hn::Vec<hn::Rebind<std::int32_t, PanelTag>> store_activated(const Pan
 // Output neurons [j, j + C) of G panels starting at panel p, each panel column held in V
 // vectors: C x G x V independent multiply-add chains, so that the FMA latency is hidden and each
 // weight (its index and its value) is loaded once for G panels. The inner loop is loads and
-// multiply-adds only. For weights whose columns all read other inputs (not grouped).
-template <std::size_t V, int C, int G>
-HWY_INLINE void column_block(const PanelOperands& op, Index p, Index j, RowCounts<V, G>& counts) {
+// multiply-adds only. For weights whose columns all read other inputs (not grouped). `counts`:
+// the G x V row counts.
+template <std::size_t V, int C, int G, class... Counts>
+HWY_INLINE void column_block(const PanelOperands& op, Index p, Index j, Counts&... counts) {
+  static_assert(sizeof...(Counts) == G * V, "one row count per panel vector");
   const PanelTag d;
   constexpr std::size_t N = kPanelRows / V;
   const double* in = op.in + p * op.stride;
-  hn::Vec<PanelTag> sum[C][G][V];
   Offset begin[C], length[C];
   Offset common = ~Offset{0};
   for (int c = 0; c < C; ++c) {
-    for (int g = 0; g < G; ++g)
-      for (std::size_t v = 0; v < V; ++v) sum[c][g][v] = hn::Zero(d);
     begin[c] = op.offsets[j + c];
     length[c] = op.offsets[j + c + 1] - begin[c];
     common = std::min(common, length[c]);
   }
-  auto step = [&](int c, Offset q) HWY_ATTR {
-    const double* column = in + std::size_t{op.indices[q]} * kPanelRows;
-    const auto weight = hn::Set(d, op.weights[q]);
-    for (int g = 0; g < G; ++g)
-      for (std::size_t v = 0; v < V; ++v)
-        sum[c][g][v] = hn::MulAdd(hn::LoadU(d, column + g * op.stride + v * N), weight, sum[c][g][v]);
-  };
-  for (Offset t = 0; t < common; ++t)
-    for (int c = 0; c < C; ++c) step(c, begin[c] + t);
-  for (int c = 0; c < C; ++c) {
-    for (Offset t = common; t < length[c]; ++t) step(c, begin[c] + t);
-    for (int g = 0; g < G; ++g)
-      for (std::size_t v = 0; v < V; ++v)
-        counts[g][v] = hn::Sub(counts[g][v],
-                               store_activated<V>(op, op.in, p, g, v, j + c, op.indices + begin[c], length[c], sum[c][g][v]));
-  }
+  with_registers<C * G * V>(hn::Zero(d), [&](auto... sums) SDNN_KERNEL_LAMBDA {
+    auto step = [&](auto c, Offset q) SDNN_KERNEL_LAMBDA {
+      const double* column = in + std::size_t{op.indices[q]} * kPanelRows;
+      const auto weight = hn::Set(d, op.weights[q]);
+      unrolled<G * V>([&](auto gv) SDNN_KERNEL_LAMBDA {
+        constexpr std::size_t g = decltype(gv)::value / V, v = decltype(gv)::value % V;
+        auto& sum = pick<sum_index<V, G>(decltype(c)::value, g, v)>(sums...);
+        sum = hn::MulAdd(hn::LoadU(d, column + g * op.stride + v * N), weight, sum);
+      });
+    };
+    for (Offset t = 0; t < common; ++t)
+      unrolled<C>([&](auto c) SDNN_KERNEL_LAMBDA { step(c, begin[c] + t); });
+    unrolled<C>([&](auto c) SDNN_KERNEL_LAMBDA {
+      for (Offset t = common; t < length[c]; ++t) step(c, begin[c] + t);
+      unrolled<G * V>([&](auto gv) SDNN_KERNEL_LAMBDA {
+        constexpr std::size_t g = decltype(gv)::value / V, v = decltype(gv)::value % V;
+        auto& count = pick<decltype(gv)::value>(counts...);
+        count = hn::Sub(count, store_activated<V>(op, op.in, p, g, v, j + static_cast<Index>(c), op.indices + begin[c],
+                                                  length[c], pick<sum_index<V, G>(decltype(c)::value, g, v)>(sums...)));
+      });
+    });
+  });
 }
 
 // The C output neurons at positions [m, m + C) of group `group` (neurons that read the same
@@ -154,9 +203,10 @@ HWY_INLINE void column_block(const PanelOperands& op, Index p, Index j, RowCount
 // inputs in its own column's order, as in column_block: the same bits. `wide`: the group's inputs
 // of the G panels already in double (widen_group), input t's panel g at (t x G + g) x kPanelRows;
 // null: the float panels, each loaded vector converted here.
-template <std::size_t V, int C, int G>
+template <std::size_t V, int C, int G, class... Counts>
 HWY_INLINE void group_block(const PanelOperands& op, Index p, Index group, Index m, const double* wide,
-                            RowCounts<V, G>& counts) {
+                            Counts&... counts) {
+  static_assert(sizeof...(Counts) == G * V, "one row count per panel vector");
   const PanelTag d;
   constexpr std::size_t N = kPanelRows / V;
   const Value* in = op.in_float + p * op.stride;
@@ -164,51 +214,47 @@ HWY_INLINE void group_block(const PanelOperands& op, Index p, Index group, Index
   const Index* pattern = op.indices + op.offsets[leader];
   const Offset length = op.offsets[leader + 1] - op.offsets[leader];
   const double* weights[C];  // each neuron's column of W
-  hn::Vec<PanelTag> sum[C][G][V];
-  for (int c = 0; c < C; ++c) {
-    weights[c] = op.weights + op.offsets[op.order[m + c]];
-    for (int g = 0; g < G; ++g)
-      for (std::size_t v = 0; v < V; ++v) sum[c][g][v] = hn::Zero(d);
-  }
-  auto accumulate = [&](Offset t, auto column, std::size_t panel_step) HWY_ATTR {
-#pragma GCC unroll 16
-    for (int g = 0; g < G; ++g)
-#pragma GCC unroll 16
-      for (std::size_t v = 0; v < V; ++v) {
+  for (int c = 0; c < C; ++c) weights[c] = op.weights + op.offsets[op.order[m + c]];
+  with_registers<C * G * V>(hn::Zero(d), [&](auto... sums) SDNN_KERNEL_LAMBDA {
+    auto accumulate = [&](Offset t, auto column, std::size_t panel_step) SDNN_KERNEL_LAMBDA {
+      unrolled<G * V>([&](auto gv) SDNN_KERNEL_LAMBDA {
+        constexpr std::size_t g = decltype(gv)::value / V, v = decltype(gv)::value % V;
         const auto x = load_wide(column + g * panel_step + v * N);
-#pragma GCC unroll 16
-        for (int c = 0; c < C; ++c) sum[c][g][v] = hn::MulAdd(x, hn::Set(d, weights[c][t]), sum[c][g][v]);
-      }
-  };
-  if (wide) {
-    for (Offset t = 0; t < length; ++t) accumulate(t, wide + std::size_t{t} * G * kPanelRows, kPanelRows);
-  } else {
-    for (Offset t = 0; t < length; ++t) accumulate(t, in + std::size_t{pattern[t]} * kPanelRows, op.stride);
-  }
-  // Each neuron's bias and output column read once for its G x V entries (unrolled, so that the
-  // sums and the counts stay in registers; the test of a positive bias taken out of the loop).
-  const std::size_t stride = op.stride, out_stride = op.out_stride;
-  Value* out = op.out + p * out_stride;
-#pragma GCC unroll 16
-  for (int c = 0; c < C; ++c) {
-    const Index j = op.order[m + c];
-    const Value bias = op.bias[j];
-    const auto wide_bias = hn::Set(d, static_cast<double>(bias));
-    Value* target = out + std::size_t{j} * kPanelRows;
-    auto activate = [&](auto reach_test) HWY_ATTR {
-#pragma GCC unroll 16
-      for (int g = 0; g < G; ++g)
-#pragma GCC unroll 16
-        for (std::size_t v = 0; v < V; ++v)
-          counts[g][v] = hn::Sub(counts[g][v], activate_entries<V>(sum[c][g][v], wide_bias, decltype(reach_test)::value,
-                                                                   in + g * stride + v * N, pattern, length,
-                                                                   target + g * out_stride + v * N));
+        unrolled<C>([&](auto c) SDNN_KERNEL_LAMBDA {
+          auto& sum = pick<sum_index<V, G>(decltype(c)::value, g, v)>(sums...);
+          sum = hn::MulAdd(x, hn::Set(d, weights[c][t]), sum);
+        });
+      });
     };
-    if (bias > 0.0f)
-      activate(std::true_type());
-    else
-      activate(std::false_type());
-  }
+    if (wide) {
+      for (Offset t = 0; t < length; ++t) accumulate(t, wide + std::size_t{t} * G * kPanelRows, kPanelRows);
+    } else {
+      for (Offset t = 0; t < length; ++t) accumulate(t, in + std::size_t{pattern[t]} * kPanelRows, op.stride);
+    }
+    // Each neuron's bias and output column read once for its G x V entries (the test of a
+    // positive bias taken out of the loop).
+    const std::size_t stride = op.stride, out_stride = op.out_stride;
+    Value* out = op.out + p * out_stride;
+    unrolled<C>([&](auto c) SDNN_KERNEL_LAMBDA {
+      const Index j = op.order[m + c];
+      const Value bias = op.bias[j];
+      const auto wide_bias = hn::Set(d, static_cast<double>(bias));
+      Value* target = out + std::size_t{j} * kPanelRows;
+      auto activate = [&](auto reach_test) SDNN_KERNEL_LAMBDA {
+        unrolled<G * V>([&](auto gv) SDNN_KERNEL_LAMBDA {
+          constexpr std::size_t g = decltype(gv)::value / V, v = decltype(gv)::value % V;
+          auto& count = pick<decltype(gv)::value>(counts...);
+          count = hn::Sub(count, activate_entries<V>(pick<sum_index<V, G>(decltype(c)::value, g, v)>(sums...),
+                                                     wide_bias, decltype(reach_test)::value, in + g * stride + v * N,
+                                                     pattern, length, target + g * out_stride + v * N));
+        });
+      };
+      if (bias > 0.0f)
+        activate(std::true_type());
+      else
+        activate(std::false_type());
+    });
+  });
 }
 
 // The inputs of group `group` of G panels starting at panel p, in double, into `wide` (laid out
@@ -231,12 +277,12 @@ HWY_INLINE void widen_group(const PanelOperands& op, Index p, Index group, doubl
 }
 
 // Positions [m, end) of a group: blocks of C neurons, the rest with fewer.
-template <std::size_t V, int C, int G>
+template <std::size_t V, int C, int G, class... Counts>
 HWY_INLINE void group_members(const PanelOperands& op, Index p, Index group, Index m, Index end, const double* wide,
-                              RowCounts<V, G>& counts) {
-  for (; m + C <= end; m += C) group_block<V, C, G>(op, p, group, m, wide, counts);
+                              Counts&... counts) {
+  for (; m + C <= end; m += C) group_block<V, C, G>(op, p, group, m, wide, counts...);
   if constexpr (C > 1) {
-    if (m < end) group_members<V, C - 1, G>(op, p, group, m, end, wide, counts);
+    if (m < end) group_members<V, C - 1, G>(op, p, group, m, end, wide, counts...);
   }
 }
 
@@ -246,55 +292,54 @@ HWY_INLINE void group_members(const PanelOperands& op, Index p, Index group, Ind
 // blocks of C neurons of a group.
 template <std::size_t V, int C, int G, bool kGrouped, bool kWiden>
 HWY_NOINLINE void panel_group(const PanelOperands& op, Index p) {
-  const hn::Rebind<std::int32_t, PanelTag> di;
+  const CountTag di;
   constexpr std::size_t N = kPanelRows / V;
-  RowCounts<V, G> counts;
-  for (int g = 0; g < G; ++g)
-    for (std::size_t v = 0; v < V; ++v) counts[g][v] = hn::Zero(di);
-  if constexpr (!kGrouped) {
-    const Index last = std::min(op.end, op.last);
-    Index j = std::max(op.begin, op.first);
-    for (; j + C <= last; j += C) column_block<V, C, G>(op, p, j, counts);
-    for (; j < last; ++j) column_block<V, 1, G>(op, p, j, counts);
-  } else {
-    // The group holding position begin, then every group up to position end; in each, the
-    // members in [first, last) (a group's neurons ascend, so they are contiguous).
-    Index group = static_cast<Index>(std::upper_bound(op.group_start, op.group_start + op.groups + 1, op.begin) -
-                                     op.group_start) - 1;
-    // The next G panels toward L2, a share of their cache lines per group (panels read where they
-    // are, as a caller that does not copy them first gives them, would otherwise be read from
-    // memory a line at a time by the loads of the groups' inputs).
-    const Index first_group = group;
-    const Index last_group = static_cast<Index>(std::lower_bound(op.group_start, op.group_start + op.groups + 1, op.end) -
-                                                op.group_start);
-    const std::size_t ahead_panels = std::min<Index>(G, op.readable > p + G ? op.readable - p - G : 0);
-    const char* ahead = reinterpret_cast<const char*>(op.in_float + (p + G) * op.stride);
-    const std::size_t ahead_lines = ahead_panels * op.stride * sizeof(Value) / 64;
-    std::size_t prefetched = 0;
-    for (; group < op.groups && op.group_start[group] < op.end; ++group) {
-      const std::size_t until = ahead_lines * (group + 1 - first_group) / std::max<Index>(1, last_group - first_group);
-      for (; prefetched < until && prefetched < ahead_lines; ++prefetched) __builtin_prefetch(ahead + prefetched * 64, 0, 2);
-      const Index* from = op.order + std::max(op.begin, op.group_start[group]);
-      const Index* to = op.order + std::min(op.end, op.group_start[group + 1]);
-      from = std::lower_bound(from, to, op.first);
-      to = std::lower_bound(from, to, op.last);
-      const double* wide = nullptr;  // more than one block of C neurons: their inputs in double once
-      if (kWiden && to - from > C) {
-        const Index leader = op.order[op.group_start[group]];
-        double* buffer = group_input_buffer(std::size_t{op.offsets[leader + 1] - op.offsets[leader]} * G * kPanelRows);
-        widen_group<V, G>(op, p, group, buffer);
-        wide = buffer;
+  with_registers<G * V>(hn::Zero(di), [&](auto... counts) SDNN_KERNEL_LAMBDA {
+    if constexpr (!kGrouped) {
+      const Index last = std::min(op.end, op.last);
+      Index j = std::max(op.begin, op.first);
+      for (; j + C <= last; j += C) column_block<V, C, G>(op, p, j, counts...);
+      for (; j < last; ++j) column_block<V, 1, G>(op, p, j, counts...);
+    } else {
+      // The group holding position begin, then every group up to position end; in each, the
+      // members in [first, last) (a group's neurons ascend, so they are contiguous).
+      Index group = static_cast<Index>(std::upper_bound(op.group_start, op.group_start + op.groups + 1, op.begin) -
+                                       op.group_start) - 1;
+      // The next G panels toward L2, a share of their cache lines per group (panels read where they
+      // are, as a caller that does not copy them first gives them, would otherwise be read from
+      // memory a line at a time by the loads of the groups' inputs).
+      const Index first_group = group;
+      const Index last_group = static_cast<Index>(std::lower_bound(op.group_start, op.group_start + op.groups + 1, op.end) -
+                                                  op.group_start);
+      const std::size_t ahead_panels = std::min<Index>(G, op.readable > p + G ? op.readable - p - G : 0);
+      const char* ahead = reinterpret_cast<const char*>(op.in_float + (p + G) * op.stride);
+      const std::size_t ahead_lines = ahead_panels * op.stride * sizeof(Value) / 64;
+      std::size_t prefetched = 0;
+      for (; group < op.groups && op.group_start[group] < op.end; ++group) {
+        const std::size_t until = ahead_lines * (group + 1 - first_group) / std::max<Index>(1, last_group - first_group);
+        for (; prefetched < until && prefetched < ahead_lines; ++prefetched) __builtin_prefetch(ahead + prefetched * 64, 0, 2);
+        const Index* from = op.order + std::max(op.begin, op.group_start[group]);
+        const Index* to = op.order + std::min(op.end, op.group_start[group + 1]);
+        from = std::lower_bound(from, to, op.first);
+        to = std::lower_bound(from, to, op.last);
+        const double* wide = nullptr;  // more than one block of C neurons: their inputs in double once
+        if (kWiden && to - from > C) {
+          const Index leader = op.order[op.group_start[group]];
+          double* buffer = group_input_buffer(std::size_t{op.offsets[leader + 1] - op.offsets[leader]} * G * kPanelRows);
+          widen_group<V, G>(op, p, group, buffer);
+          wide = buffer;
+        }
+        group_members<V, C, G>(op, p, group, static_cast<Index>(from - op.order), static_cast<Index>(to - op.order),
+                                wide, counts...);
       }
-      group_members<V, C, G>(op, p, group, static_cast<Index>(from - op.order), static_cast<Index>(to - op.order), wide,
-                              counts);
     }
-  }
-  for (int g = 0; g < G; ++g)
-    for (std::size_t v = 0; v < V; ++v) {
+    unrolled<G * V>([&](auto gv) SDNN_KERNEL_LAMBDA {
+      constexpr std::size_t g = decltype(gv)::value / V, v = decltype(gv)::value % V;
       alignas(64) std::int32_t kept[kPanelRows];
-      hn::Store(counts[g][v], di, kept);
+      hn::Store(pick<decltype(gv)::value>(counts...), di, kept);
       for (std::size_t r = 0; r < N; ++r) op.row_nonzeros[(p + g) * kPanelRows + v * N + r] += kept[r];
-    }
+    });
+  });
 }
 
 // Panels [p, panels), G at a time; the rest (fewer than G) as a group of G - 1 panels with more
