@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <limits>
 #include <memory>
@@ -163,15 +164,10 @@ ProbedCost probed_cost(const LayerProbe& probe, const std::vector<std::uint32_t>
   ProbedCost out;
   out.seconds_per_nonzero = inner_nonzeros > 0 ? std::max(0.0, excess / inner_nonzeros) : 0.0;
   const double half = out.seconds_per_nonzero / 2;
-  // A cut passes each nonzero as a column (Index) and a value, besides a few words per row.
-  const double bytes_per_nonzero = sizeof(Index) + sizeof(Value);
   out.layer.assign(layers, 0.0);
   out.cuts.leave.assign(layers, 0.0);
   out.cuts.enter.assign(layers, 0.0);
-  for (std::size_t b = 1; b < layers; ++b) {
-    out.cuts.enter[b] = half * probe.nonzeros[b];
-    out.cuts.leave[b] = half * probe.nonzeros[b] + probe.put_s_per_byte * bytes_per_nonzero * probe.nonzeros[b];
-  }
+  for (std::size_t b = 1; b < layers; ++b) out.cuts.enter[b] = out.cuts.leave[b] = half * probe.nonzeros[b];
   for (std::size_t l = 0; l < layers; ++l)
     out.layer[l] = std::max(0.0, probe.alone_s[l] - (l > 0 ? half * probe.nonzeros[l] : 0.0) -
                                      (l + 1 < layers ? half * probe.nonzeros[l + 1] : 0.0));
@@ -408,8 +404,8 @@ void agree_on(const std::exception_ptr& failure) {
 // (other ranks return zeros). One block of `sample` rows (every k-th row of stage 0's `input`) goes
 // through the stages as loaded, which warms each stage's session and gives every stage its rows;
 // each stage keeps what it got. Then each stage runs them, on its own, through its layers in one
-// call and through each layer alone (a session of its own per layer, rows passed on as sparse
-// rows): once to warm up, then 3 times, keeping the least time of each (a run the system
+// call and through each layer alone (a session of its own per layer, one at a time, rows passed on
+// as sparse rows): once to warm up, then 3 times, keeping the least time of each (a run the system
 // interrupted once, on a loaded machine or a simulator sharing its cores, would look far
 // costlier). Times are on the MPI library's clock: under SimGrid the simulated one, which is what
 // the simulated inference takes. The layers move out of `network` while their sessions run and
@@ -424,17 +420,14 @@ LayerProbe probe_layer_costs(int rank, const Grid& grid, Network& network, const
   probe_engine.progress = nullptr;
   const double unset = std::numeric_limits<double>::infinity();
   std::vector<double> alone(total_layers, 0.0), nonzeros(total_layers, 0.0), together(stages, 0.0);
-  double put_s = 0, put_bytes = 0;
   std::exception_ptr failure;  // a failure in one row group's probe ends every rank's
   try {
     std::vector<CsrMatrix> blocks;
     {
       InferenceSession session(network, stage_engine(probe_engine, sample, last_stage, false));
       RankFigures figures;
-      const PipelineResult ran = run_stage(rank, network, probe_rows, sample, grid, layers, total_layers, probe_engine,
-                                           sample, false, ring, figures, &session, &blocks);
-      put_s = ran.stage.transfer_s;
-      put_bytes = static_cast<double>(ran.stage.bytes_sent);
+      run_stage(rank, network, probe_rows, sample, grid, layers, total_layers, probe_engine, sample, false, ring, figures,
+                &session, &blocks);
       // The stage in one call, as the inference runs it; warm from the run above.
       double best = unset;
       for (int run = 0; run < kTimedRuns; ++run) {
@@ -444,52 +437,47 @@ LayerProbe probe_layer_costs(int rank, const Grid& grid, Network& network, const
       }
       together[stage] = blocks.empty() ? 0.0 : best;
     }
-    // Each layer alone: its layer moves into a network of its own for its session, and back after.
-    std::vector<Network> single(layers.size());
-    struct GiveBack {
-      Network& network;
-      std::vector<Network>& single;
-      ~GiveBack() {
-        for (std::size_t l = 0; l < single.size(); ++l)
-          if (!single[l].empty()) network[l] = std::move(single[l][0]);
-      }
-    } give_back{network, single};
-    std::vector<std::unique_ptr<InferenceSession>> sessions;
+    // Each layer alone, one after the other: the layer moves into a network of its own for a
+    // session of its own (one at a time: a session per layer at once held 60 sets of engine
+    // buffers per rank), and back after; its output is the next layer's input.
+    std::vector<double> best(layers.size(), unset);
+    std::vector<CsrMatrix> rows = std::move(blocks);
     for (Index l = 0; l < layers.size(); ++l) {
-      single[l].push_back(std::move(network[l]));
+      Network single;
+      single.push_back(std::move(network[l]));
+      struct GiveBack {
+        Layer& home;
+        Network& single;
+        ~GiveBack() { home = std::move(single[0]); }
+      } give_back{network[l], single};
       const bool network_output = last_stage && l + 1 == layers.size();
       EngineOptions one = stage_engine(probe_engine, sample, network_output, false);
       one.keep_activations = !network_output;  // passed on to the next layer
-      sessions.push_back(std::make_unique<InferenceSession>(single[l], one));
-    }
-    std::vector<double> best(layers.size(), unset);
-    for (int run = 0; run <= kTimedRuns; ++run) {  // run 0 warms up
-      std::vector<double> took(layers.size(), 0.0);
-      for (const CsrMatrix& block : blocks) {
-        CsrMatrix rows = block.clone();
-        for (Index l = 0; l < layers.size(); ++l) {
+      InferenceSession session(single, one);
+      std::vector<CsrMatrix> out(rows.size());
+      for (int run = 0; run <= kTimedRuns; ++run) {  // run 0 warms up
+        double took = 0;
+        for (std::size_t b = 0; b < rows.size(); ++b) {
           const double start = mpi_seconds();
-          InferenceResult out = sessions[l]->run(rows);
-          took[l] += mpi_seconds_since(start);
-          if (run == 0) nonzeros[layers.first + l] += static_cast<double>(out.layer_nonzeros[0]);
-          rows = std::move(out.activations);
+          InferenceResult result = session.run(rows[b]);
+          took += mpi_seconds_since(start);
+          if (run == 0) nonzeros[layers.first + l] += static_cast<double>(result.layer_nonzeros[0]);
+          if (run == kTimedRuns) out[b] = std::move(result.activations);
         }
+        if (run > 0) best[l] = std::min(best[l], took);
       }
-      if (run > 0)
-        for (Index l = 0; l < layers.size(); ++l) best[l] = std::min(best[l], took[l]);
+      rows = std::move(out);
     }
-    for (Index l = 0; l < layers.size(); ++l) alone[layers.first + l] = blocks.empty() ? 0.0 : best[l];
+    for (Index l = 0; l < layers.size(); ++l) alone[layers.first + l] = rows.empty() ? 0.0 : best[l];
   } catch (...) {
     failure = std::current_exception();
   }
   agree_on(failure);
-  // To rank 0, summed over row groups: [alone L][nonzeros L][together P][put seconds, put bytes].
+  // To rank 0, summed over row groups: [alone L][nonzeros L][together P].
   std::vector<double> figures;
   figures.insert(figures.end(), alone.begin(), alone.end());
   figures.insert(figures.end(), nonzeros.begin(), nonzeros.end());
   figures.insert(figures.end(), together.begin(), together.end());
-  figures.push_back(put_s);
-  figures.push_back(put_bytes);
   MPI_Reduce(rank == 0 ? MPI_IN_PLACE : figures.data(), figures.data(), static_cast<int>(figures.size()), MPI_DOUBLE,
              MPI_SUM, 0, MPI_COMM_WORLD);
   LayerProbe probe;
@@ -497,8 +485,6 @@ LayerProbe probe_layer_costs(int rank, const Grid& grid, Network& network, const
   probe.alone_s.assign(figures.begin(), figures.begin() + L);
   probe.nonzeros.assign(figures.begin() + L, figures.begin() + 2 * L);
   probe.together_s.assign(figures.begin() + 2 * L, figures.begin() + 2 * L + stages);
-  const double sent_s = figures[figures.size() - 2], sent_bytes = figures.back();
-  probe.put_s_per_byte = sent_bytes > 0 ? sent_s / sent_bytes : 0.0;
   return probe;
 }
 
@@ -586,6 +572,12 @@ StageSplit balance_stages(int rank, const Grid& grid, Network& network, const Cs
   std::exception_ptr failure;
   if (rank == 0) try {
       const ProbedCost cost = probed_cost(probe, loaded);
+      if (std::getenv("SDNN_DEBUG_PROBE")) {
+        for (std::size_t l = 0; l < cost.layer.size(); ++l)
+          std::fprintf(stderr, "probe l=%zu alone=%.6f layer=%.6f nnz=%.0f enter=%.6f leave=%.6f\n", l, probe.alone_s[l],
+                       cost.layer[l], probe.nonzeros[l], cost.cuts.enter[l], cost.cuts.leave[l]);
+        for (double t : probe.together_s) std::fprintf(stderr, "probe together=%.6f\n", t);
+      }
       const std::vector<std::uint32_t> starts = balanced_starts(cost.layer, stages, split.cap, cost.cuts);
       const std::vector<double> shares = stage_costs(cost.layer, starts, cost.cuts);
       double total = 0;

@@ -61,19 +61,20 @@ std::vector<double> stage_costs(const std::vector<double>& layer_cost, const std
 // (`loaded`: the first layer of stages 1..P-1):
 //   alone_s[l]     layer l run by itself: its rows enter as sparse rows and leave as sparse rows;
 //   together_s[s]  stage s's layers in one engine call (rows pass from layer to layer as they are);
-//   nonzeros[l]    the nonzeros that enter layer l (what a cut before l would pass);
-//   put_s_per_byte what passing a byte to the next stage took (MPI_Put, completion, flag).
+//   nonzeros[l]    the nonzeros that enter layer l (what a cut before l would pass).
 struct LayerProbe {
   std::vector<double> alone_s, together_s, nonzeros;
-  double put_s_per_byte = 0;
 };
 // A layer's own cost, and what each cut costs, from the probe. Every cut inside a loaded stage was
 // made in the layers run alone and not in the stage's one call, so the layers alone exceed the
 // stage by what its inner cuts cost; a cut is taken to cost in proportion to the nonzeros it passes
-// (seconds per nonzero fitted over every inner cut of every stage), half to the stage it leaves and
-// half to the one it enters, plus the put of its bytes to the stage it leaves. A layer's own cost is
-// its time alone less its halves of the cuts before and after it (the network's input and output
-// always enter and leave the same way, so they stay in layers 0 and L - 1).
+// (seconds per nonzero fitted over every inner cut of every stage), half to the stage it leaves
+// (its rows made into sparse rows) and half to the one it enters (sparse rows made into what its
+// first layer multiplies). A layer's own cost is its time alone less its halves of the cuts before
+// and after it (the network's input and output always enter and leave the same way, so they stay
+// in layers 0 and L - 1). The put of a cut's bytes to the next stage is not counted: on one probe
+// block it was mostly waiting for a busy peer on this shared machine (1000 times a block's put),
+// and on the simulated Omni-Path it is a few percent of a block's time.
 struct ProbedCost {
   std::vector<double> layer;  // L long
   CutCost cuts;               // L long each

@@ -78,18 +78,17 @@ TEST(PipelineSplit, CutCostsMoveTheSplit) {
 }
 
 // probed_cost on figures made from a known profile (each layer's own cost, a cost per nonzero for
-// each cut, split evenly between the stages it joins, the put's cost per byte): it gives the profile
-// back, whatever stages the figures came from.
+// each cut, split evenly between the stages it joins): it gives the profile back, whatever stages
+// the figures came from.
 TEST(PipelineSplit, ProbedCostRecoversAGivenProfile) {
   const std::vector<double> own = {30, 20, 9, 7, 5, 4, 3, 3, 2, 2, 2, 1};
   const std::vector<double> nonzeros = {0, 400, 380, 300, 200, 150, 100, 80, 60, 50, 40, 30};  // entering layer l
-  const double per_nonzero = 0.01, put_per_byte = 0.0005;
+  const double per_nonzero = 0.01;
   const std::size_t L = own.size();
   for (const std::vector<std::uint32_t>& loaded :
        {std::vector<std::uint32_t>{6}, std::vector<std::uint32_t>{3, 6, 9}, std::vector<std::uint32_t>{1, 2}}) {
     LayerProbe probe;
     probe.nonzeros = nonzeros;
-    probe.put_s_per_byte = put_per_byte;
     for (std::size_t l = 0; l < L; ++l)  // alone: enters and leaves as sparse rows, each half a cut
       probe.alone_s.push_back(own[l] + (l > 0 ? per_nonzero / 2 * nonzeros[l] : 0) +
                               (l + 1 < L ? per_nonzero / 2 * nonzeros[l + 1] : 0));
@@ -105,8 +104,7 @@ TEST(PipelineSplit, ProbedCostRecoversAGivenProfile) {
     for (std::size_t l = 0; l < L; ++l) EXPECT_NEAR(got.layer[l], own[l], 1e-9) << "layer " << l;
     for (std::size_t b = 1; b < L; ++b) {
       EXPECT_NEAR(got.cuts.enter[b], per_nonzero / 2 * nonzeros[b], 1e-9) << "cut " << b;
-      EXPECT_NEAR(got.cuts.leave[b], per_nonzero / 2 * nonzeros[b] + put_per_byte * 8 * nonzeros[b], 1e-9)
-          << "cut " << b;
+      EXPECT_NEAR(got.cuts.leave[b], per_nonzero / 2 * nonzeros[b], 1e-9) << "cut " << b;
     }
   }
   // Figures of another split's shape are refused.
