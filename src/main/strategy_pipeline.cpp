@@ -150,16 +150,17 @@ std::vector<double> stage_costs(const std::vector<double>& layer_cost, const std
 
 ProbedCost probed_cost(const LayerProbe& probe, const std::vector<std::uint32_t>& loaded) {
   const std::size_t layers = probe.alone_s.size();
-  if (probe.nonzeros.size() != layers || probe.together_s.size() != loaded.size() + 1)
+  if (probe.nonzeros.size() != layers || probe.inner_s.size() != layers || probe.together_s.size() != loaded.size() + 1)
     throw std::invalid_argument("probed_cost: the probe's figures do not match the split");
+  auto first_of = [&](std::size_t s) -> std::size_t { return s == 0 ? 0 : loaded[s - 1]; };
+  auto last_of = [&](std::size_t s) -> std::size_t { return s == loaded.size() ? layers : loaded[s]; };
   // Inner cuts of the stages as loaded: every cut b in [1, L) that no stage starts at.
   double excess = 0, inner_nonzeros = 0;
   for (std::size_t s = 0; s <= loaded.size(); ++s) {
-    const std::size_t first = s == 0 ? 0 : loaded[s - 1], last = s == loaded.size() ? layers : loaded[s];
     double alone = 0;
-    for (std::size_t l = first; l < last; ++l) alone += probe.alone_s[l];
+    for (std::size_t l = first_of(s); l < last_of(s); ++l) alone += probe.alone_s[l];
     excess += alone - probe.together_s[s];
-    for (std::size_t b = first + 1; b < last; ++b) inner_nonzeros += probe.nonzeros[b];
+    for (std::size_t b = first_of(s) + 1; b < last_of(s); ++b) inner_nonzeros += probe.nonzeros[b];
   }
   ProbedCost out;
   out.seconds_per_nonzero = inner_nonzeros > 0 ? std::max(0.0, excess / inner_nonzeros) : 0.0;
@@ -168,9 +169,17 @@ ProbedCost probed_cost(const LayerProbe& probe, const std::vector<std::uint32_t>
   out.cuts.leave.assign(layers, 0.0);
   out.cuts.enter.assign(layers, 0.0);
   for (std::size_t b = 1; b < layers; ++b) out.cuts.enter[b] = out.cuts.leave[b] = half * probe.nonzeros[b];
-  for (std::size_t l = 0; l < layers; ++l)
-    out.layer[l] = std::max(0.0, probe.alone_s[l] - (l > 0 ? half * probe.nonzeros[l] : 0.0) -
-                                     (l + 1 < layers ? half * probe.nonzeros[l + 1] : 0.0));
+  // Each stage's time in one call less the halves of the cuts at its ends is its layers' own cost,
+  // shared among them as the engine's own times share it.
+  for (std::size_t s = 0; s <= loaded.size(); ++s) {
+    const std::size_t first = first_of(s), last = last_of(s);
+    const double own = std::max(0.0, probe.together_s[s] - (first > 0 ? out.cuts.enter[first] : 0.0) -
+                                         (last < layers ? out.cuts.leave[last] : 0.0));
+    double engine = 0;
+    for (std::size_t l = first; l < last; ++l) engine += std::max(0.0, probe.inner_s[l]);
+    for (std::size_t l = first; l < last; ++l)
+      out.layer[l] = engine > 0 ? own * std::max(0.0, probe.inner_s[l]) / engine : own / static_cast<double>(last - first);
+  }
   return out;
 }
 
@@ -419,7 +428,8 @@ LayerProbe probe_layer_costs(int rank, const Grid& grid, Network& network, const
   EngineOptions probe_engine = engine;
   probe_engine.progress = nullptr;
   const double unset = std::numeric_limits<double>::infinity();
-  std::vector<double> alone(total_layers, 0.0), nonzeros(total_layers, 0.0), together(stages, 0.0);
+  std::vector<double> alone(total_layers, 0.0), inner(total_layers, 0.0), nonzeros(total_layers, 0.0),
+      together(stages, 0.0);
   std::exception_ptr failure;  // a failure in one row group's probe ends every rank's
   try {
     std::vector<CsrMatrix> blocks;
@@ -428,14 +438,22 @@ LayerProbe probe_layer_costs(int rank, const Grid& grid, Network& network, const
       RankFigures figures;
       run_stage(rank, network, probe_rows, sample, grid, layers, total_layers, probe_engine, sample, false, ring, figures,
                 &session, &blocks);
-      // The stage in one call, as the inference runs it; warm from the run above.
+      // The stage in one call, as the inference runs it; warm from the run above. The engine's own
+      // time of each layer in it (on the host's clock) too.
       double best = unset;
+      std::vector<double> best_inner(layers.size(), unset);
       for (int run = 0; run < kTimedRuns; ++run) {
+        std::vector<double> took_inner(layers.size(), 0.0);
         const double start = mpi_seconds();
-        for (const CsrMatrix& block : blocks) session.run(block);
+        for (const CsrMatrix& block : blocks) {
+          const InferenceResult result = session.run(block);
+          for (Index l = 0; l < layers.size(); ++l) took_inner[l] += result.layer_seconds[l];
+        }
         best = std::min(best, mpi_seconds_since(start));
+        for (Index l = 0; l < layers.size(); ++l) best_inner[l] = std::min(best_inner[l], took_inner[l]);
       }
       together[stage] = blocks.empty() ? 0.0 : best;
+      for (Index l = 0; l < layers.size(); ++l) inner[layers.first + l] = blocks.empty() ? 0.0 : best_inner[l];
     }
     // Each layer alone, one after the other: the layer moves into a network of its own for a
     // session of its own (one at a time: a session per layer at once held 60 sets of engine
@@ -473,9 +491,10 @@ LayerProbe probe_layer_costs(int rank, const Grid& grid, Network& network, const
     failure = std::current_exception();
   }
   agree_on(failure);
-  // To rank 0, summed over row groups: [alone L][nonzeros L][together P].
+  // To rank 0, summed over row groups: [alone L][inner L][nonzeros L][together P].
   std::vector<double> figures;
   figures.insert(figures.end(), alone.begin(), alone.end());
+  figures.insert(figures.end(), inner.begin(), inner.end());
   figures.insert(figures.end(), nonzeros.begin(), nonzeros.end());
   figures.insert(figures.end(), together.begin(), together.end());
   MPI_Reduce(rank == 0 ? MPI_IN_PLACE : figures.data(), figures.data(), static_cast<int>(figures.size()), MPI_DOUBLE,
@@ -483,8 +502,9 @@ LayerProbe probe_layer_costs(int rank, const Grid& grid, Network& network, const
   LayerProbe probe;
   const auto L = static_cast<std::ptrdiff_t>(total_layers);
   probe.alone_s.assign(figures.begin(), figures.begin() + L);
-  probe.nonzeros.assign(figures.begin() + L, figures.begin() + 2 * L);
-  probe.together_s.assign(figures.begin() + 2 * L, figures.begin() + 2 * L + stages);
+  probe.inner_s.assign(figures.begin() + L, figures.begin() + 2 * L);
+  probe.nonzeros.assign(figures.begin() + 2 * L, figures.begin() + 3 * L);
+  probe.together_s.assign(figures.begin() + 3 * L, figures.begin() + 3 * L + stages);
   return probe;
 }
 
@@ -574,8 +594,9 @@ StageSplit balance_stages(int rank, const Grid& grid, Network& network, const Cs
       const ProbedCost cost = probed_cost(probe, loaded);
       if (std::getenv("SDNN_DEBUG_PROBE")) {
         for (std::size_t l = 0; l < cost.layer.size(); ++l)
-          std::fprintf(stderr, "probe l=%zu alone=%.6f layer=%.6f nnz=%.0f enter=%.6f leave=%.6f\n", l, probe.alone_s[l],
-                       cost.layer[l], probe.nonzeros[l], cost.cuts.enter[l], cost.cuts.leave[l]);
+          std::fprintf(stderr, "probe l=%zu alone=%.6f inner=%.6f layer=%.6f nnz=%.0f enter=%.6f leave=%.6f\n", l,
+                       probe.alone_s[l], probe.inner_s[l], cost.layer[l], probe.nonzeros[l], cost.cuts.enter[l],
+                       cost.cuts.leave[l]);
         for (double t : probe.together_s) std::fprintf(stderr, "probe together=%.6f\n", t);
       }
       const std::vector<std::uint32_t> starts = balanced_starts(cost.layer, stages, split.cap, cost.cuts);

@@ -59,22 +59,25 @@ std::vector<double> stage_costs(const std::vector<double>& layer_cost, const std
 
 // The probe's measurements (probe_layer_costs), summed over row groups, on the stages as loaded
 // (`loaded`: the first layer of stages 1..P-1):
-//   alone_s[l]     layer l run by itself: its rows enter as sparse rows and leave as sparse rows;
 //   together_s[s]  stage s's layers in one engine call (rows pass from layer to layer as they are);
+//   inner_s[l]     the engine's own time of layer l in that call (on the host's clock: under
+//                  SimGrid not the simulated one, so only its shares count);
+//   alone_s[l]     layer l run by itself: its rows enter as sparse rows and leave as sparse rows;
 //   nonzeros[l]    the nonzeros that enter layer l (what a cut before l would pass).
 struct LayerProbe {
-  std::vector<double> alone_s, together_s, nonzeros;
+  std::vector<double> alone_s, inner_s, together_s, nonzeros;
 };
 // A layer's own cost, and what each cut costs, from the probe. Every cut inside a loaded stage was
 // made in the layers run alone and not in the stage's one call, so the layers alone exceed the
 // stage by what its inner cuts cost; a cut is taken to cost in proportion to the nonzeros it passes
 // (seconds per nonzero fitted over every inner cut of every stage), half to the stage it leaves
 // (its rows made into sparse rows) and half to the one it enters (sparse rows made into what its
-// first layer multiplies). A layer's own cost is its time alone less its halves of the cuts before
-// and after it (the network's input and output always enter and leave the same way, so they stay
-// in layers 0 and L - 1). The put of a cut's bytes to the next stage is not counted: on one probe
-// block it was mostly waiting for a busy peer on this shared machine (1000 times a block's put),
-// and on the simulated Omni-Path it is a few percent of a block's time.
+// first layer multiplies). A stage's time in one call, less the halves of the cuts at its two ends,
+// is its layers' own cost, shared among them in proportion to inner_s (a layer's time alone less its
+// cuts is the small difference of two large figures where the cuts cost most: on the 4096 problem
+// a cut cost 5 to 20 times a later layer). The put of a cut's bytes to the next stage is not
+// counted: on one probe block it was mostly waiting for a busy peer on this shared machine (1000
+// times a block's put), and on the simulated Omni-Path it is a few percent of a block's time.
 struct ProbedCost {
   std::vector<double> layer;  // L long
   CutCost cuts;               // L long each

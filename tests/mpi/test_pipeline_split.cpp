@@ -78,8 +78,8 @@ TEST(PipelineSplit, CutCostsMoveTheSplit) {
 }
 
 // probed_cost on figures made from a known profile (each layer's own cost, a cost per nonzero for
-// each cut, split evenly between the stages it joins): it gives the profile back, whatever stages
-// the figures came from.
+// each cut, split evenly between the stages it joins; the engine's layer times on a clock of
+// another rate in each stage): it gives the profile back, whatever stages the figures came from.
 TEST(PipelineSplit, ProbedCostRecoversAGivenProfile) {
   const std::vector<double> own = {30, 20, 9, 7, 5, 4, 3, 3, 2, 2, 2, 1};
   const std::vector<double> nonzeros = {0, 400, 380, 300, 200, 150, 100, 80, 60, 50, 40, 30};  // entering layer l
@@ -92,10 +92,14 @@ TEST(PipelineSplit, ProbedCostRecoversAGivenProfile) {
     for (std::size_t l = 0; l < L; ++l)  // alone: enters and leaves as sparse rows, each half a cut
       probe.alone_s.push_back(own[l] + (l > 0 ? per_nonzero / 2 * nonzeros[l] : 0) +
                               (l + 1 < L ? per_nonzero / 2 * nonzeros[l + 1] : 0));
+    probe.inner_s.assign(L, 0.0);
     for (std::size_t s = 0; s <= loaded.size(); ++s) {  // in one call: only the stage's own ends
       const std::size_t first = s == 0 ? 0 : loaded[s - 1], last = s == loaded.size() ? L : loaded[s];
       double t = (first > 0 ? per_nonzero / 2 * nonzeros[first] : 0) + (last < L ? per_nonzero / 2 * nonzeros[last] : 0);
-      for (std::size_t l = first; l < last; ++l) t += own[l];
+      for (std::size_t l = first; l < last; ++l) {
+        t += own[l];
+        probe.inner_s[l] = own[l] * (0.5 + static_cast<double>(s));  // the engine's clock, not the MPI one
+      }
       probe.together_s.push_back(t);
     }
     const ProbedCost got = probed_cost(probe, loaded);
@@ -110,6 +114,7 @@ TEST(PipelineSplit, ProbedCostRecoversAGivenProfile) {
   // Figures of another split's shape are refused.
   LayerProbe short_probe;
   short_probe.alone_s.assign(L, 1.0);
+  short_probe.inner_s.assign(L, 1.0);
   short_probe.nonzeros.assign(L, 1.0);
   short_probe.together_s.assign(2, 1.0);
   EXPECT_THROW(probed_cost(short_probe, {3, 6}), std::invalid_argument);
