@@ -169,16 +169,42 @@ ProbedCost probed_cost(const LayerProbe& probe, const std::vector<std::uint32_t>
   out.cuts.leave.assign(layers, 0.0);
   out.cuts.enter.assign(layers, 0.0);
   for (std::size_t b = 1; b < layers; ++b) out.cuts.enter[b] = out.cuts.leave[b] = half * probe.nonzeros[b];
-  // Each stage's time in one call less the halves of the cuts at its ends is its layers' own cost,
-  // shared among them as the engine's own times share it.
-  for (std::size_t s = 0; s <= loaded.size(); ++s) {
+  // Each stage's time in one call less the halves of the cuts at its ends is its layers' own cost:
+  // own_s = rate x (the engine's times of its layers) + per_layer x (its layers), rate and
+  // per_layer the same for every stage (least squares; the engine's clock may run at another rate
+  // than the MPI one, and a layer costs the stage a little outside the engine's timing). Each layer
+  // gets rate x its engine time + per_layer, scaled so that its stage's layers sum to own_s.
+  const std::size_t stages = loaded.size() + 1;
+  std::vector<double> own(stages), engine(stages, 0.0), count(stages);
+  for (std::size_t s = 0; s < stages; ++s) {
     const std::size_t first = first_of(s), last = last_of(s);
-    const double own = std::max(0.0, probe.together_s[s] - (first > 0 ? out.cuts.enter[first] : 0.0) -
-                                         (last < layers ? out.cuts.leave[last] : 0.0));
-    double engine = 0;
-    for (std::size_t l = first; l < last; ++l) engine += std::max(0.0, probe.inner_s[l]);
-    for (std::size_t l = first; l < last; ++l)
-      out.layer[l] = engine > 0 ? own * std::max(0.0, probe.inner_s[l]) / engine : own / static_cast<double>(last - first);
+    own[s] = std::max(0.0, probe.together_s[s] - (first > 0 ? out.cuts.enter[first] : 0.0) -
+                               (last < layers ? out.cuts.leave[last] : 0.0));
+    for (std::size_t l = first; l < last; ++l) engine[s] += std::max(0.0, probe.inner_s[l]);
+    count[s] = static_cast<double>(last - first);
+  }
+  double ee = 0, en = 0, nn = 0, eo = 0, no = 0, total_own = 0;
+  for (std::size_t s = 0; s < stages; ++s) {
+    ee += engine[s] * engine[s], en += engine[s] * count[s], nn += count[s] * count[s];
+    eo += engine[s] * own[s], no += count[s] * own[s], total_own += own[s];
+  }
+  const double det = ee * nn - en * en;
+  double rate = det > 1e-12 * ee * nn ? (eo * nn - no * en) / det : -1.0;
+  double per_layer = det > 1e-12 * ee * nn ? (ee * no - en * eo) / det : -1.0;
+  double total_engine = 0;
+  for (double e : engine) total_engine += e;
+  if (rate < 0 || per_layer < 0) {  // no fit, or one that needs a negative part: one part alone
+    rate = per_layer = 0;
+    if (total_engine > 0) rate = total_own / total_engine;
+    else per_layer = total_own / static_cast<double>(layers);
+  }
+  for (std::size_t s = 0; s < stages; ++s) {
+    double modelled = 0;
+    for (std::size_t l = first_of(s); l < last_of(s); ++l) modelled += rate * std::max(0.0, probe.inner_s[l]) + per_layer;
+    for (std::size_t l = first_of(s); l < last_of(s); ++l) {
+      const double layer = rate * std::max(0.0, probe.inner_s[l]) + per_layer;
+      out.layer[l] = modelled > 0 ? own[s] * layer / modelled : own[s] / count[s];
+    }
   }
   return out;
 }

@@ -73,9 +73,12 @@ struct LayerProbe {
 // (seconds per nonzero fitted over every inner cut of every stage), half to the stage it leaves
 // (its rows made into sparse rows) and half to the one it enters (sparse rows made into what its
 // first layer multiplies). A stage's time in one call, less the halves of the cuts at its two ends,
-// is its layers' own cost, shared among them in proportion to inner_s (a layer's time alone less its
-// cuts is the small difference of two large figures where the cuts cost most: on the 4096 problem
-// a cut cost 5 to 20 times a later layer). The put of a cut's bytes to the next stage is not
+// is its layers' own cost: rate x inner_s + per_layer for each layer, with rate (the engine's clock
+// against the MPI one) and per_layer (what a layer costs outside the engine's timing) fitted over
+// the stages by least squares, then scaled to the stage's time. (A layer's time alone less its cuts
+// is the small difference of two large figures where the cuts cost most: on the 4096 problem a
+// cut cost 5 to 20 times a later layer. Shares of inner_s alone, without per_layer, made the 118
+// cheap layers of the default problem look 1.5 times cheaper than they ran.) The put of a cut's bytes to the next stage is not
 // counted: on one probe block it was mostly waiting for a busy peer on this shared machine (1000
 // times a block's put), and on the simulated Omni-Path it is a few percent of a block's time.
 struct ProbedCost {
