@@ -11,7 +11,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <limits>
 #include <memory>
@@ -618,13 +617,6 @@ StageSplit balance_stages(int rank, const Grid& grid, Network& network, const Cs
   std::exception_ptr failure;
   if (rank == 0) try {
       const ProbedCost cost = probed_cost(probe, loaded);
-      if (std::getenv("SDNN_DEBUG_PROBE")) {
-        for (std::size_t l = 0; l < cost.layer.size(); ++l)
-          std::fprintf(stderr, "probe l=%zu alone=%.6f inner=%.6f layer=%.6f nnz=%.0f enter=%.6f leave=%.6f\n", l,
-                       probe.alone_s[l], probe.inner_s[l], cost.layer[l], probe.nonzeros[l], cost.cuts.enter[l],
-                       cost.cuts.leave[l]);
-        for (double t : probe.together_s) std::fprintf(stderr, "probe together=%.6f\n", t);
-      }
       const std::vector<std::uint32_t> starts = balanced_starts(cost.layer, stages, split.cap, cost.cuts);
       const std::vector<double> shares = stage_costs(cost.layer, starts, cost.cuts);
       double total = 0;
