@@ -121,7 +121,7 @@ done
 check_generated "generated, pipeline 1x3, the automatic split" \
   $MPIRUN -np 3 ./sdnn "${small[@]}" --strategy pipeline --grid 1x3 --threads 1
 expect "pipeline prints the automatic split and why" \
-  "^stages: --stage-layers [0-9]+,[0-9]+ of 30 layers, balanced by the cost of each layer measured on a probe of [0-9]+ rows"
+  "^stages: --stage-layers [0-9]+,[0-9]+ of 30 layers, balanced by the cost of each layer and of each cut \([0-9.]+ ns per nonzero passed\) measured on a probe of [0-9]+ rows"
 run "pipeline with as many stages as layers" 0 $MPIRUN -np 4 ./sdnn --inputs 300 --layers 4 --neurons 64 --strategy pipeline \
   --grid 1x4 --threads 1 --verify -q &&
   expect "as many stages as layers: one layer each, verified" "^stages: --stage-layers 1,2,3 of 4 layers" &&

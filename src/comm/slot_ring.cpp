@@ -127,6 +127,7 @@ double SlotRing::send(const std::vector<Piece>& pieces, bool last) {
 SlotRing::Message SlotRing::receive(double& waited_s) {
   if (!valid() || upstream_ < 0) throw std::logic_error("SlotRing::receive: no upstream rank");
   if (holding_) throw std::logic_error("SlotRing::receive: the last message was not released");
+  if (received_end_) throw std::logic_error("SlotRing::receive: the stream has ended (restart it first)");
   const auto start = mpi_seconds();
   const std::size_t slot = slot_at(received_);
   std::uint64_t flag = 0;
@@ -143,12 +144,15 @@ SlotRing::Message SlotRing::receive(double& waited_s) {
   m.bytes = static_cast<std::size_t>(header[bytes_in_slot / 8]);
   m.last = header[last_in_slot / 8] != 0;
   holding_ = true;
+  holding_last_ = m.last;
   return m;
 }
 
 void SlotRing::release() {
   if (!holding_) throw std::logic_error("SlotRing::release: no message held");
   holding_ = false;
+  received_end_ = holding_last_;
+  holding_last_ = false;
   ++received_;
   write_atomic(upstream_, credit_at, received_);
 }
@@ -156,6 +160,7 @@ void SlotRing::release() {
 void SlotRing::restart() {
   if (holding_) throw std::logic_error("SlotRing::restart: the last message was not released");
   ended_ = false;
+  received_end_ = false;
 }
 
 void SlotRing::abort() noexcept {

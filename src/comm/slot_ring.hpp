@@ -63,7 +63,8 @@ class SlotRing {
 
   // Receiver: waits for the next message from the upstream rank; `waited_s` gets the seconds
   // spent waiting. Throws PeerFailure when the upstream rank aborted, std::logic_error when a
-  // message was not released or the stream has ended.
+  // message was not released or the stream has ended (the end mark was received and released:
+  // restart() first).
   Message receive(double& waited_s);
   // Receiver: the slot of the last received message may be reused by the sender.
   void release();
@@ -95,7 +96,8 @@ class SlotRing {
   int upstream_ = -1, downstream_ = -1, slots_ = 0;
   std::size_t slot_bytes_ = 0;
   std::uint64_t sent_ = 0, received_ = 0;
-  bool holding_ = false, ended_ = false;
+  bool holding_ = false, ended_ = false;  // holding a received message; this rank's sent stream ended
+  bool holding_last_ = false, received_end_ = false;  // the message held is the end mark; it was released
 };
 
 }  // namespace sdnn

@@ -95,7 +95,8 @@ Index automatic_stage_cap(Index layers, int stages) {
   return std::min<Index>(layers - std::min(layers, p) + 1, 2 * ((layers + p - 1) / p));
 }
 
-std::vector<std::uint32_t> balanced_starts(const std::vector<double>& layer_cost, int stages, Index most_layers) {
+std::vector<std::uint32_t> balanced_starts(const std::vector<double>& layer_cost, int stages, Index most_layers,
+                                           const CutCost& cuts) {
   const std::size_t layers = layer_cost.size();
   if (stages < 1 || static_cast<std::size_t>(stages) > layers)
     throw std::invalid_argument("balanced_starts: needs 1 <= stages <= layers");
@@ -105,18 +106,23 @@ std::vector<std::uint32_t> balanced_starts(const std::vector<double>& layer_cost
                                 std::to_string(layers));
   std::vector<double> prefix(layers + 1, 0.0);
   for (std::size_t l = 0; l < layers; ++l) prefix[l + 1] = prefix[l] + std::max(0.0, layer_cost[l]);
+  // A stage [j, l): its layers, the cut it enters by (j > 0) and the cut it leaves by (l < L).
+  auto stage = [&](std::size_t j, std::size_t l) {
+    return prefix[l] - prefix[j] + (j > 0 ? std::max(0.0, cuts.at(cuts.enter, j)) : 0.0) +
+           (l < layers ? std::max(0.0, cuts.at(cuts.leave, l)) : 0.0);
+  };
   // worst[s][l]: the least cost of the costliest stage when stages 0..s hold layers [0, l);
   // from[s][l]: where stage s starts in that split. Stages of 1 to cap layers each.
   const double none = std::numeric_limits<double>::infinity();
   const auto P = static_cast<std::size_t>(stages);
   std::vector<std::vector<double>> worst(P, std::vector<double>(layers + 1, none));
   std::vector<std::vector<std::size_t>> from(P, std::vector<std::size_t>(layers + 1, 0));
-  for (std::size_t l = 1; l <= std::min(cap, layers); ++l) worst[0][l] = prefix[l];
+  for (std::size_t l = 1; l <= std::min(cap, layers); ++l) worst[0][l] = stage(0, l);
   for (std::size_t s = 1; s < P; ++s)
     for (std::size_t l = s + 1; l <= layers; ++l)
       for (std::size_t j = l - std::min(l - s, cap); j < l; ++j) {  // stage s holds [j, l), j >= s
         if (worst[s - 1][j] == none) continue;
-        const double cost = std::max(worst[s - 1][j], prefix[l] - prefix[j]);
+        const double cost = std::max(worst[s - 1][j], stage(j, l));
         if (cost < worst[s][l]) worst[s][l] = cost, from[s][l] = j;  // ties: the earliest start
       }
   std::vector<std::uint32_t> starts(P - 1);
@@ -126,6 +132,80 @@ std::vector<std::uint32_t> balanced_starts(const std::vector<double>& layer_cost
     starts[s - 1] = static_cast<std::uint32_t>(l);
   }
   return starts;
+}
+
+std::vector<double> stage_costs(const std::vector<double>& layer_cost, const std::vector<std::uint32_t>& starts,
+                                const CutCost& cuts) {
+  const std::size_t layers = layer_cost.size();
+  std::vector<double> cost(starts.size() + 1, 0.0);
+  for (std::size_t s = 0; s < cost.size(); ++s) {
+    const std::size_t first = s == 0 ? 0 : starts[s - 1], last = s == starts.size() ? layers : starts[s];
+    for (std::size_t l = first; l < last && l < layers; ++l) cost[s] += std::max(0.0, layer_cost[l]);
+    if (first > 0) cost[s] += std::max(0.0, cuts.at(cuts.enter, first));
+    if (last < layers) cost[s] += std::max(0.0, cuts.at(cuts.leave, last));
+  }
+  return cost;
+}
+
+ProbedCost probed_cost(const LayerProbe& probe, const std::vector<std::uint32_t>& loaded) {
+  const std::size_t layers = probe.alone_s.size();
+  if (probe.nonzeros.size() != layers || probe.inner_s.size() != layers || probe.together_s.size() != loaded.size() + 1)
+    throw std::invalid_argument("probed_cost: the probe's figures do not match the split");
+  auto first_of = [&](std::size_t s) -> std::size_t { return s == 0 ? 0 : loaded[s - 1]; };
+  auto last_of = [&](std::size_t s) -> std::size_t { return s == loaded.size() ? layers : loaded[s]; };
+  // Inner cuts of the stages as loaded: every cut b in [1, L) that no stage starts at.
+  double excess = 0, inner_nonzeros = 0;
+  for (std::size_t s = 0; s <= loaded.size(); ++s) {
+    double alone = 0;
+    for (std::size_t l = first_of(s); l < last_of(s); ++l) alone += probe.alone_s[l];
+    excess += alone - probe.together_s[s];
+    for (std::size_t b = first_of(s) + 1; b < last_of(s); ++b) inner_nonzeros += probe.nonzeros[b];
+  }
+  ProbedCost out;
+  out.seconds_per_nonzero = inner_nonzeros > 0 ? std::max(0.0, excess / inner_nonzeros) : 0.0;
+  const double half = out.seconds_per_nonzero / 2;
+  out.layer.assign(layers, 0.0);
+  out.cuts.leave.assign(layers, 0.0);
+  out.cuts.enter.assign(layers, 0.0);
+  for (std::size_t b = 1; b < layers; ++b) out.cuts.enter[b] = out.cuts.leave[b] = half * probe.nonzeros[b];
+  // Each stage's time in one call less the halves of the cuts at its ends is its layers' own cost:
+  // own_s = rate x (the engine's times of its layers) + per_layer x (its layers), rate and
+  // per_layer the same for every stage (least squares; the engine's clock may run at another rate
+  // than the MPI one, and a layer costs the stage a little outside the engine's timing). Each layer
+  // gets rate x its engine time + per_layer, scaled so that its stage's layers sum to own_s.
+  const std::size_t stages = loaded.size() + 1;
+  std::vector<double> own(stages), engine(stages, 0.0), count(stages);
+  for (std::size_t s = 0; s < stages; ++s) {
+    const std::size_t first = first_of(s), last = last_of(s);
+    own[s] = std::max(0.0, probe.together_s[s] - (first > 0 ? out.cuts.enter[first] : 0.0) -
+                               (last < layers ? out.cuts.leave[last] : 0.0));
+    for (std::size_t l = first; l < last; ++l) engine[s] += std::max(0.0, probe.inner_s[l]);
+    count[s] = static_cast<double>(last - first);
+  }
+  double ee = 0, en = 0, nn = 0, eo = 0, no = 0, total_own = 0;
+  for (std::size_t s = 0; s < stages; ++s) {
+    ee += engine[s] * engine[s], en += engine[s] * count[s], nn += count[s] * count[s];
+    eo += engine[s] * own[s], no += count[s] * own[s], total_own += own[s];
+  }
+  const double det = ee * nn - en * en;
+  double rate = det > 1e-12 * ee * nn ? (eo * nn - no * en) / det : -1.0;
+  double per_layer = det > 1e-12 * ee * nn ? (ee * no - en * eo) / det : -1.0;
+  double total_engine = 0;
+  for (double e : engine) total_engine += e;
+  if (rate < 0 || per_layer < 0) {  // no fit, or one that needs a negative part: one part alone
+    rate = per_layer = 0;
+    if (total_engine > 0) rate = total_own / total_engine;
+    else per_layer = total_own / static_cast<double>(layers);
+  }
+  for (std::size_t s = 0; s < stages; ++s) {
+    double modelled = 0;
+    for (std::size_t l = first_of(s); l < last_of(s); ++l) modelled += rate * std::max(0.0, probe.inner_s[l]) + per_layer;
+    for (std::size_t l = first_of(s); l < last_of(s); ++l) {
+      const double layer = rate * std::max(0.0, probe.inner_s[l]) + per_layer;
+      out.layer[l] = modelled > 0 ? own[s] * layer / modelled : own[s] / count[s];
+    }
+  }
+  return out;
 }
 
 namespace {
@@ -150,10 +230,12 @@ EngineOptions stage_engine(const EngineOptions& engine, Index block_rows, bool l
 // One stage over its row group's blocks (run_pipeline): `network` holds the stage's layers,
 // `input` the group's `group_rows` rows on stage 0; `ring` (make_stage_ring) passes them on.
 // `session`: an engine session over `network` with stage_engine's options to run the blocks in
-// (the probe's two runs share one), or null for one of the run's own.
+// (the probe's runs share one), or null for one of the run's own. `kept_blocks`: when given, gets a
+// copy of every block this stage ran (the probe times them again).
 PipelineResult run_stage(int rank, const Network& network, const CsrMatrix& input, Index group_rows, const Grid& grid,
                          LayerRange layers, Index total_layers, const EngineOptions& engine, Index block_rows,
-                         bool keep_rows, SlotRing& ring, RankFigures& figures, InferenceSession* session = nullptr) {
+                         bool keep_rows, SlotRing& ring, RankFigures& figures, InferenceSession* session = nullptr,
+                         std::vector<CsrMatrix>* kept_blocks = nullptr) {
   const int stages = grid.columns, stage = rank % stages;
   const bool first_stage = stage == 0, last_stage = stage == stages - 1;
   const Index neurons = input.cols();
@@ -184,6 +266,7 @@ PipelineResult run_stage(int rank, const Network& network, const CsrMatrix& inpu
   // One block through this stage's layers: its rows (part-local numbering) and their row numbers.
   auto process = [&](const CsrMatrix& rows, const Index* ids) {
     if (rows.rows() == 0) return;
+    if (kept_blocks) kept_blocks->push_back(rows.clone());
     auto start = mpi_seconds();
     InferenceResult out = session->run(rows);
     figures.active_nonzeros += out.active_nonzeros;
@@ -351,46 +434,103 @@ void agree_on(const std::exception_ptr& failure) {
   if (failed) throw PeerFailure();
 }
 
-// Collective: the cost of each layer (total_layers long), from a probe: one block of `sample`
-// rows (every k-th row of stage 0's `input`) through the stages as loaded, twice, each layer's
-// lesser time kept. The times are wall-clock times, and a layer that the system interrupted once
-// (a loaded machine, a simulator sharing its cores) would look far costlier than it is; the
-// second run is also warm. The engine times layers by the wall clock; the stage's busy time is on
-// the MPI library's clock (under SimGrid the simulated one) and also holds the stage's own work
-// (cutting blocks, packing survivors): each stage's layer times are scaled to sum to its busy
-// time. Summed over row groups.
-std::vector<double> probe_layer_costs(int rank, const Grid& grid, const Network& network, const CsrMatrix& input,
-                                      Index sample, LayerRange layers, Index total_layers, const EngineOptions& engine,
-                                      SlotRing& ring) {
-  const bool first_stage = rank % grid.columns == 0;
+// Collective: this rank's part of the probe (balance_stages), summed over row groups on rank 0
+// (other ranks return zeros). One block of `sample` rows (every k-th row of stage 0's `input`) goes
+// through the stages as loaded, which warms each stage's session and gives every stage its rows;
+// each stage keeps what it got. Then each stage runs them, on its own, through its layers in one
+// call and through each layer alone (a session of its own per layer, one at a time, rows passed on
+// as sparse rows): once to warm up, then 3 times, keeping the least time of each (a run the system
+// interrupted once, on a loaded machine or a simulator sharing its cores, would look far
+// costlier). Times are on the MPI library's clock: under SimGrid the simulated one, which is what
+// the simulated inference takes. The layers move out of `network` while their sessions run and
+// come back in order.
+LayerProbe probe_layer_costs(int rank, const Grid& grid, Network& network, const CsrMatrix& input, Index sample,
+                             LayerRange layers, Index total_layers, const EngineOptions& engine, SlotRing& ring) {
+  constexpr int kTimedRuns = 3;
+  const int stages = grid.columns, stage = rank % stages;
+  const bool first_stage = stage == 0, last_stage = stage == stages - 1;
   const CsrMatrix probe_rows = first_stage ? strided_rows(input, sample) : CsrMatrix(0, input.cols());
   EngineOptions probe_engine = engine;
   probe_engine.progress = nullptr;
-  std::vector<double> cost(total_layers, 0.0);  // this stage's layers set
-  std::exception_ptr failure;                   // a failure in one row group's probe ends every rank's
+  const double unset = std::numeric_limits<double>::infinity();
+  std::vector<double> alone(total_layers, 0.0), inner(total_layers, 0.0), nonzeros(total_layers, 0.0),
+      together(stages, 0.0);
+  std::exception_ptr failure;  // a failure in one row group's probe ends every rank's
   try {
-    // Both runs in one engine session, so that the second runs warm: with a session each, both
-    // made their buffers in their first layer, and the first layer of every stage looked costlier
-    // than it is (4096 problem, 32 x 4: layer 0 got a stage of its own and 3% of the work).
-    const bool last_stage = rank % grid.columns == grid.columns - 1;
-    InferenceSession session(network, stage_engine(probe_engine, sample, last_stage, false));
-    for (int run = 0; run < 2; ++run) {
-      RankFigures probe;
-      const PipelineResult ran =
-          run_stage(rank, network, probe_rows, sample, grid, layers, total_layers, probe_engine, sample, false, ring,
-                    probe, &session);
-      double layer_sum = 0;
-      for (Index l = layers.first; l < layers.last; ++l) layer_sum += probe.layer_compute_s[l];
-      const double scale = layer_sum > 0 ? ran.stage.busy_s / layer_sum : 1.0;
-      for (Index l = layers.first; l < layers.last; ++l)
-        cost[l] = run == 0 ? probe.layer_compute_s[l] * scale : std::min(cost[l], probe.layer_compute_s[l] * scale);
+    std::vector<CsrMatrix> blocks;
+    {
+      InferenceSession session(network, stage_engine(probe_engine, sample, last_stage, false));
+      RankFigures figures;
+      run_stage(rank, network, probe_rows, sample, grid, layers, total_layers, probe_engine, sample, false, ring, figures,
+                &session, &blocks);
+      // The stage in one call, as the inference runs it; warm from the run above. The engine's own
+      // time of each layer in it (on the host's clock) too.
+      double best = unset;
+      std::vector<double> best_inner(layers.size(), unset);
+      for (int run = 0; run < kTimedRuns; ++run) {
+        std::vector<double> took_inner(layers.size(), 0.0);
+        const double start = mpi_seconds();
+        for (const CsrMatrix& block : blocks) {
+          const InferenceResult result = session.run(block);
+          for (Index l = 0; l < layers.size(); ++l) took_inner[l] += result.layer_seconds[l];
+        }
+        best = std::min(best, mpi_seconds_since(start));
+        for (Index l = 0; l < layers.size(); ++l) best_inner[l] = std::min(best_inner[l], took_inner[l]);
+      }
+      together[stage] = blocks.empty() ? 0.0 : best;
+      for (Index l = 0; l < layers.size(); ++l) inner[layers.first + l] = blocks.empty() ? 0.0 : best_inner[l];
     }
+    // Each layer alone, one after the other: the layer moves into a network of its own for a
+    // session of its own (one at a time: a session per layer at once held 60 sets of engine
+    // buffers per rank), and back after; its output is the next layer's input.
+    std::vector<double> best(layers.size(), unset);
+    std::vector<CsrMatrix> rows = std::move(blocks);
+    for (Index l = 0; l < layers.size(); ++l) {
+      Network single;
+      single.push_back(std::move(network[l]));
+      struct GiveBack {
+        Layer& home;
+        Network& single;
+        ~GiveBack() { home = std::move(single[0]); }
+      } give_back{network[l], single};
+      const bool network_output = last_stage && l + 1 == layers.size();
+      EngineOptions one = stage_engine(probe_engine, sample, network_output, false);
+      one.keep_activations = !network_output;  // passed on to the next layer
+      InferenceSession session(single, one);
+      std::vector<CsrMatrix> out(rows.size());
+      for (int run = 0; run <= kTimedRuns; ++run) {  // run 0 warms up
+        double took = 0;
+        for (std::size_t b = 0; b < rows.size(); ++b) {
+          const double start = mpi_seconds();
+          InferenceResult result = session.run(rows[b]);
+          took += mpi_seconds_since(start);
+          if (run == 0) nonzeros[layers.first + l] += static_cast<double>(result.layer_nonzeros[0]);
+          if (run == kTimedRuns) out[b] = std::move(result.activations);
+        }
+        if (run > 0) best[l] = std::min(best[l], took);
+      }
+      rows = std::move(out);
+    }
+    for (Index l = 0; l < layers.size(); ++l) alone[layers.first + l] = rows.empty() ? 0.0 : best[l];
   } catch (...) {
     failure = std::current_exception();
   }
   agree_on(failure);
-  MPI_Allreduce(MPI_IN_PLACE, cost.data(), static_cast<int>(cost.size()), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-  return cost;
+  // To rank 0, summed over row groups: [alone L][inner L][nonzeros L][together P].
+  std::vector<double> figures;
+  figures.insert(figures.end(), alone.begin(), alone.end());
+  figures.insert(figures.end(), inner.begin(), inner.end());
+  figures.insert(figures.end(), nonzeros.begin(), nonzeros.end());
+  figures.insert(figures.end(), together.begin(), together.end());
+  MPI_Reduce(rank == 0 ? MPI_IN_PLACE : figures.data(), figures.data(), static_cast<int>(figures.size()), MPI_DOUBLE,
+             MPI_SUM, 0, MPI_COMM_WORLD);
+  LayerProbe probe;
+  const auto L = static_cast<std::ptrdiff_t>(total_layers);
+  probe.alone_s.assign(figures.begin(), figures.begin() + L);
+  probe.inner_s.assign(figures.begin() + L, figures.begin() + 2 * L);
+  probe.nonzeros.assign(figures.begin() + 2 * L, figures.begin() + 3 * L);
+  probe.together_s.assign(figures.begin() + 3 * L, figures.begin() + 3 * L + stages);
+  return probe;
 }
 
 }  // namespace
@@ -468,19 +608,32 @@ StageSplit balance_stages(int rank, const Grid& grid, Network& network, const Cs
   // The probe's block has the run's size, so that what a layer costs per block whatever its rows
   // weighs as much as in the run.
   split.probe_rows = std::min(group_rows, block_rows);
-  const std::vector<double> cost =
+  const LayerProbe probe =
       probe_layer_costs(rank, grid, network, input, split.probe_rows, layers, total_layers, engine, ring);
   split.cap = automatic_stage_cap(total_layers, stages);
-  split.starts = balanced_starts(cost, stages, split.cap);
+  // Rank 0 decides from the sums and broadcasts [starts P - 1][shares P][seconds per nonzero]: every
+  // rank takes the same split, whatever its own figures.
+  std::vector<double> decided(2 * static_cast<std::size_t>(stages), 0.0);
+  std::exception_ptr failure;
+  if (rank == 0) try {
+      const ProbedCost cost = probed_cost(probe, loaded);
+      const std::vector<std::uint32_t> starts = balanced_starts(cost.layer, stages, split.cap, cost.cuts);
+      const std::vector<double> shares = stage_costs(cost.layer, starts, cost.cuts);
+      double total = 0;
+      for (double c : shares) total += c;
+      for (int s = 0; s + 1 < stages; ++s) decided[s] = starts[s];
+      for (int s = 0; s < stages; ++s) decided[stages - 1 + s] = total > 0 ? shares[s] / total : 0.0;
+      decided.back() = cost.seconds_per_nonzero;
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  agree_on(failure);
+  MPI_Bcast(decided.data(), static_cast<int>(decided.size()), MPI_DOUBLE, 0, MPI_COMM_WORLD);
+  split.starts.clear();
+  for (int s = 0; s + 1 < stages; ++s) split.starts.push_back(static_cast<std::uint32_t>(decided[s]));
+  split.stage_cost.assign(decided.begin() + (stages - 1), decided.begin() + (2 * stages - 1));
+  split.seconds_per_nonzero = decided.back();
   split.layers = stage_layers(total_layers, stages, stage, split.starts);
-  split.stage_cost.assign(stages, 0.0);
-  double total = 0;
-  for (Index l = 0; l < total_layers; ++l) {
-    split.stage_cost[stage_of(l, split.starts)] += cost[l];
-    total += cost[l];
-  }
-  if (total > 0)
-    for (double& c : split.stage_cost) c /= total;
   split.layers_received = move_layers(rank, stages, network, input.cols(), total_layers, loaded, split.starts);
   split.seconds = mpi_seconds_since(start);
   MPI_Allreduce(MPI_IN_PLACE, &split.seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
@@ -498,10 +651,13 @@ std::string split_line(const StageSplit& split, int stages, Index total_layers) 
     shares += text;
   }
   std::snprintf(text, sizeof text, "%.3f", split.seconds);
+  const std::string probe_s = text;
+  std::snprintf(text, sizeof text, "%.2f", split.seconds_per_nonzero * 1e9);
   return "stages: --stage-layers " + starts + " of " + std::to_string(total_layers) +
-         " layers, balanced by the cost of each layer measured on a probe of " + std::to_string(split.probe_rows) +
-         " rows per row group (at most " + std::to_string(split.cap) + " layer(s) per stage; probe and moves " + text +
-         " s, not in the inference time); share of the cost per stage: " + shares + "\n";
+         " layers, balanced by the cost of each layer and of each cut (" + text +
+         " ns per nonzero passed) measured on a probe of " + std::to_string(split.probe_rows) +
+         " rows per row group (at most " + std::to_string(split.cap) + " layer(s) per stage; probe and moves " +
+         probe_s + " s, not in the inference time); share of the cost per stage: " + shares + "\n";
 }
 
 std::string report_stages(const MpiSession& mpi, const Grid& grid, const StageFigures& mine,

@@ -1,7 +1,8 @@
 // test_pipeline_split.cpp: the pipeline's split of the layers between stages
 // (src/main/strategy_pipeline.cpp): balanced_starts follows the layers' cost, respects the most
 // layers a stage may hold and gives every stage a layer up to as many stages as layers; more
-// stages than layers are refused; and balance_stages (the automatic split, run on every rank of
+// stages than layers are refused; the cost of a cut moves the split, and probed_cost turns the
+// probe's figures back into the layer and cut costs they came from; and balance_stages (the automatic split, run on every rank of
 // the test as 1 x ranks and, on 4 ranks, 2 x 2) agrees on one split everywhere and leaves each rank
 // holding exactly the layers of its new stage, entry by entry as loaded; move_layers between fixed
 // splits, layers going both ways.
@@ -48,6 +49,76 @@ TEST(PipelineSplit, FollowsTheCostNotTheCount) {
     return std::max(a, b);
   };
   for (std::uint32_t at = 1; at < 20; ++at) EXPECT_LE(worst(chosen), worst(at)) << at;
+}
+
+// A cut's cost moves the split: four even layers split 2 + 2 unless the cut after layer 1 is
+// dear; and with layer 0 almost half of the work (the default problem's shape), layer 0 alone is
+// the best first stage without cuts, but layers 0 and 1 together once the cut after layer 0 costs
+// the stages it joins more than the cut after layer 1.
+TEST(PipelineSplit, CutCostsMoveTheSplit) {
+  const std::vector<double> even(4, 1.0);
+  EXPECT_EQ(balanced_starts(even, 2), (std::vector<std::uint32_t>{2}));
+  CutCost dear_middle{std::vector<double>(4, 0.1), std::vector<double>(4, 0.1)};
+  dear_middle.leave[2] = dear_middle.enter[2] = 5;
+  const std::vector<std::uint32_t> moved = balanced_starts(even, 2, 0, dear_middle);
+  EXPECT_NE(moved, (std::vector<std::uint32_t>{2}));
+  EXPECT_EQ(stage_costs(even, moved, dear_middle), (std::vector<double>{moved[0] + 0.1, 4 - moved[0] + 0.1}));
+
+  const std::vector<double> cost = {45, 20, 10, 8, 6, 4, 3, 2, 1, 1};  // sums to 100
+  EXPECT_EQ(balanced_starts(cost, 2), (std::vector<std::uint32_t>{1}));  // 45 | 55 against 65 | 35
+  CutCost dense{std::vector<double>(10, 1.0), std::vector<double>(10, 1.0)};
+  dense.leave[1] = dense.enter[1] = 12;  // the cut after layer 0 passes the densest rows
+  EXPECT_EQ(balanced_starts(cost, 2, 0, dense), (std::vector<std::uint32_t>{2}));  // 57 | 67 against 66 | 36
+  EXPECT_EQ(stage_costs(cost, {2}, dense), (std::vector<double>{66, 36}));
+  // Only a cut made counts: the enter and leave costs at 0 (no cut there) never do.
+  CutCost ends{std::vector<double>(10, 0.0), std::vector<double>(10, 0.0)};
+  ends.enter[0] = ends.leave[0] = 1000;
+  EXPECT_EQ(balanced_starts(cost, 2, 0, ends), (std::vector<std::uint32_t>{1}));
+  EXPECT_EQ(stage_costs(cost, {1}, ends), (std::vector<double>{45, 55}));
+}
+
+// probed_cost on figures made from a known profile (each layer's own cost, a cost per nonzero for
+// each cut, split evenly between the stages it joins; the engine's layer times on a clock of
+// another rate, less a part of each layer that the engine does not time): it gives the profile
+// back, whatever stages the figures came from.
+TEST(PipelineSplit, ProbedCostRecoversAGivenProfile) {
+  const std::vector<double> own = {30, 20, 9, 7, 5, 4, 3, 3, 2, 2, 2, 1};
+  const std::vector<double> nonzeros = {0, 400, 380, 300, 200, 150, 100, 80, 60, 50, 40, 30};  // entering layer l
+  const double per_nonzero = 0.01, rate = 0.6, outside = 0.5;
+  const std::size_t L = own.size();
+  for (const std::vector<std::uint32_t>& loaded :
+       {std::vector<std::uint32_t>{6}, std::vector<std::uint32_t>{3, 6, 9}, std::vector<std::uint32_t>{1, 2}}) {
+    LayerProbe probe;
+    probe.nonzeros = nonzeros;
+    for (std::size_t l = 0; l < L; ++l)  // alone: enters and leaves as sparse rows, each half a cut
+      probe.alone_s.push_back(own[l] + (l > 0 ? per_nonzero / 2 * nonzeros[l] : 0) +
+                              (l + 1 < L ? per_nonzero / 2 * nonzeros[l + 1] : 0));
+    probe.inner_s.assign(L, 0.0);
+    for (std::size_t s = 0; s <= loaded.size(); ++s) {  // in one call: only the stage's own ends
+      const std::size_t first = s == 0 ? 0 : loaded[s - 1], last = s == loaded.size() ? L : loaded[s];
+      double t = (first > 0 ? per_nonzero / 2 * nonzeros[first] : 0) + (last < L ? per_nonzero / 2 * nonzeros[last] : 0);
+      for (std::size_t l = first; l < last; ++l) {
+        t += own[l];
+        probe.inner_s[l] = (own[l] - outside) / rate;  // the engine's clock, and a part it does not time
+      }
+      probe.together_s.push_back(t);
+    }
+    const ProbedCost got = probed_cost(probe, loaded);
+    EXPECT_NEAR(got.seconds_per_nonzero, per_nonzero, 1e-12) << loaded.size() + 1 << " stages";
+    ASSERT_EQ(got.layer.size(), L);
+    for (std::size_t l = 0; l < L; ++l) EXPECT_NEAR(got.layer[l], own[l], 1e-9) << "layer " << l;
+    for (std::size_t b = 1; b < L; ++b) {
+      EXPECT_NEAR(got.cuts.enter[b], per_nonzero / 2 * nonzeros[b], 1e-9) << "cut " << b;
+      EXPECT_NEAR(got.cuts.leave[b], per_nonzero / 2 * nonzeros[b], 1e-9) << "cut " << b;
+    }
+  }
+  // Figures of another split's shape are refused.
+  LayerProbe short_probe;
+  short_probe.alone_s.assign(L, 1.0);
+  short_probe.inner_s.assign(L, 1.0);
+  short_probe.nonzeros.assign(L, 1.0);
+  short_probe.together_s.assign(2, 1.0);
+  EXPECT_THROW(probed_cost(short_probe, {3, 6}), std::invalid_argument);
 }
 
 TEST(PipelineSplit, AtMostTheCapPerStage) {

@@ -81,8 +81,8 @@ TEST(SlotRing, ChainForwardsManyMessagesInOrderThroughFewSlots) {
 
 // Ranks that size their slots from their own share get the largest size any rank asked for.
 // One ring, three streams (the pipeline's probe runs twice, then the inference): after restart()
-// each stream goes down the chain in order, its end mark included; sending after the end mark
-// without a restart is refused, and so is a restart while a message is held.
+// each stream goes down the chain in order, its end mark included; sending or receiving after the
+// end mark without a restart is refused, and so is a restart while a message is held.
 TEST(SlotRing, RestartCarriesSeveralStreamsThroughOneRing) {
   const int rank = world_rank(), ranks = world_size();
   const int upstream = rank > 0 ? rank - 1 : -1, downstream = rank + 1 < ranks ? rank + 1 : -1;
@@ -110,6 +110,8 @@ TEST(SlotRing, RestartCarriesSeveralStreamsThroughOneRing) {
         if (m.last) {
           ring.release();
           if (downstream >= 0) ring.send({}, true);
+          double no_wait = 0;
+          EXPECT_THROW(ring.receive(no_wait), std::logic_error);  // the stream has ended
           break;
         }
         const std::vector<std::uint8_t> expected = message_of(count + stream, slot);
