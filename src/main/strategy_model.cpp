@@ -1,5 +1,12 @@
 // strategy_model.cpp: data x model over MPI ranks (see strategy_model.hpp).
 //
+// One column block (grid D x 1): a rank's row group needs no column of any other rank, so it runs
+// through the data strategy's engine loop (infer_rows: blocks of rows taken through every layer
+// while they stay in cache, CSR with dense panels, the weights in CSR and CSC), not through the
+// loop below, which streams all the group's rows through each layer in turn and was bound by
+// that memory traffic (1x1 1.25x to 1.38x data's time; docs/strategies.md, issue 10). Everything
+// below is for M >= 2.
+//
 // Every rank of row group d exchanges data with the M ranks of its group only, and the per-layer
 // collective covers the group (its communicator), so row groups never wait for each other.
 //
@@ -66,6 +73,7 @@
 
 #include "comm/mpi_library.hpp"
 #include "comm/window.hpp"
+#include "main/row_engine.hpp"
 #include "partition/row_partition.hpp"
 #include "spmm/dense_rows.hpp"
 #include "spmm/reuse.hpp"
@@ -488,6 +496,12 @@ CsrMatrix run_data_model(const MpiSession& mpi, const LoadedProblem& problem, co
 
 CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& grid, const EngineOptions& engine,
                          const ModelComm& comm_switches, RankFigures& figures) {
+  if (grid.columns == 1) {  // nothing to exchange: the data strategy's engine loop (see the top of this file)
+    EngineOptions blocks = engine;
+    blocks.format = Format::csr;
+    blocks.parallel = Parallelism::data;
+    return infer_rows(problem, blocks, true, figures).final_rows;
+  }
   const bool overlap = comm_switches.overlap;
   const Index neurons = problem.input.cols(), rows = problem.input.rows();
   const int row_group = rank / grid.columns, block = rank % grid.columns;
