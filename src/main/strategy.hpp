@@ -27,7 +27,8 @@ namespace sdnn {
 // What one rank's inference gives back.
 struct RankResult {
   CsrMatrix final_rows;            // the final activations of this rank's share (local numbering)
-                                   // when kept (keep_final_rows, and always for data x model)
+                                   // when kept (keep_final_rows, and always for data x model on
+                                   // two or more column blocks)
   std::vector<Index> categories;   // local rows of the share that hold any nonzero, ascending
   ExactSum exact_sum = 0;          // exact checksum of the share's final values
 };
