@@ -84,9 +84,11 @@ $(BUILD)/sdnn_tests: $(TEST_OBJ) $(LIB_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS) -lgtest -lgtest_main -pthread
 
 # MPI tests: their own main (tests/mpi/main.cpp initialises MPI), run under mpirun with 1-4 ranks.
-# The MPI tests also run the data x model strategy (tests/mpi/test_strategy_model.cpp) and the
+# The MPI tests also run the data x model strategy (tests/mpi/test_strategy_model.cpp; on one
+# column block it runs the data strategy's engine loop, row_engine.cpp) and the
 # pipeline's split of the layers (tests/mpi/test_pipeline_split.cpp).
-$(BUILD)/sdnn_mpi_tests: $(MPI_TEST_OBJ) $(LIB_OBJ) $(BUILD)/src/main/strategy_model.o $(BUILD)/src/main/strategy_pipeline.o
+$(BUILD)/sdnn_mpi_tests: $(MPI_TEST_OBJ) $(LIB_OBJ) $(BUILD)/src/main/strategy_model.o $(BUILD)/src/main/strategy_pipeline.o \
+                         $(BUILD)/src/main/row_engine.o
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LIBS) -lgtest -pthread
 
 # The end-to-end tests' tool (tests/tools/sdnn_check.cpp): random problems with a bias per neuron,

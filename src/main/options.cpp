@@ -107,7 +107,8 @@ Options parse_options(const std::vector<std::string>& args) {
   if (hash_seed_given && o.hash == "none")
     throw std::invalid_argument("--hash-seed goes with --hash input, network or both (without --hash nothing is permuted)");
   // Options that a strategy would override are refused, never silently replaced: the model
-  // strategy runs csc/model on every rank; --block-rows sizes data parallelism's blocks only.
+  // strategy runs csc/model on every rank (on a grid of one column block, the data strategy's
+  // csr/data: ModelStrategy, strategy.cpp); --block-rows sizes data parallelism's blocks only.
   if (o.strategy == "model") {
     std::string overridden;
     if (format_given && o.format != Format::csc) overridden += " --format " + to_string(o.format);
@@ -184,7 +185,8 @@ Execution:
                      data: ranks own independent shards of the input rows (data x data);
                      model: a grid of ranks, row groups x column blocks of the network, each
                      rank pulling the remote activation columns it needs with MPI_Get
-                     (data x model), csc/model on every rank; pipeline: row groups x pipeline stages, each stage
+                     (data x model), csc/model on every rank (one column block, Dx1: each
+                     rank runs its row group as the data strategy does, csr/data); pipeline: row groups x pipeline stages, each stage
                      holding a contiguous range of layers and passing the surviving rows of
                      each block to the next stage with MPI_Put (docs/pipeline.md)
                      (default data)

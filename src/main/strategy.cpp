@@ -11,6 +11,7 @@
 
 #include "hash/hash.hpp"
 #include "io/generate.hpp"
+#include "main/row_engine.hpp"
 #include "main/strategy_model.hpp"
 #include "main/strategy_pipeline.hpp"
 #include "spmm/reference.hpp"
@@ -53,19 +54,7 @@ class DataStrategy final : public Strategy {
 
   RankResult run(const LoadedProblem& problem, const EngineOptions& engine, bool keep_final_rows,
                  RankFigures& figures) override {
-    EngineOptions mine = engine;
-    mine.keep_activations = keep_final_rows;
-    InferenceResult result = infer(problem.network, problem.input, mine);
-    figures.active_nonzeros = result.active_nonzeros;
-    figures.layer_nonzeros = std::move(result.layer_nonzeros);
-    figures.layer_compute_s = std::move(result.layer_seconds);
-    figures.layer_comm_s.assign(figures.layer_compute_s.size(), 0.0);
-    figures.layer_bytes.assign(figures.layer_compute_s.size(), 0);
-    figures.layer_columns.assign(figures.layer_compute_s.size(), 0);
-    figures.layer_rows = std::move(result.layer_rows);
-    figures.layer_rows.resize(figures.layer_compute_s.size(), 0);
-    for (std::uint64_t r : figures.layer_rows) figures.rows_computed += r;
-    return {std::move(result.activations), std::move(result.categories), result.exact_sum};
+    return infer_rows(problem, engine, keep_final_rows, figures);
   }
 
   std::string verifier_difference(const LoadPlan&, const LoadedProblem& problem,
@@ -83,13 +72,20 @@ class DataStrategy final : public Strategy {
 };
 
 // Data x model (strategy_model.hpp): rank (d, m) holds column block m of every layer and computes
-// its column block of Y for the rows of row group d, csc/model on every rank.
+// its column block of Y for the rows of row group d, csc/model on every rank. On a grid of one
+// column block (D x 1) there is nothing to exchange between column blocks: each rank runs its row
+// group through the data strategy's engine loop (infer_rows), CSR with dense panels, which keeps a
+// block of rows in cache through every layer where the column-block loop streams all the group's
+// rows through each layer in turn.
 class ModelStrategy final : public Strategy {
  public:
   ModelStrategy(const Options& options, const MpiSession& mpi, Grid grid) : Strategy(options, mpi, grid) {}
 
+  // One column block: the whole layers, CSR (left multiplication) and CSC (dense panels), as the
+  // data strategy holds them; else CSC only.
   void prepare_weights(LoadedProblem& problem, const EngineOptions&) override {
-    sdnn::prepare_weights(problem.network, false, true);  // a 1-column-block grid loads whole CSR layers
+    sdnn::prepare_weights(problem.network, one_column_block(), true);  // a 1-column-block grid loads whole CSR layers
+    if (one_column_block()) return;
     for (Layer& layer : problem.network) layer.weights_csr = CsrMatrix();
   }
 
@@ -97,10 +93,13 @@ class ModelStrategy final : public Strategy {
   // accumulator over all the group's rows, slower per multiply-add than a data-parallel block's,
   // so panels pay off sooner. Measured on 2 quiet AVX-512 cores (docs/strategies.md): the default
   // problem, whose input is 11.9% dense, --grid 1x1 3.24 s -> 1.47 s, 2x1 2.31 s -> 0.91 s, 1x2
-  // 3.24 s -> 1.96 s; the official inputs 1x2 0.077 s -> 0.055 s; Fashion unchanged.
+  // 3.24 s -> 1.96 s; the official inputs 1x2 0.077 s -> 0.055 s; Fashion unchanged. (A grid of
+  // one column block runs the engine's blocks, at the engine's threshold.)
   static constexpr double kGroupDenseShare = 0.5;
 
-  RankResult run(const LoadedProblem& problem, const EngineOptions& engine, bool, RankFigures& figures) override {
+  RankResult run(const LoadedProblem& problem, const EngineOptions& engine, bool keep_final_rows,
+                 RankFigures& figures) override {
+    if (one_column_block()) return infer_rows(problem, engine, keep_final_rows, figures);  // csr/data: format()
     EngineOptions group_engine = engine;
     if (engine.dense_threshold <= 1.0) group_engine.dense_threshold = kGroupDenseShare * engine.dense_threshold;
     RankResult result;
@@ -121,8 +120,9 @@ class ModelStrategy final : public Strategy {
     return first_difference(columns_of(expected, problem.columns.first, problem.columns.last), final_rows);
   }
 
-  Format format() const override { return Format::csc; }
-  Parallelism parallel() const override { return Parallelism::model; }
+  // What the ranks run: csr/data on a grid of one column block, else csc/model.
+  Format format() const override { return one_column_block() ? Format::csr : Format::csc; }
+  Parallelism parallel() const override { return one_column_block() ? Parallelism::data : Parallelism::model; }
 
  protected:
   void assign_share(LoadPlan& plan) const override {
@@ -131,6 +131,9 @@ class ModelStrategy final : public Strategy {
     plan.column_groups = grid_.columns;
     plan.column_group = mpi_.rank() % grid_.columns;
   }
+
+ private:
+  bool one_column_block() const { return grid_.columns == 1; }
 };
 
 // Data x pipeline stages (strategy_pipeline.hpp): rank (d, s) holds the layers of stage s and,

@@ -5,8 +5,8 @@
 // figures of this rank), the verifier's comparison for the rows (and columns) this rank holds,
 // and its own lines of the output (the network line, the pipeline's per-stage lines) and names of
 // the summary (format, parallel, grid). make_strategy picks the implementation: data x data (the
-// engine on each rank's row shard, strategy.cpp), data x model (run_data_model,
-// strategy_model.hpp) or data x pipeline stages (run_pipeline, strategy_pipeline.hpp).
+// engine on each rank's row shard: infer_rows, row_engine.hpp), data x model (run_data_model,
+// strategy_model.hpp; infer_rows on a grid of one column block) or data x pipeline stages (run_pipeline, strategy_pipeline.hpp).
 #pragma once
 
 #include <cstdint>
@@ -27,7 +27,8 @@ namespace sdnn {
 // What one rank's inference gives back.
 struct RankResult {
   CsrMatrix final_rows;            // the final activations of this rank's share (local numbering)
-                                   // when kept (keep_final_rows, and always for data x model)
+                                   // when kept (keep_final_rows, and always for data x model on
+                                   // two or more column blocks)
   std::vector<Index> categories;   // local rows of the share that hold any nonzero, ascending
   ExactSum exact_sum = 0;          // exact checksum of the share's final values
 };

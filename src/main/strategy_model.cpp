@@ -1,5 +1,12 @@
 // strategy_model.cpp: data x model over MPI ranks (see strategy_model.hpp).
 //
+// One column block (grid D x 1): a rank's row group needs no column of any other rank, so it runs
+// through the data strategy's engine loop (infer_rows: blocks of rows taken through every layer
+// while they stay in cache, CSR with dense panels, the weights in CSR and CSC), not through the
+// loop below, which streams all the group's rows through each layer in turn and was bound by
+// that memory traffic (1x1 1.25x to 1.38x data's time; docs/strategies.md, issue 10). Everything
+// below is for M >= 2.
+//
 // Every rank of row group d exchanges data with the M ranks of its group only, and the per-layer
 // collective covers the group (its communicator), so row groups never wait for each other.
 //
@@ -36,9 +43,7 @@
 // (each chunk is gathered before it is computed; no second set of panels): the slot is where the
 // next layer reads its own columns (enter writes the first panels there directly), and its panels
 // keep only the rows' ids (their values are copied out of the slot only for --reuse and on the
-// way back to sparse rows). With no peers (a row group of one rank) the kernel reads the panels
-// where they are, prefetching the next ones (without that, reading in place was slower than
-// copying each chunk in: docs/strategies.md), and each chunk's output goes back over them. The
+// way back to sparse rows). (A row group of one rank never gets here: see above.) The
 // weights are widened while the gets are in flight. It stores its output columns (every row of
 // the layer's input, dead or not) and the group's collective sums each row's kept entries over
 // the group, so that every rank drops the same rows; the next layer reads its own and its peers'
@@ -66,6 +71,7 @@
 
 #include "comm/mpi_library.hpp"
 #include "comm/window.hpp"
+#include "main/row_engine.hpp"
 #include "partition/row_partition.hpp"
 #include "spmm/dense_rows.hpp"
 #include "spmm/reuse.hpp"
@@ -167,7 +173,7 @@ class DensePanels {
   DensePanels(const SubCommunicator& group, Window& window, int group_base, std::vector<std::size_t> dense_at,
               std::uint64_t capacity_rows, Index neurons, RowRange own, int threads)
       : group_(group), window_(window), group_base_(group_base), dense_at_(std::move(dense_at)),
-        capacity_rows_(capacity_rows), neurons_(neurons), own_(own), threads_(threads), peers_(group.size() > 1) {}
+        capacity_rows_(capacity_rows), neurons_(neurons), own_(own), threads_(threads) {}
 
   DenseRows& rows() { return mine_; }
   Offset local_nonzeros() const { return local_nonzeros_; }
@@ -182,21 +188,15 @@ class DensePanels {
     for (Index r = 0; r < block.rows(); ++r)
       if (alive[r]) position[r] = mine_.rows(), mine_.ids.push_back(r);
     // Straight from the columns (no CSR copy), on every thread: column k of every panel is one
-    // thread's, and two neighbouring columns share a cache line, hence pairs. With peers, into
-    // the slot (panels as they are: the next layer reads its own columns there, as the peers'),
-    // mine_ keeping only the rows' ids; without, into mine_'s panels.
+    // thread's, and two neighbouring columns share a cache line, hence pairs. Into the slot
+    // (panels as they are: the next layer reads its own columns there, as the peers'), mine_
+    // keeping only the rows' ids.
     const std::size_t values = static_cast<std::size_t>(mine_.panels()) * C * kPanelRows;
-    Value* panels = nullptr;
-    if (peers_) {
-      mine_.panel.clear();
-      panels = reinterpret_cast<Value*>(window_.data() + dense_at_[group_.rank()]) + slot * capacity_rows_ * C;
+    mine_.panel.clear();
+    Value* const panels = reinterpret_cast<Value*>(window_.data() + dense_at_[group_.rank()]) + slot * capacity_rows_ * C;
 #pragma omp parallel for num_threads(threads_) schedule(static)
-      for (std::size_t p = 0; p < values / kPanelRows; p += C)
-        std::memset(panels + p * kPanelRows, 0, std::size_t{C} * kPanelRows * sizeof(Value));
-    } else {
-      mine_.panel.assign(values, 0.0f);
-      panels = mine_.panel.data();
-    }
+    for (std::size_t p = 0; p < values / kPanelRows; p += C)
+      std::memset(panels + p * kPanelRows, 0, std::size_t{C} * kPanelRows * sizeof(Value));
 #pragma omp parallel for num_threads(threads_) schedule(static, 2)
     for (Index k = 0; k < C; ++k)
       for (Offset p = block.begin(k); p < block.end(k); ++p) {
@@ -208,7 +208,6 @@ class DensePanels {
     source_rows_.resize(mine_.rows());
     for (Index i = 0; i < mine_.rows(); ++i) source_rows_[i] = i;
     stored_stride_ = static_cast<Index>(mine_.panels()) * kPanelRows;
-    if (!peers_) return;
     own_slot_ = slot;
     window_.sync();
     MPI_Barrier(group_.comm());  // every store of the group is done
@@ -261,7 +260,7 @@ class DensePanels {
         ++messages;
         r = end;
       }
-      if (!overlap && peers_) window_.flush_all();
+      if (!overlap) window_.flush_all();
     });
     // While the gets are in flight: the weights in double (one copy per thread) and the output.
     if (static_cast<int>(wide_.size()) < threads_) wide_.resize(threads_);
@@ -269,13 +268,12 @@ class DensePanels {
     widen_operands(DenseRows(), layer.weights_csc, wide_[omp_get_thread_num()]);
     const Index panels = mine_.panels();
     row_nonzeros_.assign(static_cast<std::size_t>(panels) * kPanelRows, 0);
-    if (overlap && peers_) timed([&] { window_.flush_all(); });
+    if (overlap) timed([&] { window_.flush_all(); });
     compute(layer, read_slot, write_slot);  // also publishes the output columns in write_slot
     local_nonzeros_ = 0;
     for (std::uint32_t n : row_nonzeros_) local_nonzeros_ += n;
     // Agree on the rows that died.
     timed([&] {
-      if (!peers_) return;
       window_.sync();
       group_.sum_in_place(row_nonzeros_);
       window_.sync();
@@ -284,8 +282,7 @@ class DensePanels {
     for (Index r = 0; r < mine_.rows(); ++r)
       if (row_nonzeros_[r] > 0) source_rows_.push_back(r);
     stored_stride_ = static_cast<Index>(panels) * kPanelRows;
-    if (!peers_) return drop_dead_rows(mine_, row_nonzeros_.data());  // row_nonzeros_: summed over the group
-    // With peers the output is in write_slot alone: mine_ keeps the ids of the rows alive.
+    // The output is in write_slot alone: mine_ keeps the ids of the rows alive.
     own_slot_ = write_slot;
     mine_.panel.clear();
     Offset nonzeros = 0;
@@ -320,11 +317,10 @@ class DensePanels {
   }
 
  private:
-  // A few panels at a time, on every thread. With peers: gathered full width as floats (this
-  // rank's columns and every pulled range, kPanelRows rows at a time where a panel's rows are one
-  // stored panel, else row by row), the output columns computed into a compact chunk and copied
-  // into `slot` in one memcpy. Without: mine_'s panels (full width) read where they are, each chunk's output over
-  // them. Widened to double where the layer has no column groups (the grouped kernel reads the
+  // A few panels at a time, on every thread: gathered full width as floats (this rank's columns
+  // and every pulled range, kPanelRows rows at a time where a panel's rows are one stored panel,
+  // else row by row), the output columns computed into a compact chunk and copied into `slot` in
+  // one memcpy. Widened to double where the layer has no column groups (the grouped kernel reads the
   // floats).
   void compute(const Layer& layer, int read_slot, int slot) {
     constexpr Index kChunkPanels = 12;
@@ -332,14 +328,11 @@ class DensePanels {
     const std::size_t stride = std::size_t{neurons_} * kPanelRows, mine_stride = std::size_t{C} * kPanelRows;
     stored_panel_.resize(panels);
     for (Index q = 0; q < panels; ++q) stored_panel_[q] = stored_panel_of(q);
-    // With peers, this rank's columns are read from the slot that holds them, as the peers' are,
-    // and the output goes to `slot` alone; without, from mine_ and back over it.
-    Value* published = mine_.panel.data();
-    if (peers_) {
-      Value* const own_slots = reinterpret_cast<Value*>(window_.data() + dense_at_[group_.rank()]);
-      published = own_slots + slot * capacity_rows_ * C;
-      pulled_ranges_.push_back({own_.first, C, own_slots + read_slot * capacity_rows_ * C, mine_stride});
-    }
+    // This rank's columns are read from the slot that holds them, as the peers' are, and the
+    // output goes to `slot` alone.
+    Value* const own_slots = reinterpret_cast<Value*>(window_.data() + dense_at_[group_.rank()]);
+    Value* const published = own_slots + slot * capacity_rows_ * C;
+    pulled_ranges_.push_back({own_.first, C, own_slots + read_slot * capacity_rows_ * C, mine_stride});
     if (static_cast<int>(chunk_in_.size()) < threads_) chunk_in_.resize(threads_), chunk_out_.resize(threads_);
 #pragma omp parallel num_threads(threads_)
     {
@@ -351,14 +344,6 @@ class DensePanels {
       for (Index first = 0; first < panels; first += kChunkPanels) {
         const Index count = std::min(kChunkPanels, panels - first);
         std::uint32_t* kept = row_nonzeros_.data() + std::size_t{first} * kPanelRows;
-        if (!peers_) {
-          // mine_'s panels are full width: read where they are, the output into a chunk that
-          // then goes over them (a panel's output reads only that panel's input).
-          out.resize(count * stride);
-          multiply_panel_span(mine_, first, count, wide, layer.weights_csc, layer.bias.data(), out.data(), stride, kept);
-          std::memcpy(mine_.panel.data() + first * stride, out.data(), out.size() * sizeof(Value));
-          continue;
-        }
         in.ids.resize(static_cast<std::size_t>(count) * kPanelRows);
         in.panel.resize(count * stride);
         for (Index p = 0; p < count; ++p) {
@@ -407,10 +392,10 @@ class DensePanels {
       if (source_rows_[first + r] != source_rows_[first] + r) return -1;
     return static_cast<std::int64_t>(source_rows_[first] / kPanelRows);
   }
-  // With peers, mine_'s values after a layer are only in slot own_slot_ (its rows at source_rows_):
+  // mine_'s values after a layer are only in slot own_slot_ (its rows at source_rows_):
   // copied into mine_'s panels for those who read them (--reuse, the way back to sparse rows).
   void fill_panels() {
-    if (!peers_ || !mine_.panel.empty() || mine_.rows() == 0) return;
+    if (!mine_.panel.empty() || mine_.rows() == 0) return;
     const std::size_t panel = std::size_t{own_.size()} * kPanelRows;
     const Value* from = reinterpret_cast<const Value*>(window_.data() + dense_at_[group_.rank()]) +
                         own_slot_ * capacity_rows_ * own_.size();
@@ -440,9 +425,8 @@ class DensePanels {
   Index neurons_;
   RowRange own_;
   int threads_;
-  bool peers_;
-  DenseRows mine_;  // the layer's input, then its output (with peers: its rows; values in own_slot_)
-  int own_slot_ = 0;  // with peers: the slot that holds this rank's columns of mine_'s rows
+  DenseRows mine_;  // the layer's input, then its output (its rows; their values in own_slot_)
+  int own_slot_ = 0;  // the slot that holds this rank's columns of mine_'s rows
   Index stored_stride_ = 0;          // rows (padded to panels) in the slots: the last layer input's
   std::vector<Index> source_rows_;   // where each of mine_'s rows is in the slots
   struct PulledRange {
@@ -455,7 +439,7 @@ class DensePanels {
   std::vector<std::int64_t> stored_panel_;  // per panel of mine_: the stored panel of its rows, or -1
   std::vector<Value> pulled_;
   std::vector<WideOperands> wide_;      // per thread, reused from layer to layer, as are:
-  std::vector<DenseRows> chunk_in_;               // with peers: a few full-width panels
+  std::vector<DenseRows> chunk_in_;               // a few full-width panels
   std::vector<std::vector<Value>> chunk_out_;     // a chunk's output columns
   std::vector<std::uint32_t> row_nonzeros_;
   Offset local_nonzeros_ = 0;
@@ -488,6 +472,12 @@ CsrMatrix run_data_model(const MpiSession& mpi, const LoadedProblem& problem, co
 
 CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& grid, const EngineOptions& engine,
                          const ModelComm& comm_switches, RankFigures& figures) {
+  if (grid.columns == 1) {  // nothing to exchange: the data strategy's engine loop (see the top of this file)
+    EngineOptions blocks = engine;
+    blocks.format = Format::csr;
+    blocks.parallel = Parallelism::data;
+    return infer_rows(problem, blocks, true, figures).final_rows;
+  }
   const bool overlap = comm_switches.overlap;
   const Index neurons = problem.input.cols(), rows = problem.input.rows();
   const int row_group = rank / grid.columns, block = rank % grid.columns;
@@ -534,13 +524,11 @@ CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& gri
   auto layout_of = [&](int peer_block) {
     return SlotLayout{shard_of(neurons, grid.columns, peer_block).size(), capacity_of(peer_block)};
   };
-  const bool peers = grid.columns > 1;
   std::vector<std::size_t> dense_at(grid.columns);
   for (int b = 0; b < grid.columns; ++b) dense_at[b] = 2 * layout_of(b).slot_bytes();
   const std::size_t dense_bytes = dense_allowed ? 2 * padded_rows * columns * sizeof(Value) : 0;
-  Window window(MPI_COMM_WORLD, peers ? dense_at[block] + dense_bytes : 0);
+  Window window(MPI_COMM_WORLD, dense_at[block] + dense_bytes);
   auto store = [&](const CscMatrix& y, int slot) {
-    if (!peers) return;
     const SlotLayout me = layout_of(block);
     std::memcpy(window.data() + me.offsets_at(slot), y.offsets.data(), me.offsets_bytes());
     if (y.nnz() > 0) {
@@ -569,9 +557,9 @@ CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& gri
       }
     }
     timed([&] {
-      if (peers) window.sync();
+      window.sync();
       group.sum_in_place(counts);
-      if (peers) window.sync();
+      window.sync();
     });
     // The group's alive rows are at least the mean of its ranks' (a necessary condition first,
     // agreed without a collective; the rows alive in the group only when it holds).

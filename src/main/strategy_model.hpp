@@ -2,7 +2,8 @@
 // holds, for every layer, the columns of W in column block m, and computes by right
 // multiplication (CSC) its column block of Y_l for the rows of row group d. The columns of
 // Y_{l-1} that its W columns need (the nonzero rows of its W block) and that other ranks of its
-// row group own are pulled with MPI_Get from windows that expose every rank's CSC block.
+// row group own are pulled with MPI_Get from windows that expose every rank's CSC block. With one
+// column block (D x 1) each rank runs its row group through the data strategy's engine loop.
 #pragma once
 
 #include <cstdint>
@@ -31,7 +32,10 @@ struct ModelComm {
 // std::invalid_argument naming the accepted ones. `overlap` is passed through.
 ModelComm model_comm_from_environment(bool overlap);
 
-// Runs every layer; returns this rank's final block (group rows x block columns, CSR, local
+// Runs every layer; on a grid of one column block (D x 1: nothing to exchange between column
+// blocks), runs the row group through the data strategy's engine loop instead (infer_rows,
+// main/row_engine.hpp; csr/data whatever engine's format, figures without communication), as the
+// model strategy does. Returns this rank's final block (group rows x block columns, CSR, local
 // numbering) and fills figures (compute and communication time, bytes, messages, per layer).
 // Collective over MPI_COMM_WORLD.
 CsrMatrix run_data_model(const MpiSession& mpi, const LoadedProblem& problem, const Grid& grid,

@@ -2,7 +2,8 @@
 // problems whose rows become dense (dense panels, pulled from the row group's peers), go back to
 // sparse rows, become dense again and partly die, on every D x M grid of the ranks running the
 // test (1 to 4), with 1 and 2 threads, with and without overlap and --reuse, and with dense panels
-// off: every rank's block equals the serial verifier's entry by entry.
+// off: every rank's block equals the serial verifier's entry by entry. On the grids of one column
+// block (D x 1) the rows go through the data strategy's engine loop (row_engine.hpp).
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -106,6 +107,9 @@ LoadedProblem share_of(const RandomProblem& p, const Grid& grid, int rank) {
     Layer layer;
     layer.weights_csc = from_triplets<ColMajor>(kNeurons, share.columns.size(), block);
     layer.bias.assign(whole.bias.begin() + share.columns.first, whole.bias.begin() + share.columns.last);
+    // One column block: the data strategy's engine loop, which multiplies in CSR (as the model
+    // strategy prepares the weights there).
+    if (grid.columns == 1) layer.weights_csr = to_csr(layer.weights_csc);
     share.network.push_back(std::move(layer));
   }
   return share;
