@@ -120,7 +120,7 @@ for compute in computes:
         for grid in grids:
             om, nm = median("old", grid, compute, "comm_per_layer_mean_ms"), median("new", grid, compute, "comm_per_layer_mean_ms")
             if om is None or nm is None: continue
-            print("| %s | %s | %.3f / %.3f | %.3f / %.3f | %.1fx | %.3f / %.3f |" % (grid, ranks[grid], om,
+            print("| %s | %s | %.4f / %.4f | %.4f / %.4f | %.1fx | %.3f / %.3f |" % (grid, ranks[grid], om,
                   median("old", grid, compute, "comm_per_layer_max_ms"), nm, median("new", grid, compute, "comm_per_layer_max_ms"),
                   om / nm if nm > 0 else float("inf"), median("old", grid, compute, "infer_s"), median("new", grid, compute, "infer_s")))
     variants = [b for b in builds if b not in ("old", "new")]
@@ -134,8 +134,8 @@ for compute in computes:
             cells = []
             for v in variants:
                 m = median(v, grid, compute, "comm_per_layer_mean_ms")
-                cells.append("-" if m is None else "%.3f (%.2fx)" % (m, m / nm if nm > 0 else float("inf")))
-            print("| %s | %s | %.3f | %s |" % (grid, ranks[grid], nm, " | ".join(cells)))
+                cells.append("-" if m is None else "%.4f (%.2fx)" % (m, m / nm if nm > 0 else float("inf")))
+            print("| %s | %s | %.4f | %s |" % (grid, ranks[grid], nm, " | ".join(cells)))
 if computes == ["yes", "no"]:
     print()
     print("Communication = the network's part + the wait for the slowest rank (ms per layer, medians)")
@@ -145,6 +145,6 @@ if computes == ["yes", "no"]:
         cells = []
         for b in builds:
             c, n = median(b, grid, "yes", "comm_per_layer_mean_ms"), median(b, grid, "no", "comm_per_layer_mean_ms")
-            cells.append("-" if c is None or n is None else "%.3f = %.3f + %.3f" % (c, n, c - n))
+            cells.append("-" if c is None or n is None else "%.4f = %.4f + %.4f" % (c, n, c - n))
         print("| %s | %s | %s |" % (grid, ranks[grid], " | ".join(cells)))
 EOF

@@ -39,7 +39,9 @@
 // way back to sparse rows). With no peers (a row group of one rank) the kernel reads the panels
 // where they are, prefetching the next ones (without that, reading in place was slower than
 // copying each chunk in: docs/strategies.md), and each chunk's output goes back over them. The
-// weights are widened while the gets are in flight. It stores its output columns (every row of
+// weights are widened while the gets are in flight. Layers that still hold many rows get their
+// peers' panels in up to 4 parts (ModelComm::panels_per_part), each issued when the one before it
+// has arrived, and compute the panels whose rows have all arrived while the next part is in flight. It stores its output columns (every row of
 // the layer's input, dead or not) and the group's collective sums each row's kept entries over
 // the group, so that every rank drops the same rows; the next layer reads its own and its peers'
 // rows through that list. Sums in double, rounded once: the same bits as every other strategy.
