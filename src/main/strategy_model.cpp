@@ -44,7 +44,8 @@
 // has arrived, and compute the panels whose rows have all arrived while the next part is in
 // flight. It stores its output columns (every row of the layer's input, dead or not) and the
 // group's collective sums each row's kept entries over the group, so that every rank drops the
-// same rows; the next layer reads its own and its peers' rows through that list. Sums in double, rounded once: the same bits as every other strategy.
+// same rows; the next layer reads its own and its peers' rows through that list. Sums in double,
+// rounded once: the same bits as every other strategy.
 // With --reuse, repeated rows are dropped by GroupReuse: from the sparse block before it is stored, and from
 // the panels on the layers its schedule looks (signatures summed and pairs compared over the
 // group, as for sparse rows; the next layer reads the peers' stored rows of those kept).
