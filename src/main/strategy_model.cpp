@@ -44,10 +44,13 @@
 // next layer reads its own columns (enter writes the first panels there directly), and its panels
 // keep only the rows' ids (their values are copied out of the slot only for --reuse and on the
 // way back to sparse rows). (A row group of one rank never gets here: see above.) The
-// weights are widened while the gets are in flight. It stores its output columns (every row of
-// the layer's input, dead or not) and the group's collective sums each row's kept entries over
-// the group, so that every rank drops the same rows; the next layer reads its own and its peers'
-// rows through that list. Sums in double, rounded once: the same bits as every other strategy.
+// weights are widened while the gets are in flight. Layers that still hold many rows get their
+// peers' panels in up to 4 parts (ModelComm::panels_per_part), each issued when the one before it
+// has arrived, and compute the panels whose rows have all arrived while the next part is in
+// flight. It stores its output columns (every row of the layer's input, dead or not) and the
+// group's collective sums each row's kept entries over the group, so that every rank drops the
+// same rows; the next layer reads its own and its peers' rows through that list. Sums in double,
+// rounded once: the same bits as every other strategy.
 // With --reuse, repeated rows are dropped by GroupReuse: from the sparse block before it is stored, and from
 // the panels on the layers its schedule looks (signatures summed and pairs compared over the
 // group, as for sparse rows; the next layer reads the peers' stored rows of those kept).
@@ -220,46 +223,20 @@ class DensePanels {
   // bytes and messages.
   template <class Timed>
   Offset layer(const PullPlan& plan, const Layer& layer, int read_slot, int write_slot, bool overlap, bool merged_gets,
-               bool panel_blocks, Timed&& timed, std::uint64_t& bytes, std::uint64_t& messages) {
+               bool panel_blocks, std::size_t panels_per_part, Timed&& timed, std::uint64_t& bytes, std::uint64_t& messages) {
     // Where each neuron's rows are: own columns in mine_, pulled ones in pulled_.
     std::size_t total = 0;
     for (const PullPlan::Range& range : plan.ranges) total += std::size_t{range.last - range.first} * stored_stride_;
     pulled_.resize(total);
-    pulled_ranges_.clear();
+    plan_peer_gets(plan, read_slot, merged_gets);
+    // The gets in parts of the stored panels (panels_per_part, with overlap): each part is issued when
+    // the one before it has arrived, and the panels whose rows have all arrived are computed
+    // while the next part is in flight.
+    const std::size_t stored_panels = stored_stride_ / kPanelRows;
+    const std::size_t parts = overlap && panels_per_part > 0 ? transfer_parts(stored_panels, panels_per_part) : 1;
+    auto part_end = [&](std::size_t k) { return stored_panels * k / parts; };
     timed([&] {
-      // One get per peer (the ranges of one peer are consecutive in the plan; one per range with
-      // SDNN_MODEL_COMM=per-range-gets): its ranges arrive
-      // as stored panels x their neurons x kPanelRows (the peer's whole block: one contiguous
-      // range of its slot, a plain get; else an indexed get of every stored panel's ranges).
-      std::size_t at = 0;
-      const std::size_t stored_panels = stored_stride_ / kPanelRows;
-      for (std::size_t r = 0; r < plan.ranges.size();) {
-        const int peer = plan.ranges[r].peer % group_.size();
-        const RowRange theirs = shard_of(neurons_, group_.size(), peer);
-        const std::size_t slot = dense_at_[peer] + read_slot * capacity_rows_ * theirs.size() * sizeof(Value);
-        std::size_t end = r, width = 0;  // width: the peer's pulled neurons
-        for (; end < plan.ranges.size() && plan.ranges[end].peer % group_.size() == peer && (merged_gets || end == r); ++end) {
-          pulled_ranges_.push_back({theirs.first + plan.ranges[end].first, plan.ranges[end].last - plan.ranges[end].first,
-                                    pulled_.data() + at + width * kPanelRows, 0});
-          width += plan.ranges[end].last - plan.ranges[end].first;
-        }
-        for (std::size_t q = pulled_ranges_.size() - (end - r); q < pulled_ranges_.size(); ++q)
-          pulled_ranges_[q].panel_stride = width * kPanelRows;
-        if (width == theirs.size() && !panel_blocks) {
-          window_.get(pulled_.data() + at, width * stored_stride_ * sizeof(Value), group_base_ + peer, slot);
-        } else {
-          blocks_.clear();
-          for (std::size_t panel = 0; panel < stored_panels; ++panel)
-            for (std::size_t q = r; q < end; ++q)
-              blocks_.push_back({slot + (panel * theirs.size() + plan.ranges[q].first) * kPanelRows * sizeof(Value),
-                                 std::size_t{plan.ranges[q].last - plan.ranges[q].first} * kPanelRows * sizeof(Value)});
-          window_.get_blocks(pulled_.data() + at, blocks_, group_base_ + peer);
-        }
-        at += width * stored_stride_;
-        bytes += width * stored_stride_ * sizeof(Value);
-        ++messages;
-        r = end;
-      }
+      issue_gets(0, part_end(1), panel_blocks, bytes, messages);
       if (!overlap) window_.flush_all();
     });
     // While the gets are in flight: the weights in double (one copy per thread) and the output.
@@ -268,8 +245,18 @@ class DensePanels {
     widen_operands(DenseRows(), layer.weights_csc, wide_[omp_get_thread_num()]);
     const Index panels = mine_.panels();
     row_nonzeros_.assign(static_cast<std::size_t>(panels) * kPanelRows, 0);
-    if (overlap) timed([&] { window_.flush_all(); });
-    compute(layer, read_slot, write_slot);  // also publishes the output columns in write_slot
+    prepare_compute(read_slot, write_slot);
+    Index computed = 0;
+    for (std::size_t k = 0; k < parts; ++k) {
+      if (overlap)
+        timed([&] {
+          window_.flush_all();
+          if (k + 1 < parts) issue_gets(part_end(k + 1), part_end(k + 2), panel_blocks, bytes, messages);
+        });
+      const Index ready = k + 1 == parts ? panels : computable_panels(part_end(k + 1));
+      compute_panels(layer, computed, ready);  // also publishes the output columns in write_slot
+      computed = std::max(computed, ready);
+    }
     local_nonzeros_ = 0;
     for (std::uint32_t n : row_nonzeros_) local_nonzeros_ += n;
     // Agree on the rows that died.
@@ -317,22 +304,27 @@ class DensePanels {
   }
 
  private:
-  // A few panels at a time, on every thread: gathered full width as floats (this rank's columns
-  // and every pulled range, kPanelRows rows at a time where a panel's rows are one stored panel,
-  // else row by row), the output columns computed into a compact chunk and copied into `slot` in
-  // one memcpy. Widened to double where the layer has no column groups (the grouped kernel reads the
-  // floats).
-  void compute(const Layer& layer, int read_slot, int slot) {
-    constexpr Index kChunkPanels = 12;
-    const Index C = own_.size(), panels = mine_.panels(), rows = mine_.rows();
-    const std::size_t stride = std::size_t{neurons_} * kPanelRows, mine_stride = std::size_t{C} * kPanelRows;
+  // Before compute_panels: where each panel's rows are stored, where this rank's own columns are
+  // read and where its output goes (read_slot, slot).
+  void prepare_compute(int read_slot, int slot) {
+    const Index C = own_.size(), panels = mine_.panels();
     stored_panel_.resize(panels);
     for (Index q = 0; q < panels; ++q) stored_panel_[q] = stored_panel_of(q);
     // This rank's columns are read from the slot that holds them, as the peers' are, and the
     // output goes to `slot` alone.
     Value* const own_slots = reinterpret_cast<Value*>(window_.data() + dense_at_[group_.rank()]);
-    Value* const published = own_slots + slot * capacity_rows_ * C;
-    pulled_ranges_.push_back({own_.first, C, own_slots + read_slot * capacity_rows_ * C, mine_stride});
+    published_ = own_slots + slot * capacity_rows_ * C;
+    pulled_ranges_.push_back({own_.first, C, own_slots + read_slot * capacity_rows_ * C, std::size_t{C} * kPanelRows});
+  }
+  // mine_'s panels [begin, end), a few panels at a time, on every thread: gathered full width as
+  // floats (this rank's columns and every pulled range, kPanelRows rows at a time where a panel's
+  // rows are one stored panel, else row by row), the output columns computed into a compact chunk
+  // and copied into the output slot (see prepare_compute) in one memcpy.
+  void compute_panels(const Layer& layer, Index begin, Index end) {
+    constexpr Index kChunkPanels = 12;
+    const Index C = own_.size(), rows = mine_.rows();
+    const std::size_t stride = std::size_t{neurons_} * kPanelRows, mine_stride = std::size_t{C} * kPanelRows;
+    Value* const published = published_;
     if (static_cast<int>(chunk_in_.size()) < threads_) chunk_in_.resize(threads_), chunk_out_.resize(threads_);
 #pragma omp parallel num_threads(threads_)
     {
@@ -341,8 +333,8 @@ class DensePanels {
       std::vector<Value>& out = chunk_out_[omp_get_thread_num()];
       in.neurons = neurons_;
 #pragma omp for schedule(dynamic, 1)
-      for (Index first = 0; first < panels; first += kChunkPanels) {
-        const Index count = std::min(kChunkPanels, panels - first);
+      for (Index first = begin; first < end; first += kChunkPanels) {
+        const Index count = std::min(kChunkPanels, end - first);
         std::uint32_t* kept = row_nonzeros_.data() + std::size_t{first} * kPanelRows;
         in.ids.resize(static_cast<std::size_t>(count) * kPanelRows);
         in.panel.resize(count * stride);
@@ -382,6 +374,65 @@ class DensePanels {
         multiply_panel_span(in, 0, count, wide, layer.weights_csc, layer.bias.data(), out.data(), mine_stride, kept);
         std::memcpy(published + first * mine_stride, out.data(), out.size() * sizeof(Value));
       }
+    }
+  }
+  // How many parts a layer's gets are split into (see layer): one per panels_per_part stored
+  // panels, at most kMostParts (each part costs every peer one more message).
+  static std::size_t transfer_parts(std::size_t stored_panels, std::size_t panels_per_part) {
+    constexpr std::size_t kMostParts = 4;
+    return std::clamp<std::size_t>(stored_panels / panels_per_part, 1, kMostParts);
+  }
+  // The panels of mine_, from the first, whose rows all lie in the stored panels [0, stored_end).
+  Index computable_panels(std::size_t stored_end) const {
+    const Index rows = mine_.rows();
+    const auto arrived = static_cast<Index>(
+        std::lower_bound(source_rows_.begin(), source_rows_.begin() + rows, stored_end * kPanelRows) - source_rows_.begin());
+    return arrived == rows ? mine_.panels() : arrived / kPanelRows;
+  }
+  // Every peer's share of a layer's gets (the ranges of one peer are consecutive in the plan; one
+  // share per range with SDNN_MODEL_COMM=per-range-gets): where its ranges land in pulled_ (as
+  // stored panels x their neurons x kPanelRows) and which ranges of the plan they are; also fills
+  // pulled_ranges_.
+  void plan_peer_gets(const PullPlan& plan, int read_slot, bool merged_gets) {
+    pulled_ranges_.clear();
+    peer_gets_.clear();
+    std::size_t at = 0;
+    for (std::size_t r = 0; r < plan.ranges.size();) {
+      const int peer = plan.ranges[r].peer % group_.size();
+      const RowRange theirs = shard_of(neurons_, group_.size(), peer);
+      const std::size_t slot = dense_at_[peer] + read_slot * capacity_rows_ * theirs.size() * sizeof(Value);
+      std::size_t end = r, width = 0;  // width: the peer's pulled neurons
+      for (; end < plan.ranges.size() && plan.ranges[end].peer % group_.size() == peer && (merged_gets || end == r); ++end) {
+        pulled_ranges_.push_back({theirs.first + plan.ranges[end].first, plan.ranges[end].last - plan.ranges[end].first,
+                                  pulled_.data() + at + width * kPanelRows, 0});
+        width += plan.ranges[end].last - plan.ranges[end].first;
+      }
+      for (std::size_t q = pulled_ranges_.size() - (end - r); q < pulled_ranges_.size(); ++q)
+        pulled_ranges_[q].panel_stride = width * kPanelRows;
+      peer_gets_.push_back({peer, theirs.size(), at, width, slot, &plan, r, end});
+      at += width * stored_stride_;
+      r = end;
+    }
+  }
+  // One get per peer share of the stored panels [first, last): the peer's whole block is one
+  // contiguous range of its slot, a plain get; else an indexed get of every stored panel's ranges.
+  void issue_gets(std::size_t first, std::size_t last, bool panel_blocks, std::uint64_t& bytes, std::uint64_t& messages) {
+    for (const PeerGet& share : peer_gets_) {
+      const std::vector<PullPlan::Range>& ranges = share.plan->ranges;
+      Value* to = pulled_.data() + share.at + first * share.width * kPanelRows;
+      if (share.width == share.columns && !panel_blocks) {
+        window_.get(to, (last - first) * share.width * kPanelRows * sizeof(Value), group_base_ + share.peer,
+                    share.slot + first * share.columns * kPanelRows * sizeof(Value));
+      } else {
+        blocks_.clear();
+        for (std::size_t panel = first; panel < last; ++panel)
+          for (std::size_t q = share.first_range; q < share.end_range; ++q)
+            blocks_.push_back({share.slot + (panel * share.columns + ranges[q].first) * kPanelRows * sizeof(Value),
+                               std::size_t{ranges[q].last - ranges[q].first} * kPanelRows * sizeof(Value)});
+        window_.get_blocks(to, blocks_, group_base_ + share.peer);
+      }
+      bytes += (last - first) * share.width * kPanelRows * sizeof(Value);
+      ++messages;
     }
   }
   // The stored panel that holds panel q of mine_'s rows in order, or -1.
@@ -434,7 +485,15 @@ class DensePanels {
     const Value* values;        // in pulled_: stored panel p's kPanelRows x width at values + p x panel_stride
     std::size_t panel_stride;
   };
+  struct PeerGet {
+    int peer;
+    std::size_t columns, at, width, slot;  // the peer's columns; where in pulled_; its pulled neurons; its read slot
+    const PullPlan* plan;
+    std::size_t first_range, end_range;    // its ranges of the plan
+  };
   std::vector<Window::Block> blocks_;
+  std::vector<PeerGet> peer_gets_;
+  Value* published_ = nullptr;  // where compute_panels writes the output (see prepare_compute)
   std::vector<PulledRange> pulled_ranges_;
   std::vector<std::int64_t> stored_panel_;  // per panel of mine_: the stored panel of its rows, or -1
   std::vector<Value> pulled_;
@@ -459,8 +518,10 @@ ModelComm model_comm_from_environment(bool overlap) {
       comm.merged_gets = false;
     else if (word == "panel-blocks")
       comm.panel_blocks = true;
+    else if (word == "whole-gets")
+      comm.panels_per_part = 0;
     else if (!word.empty())
-      throw std::invalid_argument("SDNN_MODEL_COMM: unknown switch '" + word + "' (world-sync, per-range-gets, panel-blocks)");
+      throw std::invalid_argument("SDNN_MODEL_COMM: unknown switch '" + word + "' (world-sync, per-range-gets, panel-blocks, whole-gets)");
   }
   return comm;
 }
@@ -620,7 +681,7 @@ CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& gri
       figures.layer_nonzeros[l] = dense.local_nonzeros();
       figures.active_nonzeros += dense.local_nonzeros();
       group_nonzeros = dense.layer(plan, layer, read_slot, write_slot, overlap, comm_switches.merged_gets,
-                                   comm_switches.panel_blocks, timed, bytes, messages);
+                                   comm_switches.panel_blocks, comm_switches.panels_per_part, timed, bytes, messages);
       // Back to sparse rows below a quarter of the threshold (every rank of the group agrees).
       const Index alive_rows = dense.rows().rows();
       if (alive_rows == 0 || static_cast<double>(group_nonzeros) <

@@ -6,6 +6,7 @@
 // column block (D x 1) each rank runs its row group through the data strategy's engine loop.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -26,9 +27,12 @@ struct ModelComm {
   bool merged_gets = true;    // one get per peer: its column offsets (sparse rows), its panels' ranges (dense); false: one per range
   bool panel_blocks = false;  // dense rows: a peer's whole block too is fetched as one block per stored panel,
                               // merged by Window::get_blocks, instead of one plain get of the range
+  std::size_t panels_per_part = 16;  // dense rows, with overlap: a layer's gets in parts of this many stored panels
+                                     // (at most 4 parts), each part's rows computed while the next part arrives;
+                                     // 0: one get per peer for the layer
 };
 // The switches named in the environment variable SDNN_MODEL_COMM, a comma-separated list of
-// world-sync, per-range-gets and panel-blocks (unset or empty: the defaults); other words throw
+// world-sync, per-range-gets, panel-blocks and whole-gets (unset or empty: the defaults); other words throw
 // std::invalid_argument naming the accepted ones. `overlap` is passed through.
 ModelComm model_comm_from_environment(bool overlap);
 

@@ -256,6 +256,32 @@ TEST(DataModelStrategy, CommunicationSwitchesKeepTheAnswer) {
   }
 }
 
+// Dense layers' gets in parts (ModelComm::panels_per_part), the panels of each part computed while
+// the next arrives: the same answer on every grid, on 1 and 2 threads, as one get per peer; and
+// more messages than that wherever a rank has peers (so that the parts are really used).
+TEST(DataModelStrategy, DenseGetsInPartsKeepTheAnswer) {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  const RandomProblem p = random_problem(61, 3);
+  for (const int threads : {1, 2}) {
+    EngineOptions engine;
+    engine.format = Format::csc;
+    engine.threads = threads;
+    std::uint64_t messages[2] = {0, 0};
+    for (const std::size_t panels_per_part : {std::size_t{0}, std::size_t{1}}) {
+      ModelComm comm;
+      comm.panels_per_part = panels_per_part;
+      run_every_grid(p, engine, comm, [&](const Grid&, int, const RankFigures& figures) {
+        messages[panels_per_part] += figures.messages;
+      });
+    }
+    MPI_Allreduce(MPI_IN_PLACE, messages, 2, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+    if (size > 1) {
+      EXPECT_GT(messages[1], messages[0]) << "threads " << threads << ": no layer's gets came in parts";
+    }
+  }
+}
+
 TEST(DataModelStrategy, SwitchesFromTheEnvironment) {
   ASSERT_EQ(setenv("SDNN_MODEL_COMM", "", 1), 0);
   ModelComm comm = model_comm_from_environment(false);
@@ -263,8 +289,10 @@ TEST(DataModelStrategy, SwitchesFromTheEnvironment) {
   EXPECT_FALSE(comm.world_sync);
   EXPECT_TRUE(comm.merged_gets);
   EXPECT_FALSE(comm.panel_blocks);
-  ASSERT_EQ(setenv("SDNN_MODEL_COMM", "world-sync,per-range-gets,panel-blocks", 1), 0);
+  EXPECT_GT(comm.panels_per_part, 0u);
+  ASSERT_EQ(setenv("SDNN_MODEL_COMM", "world-sync,per-range-gets,panel-blocks,whole-gets", 1), 0);
   comm = model_comm_from_environment(true);
+  EXPECT_EQ(comm.panels_per_part, 0u);
   EXPECT_TRUE(comm.overlap);
   EXPECT_TRUE(comm.world_sync);
   EXPECT_FALSE(comm.merged_gets);
