@@ -4,13 +4,17 @@
 # (tests/program_tests.sh), the end-to-end checks (tests/end_to_end_tests.sh), the bad-input corpus with
 # 2 and 3 ranks (tests/corpus_tests.sh) and the official data under SimGrid's SMPI when it is
 # installed (tests/sim_tests.sh; skipped otherwise, not run in sanitizer builds).
-# Ends with one line "tests: N passed, N failed, N skipped".
+# Each part's wall time is printed as it ends ("=== time: PART N s") and again, all together,
+# before the last line (docs/testing.md, 'Time'). Ends with one line "tests: N passed, N failed, N skipped".
 # Called by `make test` with SDNN_TEST_BINARY and MPIRUN set, and SDNN_SAN (the sanitizers of a
 # SAN build) and SDNN_QUICK (1: a smaller program matrix) when given.
 set -u
 cd "$(dirname "$0")/.."
 binary=${SDNN_TEST_BINARY:-build/release/sdnn_tests}
 passed=0 failed=0 skipped=0 library_skipped=0
+times=""
+# timed PART START: prints PART's wall time since START (seconds) and keeps it for the summary.
+timed() { local t=$((SECONDS - $2)); echo "=== time: $1 $t s"; times="$times${times:+, }$1 $t s"; }
 
 # A sanitizer build: every report of every process (the test binaries, each rank) goes to a file
 # in $san_logs, and any file there fails the run whatever the exit statuses were (a report in a
@@ -28,6 +32,7 @@ if [ -n "${SDNN_SAN:-}" ]; then
 fi
 
 log=$(mktemp)
+part_start=$SECONDS
 "$binary" --gtest_brief=0 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 count() { grep -E "^\[  $1 *\] [0-9]+ test" "$log" | head -1 | sed -E 's/^\[[^]]*\] ([0-9]+).*/\1/'; }
@@ -35,10 +40,12 @@ g_passed=$(count PASSED); g_failed=$(count FAILED); g_skipped=$(count SKIPPED)
 passed=$((passed + ${g_passed:-0})); failed=$((failed + ${g_failed:-0})); skipped=$((skipped + ${g_skipped:-0}))
 if [ "$status" -ne 0 ] && [ "${g_failed:-0}" -eq 0 ]; then failed=$((failed + 1)); echo "GoogleTest suite exited with $status"; fi
 rm -f "$log"
+timed "$(basename "$binary")" "$part_start"
 
 # The MPI tests, under mpirun with 1 to 4 ranks (rank 0 prints; a failure on any rank counts).
 mpi_binary=${SDNN_MPI_TEST_BINARY:-build/release/sdnn_mpi_tests}
 mpirun_cmd=${MPIRUN:-mpirun --oversubscribe $([ "$(id -u)" = 0 ] && echo --allow-run-as-root)}
+part_start=$SECONDS
 for np in 1 2 3 4; do
   log=$(mktemp)
   echo "=== MPI tests with $np rank(s)"
@@ -54,14 +61,17 @@ for np in 1 2 3 4; do
   if [ "$status" -ne 0 ] && [ "${m_failed:-0}" -eq 0 ]; then failed=$((failed + 1)); echo "MPI tests with $np rank(s) exited with $status"; fi
   rm -f "$log"
 done
+timed "$(basename "$mpi_binary") (1-4 ranks)" "$part_start"
 
 for script in tests/program_tests.sh tests/end_to_end_tests.sh tests/corpus_tests.sh tests/sim_tests.sh; do
   result=$(mktemp)
+  part_start=$SECONDS
   echo "0 1 0" > "$result"  # a script that dies before writing its counts is one failure
   MPIRUN=${MPIRUN:-} bash "$script" "$result"
   read -r p f s < "$result"
   rm -f "$result"
   passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+  timed "$(basename "$script" .sh)" "$part_start"
 done
 
 if [ -n "$san_logs" ]; then
@@ -83,5 +93,6 @@ fi
 skipped=$((skipped + library_skipped))
 
 echo
+echo "times: $times (all: $SECONDS s)"
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
