@@ -112,10 +112,12 @@ $(BUILD)/%.o: %.cpp
 # GCC's -MMD list with the .cpp alone: the headers it reads are named here, for every build.
 DENSE_ROWS_HEADERS := $(wildcard src/spmm/*.hpp)
 $(BUILD)/src/spmm/dense_rows.o build/sim/src/spmm/dense_rows.o build/tsan/src/spmm/dense_rows.o: $(DENSE_ROWS_HEADERS)
-# Sanitizer builds: the kernel's lambdas are not forced inline (src/spmm/dense_rows.cpp says why).
+# Sanitizer builds (SAN, make tsan): the kernel's lambdas are not forced inline
+# (src/spmm/dense_rows.cpp says why).
 ifneq ($(SAN),)
 $(BUILD)/src/spmm/dense_rows.o: CXXFLAGS += -DSDNN_KERNEL_LAMBDA=HWY_ATTR
 endif
+build/tsan/src/spmm/dense_rows.o: TSAN_FLAGS += -DSDNN_KERNEL_LAMBDA=HWY_ATTR
 
 # $(call install,PACKAGES): installs those that are missing with apt-get (sudo when not root),
 # waiting up to 10 minutes for another apt or dpkg to let go of the lock instead of failing.
