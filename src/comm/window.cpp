@@ -597,38 +597,6 @@ void Window::get_blocks(void* destination, const std::vector<Block>& blocks, int
   }
 }
 
-void Window::get_strided(void* destination, std::size_t count, std::size_t block_bytes, std::size_t stride_bytes,
-                         int target_rank, std::size_t target_offset) {
-  if (count == 0 || block_bytes == 0) return;
-  if (block_bytes > stride_bytes && count > 1) throw std::invalid_argument("Window::get_strided: blocks overlap");
-  check_range("get", (count - 1) * stride_bytes + block_bytes, target_rank, target_offset);
-  if (destination == nullptr) throw std::invalid_argument("Window::get_strided: null destination");
-  auto* out = static_cast<std::byte*>(destination);
-  if (block_bytes >= chunk_bytes_) {  // each block alone: plain (chunked) gets
-    for (std::size_t i = 0; i < count; ++i) get(out + i * stride_bytes, block_bytes, target_rank, target_offset + i * stride_bytes);
-    return;
-  }
-  const std::size_t per_call = std::min<std::size_t>(chunk_bytes_ / block_bytes, INT_MAX);
-  note_pending(target_rank);
-  for (std::size_t done = 0; done < count;) {
-    const std::size_t n = std::min(per_call, count - done);
-    MPI_Datatype vector = MPI_DATATYPE_NULL;
-    check_mpi(MPI_Type_create_hvector(static_cast<int>(n), static_cast<int>(block_bytes),
-                                      static_cast<MPI_Aint>(stride_bytes), MPI_BYTE, &vector),
-              "MPI_Type_create_hvector");
-    // Freed right after the call: MPI keeps a datatype alive while operations use it.
-    const int committed = MPI_Type_commit(&vector);
-    const int got = committed == MPI_SUCCESS
-                        ? MPI_Get(out + done * stride_bytes, 1, vector, target_rank,
-                                  static_cast<MPI_Aint>(target_offset + done * stride_bytes), 1, vector, win_)
-                        : committed;
-    MPI_Type_free(&vector);
-    check_mpi(committed, "MPI_Type_commit");
-    check_mpi(got, "MPI_Get");
-    done += n;
-  }
-}
-
 void Window::put(const void* source, std::size_t bytes, int target_rank, std::size_t target_offset) {
   check_range("put", bytes, target_rank, target_offset);
   if (bytes == 0) return;

@@ -178,13 +178,6 @@ class Window {
   // block longer than the chunk limit goes in chunks of its own). Completed as get is. Every
   // block must lie within the target's segment; empty blocks are skipped.
   void get_blocks(void* destination, const std::vector<Block>& blocks, int target_rank);
-  // Start copying `count` blocks of `block_bytes` bytes, block i from byte target_offset + i x
-  // stride_bytes of `target_rank`'s segment to destination + i x stride_bytes (the same strided
-  // places on both sides: a panel column range of every panel, say): one MPI_Get of a vector
-  // datatype on both sides per chunk of blocks (a block longer than the chunk limit goes as plain
-  // gets). Completed as get is. The last block must lie within the target's segment.
-  void get_strided(void* destination, std::size_t count, std::size_t block_bytes, std::size_t stride_bytes,
-                   int target_rank, std::size_t target_offset);
   // Start copying `bytes` bytes from `source` to byte `target_offset` of `target_rank`'s
   // segment (MPI_Put). `source` may be reused after flush_local/flush; the target sees the
   // data after flush plus a synchronisation with it (barrier()).

@@ -30,7 +30,6 @@ struct RankFigures {
   // --reuse: rows multiplied, over all layers and per layer (distinct rows; data x model counts a
   // row group's rows on its first rank only)
   std::uint64_t rows_computed = 0;
-  std::uint64_t dense_layers_in_place = 0;  // data x model: dense layers read in place in full-width slots (not reported)
   std::vector<double> layer_compute_s, layer_comm_s;
   std::vector<std::uint64_t> layer_nonzeros, layer_bytes, layer_columns, layer_rows;
 };

@@ -173,13 +173,10 @@ class DensePanels {
  public:
   // dense_at[b]: where the dense slots of column block b start in its segment of `window`, each
   // slot capacity_rows x its columns floats.
-  // full_width: every slot holds all N columns (see the top of this file), else this rank's C.
   DensePanels(const SubCommunicator& group, Window& window, int group_base, std::vector<std::size_t> dense_at,
-              std::uint64_t capacity_rows, Index neurons, RowRange own, int threads, bool full_width)
+              std::uint64_t capacity_rows, Index neurons, RowRange own, int threads)
       : group_(group), window_(window), group_base_(group_base), dense_at_(std::move(dense_at)),
-        capacity_rows_(capacity_rows), neurons_(neurons), own_(own), threads_(threads), full_width_(full_width) {}
-  // Dense layers whose input the kernel read in place in the window (full width).
-  std::uint64_t layers_in_place() const { return layers_in_place_; }
+        capacity_rows_(capacity_rows), neurons_(neurons), own_(own), threads_(threads) {}
 
   DenseRows& rows() { return mine_; }
   Offset local_nonzeros() const { return local_nonzeros_; }
@@ -197,20 +194,18 @@ class DensePanels {
     // thread's, and two neighbouring columns share a cache line, hence pairs. Into the slot
     // (panels as they are: the next layer reads its own columns there, as the peers'), mine_
     // keeping only the rows' ids.
-    const Index panel_count = mine_.panels();
-    const std::size_t panel_stride = slot_panel_stride();
+    const std::size_t values = static_cast<std::size_t>(mine_.panels()) * C * kPanelRows;
     mine_.panel.clear();
-    Value* const panels = own_values(slot);
+    Value* const panels = reinterpret_cast<Value*>(window_.data() + dense_at_[group_.rank()]) + slot * capacity_rows_ * C;
 #pragma omp parallel for num_threads(threads_) schedule(static)
-    for (Index p = 0; p < panel_count; ++p)
-      std::memset(panels + p * panel_stride, 0, std::size_t{C} * kPanelRows * sizeof(Value));
+    for (std::size_t p = 0; p < values / kPanelRows; p += C)
+      std::memset(panels + p * kPanelRows, 0, std::size_t{C} * kPanelRows * sizeof(Value));
 #pragma omp parallel for num_threads(threads_) schedule(static, 2)
     for (Index k = 0; k < C; ++k)
       for (Offset p = block.begin(k); p < block.end(k); ++p) {
         if (!alive[block.indices[p]]) continue;
         const Index i = position[block.indices[p]];
-        panels[static_cast<std::size_t>(i / kPanelRows) * panel_stride + std::size_t{k} * kPanelRows + i % kPanelRows] =
-            block.values[p];
+        panels[(static_cast<std::size_t>(i / kPanelRows) * C + k) * kPanelRows + i % kPanelRows] = block.values[p];
       }
     local_nonzeros_ = block.nnz();
     source_rows_.resize(mine_.rows());
@@ -229,8 +224,6 @@ class DensePanels {
   template <class Timed>
   Offset layer(const PullPlan& plan, const Layer& layer, int read_slot, int write_slot, bool overlap, bool merged_gets,
                bool panel_blocks, std::size_t panels_per_part, Timed&& timed, std::uint64_t& bytes, std::uint64_t& messages) {
-    if (full_width_)
-      return layer_in_place(layer, read_slot, write_slot, overlap, panels_per_part, timed, bytes, messages);
     // Where each neuron's rows are: own columns in mine_, pulled ones in pulled_.
     std::size_t total = 0;
     for (const PullPlan::Range& range : plan.ranges) total += std::size_t{range.last - range.first} * stored_stride_;
@@ -300,19 +293,6 @@ class DensePanels {
     local_nonzeros_ = 0;  // the padding rows hold +0
     const std::size_t values = static_cast<std::size_t>(mine_.panels()) * own_.size() * kPanelRows;
     for (std::size_t i = 0; i < values; ++i) local_nonzeros_ += mine_.panel[i] != 0.0f;
-    if (full_width_) compact_slot([](auto&& step) { step(); });  // the kernel reads every stored row: the repeats must go
-  }
-
-  // Full width: once dead rows hold kMostDeadShare of the stored rows, this rank's columns of its
-  // slot are compacted (the alive rows moved up, in order) before any peer reads them (collective
-  // over the group, in the same layers on every rank: the counts are the group's).
-  template <class Timed>
-  void compact_when_dead_rows_pile_up(Timed&& timed) {
-    constexpr double kMostDeadShare = 0.125;
-    if (!full_width_ || mine_.rows() == 0) return;
-    const Index dead = stored_stride_ - mine_.panels() * kPanelRows;  // rows of panels computed for nothing
-    if (static_cast<double>(dead) < kMostDeadShare * static_cast<double>(stored_stride_)) return;
-    compact_slot(timed);
   }
 
   // This rank's columns of the alive rows as CSR (group rows x C).
@@ -324,124 +304,6 @@ class DensePanels {
   }
 
  private:
-  // The dense slots: full width (N columns per panel, this rank's at own_.first) or this rank's C.
-  std::size_t slot_width() const { return full_width_ ? neurons_ : own_.size(); }
-  std::size_t slot_panel_stride() const { return slot_width() * kPanelRows; }
-  Value* slot_values(int slot) const {
-    return reinterpret_cast<Value*>(window_.data() + dense_at_[group_.rank()]) + slot * capacity_rows_ * slot_width();
-  }
-  // Where this rank's columns start in its slot.
-  Value* own_values(int slot) const {
-    return slot_values(slot) + (full_width_ ? std::size_t{own_.first} * kPanelRows : 0);
-  }
-
-  // One layer with full-width slots: every peer's columns of read_slot's stored panels are got into
-  // the same places of this rank's read_slot (one strided get per peer and part), the kernel reads
-  // the slot in place (every stored row: a dead row holds zeros, and an input no entry reaches
-  // gives +0, so it stays dead) and writes this rank's columns of write_slot at the same rows.
-  template <class Timed>
-  Offset layer_in_place(const Layer& layer, int read_slot, int write_slot, bool overlap, std::size_t panels_per_part,
-                        Timed&& timed, std::uint64_t& bytes, std::uint64_t& messages) {
-    const Index stored_panels = stored_stride_ / kPanelRows;
-    const std::size_t parts = overlap && panels_per_part > 0 ? transfer_parts(stored_panels, panels_per_part) : 1;
-    auto part_end = [&](std::size_t k) { return static_cast<Index>(std::size_t{stored_panels} * k / parts); };
-    timed([&] {
-      issue_strided_gets(read_slot, 0, part_end(1), bytes, messages);
-      if (!overlap) window_.flush_all();
-    });
-    if (static_cast<int>(wide_.size()) < threads_) wide_.resize(threads_);
-#pragma omp parallel num_threads(threads_)
-    widen_operands(DenseRows(), layer.weights_csc, wide_[omp_get_thread_num()]);
-    row_nonzeros_.assign(stored_stride_, 0);
-    const Value* in = slot_values(read_slot);
-    Value* out = own_values(write_slot);
-    Index computed = 0;
-    for (std::size_t k = 0; k < parts; ++k) {
-      if (overlap)
-        timed([&] {
-          window_.flush_all();
-          if (k + 1 < parts) issue_strided_gets(read_slot, part_end(k + 1), part_end(k + 2), bytes, messages);
-        });
-      const Index ready = part_end(k + 1);
-      compute_in_place(layer, in, out, stored_panels, computed, ready);
-      computed = ready;
-    }
-    local_nonzeros_ = 0;
-    for (std::uint32_t n : row_nonzeros_) local_nonzeros_ += n;
-    timed([&] {
-      window_.sync();
-      group_.sum_in_place(row_nonzeros_);
-      window_.sync();
-    });
-    // The rows alive stay where they are stored; mine_ keeps their ids.
-    Offset nonzeros = 0;
-    Index kept = 0;
-    for (Index r = 0; r < mine_.rows(); ++r) {
-      const std::uint32_t n = row_nonzeros_[source_rows_[r]];
-      if (n == 0) continue;
-      nonzeros += n;
-      mine_.ids[kept] = mine_.ids[r];
-      source_rows_[kept++] = source_rows_[r];
-    }
-    mine_.ids.resize(kept);
-    source_rows_.resize(kept);
-    own_slot_ = write_slot;
-    mine_.panel.clear();
-    ++layers_in_place_;
-    return nonzeros;
-  }
-  // Stored panels [begin, end) of `in` (full width, read in place) on every thread, a few panels at
-  // a time; the output columns go to out (this rank's columns of the output slot).
-  void compute_in_place(const Layer& layer, const Value* in, Value* out, Index stored_panels, Index begin, Index end) {
-    constexpr Index kChunkPanels = 12;
-    const std::size_t stride = slot_panel_stride();
-#pragma omp parallel num_threads(threads_)
-    {
-      WideOperands& wide = wide_[omp_get_thread_num()];
-#pragma omp for schedule(dynamic, 1)
-      for (Index first = begin; first < end; first += kChunkPanels) {
-        const Index count = std::min(kChunkPanels, end - first);
-        multiply_panel_span(in, neurons_, stored_panels, first, count, wide, layer.weights_csc, layer.bias.data(),
-                            out + first * stride, stride, row_nonzeros_.data() + std::size_t{first} * kPanelRows);
-      }
-    }
-  }
-  // Every peer's columns of its slot `read_slot`, stored panels [first, last), into the same places
-  // of this rank's slot: one strided get per peer.
-  void issue_strided_gets(int read_slot, Index first, Index last, std::uint64_t& bytes, std::uint64_t& messages) {
-    if (last <= first) return;
-    const std::size_t stride = slot_panel_stride();
-    for (int peer = 0; peer < group_.size(); ++peer) {
-      if (peer == group_.rank()) continue;
-      const RowRange theirs = shard_of(neurons_, group_.size(), peer);
-      const std::size_t at = std::size_t{first} * stride + std::size_t{theirs.first} * kPanelRows;  // in floats
-      const std::size_t slot = dense_at_[peer] + read_slot * capacity_rows_ * neurons_ * sizeof(Value);
-      const std::size_t block_bytes = std::size_t{theirs.size()} * kPanelRows * sizeof(Value);
-      window_.get_strided(slot_values(read_slot) + at, last - first, block_bytes, stride * sizeof(Value),
-                          group_base_ + peer, slot + at * sizeof(Value));
-      bytes += (last - first) * block_bytes;
-      ++messages;
-    }
-  }
-  // Full width: this rank's columns of the rows alive moved up in own_slot_ (in mine_'s order,
-  // padding rows +0), then the group's barrier, so that no peer reads them before.
-  template <class Timed>
-  void compact_slot(Timed&& timed) {
-    fill_panels();
-    const std::size_t panel = std::size_t{own_.size()} * kPanelRows, stride = slot_panel_stride();
-    Value* const to = own_values(own_slot_);
-    for (Index p = 0; p < mine_.panels(); ++p)
-      std::memcpy(to + p * stride, mine_.panel.data() + p * panel, panel * sizeof(Value));
-    mine_.panel.clear();
-    for (Index i = 0; i < mine_.rows(); ++i) source_rows_[i] = i;
-    stored_stride_ = mine_.panels() * kPanelRows;
-    timed([&] {
-      window_.sync();
-      MPI_Barrier(group_.comm());
-      window_.sync();
-    });
-  }
-
   // Before compute_panels: where each panel's rows are stored, where this rank's own columns are
   // read and where its output goes (read_slot, slot).
   void prepare_compute(int read_slot, int slot) {
@@ -585,21 +447,22 @@ class DensePanels {
   // copied into mine_'s panels for those who read them (--reuse, the way back to sparse rows).
   void fill_panels() {
     if (!mine_.panel.empty() || mine_.rows() == 0) return;
-    const std::size_t panel = std::size_t{own_.size()} * kPanelRows, stride = slot_panel_stride();
-    const Value* from = own_values(own_slot_);
+    const std::size_t panel = std::size_t{own_.size()} * kPanelRows;
+    const Value* from = reinterpret_cast<const Value*>(window_.data() + dense_at_[group_.rank()]) +
+                        own_slot_ * capacity_rows_ * own_.size();
     mine_.panel.assign(mine_.panels() * panel, 0.0f);
     for (Index r = 0; r < mine_.rows(); ++r) {
       if (r % kPanelRows == 0) {
         const std::int64_t whole = stored_panel_of(r / kPanelRows);
         if (whole >= 0) {
           std::memcpy(mine_.panel.data() + std::size_t{r / kPanelRows} * panel,
-                      from + static_cast<std::size_t>(whole) * stride, panel * sizeof(Value));
+                      from + static_cast<std::size_t>(whole) * panel, panel * sizeof(Value));
           r += kPanelRows - 1;
           continue;
         }
       }
       const Index stored = source_rows_[r];
-      const Value* row = from + std::size_t{stored / kPanelRows} * stride + stored % kPanelRows;
+      const Value* row = from + std::size_t{stored / kPanelRows} * panel + stored % kPanelRows;
       Value* to = mine_.panel.data() + std::size_t{r / kPanelRows} * panel + r % kPanelRows;
       for (Index k = 0; k < own_.size(); ++k) to[std::size_t{k} * kPanelRows] = row[std::size_t{k} * kPanelRows];
     }
@@ -613,8 +476,6 @@ class DensePanels {
   Index neurons_;
   RowRange own_;
   int threads_;
-  bool full_width_;
-  std::uint64_t layers_in_place_ = 0;
   DenseRows mine_;  // the layer's input, then its output (its rows; their values in own_slot_)
   int own_slot_ = 0;  // the slot that holds this rank's columns of mine_'s rows
   Index stored_stride_ = 0;          // rows (padded to panels) in the slots: the last layer input's
@@ -659,10 +520,8 @@ ModelComm model_comm_from_environment(bool overlap) {
       comm.panel_blocks = true;
     else if (word == "whole-gets")
       comm.panels_per_part = 0;
-    else if (word == "compact-slots")
-      comm.full_width = false;
     else if (!word.empty())
-      throw std::invalid_argument("SDNN_MODEL_COMM: unknown switch '" + word + "' (world-sync, per-range-gets, panel-blocks, whole-gets, compact-slots)");
+      throw std::invalid_argument("SDNN_MODEL_COMM: unknown switch '" + word + "' (world-sync, per-range-gets, panel-blocks, whole-gets)");
   }
   return comm;
 }
@@ -716,21 +575,6 @@ CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& gri
     for (std::uint8_t n : nonempty) alive_most += n;
   }
   const std::uint64_t padded_rows = (alive_most + kPanelRows - 1) / kPanelRows * kPanelRows;
-  // Full-width dense slots (read in place, no gather and no copy of the output: see the top of this
-  // file) when every layer of every rank of the group reads every peer's whole block (RadiX-Net up
-  // to 16 column blocks); else each slot holds the rank's C columns and the pulled ones go apart.
-  bool full_width = dense_allowed && comm_switches.full_width && comm_switches.merged_gets && !comm_switches.panel_blocks;
-  for (const PullPlan& plan : plans) {
-    std::vector<Index> pulled_of(grid.columns, 0);
-    for (const PullPlan::Range& range : plan.ranges) pulled_of[range.peer % grid.columns] += range.last - range.first;
-    for (int b = 0; b < grid.columns; ++b)
-      full_width = full_width && (b == block || pulled_of[b] == shard_of(neurons, grid.columns, b).size());
-  }
-  {
-    std::vector<std::uint8_t> agreed{static_cast<std::uint8_t>(full_width)};
-    group.min_in_place(agreed);
-    full_width = agreed[0] != 0;
-  }
   auto capacity_of = [&](int peer_block) {
     const std::uint64_t all = alive_most * shard_of(neurons, grid.columns, peer_block).size();
     if (!dense_allowed) return std::max<std::uint64_t>(all, 1);
@@ -743,7 +587,7 @@ CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& gri
   };
   std::vector<std::size_t> dense_at(grid.columns);
   for (int b = 0; b < grid.columns; ++b) dense_at[b] = 2 * layout_of(b).slot_bytes();
-  const std::size_t dense_bytes = dense_allowed ? 2 * padded_rows * (full_width ? neurons : columns) * sizeof(Value) : 0;
+  const std::size_t dense_bytes = dense_allowed ? 2 * padded_rows * columns * sizeof(Value) : 0;
   Window window(MPI_COMM_WORLD, dense_at[block] + dense_bytes);
   auto store = [&](const CscMatrix& y, int slot) {
     const SlotLayout me = layout_of(block);
@@ -753,7 +597,7 @@ CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& gri
       std::memcpy(window.data() + me.values_at(slot), y.values.data(), y.nnz() * sizeof(Value));
     }
   };
-  DensePanels dense(group, window, group_base, dense_at, padded_rows, neurons, own, engine.threads, full_width);
+  DensePanels dense(group, window, group_base, dense_at, padded_rows, neurons, own, engine.threads);
   bool in_panels = false;
   Offset group_nonzeros = 0;
   std::vector<std::uint8_t> alive;
@@ -845,9 +689,8 @@ CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& gri
         current = to_csc(dense.to_rows(rows));
         in_panels = false;
         publish_sparse(write_slot, timed);
-      } else {
-        if (reuse && reuse->due()) dense.drop_repeats_in_group(*reuse, layers - l - 1);  // the group agrees on every pair
-        dense.compact_when_dead_rows_pile_up(timed);
+      } else if (reuse && reuse->due()) {
+        dense.drop_repeats_in_group(*reuse, layers - l - 1);  // the group agrees on every pair
       }
       if (reuse) count_rows(l + 1, dense.rows().rows());
     } else {
@@ -934,7 +777,6 @@ CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& gri
     if (engine.progress) engine.progress(static_cast<double>(l + 1) / static_cast<double>(layers), "layers");
   }
   CsrMatrix result = in_panels ? dense.to_rows(rows) : to_csr(current);  // the panels' values are in the window
-  figures.dense_layers_in_place = dense.layers_in_place();
   window.free();
   if (reuse) reuse->expand(result);
   return result;

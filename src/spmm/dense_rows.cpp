@@ -467,20 +467,14 @@ void widen_weights(const CscMatrix& weights, DoubleBuffer& wide) {
 // The output neurons at positions [begin, end) of wide.order that lie in [first, last), of panels
 // [first_panel, first_panel + panels) of `in`, whose panels in double start at `wide_panels`;
 // the span's output panel q at out + q x out_stride, its row r's count at row_nonzeros[r].
-// Panels read where they are: `data` holds `count` panels of `neurons` x kPanelRows floats.
-struct PanelSource {
-  const Value* data;
-  Index neurons, count;
-};
-
-void multiply_panel_range(const PanelSource& in, const double* wide_panels, const double* wide_weights,
+void multiply_panel_range(const DenseRows& in, const double* wide_panels, const double* wide_weights,
                           const ColumnGroups& groups, const CscMatrix& w, const Value* bias, Index first_panel,
                           Index panels, Index begin, Index end, Index first, Index last, Value* out,
                           std::size_t out_stride, std::uint32_t* row_nonzeros) {
   ensure_simd_choice();
   const std::size_t stride = std::size_t{in.neurons} * kPanelRows;
   const PanelOperands op{groups.count() > 0 ? nullptr : wide_panels,
-                         in.data + first_panel * stride,
+                         in.panel.data() + first_panel * stride,
                          stride,
                          w.offsets.data(),
                          w.indices.data(),
@@ -496,16 +490,8 @@ void multiply_panel_range(const PanelSource& in, const double* wide_panels, cons
                          end,
                          first,
                          last,
-                         in.count - first_panel};
+                         in.panels() - first_panel};
   HWY_DYNAMIC_DISPATCH(multiply_wide_panels)(op, panels);
-}
-
-void multiply_panel_range(const DenseRows& in, const double* wide_panels, const double* wide_weights,
-                          const ColumnGroups& groups, const CscMatrix& w, const Value* bias, Index first_panel,
-                          Index panels, Index begin, Index end, Index first, Index last, Value* out,
-                          std::size_t out_stride, std::uint32_t* row_nonzeros) {
-  multiply_panel_range(PanelSource{in.panel.data(), in.neurons, in.panels()}, wide_panels, wide_weights, groups, w, bias,
-                       first_panel, panels, begin, end, first, last, out, out_stride, row_nonzeros);
 }
 
 }  // namespace
@@ -579,18 +565,10 @@ void multiply_panel_share(const DenseRows& in, const WideOperands& wide, const C
 void multiply_panel_span(const DenseRows& in, Index first_panel, Index panels, WideOperands& wide,
                          const CscMatrix& weights, const Value* bias, Value* out, std::size_t out_stride,
                          std::uint32_t* row_nonzeros) {
-  multiply_panel_span(in.panel.data(), in.neurons, in.panels(), first_panel, panels, wide, weights, bias, out,
-                      out_stride, row_nonzeros);
-}
-
-void multiply_panel_span(const Value* panel_data, Index neurons, Index panel_count, Index first_panel, Index panels,
-                         WideOperands& wide, const CscMatrix& weights, const Value* bias, Value* out,
-                         std::size_t out_stride, std::uint32_t* row_nonzeros) {
-  const PanelSource in{panel_data, neurons, panel_count};
   const std::size_t stride = std::size_t{in.neurons} * kPanelRows;
   if (wide.groups.count() == 0) {  // grouped: the kernel reads the floats
     wide.panels.resize(std::size_t{panels} * stride);
-    widen(in.data + std::size_t{first_panel} * stride, wide.panels.size(), wide.panels.data());
+    widen(in.panel.data() + std::size_t{first_panel} * stride, wide.panels.size(), wide.panels.data());
   }
   multiply_panel_range(in, wide.panels.data(), wide.weights.data(), wide.groups, weights, bias, first_panel, panels, 0,
                        weights.cols(), 0, weights.cols(), out, out_stride, row_nonzeros);

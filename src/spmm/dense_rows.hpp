@@ -105,11 +105,6 @@ void multiply_panel_share(const DenseRows& in, const WideOperands& wide, const C
 void multiply_panel_span(const DenseRows& in, Index first_panel, Index panels, WideOperands& wide,
                          const CscMatrix& weights, const Value* bias, Value* out, std::size_t out_stride,
                          std::uint32_t* row_nonzeros);
-// The same over panels held elsewhere (read in place): `panel_data` holds `panel_count` panels of
-// `neurons` x kPanelRows floats (a window's slot, say).
-void multiply_panel_span(const Value* panel_data, Index neurons, Index panel_count, Index first_panel, Index panels,
-                         WideOperands& wide, const CscMatrix& weights, const Value* bias, Value* out,
-                         std::size_t out_stride, std::uint32_t* row_nonzeros);
 Offset keep_alive_rows(DenseRows& computed, const std::uint32_t* row_nonzeros, DenseRows& kept);
 // The same in place: drops from `rows` the rows r with row_nonzeros[r] == 0 (a row only moves to
 // an earlier place; the padding rows after the last kept one are zeroed) and returns the nonzeros

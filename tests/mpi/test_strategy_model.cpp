@@ -282,51 +282,6 @@ TEST(DataModelStrategy, DenseGetsInPartsKeepTheAnswer) {
   }
 }
 
-// Full-width dense slots read in place (ModelComm::full_width): the same answer as compact slots on
-// every grid, rows dying while dense, 1 and 2 threads, with and without overlap; and the path is
-// really taken on every grid of several column blocks (every rank there reads its peers' whole blocks).
-TEST(DataModelStrategy, FullWidthSlotsReadInPlaceKeepTheAnswer) {
-  RandomProblem p = random_problem(61, 3);
-  // Every column block of W reads every neuron (column j also reads j + 12, j + 24 and j + 36), so
-  // that on every grid of up to 4 column blocks every rank pulls its peers' whole blocks.
-  for (Layer& layer : p.network) {
-    std::vector<Triplet> w;
-    for (Index i = 0; i < kNeurons; ++i)
-      for (Offset q = layer.weights_csr.begin(i); q < layer.weights_csr.end(i); ++q)
-        w.push_back({i, layer.weights_csr.indices[q], layer.weights_csr.values[q]});
-    for (Index j = 0; j < kNeurons; ++j)
-      for (Index shift = 12; shift < kNeurons; shift += 12) {
-        const Index k = (j + shift) % kNeurons;
-        bool present = false;
-        for (Offset q = layer.weights_csc.begin(j); q < layer.weights_csc.end(j); ++q) present |= layer.weights_csc.indices[q] == k;
-        if (!present) w.push_back({k, j, 1.0f / 64});
-      }
-    layer.weights_csr = from_triplets<RowMajor>(kNeurons, kNeurons, w);
-    layer.weights_csc = to_csc(layer.weights_csr);
-  }
-  for (const int threads : {1, 2})
-    for (const bool overlap : {true, false}) {
-      EngineOptions engine;
-      engine.format = Format::csc;
-      engine.threads = threads;
-      engine.dense_threshold = 0.125;
-      for (const bool full_width : {true, false}) {
-        ModelComm comm;
-        comm.overlap = overlap;
-        comm.full_width = full_width;
-        comm.panels_per_part = 1;
-        run_every_grid(p, engine, comm, [&](const Grid& grid, int rank, const RankFigures& figures) {
-          if (grid.columns == 1 || !full_width) {
-            EXPECT_EQ(figures.dense_layers_in_place, 0u);
-          } else {
-            EXPECT_GT(figures.dense_layers_in_place, 0u) << "grid " << grid.rows << "x" << grid.columns << ", rank "
-                                                        << rank << ": no dense layer read in place";
-          }
-        });
-      }
-    }
-}
-
 TEST(DataModelStrategy, SwitchesFromTheEnvironment) {
   ASSERT_EQ(setenv("SDNN_MODEL_COMM", "", 1), 0);
   ModelComm comm = model_comm_from_environment(false);
@@ -334,16 +289,14 @@ TEST(DataModelStrategy, SwitchesFromTheEnvironment) {
   EXPECT_FALSE(comm.world_sync);
   EXPECT_TRUE(comm.merged_gets);
   EXPECT_FALSE(comm.panel_blocks);
-  EXPECT_TRUE(comm.full_width);
   EXPECT_GT(comm.panels_per_part, 0u);
-  ASSERT_EQ(setenv("SDNN_MODEL_COMM", "world-sync,per-range-gets,panel-blocks,whole-gets,compact-slots", 1), 0);
+  ASSERT_EQ(setenv("SDNN_MODEL_COMM", "world-sync,per-range-gets,panel-blocks,whole-gets", 1), 0);
   comm = model_comm_from_environment(true);
   EXPECT_EQ(comm.panels_per_part, 0u);
   EXPECT_TRUE(comm.overlap);
   EXPECT_TRUE(comm.world_sync);
   EXPECT_FALSE(comm.merged_gets);
   EXPECT_TRUE(comm.panel_blocks);
-  EXPECT_FALSE(comm.full_width);
   ASSERT_EQ(setenv("SDNN_MODEL_COMM", "world-sync,fast", 1), 0);
   try {
     model_comm_from_environment(true);
