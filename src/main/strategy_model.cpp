@@ -43,7 +43,13 @@
 // (each chunk is gathered before it is computed; no second set of panels): the slot is where the
 // next layer reads its own columns (enter writes the first panels there directly), and its panels
 // keep only the rows' ids (their values are copied out of the slot only for --reuse and on the
-// way back to sparse rows). (A row group of one rank never gets here: see above.) The
+// way back to sparse rows). (A row group of one rank never gets here: see above.)
+// When every rank is on one node (and SDNN_MODEL_COMM has no window-gets), the dense slots live
+// in a node segment (SharedWindow, MPI_Win_allocate_shared; rank r's at r x the largest rank's
+// dense bytes) instead of the window: the gather reads each peer's columns straight from the
+// peer's slot, with no get and no pulled copy (the same parity and per-layer collective guard it,
+// with MPI_Win_sync on the node window around it). Full-width slots read in place by the kernel
+// were tried and measured slower (docs/strategies.md, issue 10, sixth pass). The
 // weights are widened while the gets are in flight. Layers that still hold many rows get their
 // peers' panels in up to 4 parts (ModelComm::panels_per_part), each issued when the one before it
 // has arrived, and compute the panels whose rows have all arrived while the next part is in
