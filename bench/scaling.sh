@@ -16,8 +16,9 @@
 #
 # Usage: bench/scaling.sh [MAX] [extra sdnn options...]      (MAX default: the cores available)
 # Environment: SDNN (the binary, default ./sdnn), REPS (default 3), STRATEGIES (default "data model"),
-#   HASHES (default "none both"), DATA_FORMAT (the data strategy's format, default csr; model always
-#   runs csc), INPUTS (default 6000 rows of the generated default problem; ignored when the extra
+#   HASHES (default "none both"), DATA_FORMAT (the data strategy's format, default csr; model is given
+#   csc, the only format it accepts, and runs csr/data on one column block: the CSV's format column
+#   records what ran), INPUTS (default 6000 rows of the generated default problem; ignored when the extra
 #   options give --inputs), PLOTS (folder of the PNGs, default bench/out), PLOT_ONLY=1 (no runs:
 #   the table and plots again from the CSVs of the last study), QUIET_WAIT (seconds to wait before
 #   each run for the other tasks of a shared machine to finish, default 0).

@@ -84,29 +84,20 @@ class ModelStrategy final : public Strategy {
   // One column block: the whole layers, CSR (left multiplication) and CSC (dense panels), as the
   // data strategy holds them; else CSC only.
   void prepare_weights(LoadedProblem& problem, const EngineOptions&) override {
-    sdnn::prepare_weights(problem.network, one_column_block(), true);  // a 1-column-block grid loads whole CSR layers
-    if (one_column_block()) return;
-    for (Layer& layer : problem.network) layer.weights_csr = CsrMatrix();
+    sdnn::prepare_weights(problem.network, one_column_block(), true);
+    if (!one_column_block())
+      for (Layer& layer : problem.network) layer.weights_csr = CsrMatrix();
   }
 
-  // A row group moves to dense panels at half the engine's density: its sparse kernel is one CSC
-  // accumulator over all the group's rows, slower per multiply-add than a data-parallel block's,
-  // so panels pay off sooner. Measured on 2 quiet AVX-512 cores (docs/strategies.md): the default
-  // problem, whose input is 11.9% dense, --grid 1x1 3.24 s -> 1.47 s, 2x1 2.31 s -> 0.91 s, 1x2
-  // 3.24 s -> 1.96 s; the official inputs 1x2 0.077 s -> 0.055 s; Fashion unchanged. (A grid of
-  // one column block runs the engine's blocks, at the engine's threshold.)
-  static constexpr double kGroupDenseShare = 0.5;
-
+  // run_data_model decides how the grid runs (one column block: the data strategy's engine loop,
+  // at the engine's density threshold; else the column-block loop, at kGroupDenseShare of it).
   RankResult run(const LoadedProblem& problem, const EngineOptions& engine, bool keep_final_rows,
                  RankFigures& figures) override {
-    if (one_column_block()) return infer_rows(problem, engine, keep_final_rows, figures);  // csr/data: format()
     EngineOptions group_engine = engine;
-    if (engine.dense_threshold <= 1.0) group_engine.dense_threshold = kGroupDenseShare * engine.dense_threshold;
-    RankResult result;
-    result.final_rows = run_data_model(mpi_, problem, grid_, group_engine, model_comm_from_environment(!options_.no_overlap), figures);
-    result.categories = categories_of(result.final_rows);
-    result.exact_sum = exact_sum_of(result.final_rows);
-    return result;
+    if (grid_.columns > 1 && engine.dense_threshold <= 1.0)
+      group_engine.dense_threshold = kGroupDenseShare * engine.dense_threshold;
+    return run_data_model(mpi_, problem, grid_, group_engine, model_comm_from_environment(!options_.no_overlap),
+                          keep_final_rows, figures);
   }
 
   // The whole network loaded again (one column block), its reference restricted to this rank's columns.

@@ -560,19 +560,36 @@ ModelComm model_comm_from_environment(bool overlap) {
   return comm;
 }
 
-CsrMatrix run_data_model(const MpiSession& mpi, const LoadedProblem& problem, const Grid& grid,
-                         const EngineOptions& engine, const ModelComm& comm, RankFigures& figures) {
-  return run_data_model(mpi.rank(), problem, grid, engine, comm, figures);
+RankResult run_data_model(const MpiSession& mpi, const LoadedProblem& problem, const Grid& grid,
+                          const EngineOptions& engine, const ModelComm& comm, bool keep_final_rows,
+                          RankFigures& figures) {
+  return run_data_model(mpi.rank(), problem, grid, engine, comm, keep_final_rows, figures);
 }
 
-CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& grid, const EngineOptions& engine,
-                         const ModelComm& comm_switches, RankFigures& figures) {
+namespace {
+CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& grid, const EngineOptions& engine,
+                            const ModelComm& comm_switches, RankFigures& figures);
+}  // namespace
+
+RankResult run_data_model(int rank, const LoadedProblem& problem, const Grid& grid, const EngineOptions& engine,
+                          const ModelComm& comm, bool keep_final_rows, RankFigures& figures) {
   if (grid.columns == 1) {  // nothing to exchange: the data strategy's engine loop (see the top of this file)
     EngineOptions blocks = engine;
     blocks.format = Format::csr;
     blocks.parallel = Parallelism::data;
-    return infer_rows(problem, blocks, true, figures).final_rows;
+    return infer_rows(problem, blocks, keep_final_rows, figures);
   }
+  RankResult result;
+  result.final_rows = run_column_blocks(rank, problem, grid, engine, comm, figures);
+  result.categories = categories_of(result.final_rows);
+  result.exact_sum = exact_sum_of(result.final_rows);
+  return result;
+}
+
+namespace {
+// The column-block loop (M >= 2; see the top of this file): returns this rank's final block.
+CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& grid, const EngineOptions& engine,
+                            const ModelComm& comm_switches, RankFigures& figures) {
   const bool overlap = comm_switches.overlap;
   const Index neurons = problem.input.cols(), rows = problem.input.rows();
   const int row_group = rank / grid.columns, block = rank % grid.columns;
@@ -841,4 +858,5 @@ CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& gri
   return result;
 }
 
+}  // namespace
 }  // namespace sdnn

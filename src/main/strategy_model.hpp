@@ -13,6 +13,7 @@
 #include "comm/mpi_session.hpp"
 #include "main/load.hpp"
 #include "main/report.hpp"
+#include "main/strategy.hpp"
 #include "partition/pull_plan.hpp"
 #include "spmm/engine.hpp"
 
@@ -38,16 +39,26 @@ struct ModelComm {
 // std::invalid_argument naming the accepted ones. `overlap` is passed through.
 ModelComm model_comm_from_environment(bool overlap);
 
-// Runs every layer; on a grid of one column block (D x 1: nothing to exchange between column
-// blocks), runs the row group through the data strategy's engine loop instead (infer_rows,
-// main/row_engine.hpp; csr/data whatever engine's format, figures without communication), as the
-// model strategy does. Returns this rank's final block (group rows x block columns, CSR, local
-// numbering) and fills figures (compute and communication time, bytes, messages, per layer).
-// Collective over MPI_COMM_WORLD.
-CsrMatrix run_data_model(const MpiSession& mpi, const LoadedProblem& problem, const Grid& grid,
-                         const EngineOptions& engine, const ModelComm& comm, RankFigures& figures);
+// Runs every layer of this rank's share; the one place that decides how a grid runs: on a grid of
+// one column block (D x 1: nothing to exchange between column blocks) the row group goes through
+// the data strategy's engine loop (infer_rows, main/row_engine.hpp; CSR with dense panels, data
+// parallelism, whatever engine's format; figures without communication; final rows kept only
+// when keep_final_rows), else through the column-block loop of strategy_model.cpp, which always
+// keeps its final rows (the caller scales engine.dense_threshold by kGroupDenseShare for it). The result's final rows: this rank's block (group rows x block columns,
+// CSR, local numbering), with their categories and exact sum; figures: compute and communication
+// time, bytes, messages, per layer. Collective over MPI_COMM_WORLD.
+RankResult run_data_model(const MpiSession& mpi, const LoadedProblem& problem, const Grid& grid,
+                          const EngineOptions& engine, const ModelComm& comm, bool keep_final_rows,
+                          RankFigures& figures);
 // The same for the rank `rank` of MPI_COMM_WORLD, where no MpiSession exists (the MPI tests).
-CsrMatrix run_data_model(int rank, const LoadedProblem& problem, const Grid& grid, const EngineOptions& engine,
-                         const ModelComm& comm, RankFigures& figures);
+RankResult run_data_model(int rank, const LoadedProblem& problem, const Grid& grid, const EngineOptions& engine,
+                          const ModelComm& comm, bool keep_final_rows, RankFigures& figures);
+
+// The model strategy moves a row group of two or more column blocks to dense panels at this share
+// of the engine's density: its sparse kernel is one CSC accumulator over all the group's rows, slower per
+// multiply-add than a data-parallel block's, so panels pay off sooner. Measured on 2 quiet AVX-512
+// cores (docs/strategies.md): the default problem, whose input is 11.9% dense, --grid 1x2
+// 3.24 s -> 1.96 s; the official inputs 1x2 0.077 s -> 0.055 s; Fashion unchanged.
+inline constexpr double kGroupDenseShare = 0.5;
 
 }  // namespace sdnn

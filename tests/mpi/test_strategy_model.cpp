@@ -138,7 +138,7 @@ void run_every_grid(const RandomProblem& p, const EngineOptions& engine, const M
     const Grid grid{d, size / d};
     const LoadedProblem share = share_of(p, grid, rank);
     RankFigures figures;
-    const CsrMatrix block = run_data_model(rank, share, grid, engine, comm, figures);
+    const CsrMatrix block = run_data_model(rank, share, grid, engine, comm, true, figures).final_rows;
     const std::string difference = first_difference(block, block_of(expected, share.rows, share.columns));
     EXPECT_EQ(difference, "") << "grid " << grid.rows << "x" << grid.columns << ", rank " << rank << ", threads "
                               << engine.threads << (comm.overlap ? "" : ", no overlap")
