@@ -325,7 +325,7 @@ class DensePanels {
   // Stores into the slots before, visible to the group after (around a group collective).
   void sync_slots() {
     window_.sync();
-    if (shared_.valid()) check_mpi(MPI_Win_sync(shared_.handle()), "MPI_Win_sync");
+    if (shared_.valid()) check_mpi(win_sync(shared_.handle()), "MPI_Win_sync");  // SMPI: see comm/mpi_library.hpp
   }
 
   // Before compute_panels: where each panel's rows are stored, where this rank's own columns are
