@@ -43,7 +43,13 @@
 // (each chunk is gathered before it is computed; no second set of panels): the slot is where the
 // next layer reads its own columns (enter writes the first panels there directly), and its panels
 // keep only the rows' ids (their values are copied out of the slot only for --reuse and on the
-// way back to sparse rows). (A row group of one rank never gets here: see above.) The
+// way back to sparse rows). (A row group of one rank never gets here: see above.)
+// When every rank is on one node (and SDNN_MODEL_COMM has no window-gets), the dense slots live
+// in a node segment (SharedWindow, MPI_Win_allocate_shared; rank r's at r x the largest rank's
+// dense bytes) instead of the window: the gather reads each peer's columns straight from the
+// peer's slot, with no get and no pulled copy (the same parity and per-layer collective guard it,
+// with MPI_Win_sync on the node window around it). Full-width slots read in place by the kernel
+// were tried and measured slower (docs/strategies.md, issue 10, sixth pass). The
 // weights are widened while the gets are in flight. Layers that still hold many rows get their
 // peers' panels in up to 4 parts (ModelComm::panels_per_part), each issued when the one before it
 // has arrived, and compute the panels whose rows have all arrived while the next part is in
@@ -173,10 +179,14 @@ class DensePanels {
  public:
   // dense_at[b]: where the dense slots of column block b start in its segment of `window`, each
   // slot capacity_rows x its columns floats.
+  // shared: when valid, the dense slots of every rank of the group are in this node segment
+  // (rank r's at r x shared_rank_bytes), read in place by the peers: no get.
   DensePanels(const SubCommunicator& group, Window& window, int group_base, std::vector<std::size_t> dense_at,
-              std::uint64_t capacity_rows, Index neurons, RowRange own, int threads)
+              std::uint64_t capacity_rows, Index neurons, RowRange own, int threads, SharedWindow& shared,
+              std::size_t shared_rank_bytes)
       : group_(group), window_(window), group_base_(group_base), dense_at_(std::move(dense_at)),
-        capacity_rows_(capacity_rows), neurons_(neurons), own_(own), threads_(threads) {}
+        capacity_rows_(capacity_rows), neurons_(neurons), own_(own), threads_(threads), shared_(shared),
+        shared_rank_bytes_(shared_rank_bytes) {}
 
   DenseRows& rows() { return mine_; }
   Offset local_nonzeros() const { return local_nonzeros_; }
@@ -196,7 +206,7 @@ class DensePanels {
     // keeping only the rows' ids.
     const std::size_t values = static_cast<std::size_t>(mine_.panels()) * C * kPanelRows;
     mine_.panel.clear();
-    Value* const panels = reinterpret_cast<Value*>(window_.data() + dense_at_[group_.rank()]) + slot * capacity_rows_ * C;
+    Value* const panels = dense_slots(group_.rank()) + slot * capacity_rows_ * C;
 #pragma omp parallel for num_threads(threads_) schedule(static)
     for (std::size_t p = 0; p < values / kPanelRows; p += C)
       std::memset(panels + p * kPanelRows, 0, std::size_t{C} * kPanelRows * sizeof(Value));
@@ -212,9 +222,9 @@ class DensePanels {
     for (Index i = 0; i < mine_.rows(); ++i) source_rows_[i] = i;
     stored_stride_ = static_cast<Index>(mine_.panels()) * kPanelRows;
     own_slot_ = slot;
-    window_.sync();
+    sync_slots();
     MPI_Barrier(group_.comm());  // every store of the group is done
-    window_.sync();
+    sync_slots();
   }
 
   // One layer (see the top of this file): pulls the neurons of `plan` from the peers' slot
@@ -227,18 +237,20 @@ class DensePanels {
     // Where each neuron's rows are: own columns in mine_, pulled ones in pulled_.
     std::size_t total = 0;
     for (const PullPlan::Range& range : plan.ranges) total += std::size_t{range.last - range.first} * stored_stride_;
-    pulled_.resize(total);
+    pulled_.resize(shared_.valid() ? 0 : total);
     plan_peer_gets(plan, read_slot, merged_gets);
     // The gets in parts of the stored panels (panels_per_part, with overlap): each part is issued when
     // the one before it has arrived, and the panels whose rows have all arrived are computed
     // while the next part is in flight.
     const std::size_t stored_panels = stored_stride_ / kPanelRows;
-    const std::size_t parts = overlap && panels_per_part > 0 ? transfer_parts(stored_panels, panels_per_part) : 1;
+    const std::size_t parts =
+        !shared_.valid() && overlap && panels_per_part > 0 ? transfer_parts(stored_panels, panels_per_part) : 1;
     auto part_end = [&](std::size_t k) { return stored_panels * k / parts; };
-    timed([&] {
-      issue_gets(0, part_end(1), panel_blocks, bytes, messages);
-      if (!overlap) window_.flush_all();
-    });
+    if (!shared_.valid())
+      timed([&] {
+        issue_gets(0, part_end(1), panel_blocks, bytes, messages);
+        if (!overlap) window_.flush_all();
+      });
     // While the gets are in flight: the weights in double (one copy per thread) and the output.
     if (static_cast<int>(wide_.size()) < threads_) wide_.resize(threads_);
 #pragma omp parallel num_threads(threads_)
@@ -248,7 +260,7 @@ class DensePanels {
     prepare_compute(read_slot, write_slot);
     Index computed = 0;
     for (std::size_t k = 0; k < parts; ++k) {
-      if (overlap)
+      if (overlap && !shared_.valid())
         timed([&] {
           window_.flush_all();
           if (k + 1 < parts) issue_gets(part_end(k + 1), part_end(k + 2), panel_blocks, bytes, messages);
@@ -261,9 +273,9 @@ class DensePanels {
     for (std::uint32_t n : row_nonzeros_) local_nonzeros_ += n;
     // Agree on the rows that died.
     timed([&] {
-      window_.sync();
+      sync_slots();
       group_.sum_in_place(row_nonzeros_);
-      window_.sync();
+      sync_slots();
     });
     source_rows_.clear();
     for (Index r = 0; r < mine_.rows(); ++r)
@@ -304,6 +316,18 @@ class DensePanels {
   }
 
  private:
+  // Column block b's dense slots (this rank's own in the window, or any of the group's in the node
+  // segment when shared).
+  Value* dense_slots(int b) const {
+    if (shared_.valid()) return reinterpret_cast<Value*>(shared_.data() + (group_base_ + b) * shared_rank_bytes_);
+    return reinterpret_cast<Value*>(window_.data() + dense_at_[b]);
+  }
+  // Stores into the slots before, visible to the group after (around a group collective).
+  void sync_slots() {
+    window_.sync();
+    if (shared_.valid()) check_mpi(win_sync(shared_.handle()), "MPI_Win_sync");  // SMPI: see comm/mpi_library.hpp
+  }
+
   // Before compute_panels: where each panel's rows are stored, where this rank's own columns are
   // read and where its output goes (read_slot, slot).
   void prepare_compute(int read_slot, int slot) {
@@ -312,7 +336,7 @@ class DensePanels {
     for (Index q = 0; q < panels; ++q) stored_panel_[q] = stored_panel_of(q);
     // This rank's columns are read from the slot that holds them, as the peers' are, and the
     // output goes to `slot` alone.
-    Value* const own_slots = reinterpret_cast<Value*>(window_.data() + dense_at_[group_.rank()]);
+    Value* const own_slots = dense_slots(group_.rank());
     published_ = own_slots + slot * capacity_rows_ * C;
     pulled_ranges_.push_back({own_.first, C, own_slots + read_slot * capacity_rows_ * C, std::size_t{C} * kPanelRows});
   }
@@ -403,12 +427,18 @@ class DensePanels {
       const std::size_t slot = dense_at_[peer] + read_slot * capacity_rows_ * theirs.size() * sizeof(Value);
       std::size_t end = r, width = 0;  // width: the peer's pulled neurons
       for (; end < plan.ranges.size() && plan.ranges[end].peer % group_.size() == peer && (merged_gets || end == r); ++end) {
-        pulled_ranges_.push_back({theirs.first + plan.ranges[end].first, plan.ranges[end].last - plan.ranges[end].first,
-                                  pulled_.data() + at + width * kPanelRows, 0});
-        width += plan.ranges[end].last - plan.ranges[end].first;
+        const Index first = plan.ranges[end].first, count = plan.ranges[end].last - first;
+        if (shared_.valid())  // read where the peer stored them
+          pulled_ranges_.push_back({theirs.first + first, count,
+                                    dense_slots(peer) + read_slot * capacity_rows_ * theirs.size() + std::size_t{first} * kPanelRows,
+                                    std::size_t{theirs.size()} * kPanelRows});
+        else
+          pulled_ranges_.push_back({theirs.first + first, count, pulled_.data() + at + width * kPanelRows, 0});
+        width += count;
       }
-      for (std::size_t q = pulled_ranges_.size() - (end - r); q < pulled_ranges_.size(); ++q)
-        pulled_ranges_[q].panel_stride = width * kPanelRows;
+      if (!shared_.valid())
+        for (std::size_t q = pulled_ranges_.size() - (end - r); q < pulled_ranges_.size(); ++q)
+          pulled_ranges_[q].panel_stride = width * kPanelRows;
       peer_gets_.push_back({peer, theirs.size(), at, width, slot, &plan, r, end});
       at += width * stored_stride_;
       r = end;
@@ -448,7 +478,7 @@ class DensePanels {
   void fill_panels() {
     if (!mine_.panel.empty() || mine_.rows() == 0) return;
     const std::size_t panel = std::size_t{own_.size()} * kPanelRows;
-    const Value* from = reinterpret_cast<const Value*>(window_.data() + dense_at_[group_.rank()]) +
+    const Value* from = dense_slots(group_.rank()) +
                         own_slot_ * capacity_rows_ * own_.size();
     mine_.panel.assign(mine_.panels() * panel, 0.0f);
     for (Index r = 0; r < mine_.rows(); ++r) {
@@ -476,6 +506,8 @@ class DensePanels {
   Index neurons_;
   RowRange own_;
   int threads_;
+  SharedWindow& shared_;
+  std::size_t shared_rank_bytes_;
   DenseRows mine_;  // the layer's input, then its output (its rows; their values in own_slot_)
   int own_slot_ = 0;  // the slot that holds this rank's columns of mine_'s rows
   Index stored_stride_ = 0;          // rows (padded to panels) in the slots: the last layer input's
@@ -520,8 +552,10 @@ ModelComm model_comm_from_environment(bool overlap) {
       comm.panel_blocks = true;
     else if (word == "whole-gets")
       comm.panels_per_part = 0;
+    else if (word == "window-gets")
+      comm.shared_dense = false;
     else if (!word.empty())
-      throw std::invalid_argument("SDNN_MODEL_COMM: unknown switch '" + word + "' (world-sync, per-range-gets, panel-blocks, whole-gets)");
+      throw std::invalid_argument("SDNN_MODEL_COMM: unknown switch '" + word + "' (world-sync, per-range-gets, panel-blocks, whole-gets, window-gets)");
   }
   return comm;
 }
@@ -604,7 +638,30 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
   };
   std::vector<std::size_t> dense_at(grid.columns);
   for (int b = 0; b < grid.columns; ++b) dense_at[b] = 2 * layout_of(b).slot_bytes();
-  const std::size_t dense_bytes = dense_allowed ? 2 * padded_rows * columns * sizeof(Value) : 0;
+  std::size_t dense_bytes = dense_allowed ? 2 * padded_rows * columns * sizeof(Value) : 0;
+  // When every rank is on one node, the dense slots go to a node segment that the peers read in
+  // place (no get, no copy into pulled panels); each rank's at its world rank x the most any
+  // rank needs. Else (or with SDNN_MODEL_COMM=window-gets) they are in the window.
+  SharedWindow shared;
+  std::size_t shared_rank_bytes = 0;
+  {
+    int world_size = 1, node_size = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+    MPI_Comm node = MPI_COMM_NULL;
+    check_mpi(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
+    MPI_Comm_size(node, &node_size);
+    MPI_Comm_free(&node);
+    std::uint64_t wanted[2] = {dense_allowed && comm_switches.shared_dense && node_size == world_size ? 1u : 0u,
+                               dense_bytes};
+    std::uint64_t agreed[2] = {0, 0};
+    MPI_Allreduce(&wanted[0], &agreed[0], 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(&wanted[1], &agreed[1], 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+    if (agreed[0] != 0) {
+      shared_rank_bytes = (agreed[1] + 63) / 64 * 64;
+      shared = SharedWindow(MPI_COMM_WORLD, shared_rank_bytes * static_cast<std::size_t>(world_size));
+      dense_bytes = 0;
+    }
+  }
   Window window(MPI_COMM_WORLD, dense_at[block] + dense_bytes);
   auto store = [&](const CscMatrix& y, int slot) {
     const SlotLayout me = layout_of(block);
@@ -614,7 +671,8 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
       std::memcpy(window.data() + me.values_at(slot), y.values.data(), y.nnz() * sizeof(Value));
     }
   };
-  DensePanels dense(group, window, group_base, dense_at, padded_rows, neurons, own, engine.threads);
+  DensePanels dense(group, window, group_base, dense_at, padded_rows, neurons, own, engine.threads, shared,
+                    shared_rank_bytes);
   bool in_panels = false;
   Offset group_nonzeros = 0;
   std::vector<std::uint8_t> alive;
@@ -795,6 +853,7 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
   }
   CsrMatrix result = in_panels ? dense.to_rows(rows) : to_csr(current);  // the panels' values are in the window
   window.free();
+  shared.free();
   if (reuse) reuse->expand(result);
   return result;
 }

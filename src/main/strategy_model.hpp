@@ -31,9 +31,11 @@ struct ModelComm {
   std::size_t panels_per_part = 16;  // dense rows, with overlap: a layer's gets in parts of this many stored panels
                                      // (at most 4 parts), each part's rows computed while the next part arrives;
                                      // 0: one get per peer for the layer
+  bool shared_dense = true;   // dense rows, every rank on one node: the slots in a node segment (MPI_Win_allocate_shared)
+                              // that the peers read in place; false: in the window, pulled with gets
 };
 // The switches named in the environment variable SDNN_MODEL_COMM, a comma-separated list of
-// world-sync, per-range-gets, panel-blocks and whole-gets (unset or empty: the defaults); other words throw
+// world-sync, per-range-gets, panel-blocks, whole-gets and window-gets (unset or empty: the defaults); other words throw
 // std::invalid_argument naming the accepted ones. `overlap` is passed through.
 ModelComm model_comm_from_environment(bool overlap);
 

@@ -271,6 +271,7 @@ TEST(DataModelStrategy, DenseGetsInPartsKeepTheAnswer) {
     for (const std::size_t panels_per_part : {std::size_t{0}, std::size_t{1}}) {
       ModelComm comm;
       comm.panels_per_part = panels_per_part;
+      comm.shared_dense = false;  // the gets in parts are the window's
       run_every_grid(p, engine, comm, [&](const Grid&, int, const RankFigures& figures) {
         messages[panels_per_part] += figures.messages;
       });
@@ -282,6 +283,40 @@ TEST(DataModelStrategy, DenseGetsInPartsKeepTheAnswer) {
   }
 }
 
+// Dense slots in the node's shared segment, read in place by the peers (ModelComm::shared_dense,
+// every rank of these tests on one node): the verifier's answer on every grid, rows dying while
+// dense and going back to sparse, 1 and 2 threads, --reuse; and the path is really taken: with
+// the rows dense from the input on, no byte is pulled through the window, where the window's gets
+// pull some on every grid of several column blocks.
+TEST(DataModelStrategy, SharedDenseSlotsAreReadInPlace) {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  for (const double threshold : {0.125, 0.01})
+    for (const int threads : {1, 2})
+      for (const bool shared : {true, false}) {
+        const RandomProblem p = random_problem(61, 3);
+        EngineOptions engine;
+        engine.format = Format::csc;
+        engine.threads = threads;
+        engine.reuse = threads == 2;
+        engine.dense_threshold = threshold;
+        ModelComm comm;
+        comm.shared_dense = shared;
+        std::uint64_t bytes = 0;
+        run_every_grid(p, engine, comm, [&](const Grid& grid, int, const RankFigures& figures) {
+          if (grid.columns > 1) bytes += figures.bytes_pulled;
+        });
+        MPI_Allreduce(MPI_IN_PLACE, &bytes, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+        if (threshold < 0.1 && size > 1) {
+          if (shared) {
+            EXPECT_EQ(bytes, 0u) << "threads " << threads << ": dense rows were pulled through the window";
+          } else {
+            EXPECT_GT(bytes, 0u) << "threads " << threads << ": the window's gets pulled nothing";
+          }
+        }
+      }
+}
+
 TEST(DataModelStrategy, SwitchesFromTheEnvironment) {
   ASSERT_EQ(setenv("SDNN_MODEL_COMM", "", 1), 0);
   ModelComm comm = model_comm_from_environment(false);
@@ -289,14 +324,16 @@ TEST(DataModelStrategy, SwitchesFromTheEnvironment) {
   EXPECT_FALSE(comm.world_sync);
   EXPECT_TRUE(comm.merged_gets);
   EXPECT_FALSE(comm.panel_blocks);
+  EXPECT_TRUE(comm.shared_dense);
   EXPECT_GT(comm.panels_per_part, 0u);
-  ASSERT_EQ(setenv("SDNN_MODEL_COMM", "world-sync,per-range-gets,panel-blocks,whole-gets", 1), 0);
+  ASSERT_EQ(setenv("SDNN_MODEL_COMM", "world-sync,per-range-gets,panel-blocks,whole-gets,window-gets", 1), 0);
   comm = model_comm_from_environment(true);
   EXPECT_EQ(comm.panels_per_part, 0u);
   EXPECT_TRUE(comm.overlap);
   EXPECT_TRUE(comm.world_sync);
   EXPECT_FALSE(comm.merged_gets);
   EXPECT_TRUE(comm.panel_blocks);
+  EXPECT_FALSE(comm.shared_dense);
   ASSERT_EQ(setenv("SDNN_MODEL_COMM", "world-sync,fast", 1), 0);
   try {
     model_comm_from_environment(true);
