@@ -17,11 +17,21 @@ MpiSession::MpiSession(int* argc, char*** argv) {
   }
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
+  const NodePlace node = node_place(MPI_COMM_WORLD);
+  node_rank_ = node.rank;
+  node_size_ = node.size;
+}
+
+NodePlace node_place(MPI_Comm comm) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
   MPI_Comm node = MPI_COMM_NULL;
-  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node);
-  MPI_Comm_rank(node, &node_rank_);
-  MPI_Comm_size(node, &node_size_);
+  MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
+  NodePlace place;
+  MPI_Comm_rank(node, &place.rank);
+  MPI_Comm_size(node, &place.size);
   MPI_Comm_free(&node);
+  return place;
 }
 
 MpiSession::~MpiSession() { MPI_Finalize(); }

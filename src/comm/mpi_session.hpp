@@ -19,6 +19,13 @@ struct PeerFailure : std::runtime_error {
   PeerFailure() : std::runtime_error("another rank failed") {}
 };
 
+// A rank's place among the ranks of `comm` that share its node (MPI_Comm_split_type
+// MPI_COMM_TYPE_SHARED, keyed by the rank in `comm`). Collective over `comm`.
+struct NodePlace {
+  int rank = 0, size = 1;
+};
+NodePlace node_place(MPI_Comm comm);
+
 class MpiSession {
  public:
   MpiSession(int* argc, char*** argv);

@@ -645,12 +645,9 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
   SharedWindow shared;
   std::size_t shared_rank_bytes = 0;
   {
-    int world_size = 1, node_size = 1;
+    int world_size = 1;
     MPI_Comm_size(MPI_COMM_WORLD, &world_size);
-    MPI_Comm node = MPI_COMM_NULL;
-    check_mpi(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
-    MPI_Comm_size(node, &node_size);
-    MPI_Comm_free(&node);
+    const int node_size = node_place(MPI_COMM_WORLD).size;
     std::uint64_t wanted[2] = {dense_allowed && comm_switches.shared_dense && node_size == world_size ? 1u : 0u,
                                dense_bytes};
     std::uint64_t agreed[2] = {0, 0};

@@ -44,9 +44,10 @@ ModelComm model_comm_from_environment(bool overlap);
 // the data strategy's engine loop (infer_rows, main/row_engine.hpp; CSR with dense panels, data
 // parallelism, whatever engine's format; figures without communication; final rows kept only
 // when keep_final_rows), else through the column-block loop of strategy_model.cpp, which always
-// keeps its final rows (the caller scales engine.dense_threshold by kGroupDenseShare for it). The result's final rows: this rank's block (group rows x block columns,
-// CSR, local numbering), with their categories and exact sum; figures: compute and communication
-// time, bytes, messages, per layer. Collective over MPI_COMM_WORLD.
+// keeps its final rows (the caller scales engine.dense_threshold by kGroupDenseShare for it).
+// The result's final rows: this rank's block (group rows x block columns, CSR, local numbering),
+// with their categories and exact sum; figures: compute and communication time, bytes,
+// messages, per layer. Collective over MPI_COMM_WORLD.
 RankResult run_data_model(const MpiSession& mpi, const LoadedProblem& problem, const Grid& grid,
                           const EngineOptions& engine, const ModelComm& comm, bool keep_final_rows,
                           RankFigures& figures);
