@@ -64,4 +64,28 @@ for c in "${cases[@]}"; do
     bad "$name: categories/checksum differ from the real run's ($reference)" "$tmp/out"
   else ok "$name (Challenge: PASS, simulated inference $(value "$tmp/out" infer_s) s)"; fi
 done
+# Data x model over two simulated nodes, 1 x 8: each rank reads its 3 peers on its node in place
+# from the node's shared segment and gets the 4 others through the window, so fewer bytes go
+# through the window than when every peer's do (SDNN_MODEL_COMM=window-gets), and none are lost.
+bytes_of() { python3 -c 'import json,sys; print(sum(k["bytes_pulled"] for k in json.load(open(sys.argv[1]))["ranks"]))' "$1"; }
+for how in node window-gets; do
+  name="SMPI official data, 8 simulated ranks on 2 nodes, data x model 1x8, $how"
+  if ! SDNN_MODEL_COMM=$([ $how = node ] || echo $how) timeout 600 smpirun -np 8 -platform "$platform" -hostfile "$tmp/hosts" \
+        --cfg=smpi/host-speed:3.1Gf --log=root.thresh:warning "$binary" "${official[@]}" --strategy model --grid 1x8 \
+        --report "$tmp/report-$how.json" > "$tmp/out" 2>&1; then
+    bad "$name (exit status)" "$tmp/out"
+  elif ! grep -q "Challenge: PASS" "$tmp/out"; then bad "$name: no 'Challenge: PASS'" "$tmp/out"
+  elif grep -q "WARNING" "$tmp/out"; then bad "$name: SMPI warned" "$tmp/out"
+  elif [ -n "$reference" ] && [ "$(value "$tmp/out" categories) $(value "$tmp/out" checksum)" != "$reference" ]; then
+    bad "$name: categories/checksum differ from the real run's ($reference)" "$tmp/out"
+  else ok "$name (Challenge: PASS, $(bytes_of "$tmp/report-$how.json") bytes through the window)"; fi
+done
+if [ -f "$tmp/report-node.json" ] && [ -f "$tmp/report-window-gets.json" ]; then
+  node=$(bytes_of "$tmp/report-node.json") gets=$(bytes_of "$tmp/report-window-gets.json")
+  name="SMPI data x model 1x8 on 2 nodes: peers on the node read in place"
+  if [ "$node" -gt 0 ] && [ "$node" -lt "$gets" ]; then ok "$name ($node bytes through the window, $gets with window-gets)"
+  else bad "$name: $node bytes through the window, $gets with window-gets (expected 0 < first < second)"; fi
+else
+  bad "SMPI data x model 1x8 on 2 nodes: a run left no report"
+fi
 finish

@@ -256,15 +256,24 @@ std::vector<std::size_t> all_sizes(MPI_Comm comm, std::size_t mine) {
 
 int Window::live_count() noexcept { return live_windows.load(); }
 
-Window::Window(MPI_Comm comm, std::size_t bytes, bool same_size) {
+Window::Window(MPI_Comm comm, std::size_t bytes, bool same_size) : Window(comm, bytes, same_size, false, nullptr, "") {}
+
+Window::Window(MPI_Comm comm, std::byte* memory, std::size_t bytes, const std::string& memory_name)
+    : Window(comm, bytes, false, true, memory, memory_name) {}
+
+Window::Window(MPI_Comm comm, std::size_t bytes, bool same_size, bool callers_memory, std::byte* memory,
+               const std::string& memory_name) {
   if (comm == MPI_COMM_NULL) throw std::invalid_argument("Window: MPI_COMM_NULL");
   BackendState& state = backend_state();
   // Sizes before data, in one gather with each rank's backend and window number: every rank
   // learns every size and proposal, so a bad size or a disagreement fails on every rank alike (no
-  // rank is left waiting in MPI_Win_allocate).
-  const WindowBackend proposed = window_backend();
-  const bool by_hand = state.choice != WindowBackendChoice::automatic;
-  const std::uint64_t mine[3] = {bytes, static_cast<std::uint64_t>(proposed) | (by_hand ? 2u : 0u),
+  // rank is left waiting in MPI_Win_allocate). The caller's memory is MPI_Win_create over it,
+  // with no other backend to try (as if chosen by hand; bit 4 says so).
+  const WindowBackend proposed = callers_memory ? WindowBackend::create : window_backend();
+  const bool by_hand = callers_memory || state.choice != WindowBackendChoice::automatic;
+  callers_memory_ = callers_memory;
+  memory_ = memory;
+  const std::uint64_t mine[3] = {bytes, static_cast<std::uint64_t>(proposed) | (by_hand ? 2u : 0u) | (callers_memory ? 4u : 0u),
                                  state.windows_made++};
   int ranks = 0;
   check_mpi(MPI_Comm_size(comm, &ranks), "MPI_Comm_size");
@@ -286,6 +295,11 @@ Window::Window(MPI_Comm comm, std::size_t bytes, bool same_size) {
       throw std::invalid_argument("Window: same_size requested but rank " + std::to_string(r) + " asked for " +
                                   std::to_string(sizes[r]) + " bytes and rank 0 for " + std::to_string(sizes[0]));
   }
+  bool any_callers = false, all_callers = true;
+  for (std::size_t r = 0; r < sizes.size(); ++r)
+    any_callers |= (table[3 * r + 1] & 4u) != 0, all_callers &= (table[3 * r + 1] & 4u) != 0;
+  if (any_callers && !all_callers)
+    throw std::invalid_argument("Window: some ranks gave their own memory and some did not");
   if (any_by_hand && !all_alike)
     throw std::invalid_argument("Window: the ranks chose different window backends (SDNN_WINDOW_BACKEND or "
                                 "--window-backend must be the same on every rank)");
@@ -328,10 +342,13 @@ Window::Window(MPI_Comm comm, std::size_t bytes, bool same_size) {
       continue;
     }
     std::string what = failure;
-    if (by_hand) what += " (chosen by hand: try another window backend)";
+    if (callers_memory) what = "MPI_Win_create over " + memory_name + ": " + wrong;
+    else if (by_hand) what += " (chosen by hand: try another window backend)";
     else if (!state.switch_reason.empty()) what = state.switch_reason + "; then " + failure;
     throw WindowCheckFailure(check_failure_message(what + "; no window backend can be trusted"));
   }
+  if (callers_memory)
+    return;  // the backend chosen for this process is unchanged (window_backend_description)
   if (state.choice != WindowBackendChoice::automatic)
     state.last_description = std::string(to_string(backend_)) + " (chosen by hand, checked)";
   else if (backend_ == WindowBackend::create && !state.switch_reason.empty())
@@ -350,6 +367,9 @@ void Window::open(WindowBackend backend, MPI_Comm comm, std::size_t bytes, bool 
   void* base = nullptr;
   if (backend == WindowBackend::allocate) {
     check_mpi(MPI_Win_allocate(static_cast<MPI_Aint>(bytes), 1, info.get(), comm, &base, &win), "MPI_Win_allocate");
+  } else if (callers_memory_) {
+    base = memory_;
+    check_mpi(MPI_Win_create(base, static_cast<MPI_Aint>(bytes), 1, info.get(), comm, &win), "MPI_Win_create");
   } else {
     if (bytes > 0) check_mpi(MPI_Alloc_mem(static_cast<MPI_Aint>(bytes), MPI_INFO_NULL, &base), "MPI_Alloc_mem");
     const int rc = MPI_Win_create(base, static_cast<MPI_Aint>(bytes), 1, info.get(), comm, &win);
@@ -712,6 +732,24 @@ SharedWindow::SharedWindow(MPI_Comm comm, std::size_t bytes) {
     release();
     throw;
   }
+}
+
+std::vector<int> SharedWindow::node_ranks_of(MPI_Comm comm) const {
+  if (!valid()) throw std::logic_error("SharedWindow::node_ranks_of: an empty window");
+  int ranks = 0;
+  check_mpi(MPI_Comm_size(comm, &ranks), "MPI_Comm_size");
+  MPI_Group all = MPI_GROUP_NULL, node = MPI_GROUP_NULL;
+  check_mpi(MPI_Comm_group(comm, &all), "MPI_Comm_group");
+  check_mpi(MPI_Comm_group(node_comm_, &node), "MPI_Comm_group");
+  std::vector<int> in_all(static_cast<std::size_t>(ranks)), in_node(static_cast<std::size_t>(ranks));
+  for (int r = 0; r < ranks; ++r) in_all[static_cast<std::size_t>(r)] = r;
+  const int rc = MPI_Group_translate_ranks(all, ranks, in_all.data(), node, in_node.data());
+  MPI_Group_free(&all);
+  MPI_Group_free(&node);
+  check_mpi(rc, "MPI_Group_translate_ranks");
+  for (int& r : in_node)
+    if (r == MPI_UNDEFINED) r = -1;
+  return in_node;
 }
 
 void SharedWindow::check(MPI_Comm comm, std::uint64_t window_number) {

@@ -121,6 +121,15 @@ class Window {
   // WindowCheckFailure on every rank). The segment's contents are undefined (the check leaves
   // its pattern in the first and last 8 bytes). `comm` must outlive the window.
   Window(MPI_Comm comm, std::size_t bytes, bool same_size = false);
+  // Collective over `comm`: a window over `bytes` bytes of memory this rank already holds (e.g.
+  // its part of a SharedWindow's node segment, so that the ranks of a node can also read each
+  // other's segments in place), with MPI_Win_create, whatever window_backend() says; `memory`
+  // must outlive the window (free() first). Checked as above, the check's pattern written into
+  // the memory's first and last bytes; a failure throws WindowCheckFailure on every rank (no
+  // other backend is tried). Every rank of `comm` must use this constructor (checked).
+  // It leaves window_backend_description() as it was; a failed check's message names the memory
+  // as "MPI_Win_create over <memory_name>".
+  Window(MPI_Comm comm, std::byte* memory, std::size_t bytes, const std::string& memory_name);
   ~Window();
 
   Window(const Window&) = delete;
@@ -217,7 +226,12 @@ class Window {
   void require_valid(const char* what) const;
   void release() noexcept;  // destructor path: frees, ignoring errors
   void note_pending(int rank);  // an operation to `rank` was issued: flush_all must flush it
-  // Makes the MPI window with `backend`, sets its error handler, opens the epoch.
+  // Both public constructors: with callers_memory, the window is over `memory` (create), else
+  // over the backend's.
+  Window(MPI_Comm comm, std::size_t bytes, bool same_size, bool callers_memory, std::byte* memory,
+         const std::string& memory_name);
+  // Makes the MPI window with `backend` (over memory_ when the caller gave memory), sets its
+  // error handler, opens the epoch.
   void open(WindowBackend backend, MPI_Comm comm, std::size_t bytes, bool same_size);
   // The check (collective): "" when every rank got the right bytes, else what went wrong.
   std::string check(const std::vector<std::uint64_t>& window_numbers);
@@ -226,6 +240,8 @@ class Window {
   MPI_Comm comm_ = MPI_COMM_NULL;
   WindowBackend backend_ = WindowBackend::allocate;
   void* allocated_ = nullptr;  // MPI_Alloc_mem's memory of the create backend, freed after the window
+  bool callers_memory_ = false;  // the window is over memory_, the caller's
+  std::byte* memory_ = nullptr;
   std::byte* data_ = nullptr;
   std::size_t size_ = 0;
   std::vector<std::size_t> sizes_;  // every rank's segment, in bytes
@@ -275,6 +291,10 @@ class SharedWindow {
   int node_rank() const noexcept { return node_rank_; }
   int node_size() const noexcept { return node_size_; }
   MPI_Comm node_comm() const noexcept { return node_comm_; }
+  // For each rank of `comm` (the communicator this window was made from), its rank on this node
+  // (where its part of a segment laid out by node rank lies), or -1 when it is on another node.
+  // Local (MPI_Group_translate_ranks); throws std::logic_error on an empty window.
+  std::vector<int> node_ranks_of(MPI_Comm comm) const;
   MPI_Win handle() const noexcept { return win_; }
   // How many SharedWindows hold an MPI window in this process (for leak checks).
   static int live_count() noexcept;

@@ -18,6 +18,15 @@
 // that died stays dead, so the group's rows alive in the input (R) bound every layer: a block
 // that stays sparse holds less than dense_threshold x R x N entries (else its group would go
 // dense), which is cap (R x C when dense panels are off); a dense slot holds R x C floats.
+// The segments of the ranks of a node lie in one node segment (SharedWindow,
+// MPI_Win_allocate_shared; rank r's part at its node rank x the largest segment) and the window
+// is MPI_Win_create over each rank's part: a rank reads the slots of the peers on its node in
+// place (sparse: a memcpy of the same ranges a get would bring; dense: the gather reads them where
+// they are) and gets only those of the peers on other nodes. The same parity and the group's
+// collective per layer guard both, with MPI_Win_sync on both windows around it. With
+// SDNN_MODEL_COMM=window-gets, or a window backend chosen by hand (--window-backend), every
+// segment is the backend's and every peer's bytes come through gets. Bytes and messages in the
+// figures are the window's.
 //
 // Sparse rows. Per layer l, a rank pulls Y_{l-1} from its peers' slot (l-1)%2 (offsets first,
 // one get per peer for the span of its ranges, then the index and value ranges: sizes before
@@ -44,12 +53,9 @@
 // next layer reads its own columns (enter writes the first panels there directly), and its panels
 // keep only the rows' ids (their values are copied out of the slot only for --reuse and on the
 // way back to sparse rows). (A row group of one rank never gets here: see above.)
-// When every rank is on one node (and SDNN_MODEL_COMM has no window-gets), the dense slots live
-// in a node segment (SharedWindow, MPI_Win_allocate_shared; rank r's at r x the largest rank's
-// dense bytes) instead of the window: the gather reads each peer's columns straight from the
-// peer's slot, with no get and no pulled copy (the same parity and per-layer collective guard it,
-// with MPI_Win_sync on the node window around it). Full-width slots read in place by the kernel
-// were tried and measured slower (docs/strategies.md, issue 10, sixth pass). The
+// A peer on this rank's node (see the window above) is not pulled: the gather reads its columns
+// straight from its slot, with no get and no pulled copy. Full-width slots read in place by the
+// kernel were tried and measured slower (docs/strategies.md, issue 10, sixth pass). The
 // weights are widened while the gets are in flight. Layers that still hold many rows get their
 // peers' panels in up to 4 parts (ModelComm::panels_per_part), each issued when the one before it
 // has arrived, and compute the panels whose rows have all arrived while the next part is in
@@ -178,15 +184,15 @@ class GroupReuse {
 class DensePanels {
  public:
   // dense_at[b]: where the dense slots of column block b start in its segment of `window`, each
-  // slot capacity_rows x its columns floats.
-  // shared: when valid, the dense slots of every rank of the group are in this node segment
-  // (rank r's at r x shared_rank_bytes), read in place by the peers: no get.
+  // slot capacity_rows x its columns floats. node_memory[b]: where column block b's segment lies
+  // in this node's shared segment `shared` when b is on this rank's node (read in place: no get),
+  // else null.
   DensePanels(const SubCommunicator& group, Window& window, int group_base, std::vector<std::size_t> dense_at,
               std::uint64_t capacity_rows, Index neurons, RowRange own, int threads, SharedWindow& shared,
-              std::size_t shared_rank_bytes)
+              std::vector<std::byte*> node_memory)
       : group_(group), window_(window), group_base_(group_base), dense_at_(std::move(dense_at)),
         capacity_rows_(capacity_rows), neurons_(neurons), own_(own), threads_(threads), shared_(shared),
-        shared_rank_bytes_(shared_rank_bytes) {}
+        node_memory_(std::move(node_memory)) {}
 
   DenseRows& rows() { return mine_; }
   Offset local_nonzeros() const { return local_nonzeros_; }
@@ -235,18 +241,20 @@ class DensePanels {
   Offset layer(const PullPlan& plan, const Layer& layer, int read_slot, int write_slot, bool overlap, bool merged_gets,
                bool panel_blocks, std::size_t panels_per_part, Timed&& timed, std::uint64_t& bytes, std::uint64_t& messages) {
     // Where each neuron's rows are: own columns in mine_, pulled ones in pulled_.
-    std::size_t total = 0;
-    for (const PullPlan::Range& range : plan.ranges) total += std::size_t{range.last - range.first} * stored_stride_;
-    pulled_.resize(shared_.valid() ? 0 : total);
+    std::size_t total = 0;  // pulled through the window: from the peers on other nodes
+    for (const PullPlan::Range& range : plan.ranges)
+      if (!on_node(range.peer % group_.size())) total += std::size_t{range.last - range.first} * stored_stride_;
+    pulled_.resize(total);
     plan_peer_gets(plan, read_slot, merged_gets);
+    const bool gets = !peer_gets_.empty();
     // The gets in parts of the stored panels (panels_per_part, with overlap): each part is issued when
     // the one before it has arrived, and the panels whose rows have all arrived are computed
     // while the next part is in flight.
     const std::size_t stored_panels = stored_stride_ / kPanelRows;
     const std::size_t parts =
-        !shared_.valid() && overlap && panels_per_part > 0 ? transfer_parts(stored_panels, panels_per_part) : 1;
+        gets && overlap && panels_per_part > 0 ? transfer_parts(stored_panels, panels_per_part) : 1;
     auto part_end = [&](std::size_t k) { return stored_panels * k / parts; };
-    if (!shared_.valid())
+    if (gets)
       timed([&] {
         issue_gets(0, part_end(1), panel_blocks, bytes, messages);
         if (!overlap) window_.flush_all();
@@ -260,7 +268,7 @@ class DensePanels {
     prepare_compute(read_slot, write_slot);
     Index computed = 0;
     for (std::size_t k = 0; k < parts; ++k) {
-      if (overlap && !shared_.valid())
+      if (overlap && gets)
         timed([&] {
           window_.flush_all();
           if (k + 1 < parts) issue_gets(part_end(k + 1), part_end(k + 2), panel_blocks, bytes, messages);
@@ -316,12 +324,12 @@ class DensePanels {
   }
 
  private:
-  // Column block b's dense slots (this rank's own in the window, or any of the group's in the node
-  // segment when shared).
+  // Column block b's dense slots: this rank's own, or a peer's on this node, in place.
   Value* dense_slots(int b) const {
-    if (shared_.valid()) return reinterpret_cast<Value*>(shared_.data() + (group_base_ + b) * shared_rank_bytes_);
-    return reinterpret_cast<Value*>(window_.data() + dense_at_[b]);
+    return reinterpret_cast<Value*>((b == group_.rank() ? window_.data() : node_memory_[b]) + dense_at_[b]);
   }
+  // Whether column block b's segment is on this rank's node (read in place, no get).
+  bool on_node(int b) const { return node_memory_[b] != nullptr; }
   // Stores into the slots before, visible to the group after (around a group collective).
   void sync_slots() {
     window_.sync();
@@ -428,7 +436,7 @@ class DensePanels {
       std::size_t end = r, width = 0;  // width: the peer's pulled neurons
       for (; end < plan.ranges.size() && plan.ranges[end].peer % group_.size() == peer && (merged_gets || end == r); ++end) {
         const Index first = plan.ranges[end].first, count = plan.ranges[end].last - first;
-        if (shared_.valid())  // read where the peer stored them
+        if (on_node(peer))  // read where the peer stored them
           pulled_ranges_.push_back({theirs.first + first, count,
                                     dense_slots(peer) + read_slot * capacity_rows_ * theirs.size() + std::size_t{first} * kPanelRows,
                                     std::size_t{theirs.size()} * kPanelRows});
@@ -436,11 +444,12 @@ class DensePanels {
           pulled_ranges_.push_back({theirs.first + first, count, pulled_.data() + at + width * kPanelRows, 0});
         width += count;
       }
-      if (!shared_.valid())
+      if (!on_node(peer)) {
         for (std::size_t q = pulled_ranges_.size() - (end - r); q < pulled_ranges_.size(); ++q)
           pulled_ranges_[q].panel_stride = width * kPanelRows;
-      peer_gets_.push_back({peer, theirs.size(), at, width, slot, &plan, r, end});
-      at += width * stored_stride_;
+        peer_gets_.push_back({peer, theirs.size(), at, width, slot, &plan, r, end});
+        at += width * stored_stride_;
+      }
       r = end;
     }
   }
@@ -507,7 +516,7 @@ class DensePanels {
   RowRange own_;
   int threads_;
   SharedWindow& shared_;
-  std::size_t shared_rank_bytes_;
+  std::vector<std::byte*> node_memory_;  // per column block: its segment when on this node, else null
   DenseRows mine_;  // the layer's input, then its output (its rows; their values in own_slot_)
   int own_slot_ = 0;  // the slot that holds this rank's columns of mine_'s rows
   Index stored_stride_ = 0;          // rows (padded to panels) in the slots: the last layer input's
@@ -553,7 +562,7 @@ ModelComm model_comm_from_environment(bool overlap) {
     else if (word == "whole-gets")
       comm.panels_per_part = 0;
     else if (word == "window-gets")
-      comm.shared_dense = false;
+      comm.node_shared = false;
     else if (!word.empty())
       throw std::invalid_argument("SDNN_MODEL_COMM: unknown switch '" + word + "' (world-sync, per-range-gets, panel-blocks, whole-gets, window-gets)");
   }
@@ -638,28 +647,46 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
   };
   std::vector<std::size_t> dense_at(grid.columns);
   for (int b = 0; b < grid.columns; ++b) dense_at[b] = 2 * layout_of(b).slot_bytes();
-  std::size_t dense_bytes = dense_allowed ? 2 * padded_rows * columns * sizeof(Value) : 0;
-  // When every rank is on one node, the dense slots go to a node segment that the peers read in
-  // place (no get, no copy into pulled panels); each rank's at its world rank x the most any
-  // rank needs. Else (or with SDNN_MODEL_COMM=window-gets) they are in the window.
-  SharedWindow shared;
-  std::size_t shared_rank_bytes = 0;
+  const std::size_t dense_bytes = dense_allowed ? 2 * padded_rows * columns * sizeof(Value) : 0;
+  const std::size_t segment_bytes = dense_at[block] + dense_bytes;
+  // The segments of the ranks of a node lie in one node segment (see the top of this file), each
+  // at its node rank x the largest segment, and the window is made over them, unless
+  // SDNN_MODEL_COMM has window-gets or a window backend was chosen by hand (then the backend's).
+  SharedWindow shared;  // declared before the window, which is freed first
+  Window window;
+  std::vector<std::byte*> node_memory(grid.columns, nullptr);  // per column block of the group
   {
-    int world_size = 1;
-    MPI_Comm_size(MPI_COMM_WORLD, &world_size);
-    const int node_size = node_place(MPI_COMM_WORLD).size;
-    std::uint64_t wanted[2] = {dense_allowed && comm_switches.shared_dense && node_size == world_size ? 1u : 0u,
-                               dense_bytes};
-    std::uint64_t agreed[2] = {0, 0};
-    MPI_Allreduce(&wanted[0], &agreed[0], 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD);
-    MPI_Allreduce(&wanted[1], &agreed[1], 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
-    if (agreed[0] != 0) {
-      shared_rank_bytes = (agreed[1] + 63) / 64 * 64;
-      shared = SharedWindow(MPI_COMM_WORLD, shared_rank_bytes * static_cast<std::size_t>(world_size));
-      dense_bytes = 0;
+    const bool wanted = comm_switches.node_shared && window_backend_choice() == WindowBackendChoice::automatic;
+    std::uint64_t mine[2] = {wanted ? 0u : 1u, segment_bytes}, agreed[2] = {0, 0};
+    MPI_Allreduce(mine, agreed, 2, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+    if (agreed[0] == 0) {
+      const std::size_t stride = (agreed[1] + 63) / 64 * 64;
+      const int node_size = node_place(MPI_COMM_WORLD).size;
+      shared = SharedWindow(MPI_COMM_WORLD, stride * static_cast<std::size_t>(node_size));
+      window = Window(MPI_COMM_WORLD, shared.data() + static_cast<std::size_t>(shared.node_rank()) * stride,
+                      segment_bytes, "each node's shared segment");
+      const std::vector<int> node_ranks = shared.node_ranks_of(MPI_COMM_WORLD);
+      for (int b = 0; b < grid.columns; ++b)
+        if (const int r = node_ranks[static_cast<std::size_t>(group_base + b)]; r >= 0)
+          node_memory[b] = shared.data() + static_cast<std::size_t>(r) * stride;
+    } else {
+      window = Window(MPI_COMM_WORLD, segment_bytes);
     }
   }
-  Window window(MPI_COMM_WORLD, dense_at[block] + dense_bytes);
+  // A peer's bytes: read in place when it is on this node (returns false), else a get (true).
+  auto fetch = [&](void* to, std::size_t bytes, int peer, std::size_t offset) {
+    if (const std::byte* memory = node_memory[peer % grid.columns]) {
+      std::memcpy(to, memory + offset, bytes);
+      return false;
+    }
+    window.get(to, bytes, peer, offset);
+    return true;
+  };
+  // Local stores before, the peers' stores after (around a group collective).
+  auto sync_segments = [&] {
+    window.sync();
+    if (shared.valid()) check_mpi(win_sync(shared.handle()), "MPI_Win_sync");  // SMPI: comm/mpi_library.hpp
+  };
   auto store = [&](const CscMatrix& y, int slot) {
     const SlotLayout me = layout_of(block);
     std::memcpy(window.data() + me.offsets_at(slot), y.offsets.data(), me.offsets_bytes());
@@ -669,7 +696,7 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
     }
   };
   DensePanels dense(group, window, group_base, dense_at, padded_rows, neurons, own, engine.threads, shared,
-                    shared_rank_bytes);
+                    node_memory);
   bool in_panels = false;
   Offset group_nonzeros = 0;
   std::vector<std::uint8_t> alive;
@@ -690,9 +717,9 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
       }
     }
     timed([&] {
-      window.sync();
+      sync_segments();
       group.sum_in_place(counts);
-      window.sync();
+      sync_segments();
     });
     // The group's alive rows are at least the mean of its ranks' (a necessary condition first,
     // agreed without a collective; the rows alive in the group only when it holds).
@@ -789,11 +816,10 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
           const Index first = plan.ranges[r].first, last = plan.ranges[end - 1].last;
           for (std::size_t q = r; q < end; ++q) range_offset_at[q] = at + (plan.ranges[q].first - first);
           const std::size_t count = last - first + 1;
-          window.get(peer_offsets.data() + at, count * sizeof(Offset), peer,
-                     layout_of(peer % grid.columns).offsets_at(read_slot) + first * sizeof(Offset));
+          if (fetch(peer_offsets.data() + at, count * sizeof(Offset), peer,
+                    layout_of(peer % grid.columns).offsets_at(read_slot) + first * sizeof(Offset)))
+            bytes += count * sizeof(Offset), ++messages;
           at += count;
-          bytes += count * sizeof(Offset);
-          ++messages;
           r = end;
         }
         window.flush_all();
@@ -818,13 +844,12 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
           const Offset* offsets = peer_offsets.data() + range_offset_at[r];
           const Offset first = offsets[0], count = offsets[range.last - range.first] - first;
           if (count == 0) continue;
-          window.get(pulled.indices.data() + at, count * sizeof(Index), range.peer,
-                     theirs.indices_at(read_slot) + first * sizeof(Index));
-          window.get(pulled.values.data() + at, count * sizeof(Value), range.peer,
-                     theirs.values_at(read_slot) + first * sizeof(Value));
+          const bool got = fetch(pulled.indices.data() + at, count * sizeof(Index), range.peer,
+                                 theirs.indices_at(read_slot) + first * sizeof(Index));
+          fetch(pulled.values.data() + at, count * sizeof(Value), range.peer,
+                theirs.values_at(read_slot) + first * sizeof(Value));
           at += count;
-          bytes += count * (sizeof(Index) + sizeof(Value));
-          messages += 2;
+          if (got) bytes += count * (sizeof(Index) + sizeof(Value)), messages += 2;
         }
         if (!overlap) window.flush_all();
       });

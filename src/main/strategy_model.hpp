@@ -2,8 +2,9 @@
 // holds, for every layer, the columns of W in column block m, and computes by right
 // multiplication (CSC) its column block of Y_l for the rows of row group d. The columns of
 // Y_{l-1} that its W columns need (the nonzero rows of its W block) and that other ranks of its
-// row group own are pulled with MPI_Get from windows that expose every rank's CSC block. With one
-// column block (D x 1) each rank runs its row group through the data strategy's engine loop.
+// row group own are pulled with MPI_Get from a window that exposes every rank's block, or read in
+// place when the peer is on the same node (the window lies in each node's shared segment). With
+// one column block (D x 1) each rank runs its row group through the data strategy's engine loop.
 #pragma once
 
 #include <cstddef>
@@ -31,8 +32,9 @@ struct ModelComm {
   std::size_t panels_per_part = 16;  // dense rows, with overlap: a layer's gets in parts of this many stored panels
                                      // (at most 4 parts), each part's rows computed while the next part arrives;
                                      // 0: one get per peer for the layer
-  bool shared_dense = true;   // dense rows, every rank on one node: the slots in a node segment (MPI_Win_allocate_shared)
-                              // that the peers read in place; false: in the window, pulled with gets
+  bool node_shared = true;    // the ranks of a node hold their slots in one node segment (MPI_Win_allocate_shared) and
+                              // read each other's in place, the window made over it for the other nodes' gets;
+                              // false: every peer's bytes come through the window's gets
 };
 // The switches named in the environment variable SDNN_MODEL_COMM, a comma-separated list of
 // world-sync, per-range-gets, panel-blocks, whole-gets and window-gets (unset or empty: the defaults); other words throw

@@ -985,6 +985,55 @@ TEST(SharedWindow, MovesAndFrees) {
   EXPECT_EQ(SharedWindow::live_count(), before);
 }
 
+// A Window over the caller's memory, here each rank's part of its node's shared segment (as data x
+// model makes it): what a rank stores there, its node's ranks read in place and every rank gets
+// through the window, with the same bytes; node_ranks_of says which ranks share the node and
+// where their parts are; the backend chosen for the process is left as it was.
+TEST(SharedWindow, WindowOverEachRanksPartOfTheNodeSegment) {
+  if (!create_windows_work()) GTEST_SKIP() << kNoCreate;
+  const int rank = world_rank(), ranks = world_size();
+  const int before = Window::live_count();
+  const std::string description = window_backend_description();
+  constexpr std::size_t kValues = 37, kStride = 320;  // a part: kValues uint64 rounded up to 64 bytes
+  int node_size = 0;
+  {
+    MPI_Comm node = MPI_COMM_NULL;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &node_size);
+    MPI_Comm_free(&node);
+  }
+  SharedWindow shared(MPI_COMM_WORLD, kStride * static_cast<std::size_t>(node_size));
+  const std::vector<int> node_ranks = shared.node_ranks_of(MPI_COMM_WORLD);
+  ASSERT_EQ(node_ranks.size(), static_cast<std::size_t>(ranks));
+  EXPECT_EQ(node_ranks[static_cast<std::size_t>(rank)], shared.node_rank());
+  int on_node = 0;
+  for (int r : node_ranks) on_node += r >= 0;
+  EXPECT_EQ(on_node, shared.node_size());
+  std::byte* mine = shared.data() + static_cast<std::size_t>(shared.node_rank()) * kStride;
+  Window window(MPI_COMM_WORLD, mine, kValues * sizeof(std::uint64_t), "the node's segment");
+  EXPECT_EQ(Window::live_count(), before + 1);
+  EXPECT_EQ(window.data(), mine);
+  EXPECT_EQ(window.backend(), WindowBackend::create);
+  EXPECT_EQ(window_backend_description(), description);
+  for (std::size_t i = 0; i < kValues; ++i) window.as<std::uint64_t>()[i] = value_of(rank, i);
+  window.barrier();
+  shared.fence_node();
+  for (int peer = 0; peer < ranks; ++peer) {
+    std::vector<std::uint64_t> got(kValues, 0);
+    window.get_elements(got.data(), kValues, peer, 0);
+    window.flush(peer);
+    for (std::size_t i = 0; i < kValues; ++i) EXPECT_EQ(got[i], value_of(peer, i)) << "peer " << peer << ", element " << i;
+    if (const int r = node_ranks[static_cast<std::size_t>(peer)]; r >= 0) {
+      const auto* in_place = reinterpret_cast<const std::uint64_t*>(shared.data() + static_cast<std::size_t>(r) * kStride);
+      for (std::size_t i = 0; i < kValues; ++i) EXPECT_EQ(in_place[i], value_of(peer, i)) << "peer " << peer << " in place";
+    }
+  }
+  window.free();  // before the memory it is over
+  shared.free();
+  EXPECT_EQ(Window::live_count(), before);
+  EXPECT_THROW(shared.node_ranks_of(MPI_COMM_WORLD), std::logic_error);
+}
+
 
 // ---------------------------------------------------------------------------------------------
 // WindowCheck: the check before trusting a window
@@ -1154,6 +1203,36 @@ TEST_F(WindowCheck, RanksThatChooseDifferentBackendsFailTogether) {
   // Automatic on some ranks and create on others is fine: create everywhere.
   set_window_backend(world_rank() == 0 ? WindowBackendChoice::create : WindowBackendChoice::automatic);
   EXPECT_THROW(Window(MPI_COMM_WORLD, 8), std::invalid_argument);  // by hand on one rank: must agree
+}
+
+// Caller's memory on some ranks only fails on every rank; a failed check over the caller's memory
+// stops every rank with the memory named (no other backend to try).
+TEST_F(WindowCheck, WindowOverTheCallersMemoryIsCheckedToo) {
+  if (!create_windows_work()) GTEST_SKIP() << kNoCreate;
+  std::vector<std::byte> memory(64);
+  if (world_size() >= 2) {
+    bool threw = false;
+    try {
+      if (world_rank() == 0) Window window(MPI_COMM_WORLD, 64);
+      else Window window(MPI_COMM_WORLD, memory.data(), memory.size(), "test memory");
+    } catch (const std::invalid_argument& e) {
+      threw = std::string(e.what()).find("some ranks gave their own memory") != std::string::npos;
+    }
+    EXPECT_TRUE(on_every_rank(threw));
+  }
+  break_window_check_for_testing(window_fault_create);
+  std::string message;
+  try {
+    Window window(MPI_COMM_WORLD, memory.data(), memory.size(), "test memory");
+  } catch (const WindowCheckFailure& e) {
+    message = e.what();
+  }
+  EXPECT_TRUE(on_every_rank(!message.empty()));
+  EXPECT_TRUE(same_on_every_rank(message)) << message;
+  EXPECT_NE(message.find("MPI_Win_create over test memory: rank "), std::string::npos) << message;
+  break_window_check_for_testing(0);
+  Window sound(MPI_COMM_WORLD, memory.data(), memory.size(), "test memory");
+  EXPECT_EQ(sound.data(), memory.data());
 }
 
 TEST_F(WindowCheck, SharedWindowFailingTheCheckStopsEveryRank) {
