@@ -179,20 +179,26 @@ class GroupReuse {
   ReuseLog log_;
 };
 
+// Where the segment of each column block b of the group is (see the window at the top of this
+// file): on this rank's node, read in place (on_node[b]; this rank's own always), and in the
+// window, at byte target_offset[b] of rank target_rank[b]'s segment (the node's leader, which
+// exposes the whole node segment, or b's own rank with the window's gets alone).
+struct SegmentMap {
+  std::vector<std::byte*> on_node;  // null: on another node
+  std::vector<int> target_rank;
+  std::vector<std::size_t> target_offset;
+};
+
 // The group's alive rows as dense panels, this rank's C columns of them (see the top of this
 // file). Every call is collective over the group, in the same order on every rank.
 class DensePanels {
  public:
-  // dense_at[b]: where the dense slots of column block b start in its segment of `window`, each
-  // slot capacity_rows x its columns floats. node_memory[b]: where column block b's segment lies
-  // in this node's shared segment `shared` when b is on this rank's node (read in place: no get),
-  // else null.
-  DensePanels(const SubCommunicator& group, Window& window, int group_base, std::vector<std::size_t> dense_at,
-              std::uint64_t capacity_rows, Index neurons, RowRange own, int threads, SharedWindow& shared,
-              std::vector<std::byte*> node_memory)
-      : group_(group), window_(window), group_base_(group_base), dense_at_(std::move(dense_at)),
-        capacity_rows_(capacity_rows), neurons_(neurons), own_(own), threads_(threads), shared_(shared),
-        node_memory_(std::move(node_memory)) {}
+  // dense_at[b]: where the dense slots of column block b start in its segment, each slot
+  // capacity_rows x its columns floats; `segments`: where each block's segment is (SegmentMap).
+  DensePanels(const SubCommunicator& group, Window& window, const SegmentMap& segments, std::vector<std::size_t> dense_at,
+              std::uint64_t capacity_rows, Index neurons, RowRange own, int threads, SharedWindow& shared)
+      : group_(group), window_(window), segments_(segments), dense_at_(std::move(dense_at)),
+        capacity_rows_(capacity_rows), neurons_(neurons), own_(own), threads_(threads), shared_(shared) {}
 
   DenseRows& rows() { return mine_; }
   Offset local_nonzeros() const { return local_nonzeros_; }
@@ -256,7 +262,7 @@ class DensePanels {
     auto part_end = [&](std::size_t k) { return stored_panels * k / parts; };
     if (gets)
       timed([&] {
-        issue_gets(0, part_end(1), panel_blocks, bytes, messages);
+        issue_gets(0, part_end(1), parts == 1, panel_blocks, bytes, messages);
         if (!overlap) window_.flush_all();
       });
     // While the gets are in flight: the weights in double (one copy per thread) and the output.
@@ -271,7 +277,7 @@ class DensePanels {
       if (overlap && gets)
         timed([&] {
           window_.flush_all();
-          if (k + 1 < parts) issue_gets(part_end(k + 1), part_end(k + 2), panel_blocks, bytes, messages);
+          if (k + 1 < parts) issue_gets(part_end(k + 1), part_end(k + 2), false, panel_blocks, bytes, messages);
         });
       const Index ready = k + 1 == parts ? panels : computable_panels(part_end(k + 1));
       compute_panels(layer, computed, ready);  // also publishes the output columns in write_slot
@@ -326,10 +332,10 @@ class DensePanels {
  private:
   // Column block b's dense slots: this rank's own, or a peer's on this node, in place.
   Value* dense_slots(int b) const {
-    return reinterpret_cast<Value*>((b == group_.rank() ? window_.data() : node_memory_[b]) + dense_at_[b]);
+    return reinterpret_cast<Value*>(segments_.on_node[b] + dense_at_[b]);
   }
   // Whether column block b's segment is on this rank's node (read in place, no get).
-  bool on_node(int b) const { return node_memory_[b] != nullptr; }
+  bool on_node(int b) const { return segments_.on_node[b] != nullptr; }
   // Stores into the slots before, visible to the group after (around a group collective).
   void sync_slots() {
     window_.sync();
@@ -432,7 +438,8 @@ class DensePanels {
     for (std::size_t r = 0; r < plan.ranges.size();) {
       const int peer = plan.ranges[r].peer % group_.size();
       const RowRange theirs = shard_of(neurons_, group_.size(), peer);
-      const std::size_t slot = dense_at_[peer] + read_slot * capacity_rows_ * theirs.size() * sizeof(Value);
+      const std::size_t slot =
+          segments_.target_offset[peer] + dense_at_[peer] + read_slot * capacity_rows_ * theirs.size() * sizeof(Value);
       std::size_t end = r, width = 0;  // width: the peer's pulled neurons
       for (; end < plan.ranges.size() && plan.ranges[end].peer % group_.size() == peer && (merged_gets || end == r); ++end) {
         const Index first = plan.ranges[end].first, count = plan.ranges[end].last - first;
@@ -455,23 +462,39 @@ class DensePanels {
   }
   // One get per peer share of the stored panels [first, last): the peer's whole block is one
   // contiguous range of its slot, a plain get; else an indexed get of every stored panel's ranges.
-  void issue_gets(std::size_t first, std::size_t last, bool panel_blocks, std::uint64_t& bytes, std::uint64_t& messages) {
-    for (const PeerGet& share : peer_gets_) {
-      const std::vector<PullPlan::Range>& ranges = share.plan->ranges;
+  // whole_layer (the layer's gets in one part): the shares of the peers behind one target (a
+  // node's leader) are consecutive in pulled_ and go in one indexed get, one message per node.
+  void issue_gets(std::size_t first, std::size_t last, bool whole_layer, bool panel_blocks, std::uint64_t& bytes,
+                  std::uint64_t& messages) {
+    for (std::size_t s = 0; s < peer_gets_.size();) {
+      const int target = segments_.target_rank[peer_gets_[s].peer];
+      std::size_t end = s + 1;
+      while (whole_layer && end < peer_gets_.size() && segments_.target_rank[peer_gets_[end].peer] == target) ++end;
+      const PeerGet& share = peer_gets_[s];
       Value* to = pulled_.data() + share.at + first * share.width * kPanelRows;
-      if (share.width == share.columns && !panel_blocks) {
-        window_.get(to, (last - first) * share.width * kPanelRows * sizeof(Value), group_base_ + share.peer,
+      if (end == s + 1 && share.width == share.columns && !panel_blocks) {
+        window_.get(to, (last - first) * share.width * kPanelRows * sizeof(Value), target,
                     share.slot + first * share.columns * kPanelRows * sizeof(Value));
       } else {
         blocks_.clear();
-        for (std::size_t panel = first; panel < last; ++panel)
-          for (std::size_t q = share.first_range; q < share.end_range; ++q)
-            blocks_.push_back({share.slot + (panel * share.columns + ranges[q].first) * kPanelRows * sizeof(Value),
-                               std::size_t{ranges[q].last - ranges[q].first} * kPanelRows * sizeof(Value)});
-        window_.get_blocks(to, blocks_, group_base_ + share.peer);
+        for (std::size_t g = s; g < end; ++g) {
+          const PeerGet& one = peer_gets_[g];
+          const std::vector<PullPlan::Range>& ranges = one.plan->ranges;
+          if (one.width == one.columns && !panel_blocks) {
+            blocks_.push_back({one.slot + first * one.columns * kPanelRows * sizeof(Value),
+                               (last - first) * one.width * kPanelRows * sizeof(Value)});
+            continue;
+          }
+          for (std::size_t panel = first; panel < last; ++panel)
+            for (std::size_t q = one.first_range; q < one.end_range; ++q)
+              blocks_.push_back({one.slot + (panel * one.columns + ranges[q].first) * kPanelRows * sizeof(Value),
+                                 std::size_t{ranges[q].last - ranges[q].first} * kPanelRows * sizeof(Value)});
+        }
+        window_.get_blocks(to, blocks_, target);
       }
-      bytes += (last - first) * share.width * kPanelRows * sizeof(Value);
+      for (std::size_t g = s; g < end; ++g) bytes += (last - first) * peer_gets_[g].width * kPanelRows * sizeof(Value);
       ++messages;
+      s = end;
     }
   }
   // The stored panel that holds panel q of mine_'s rows in order, or -1.
@@ -509,14 +532,13 @@ class DensePanels {
 
   const SubCommunicator& group_;
   Window& window_;
-  int group_base_;
+  const SegmentMap& segments_;
   std::vector<std::size_t> dense_at_;
   std::uint64_t capacity_rows_;
   Index neurons_;
   RowRange own_;
   int threads_;
   SharedWindow& shared_;
-  std::vector<std::byte*> node_memory_;  // per column block: its segment when on this node, else null
   DenseRows mine_;  // the layer's input, then its output (its rows; their values in own_slot_)
   int own_slot_ = 0;  // the slot that holds this rank's columns of mine_'s rows
   Index stored_stride_ = 0;          // rows (padded to panels) in the slots: the last layer input's
@@ -650,36 +672,58 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
   const std::size_t dense_bytes = dense_allowed ? 2 * padded_rows * columns * sizeof(Value) : 0;
   const std::size_t segment_bytes = dense_at[block] + dense_bytes;
   // The segments of the ranks of a node lie in one node segment (see the top of this file), each
-  // at its node rank x the largest segment, and the window is made over them, unless
-  // SDNN_MODEL_COMM has window-gets or a window backend was chosen by hand (then the backend's).
+  // at its node rank x the largest segment, and the window is made over the node segment, exposed
+  // whole by the node's leader (a peer's bytes on another node are at its node rank x stride of
+  // its leader's segment, so the gets of one layer from one node can go in one message), unless
+  // SDNN_MODEL_COMM has window-gets or a window backend was chosen by hand: then every rank's
+  // segment is the backend's and every peer is pulled from its own rank.
   SharedWindow shared;  // declared before the window, which is freed first
   Window window;
-  std::vector<std::byte*> node_memory(grid.columns, nullptr);  // per column block of the group
+  SegmentMap segments{std::vector<std::byte*>(grid.columns, nullptr), std::vector<int>(grid.columns),
+                      std::vector<std::size_t>(grid.columns, 0)};
+  std::byte* mine = nullptr;  // this rank's segment
   {
     const bool wanted = comm_switches.node_shared && window_backend_choice() == WindowBackendChoice::automatic;
-    std::uint64_t mine[2] = {wanted ? 0u : 1u, segment_bytes}, agreed[2] = {0, 0};
-    MPI_Allreduce(mine, agreed, 2, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+    std::uint64_t want[2] = {wanted ? 0u : 1u, segment_bytes}, agreed[2] = {0, 0};
+    MPI_Allreduce(want, agreed, 2, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
     if (agreed[0] == 0) {
       const std::size_t stride = (agreed[1] + 63) / 64 * 64;
       const int node_size = node_place(MPI_COMM_WORLD).size;
       shared = SharedWindow(MPI_COMM_WORLD, stride * static_cast<std::size_t>(node_size));
-      window = Window(MPI_COMM_WORLD, shared.data() + static_cast<std::size_t>(shared.node_rank()) * stride,
-                      segment_bytes, "each node's shared segment");
+      const bool leader = shared.is_node_leader();
+      window = Window(MPI_COMM_WORLD, leader ? shared.data() : nullptr, leader ? shared.size() : 0,
+                      "each node's shared segment");
+      mine = shared.data() + static_cast<std::size_t>(shared.node_rank()) * stride;
+      // Every rank's leader (world rank) and node rank, on every rank.
+      int place[2] = {rank, shared.node_rank()};
+      check_mpi(MPI_Bcast(&place[0], 1, MPI_INT, 0, shared.node_comm()), "MPI_Bcast");
+      int world_size = 1;
+      MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+      std::vector<int> places(2 * static_cast<std::size_t>(world_size));
+      check_mpi(MPI_Allgather(place, 2, MPI_INT, places.data(), 2, MPI_INT, MPI_COMM_WORLD), "MPI_Allgather");
       const std::vector<int> node_ranks = shared.node_ranks_of(MPI_COMM_WORLD);
-      for (int b = 0; b < grid.columns; ++b)
-        if (const int r = node_ranks[static_cast<std::size_t>(group_base + b)]; r >= 0)
-          node_memory[b] = shared.data() + static_cast<std::size_t>(r) * stride;
+      for (int b = 0; b < grid.columns; ++b) {
+        const auto peer = static_cast<std::size_t>(group_base + b);
+        segments.target_rank[b] = places[2 * peer];
+        segments.target_offset[b] = static_cast<std::size_t>(places[2 * peer + 1]) * stride;
+        if (node_ranks[peer] >= 0) segments.on_node[b] = shared.data() + static_cast<std::size_t>(node_ranks[peer]) * stride;
+      }
     } else {
       window = Window(MPI_COMM_WORLD, segment_bytes);
+      mine = window.data();
+      for (int b = 0; b < grid.columns; ++b) segments.target_rank[b] = group_base + b;
+      segments.on_node[block] = mine;
     }
   }
-  // A peer's bytes: read in place when it is on this node (returns false), else a get (true).
+  // A peer's bytes at `offset` of its segment: read in place when it is on this node (returns
+  // false), else a get from the window (true).
   auto fetch = [&](void* to, std::size_t bytes, int peer, std::size_t offset) {
-    if (const std::byte* memory = node_memory[peer % grid.columns]) {
+    const int b = peer % grid.columns;
+    if (const std::byte* memory = segments.on_node[b]) {
       std::memcpy(to, memory + offset, bytes);
       return false;
     }
-    window.get(to, bytes, peer, offset);
+    window.get(to, bytes, segments.target_rank[b], segments.target_offset[b] + offset);
     return true;
   };
   // Local stores before, the peers' stores after (around a group collective).
@@ -689,14 +733,13 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
   };
   auto store = [&](const CscMatrix& y, int slot) {
     const SlotLayout me = layout_of(block);
-    std::memcpy(window.data() + me.offsets_at(slot), y.offsets.data(), me.offsets_bytes());
+    std::memcpy(mine + me.offsets_at(slot), y.offsets.data(), me.offsets_bytes());
     if (y.nnz() > 0) {
-      std::memcpy(window.data() + me.indices_at(slot), y.indices.data(), y.nnz() * sizeof(Index));
-      std::memcpy(window.data() + me.values_at(slot), y.values.data(), y.nnz() * sizeof(Value));
+      std::memcpy(mine + me.indices_at(slot), y.indices.data(), y.nnz() * sizeof(Index));
+      std::memcpy(mine + me.values_at(slot), y.values.data(), y.nnz() * sizeof(Value));
     }
   };
-  DensePanels dense(group, window, group_base, dense_at, padded_rows, neurons, own, engine.threads, shared,
-                    node_memory);
+  DensePanels dense(group, window, segments, dense_at, padded_rows, neurons, own, engine.threads, shared);
   bool in_panels = false;
   Offset group_nonzeros = 0;
   std::vector<std::uint8_t> alive;
