@@ -558,7 +558,8 @@ TEST_P(DenseEveryTarget, GroupedPiecesEqualWholeLayer) {
 
 // Spans of panels read where they are, under a column block of W (as a data x model rank holds
 // it), the output written with its own stride: the block's columns of the whole layer, and each
-// row's kept entries among them; grouped and ungrouped weights, blocks of every width.
+// row's kept entries among them; grouped and ungrouped weights, blocks of every width (the narrow
+// ungrouped ones read each input fewer than kFloatReads times: the kernel reads the floats).
 TEST_P(DenseEveryTarget, PanelSpansOfAColumnBlockEqualWholeLayer) {
   for (const bool grouped : {false, true}) {
     const Problem p = grouped ? grouped_problem(45, 61, 5, 31, -0.5f, 0.3f)
@@ -571,8 +572,10 @@ TEST_P(DenseEveryTarget, PanelSpansOfAColumnBlockEqualWholeLayer) {
     prepare_panel_output(panels, full);
     std::vector<std::uint32_t> unused(static_cast<std::size_t>(panels.panels()) * kPanelRows, 0);
     multiply_panel_columns(panels, wide_full, p.layer.weights_csc, p.layer.bias.data(), 0, 61, full, unused.data());
-    for (const auto& [b0, b1] : std::vector<std::pair<Index, Index>>{{0, 61}, {7, 40}, {60, 61}}) {
+    bool read_floats = false, read_doubles = false;
+    for (const auto& [b0, b1] : std::vector<std::pair<Index, Index>>{{0, 61}, {7, 40}, {20, 32}, {60, 61}}) {
       const CscMatrix block = convert<ColMajor>(p.layer.weights_csr, b0, b1);
+      (static_cast<double>(block.nnz()) < kFloatReads * 61 ? read_floats : read_doubles) = true;
       const Index width = b1 - b0;
       WideOperands wide;
       widen_operands(DenseRows(), block, wide);  // the weights; the spans widen their own panels
@@ -596,6 +599,7 @@ TEST_P(DenseEveryTarget, PanelSpansOfAColumnBlockEqualWholeLayer) {
           }
       }
     }
+    EXPECT_TRUE(read_floats && read_doubles) << "the blocks do not reach both ways of reading the panels";
   }
 }
 

@@ -20,9 +20,11 @@
 // dense), which is cap (R x C when dense panels are off); a dense slot holds R x C floats.
 // The segments of the ranks of a node lie in one node segment (SharedWindow,
 // MPI_Win_allocate_shared; rank r's part at its node rank x the largest segment) and the window
-// is MPI_Win_create over each rank's part: a rank reads the slots of the peers on its node in
-// place (sparse: a memcpy of the same ranges a get would bring; dense: the gather reads them where
-// they are) and gets only those of the peers on other nodes. The same parity and the group's
+// is MPI_Win_create over the node segments, each exposed whole by its node's leader: a rank reads
+// the slots of the peers on its node in place (sparse: a memcpy of the same ranges a get would
+// bring; dense: the gather reads them where they are) and gets only those of the peers on other
+// nodes, from their leader at their node rank x stride, so that a dense layer fetched in one part
+// takes one indexed get per other node instead of one per peer. The same parity and the group's
 // collective per layer guard both, with MPI_Win_sync on both windows around it. With
 // SDNN_MODEL_COMM=window-gets, or a window backend chosen by hand (--window-backend), every
 // segment is the backend's and every peer's bytes come through gets. Bytes and messages in the

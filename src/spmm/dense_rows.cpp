@@ -163,13 +163,18 @@ HWY_INLINE hn::Vec<CountTag> store_activated(const PanelOperands& op, const Inpu
 // vectors: C x G x V independent multiply-add chains, so that the FMA latency is hidden and each
 // weight (its index and its value) is loaded once for G panels. The inner loop is loads and
 // multiply-adds only. For weights whose columns all read other inputs (not grouped). `counts`:
-// the G x V row counts.
-template <std::size_t V, int C, int G, class... Counts>
+// the G x V row counts. kFloats: the float panels (op.in_float), each loaded vector converted
+// here, for weights that read each input only a few times (see multiply_panel_span); else the
+// panels in double (op.in).
+template <std::size_t V, int C, int G, bool kFloats, class... Counts>
 HWY_INLINE void column_block(const PanelOperands& op, Index p, Index j, Counts&... counts) {
   static_assert(sizeof...(Counts) == G * V, "one row count per panel vector");
   const PanelTag d;
   constexpr std::size_t N = kPanelRows / V;
-  const double* in = op.in + p * op.stride;
+  using Input = std::conditional_t<kFloats, Value, double>;
+  const Input* panels = nullptr;
+  if constexpr (kFloats) panels = op.in_float; else panels = op.in;
+  const Input* in = panels + p * op.stride;
   Offset begin[C], length[C];
   Offset common = ~Offset{0};
   for (int c = 0; c < C; ++c) {
@@ -179,12 +184,12 @@ HWY_INLINE void column_block(const PanelOperands& op, Index p, Index j, Counts&.
   }
   with_registers<C * G * V>(hn::Zero(d), [&](auto... sums) SDNN_KERNEL_LAMBDA {
     auto step = [&](auto c, Offset q) SDNN_KERNEL_LAMBDA {
-      const double* column = in + std::size_t{op.indices[q]} * kPanelRows;
+      const Input* column = in + std::size_t{op.indices[q]} * kPanelRows;
       const auto weight = hn::Set(d, op.weights[q]);
       unrolled<G * V>([&](auto gv) SDNN_KERNEL_LAMBDA {
         constexpr std::size_t g = decltype(gv)::value / V, v = decltype(gv)::value % V;
         auto& sum = pick<sum_index<V, G>(decltype(c)::value, g, v)>(sums...);
-        sum = hn::MulAdd(hn::LoadU(d, column + g * op.stride + v * N), weight, sum);
+        sum = hn::MulAdd(load_wide(column + g * op.stride + v * N), weight, sum);
       });
     };
     for (Offset t = 0; t < common; ++t)
@@ -194,7 +199,7 @@ HWY_INLINE void column_block(const PanelOperands& op, Index p, Index j, Counts&.
       unrolled<G * V>([&](auto gv) SDNN_KERNEL_LAMBDA {
         constexpr std::size_t g = decltype(gv)::value / V, v = decltype(gv)::value % V;
         auto& count = pick<decltype(gv)::value>(counts...);
-        count = hn::Sub(count, store_activated<V>(op, op.in, p, g, v, j + static_cast<Index>(c), op.indices + begin[c],
+        count = hn::Sub(count, store_activated<V>(op, panels, p, g, v, j + static_cast<Index>(c), op.indices + begin[c],
                                                   length[c], pick<sum_index<V, G>(decltype(c)::value, g, v)>(sums...)));
       });
     });
@@ -295,7 +300,7 @@ HWY_INLINE void group_members(const PanelOperands& op, Index p, Index group, Ind
 // panels starting at panel p: blocks of C neurons, then one at a time; the kept entries of each
 // row counted in vectors and added once at the end. Grouped weights run group by group, with
 // blocks of C neurons of a group.
-template <std::size_t V, int C, int G, bool kGrouped, bool kWiden>
+template <std::size_t V, int C, int G, bool kGrouped, bool kWiden, bool kFloats>
 HWY_NOINLINE void panel_group(const PanelOperands& op, Index p) {
   const CountTag di;
   constexpr std::size_t N = kPanelRows / V;
@@ -303,8 +308,8 @@ HWY_NOINLINE void panel_group(const PanelOperands& op, Index p) {
     if constexpr (!kGrouped) {
       const Index last = std::min(op.end, op.last);
       Index j = std::max(op.begin, op.first);
-      for (; j + C <= last; j += C) column_block<V, C, G>(op, p, j, counts...);
-      for (; j < last; ++j) column_block<V, 1, G>(op, p, j, counts...);
+      for (; j + C <= last; j += C) column_block<V, C, G, kFloats>(op, p, j, counts...);
+      for (; j < last; ++j) column_block<V, 1, G, kFloats>(op, p, j, counts...);
     } else {
       // The group holding position begin, then every group up to position end; in each, the
       // members in [first, last) (a group's neurons ascend, so they are contiguous).
@@ -350,12 +355,12 @@ HWY_NOINLINE void panel_group(const PanelOperands& op, Index p) {
 // Panels [p, panels), G at a time; the rest (fewer than G) as a group of G - 1 panels with more
 // neurons per block, and so on, so that a short tail keeps as many chains as a full group.
 // (Grouped, C doubles when G halves: a group's size is most often a power of two.)
-template <std::size_t V, int C, int G, bool kGrouped, bool kWiden = false>
+template <std::size_t V, int C, int G, bool kGrouped, bool kWiden = false, bool kFloats = false>
 void all_panels(const PanelOperands& op, Index p, Index panels) {
-  for (; p + G <= panels; p += G) panel_group<V, C, G, kGrouped, kWiden>(op, p);
+  for (; p + G <= panels; p += G) panel_group<V, C, G, kGrouped, kWiden, kFloats>(op, p);
   if constexpr (G > 1) {
     constexpr int kTailC = kGrouped ? (2 * (G - 1) <= G ? 2 * C : C) : C * G / (G - 1);
-    if (p < panels) all_panels<V, kTailC, G - 1, kGrouped, kWiden>(op, p, panels);
+    if (p < panels) all_panels<V, kTailC, G - 1, kGrouped, kWiden, kFloats>(op, p, panels);
   }
 }
 
@@ -366,19 +371,27 @@ void all_panels(const PanelOperands& op, Index p, Index panels) {
 // ports that do the multiply-adds); AVX2 was faster converting the float vectors it loads.
 void multiply_wide_panels(const PanelOperands& op, Index panels) {
   static_assert(kPanelRows == 8, "register blocking assumes 8 rows per panel");
-  const bool grouped = op.groups > 0;
+  const bool grouped = op.groups > 0, floats = !grouped && op.in == nullptr;  // floats: see column_block
   switch (hn::Lanes(PanelTag())) {
     case 8:  // AVX-512
-      grouped ? all_panels<1, 4, 4, true, true>(op, 0, panels) : all_panels<1, 4, 4, false>(op, 0, panels);
+      grouped  ? all_panels<1, 4, 4, true, true>(op, 0, panels)
+      : floats ? all_panels<1, 4, 4, false, false, true>(op, 0, panels)
+               : all_panels<1, 4, 4, false>(op, 0, panels);
       break;
     case 4:  // AVX2
-      grouped ? all_panels<2, 4, 1, true>(op, 0, panels) : all_panels<2, 2, 3, false>(op, 0, panels);
+      grouped  ? all_panels<2, 4, 1, true>(op, 0, panels)
+      : floats ? all_panels<2, 2, 3, false, false, true>(op, 0, panels)
+               : all_panels<2, 2, 3, false>(op, 0, panels);
       break;
     case 2:  // SSE4, NEON
-      grouped ? all_panels<4, 2, 1, true>(op, 0, panels) : all_panels<4, 1, 3, false>(op, 0, panels);
+      grouped  ? all_panels<4, 2, 1, true>(op, 0, panels)
+      : floats ? all_panels<4, 1, 3, false, false, true>(op, 0, panels)
+               : all_panels<4, 1, 3, false>(op, 0, panels);
       break;
     default:  // portable
-      grouped ? all_panels<8, 1, 1, true>(op, 0, panels) : all_panels<8, 1, 1, false>(op, 0, panels);
+      grouped  ? all_panels<8, 1, 1, true>(op, 0, panels)
+      : floats ? all_panels<8, 1, 1, false, false, true>(op, 0, panels)
+               : all_panels<8, 1, 1, false>(op, 0, panels);
       break;
   }
 }
@@ -571,12 +584,17 @@ void multiply_panel_span(const DenseRows& in, Index first_panel, Index panels, W
                          const CscMatrix& weights, const Value* bias, Value* out, std::size_t out_stride,
                          std::uint32_t* row_nonzeros) {
   const std::size_t stride = std::size_t{in.neurons} * kPanelRows;
-  if (wide.groups.count() == 0) {  // grouped: the kernel reads the floats
+  // Grouped: the kernel reads the floats. Not grouped: the panels in double first, unless the
+  // weights read each input fewer than kFloatReads times on average (a column block of a wide
+  // grid: the conversion then costs more than the multiply-adds it serves), when the kernel
+  // converts each vector it loads.
+  const bool floats = static_cast<double>(weights.nnz()) < kFloatReads * static_cast<double>(in.neurons);
+  if (wide.groups.count() == 0 && !floats) {
     wide.panels.resize(std::size_t{panels} * stride);
     widen(in.panel.data() + std::size_t{first_panel} * stride, wide.panels.size(), wide.panels.data());
   }
-  multiply_panel_range(in, wide.panels.data(), wide.weights.data(), wide.groups, weights, bias, first_panel, panels, 0,
-                       weights.cols(), 0, weights.cols(), out, out_stride, row_nonzeros);
+  multiply_panel_range(in, floats ? nullptr : wide.panels.data(), wide.weights.data(), wide.groups, weights, bias,
+                       first_panel, panels, 0, weights.cols(), 0, weights.cols(), out, out_stride, row_nonzeros);
 }
 
 bool worth_dense(const CsrMatrix& rows, Index neurons, double threshold) {

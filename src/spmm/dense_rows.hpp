@@ -99,9 +99,14 @@ void multiply_panel_share(const DenseRows& in, const WideOperands& wide, const C
 // multiply_panel_span: every output neuron of W (its columns may be fewer than in.neurons: a column
 // block) for panels [first_panel, first_panel + panels) of `in`, read where they are, under the
 // weights and groups that `wide` holds (widen_operands of any panels; a layer with no column
-// groups has the span's panels widened into `wide` here); the span's output panel q goes to
+// groups has the span's panels widened into `wide` here, unless its weights read each input
+// fewer than kFloatReads times); the span's output panel q goes to
 // out + q x out_stride (output neuron j at + j x kPanelRows), the kept entries of the span's row r
 // are added to row_nonzeros[r].
+// Weights that read each input fewer times than this on average (nnz(W) < kFloatReads x
+// in.neurons; not grouped) are multiplied from the float panels, each vector converted as it is
+// loaded, instead of the panels widened to double first.
+inline constexpr double kFloatReads = 4.0;
 void multiply_panel_span(const DenseRows& in, Index first_panel, Index panels, WideOperands& wide,
                          const CscMatrix& weights, const Value* bias, Value* out, std::size_t out_stride,
                          std::uint32_t* row_nonzeros);
