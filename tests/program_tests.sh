@@ -290,16 +290,18 @@ for how in "--window-backend create" "SDNN_WINDOW_BACKEND=create"; do
 done
 run "bad SDNN_WINDOW_BACKEND" 1 env SDNN_WINDOW_BACKEND=shared $MPIRUN -np 2 ./sdnn "${small[@]}" --strategy model &&
   expect "bad SDNN_WINDOW_BACKEND named" "sdnn: error: SDNN_WINDOW_BACKEND: the window backend must be auto, allocate or create, not 'shared'"
+# (Data x model makes its window over each node's shared segment with MPI_Win_create unless
+# SDNN_MODEL_COMM=window-gets: these runs ask for the backend's window, whose check they test.)
 for np in 2 3; do
   check_generated "generated, $np ranks, MPI_Win_allocate failing the check" \
-    env SDNN_TEST_BREAK_WINDOW_CHECK=allocate $MPIRUN -np "$np" ./sdnn "${small[@]}" --strategy model
+    env SDNN_TEST_BREAK_WINDOW_CHECK=allocate SDNN_MODEL_COMM=window-gets $MPIRUN -np "$np" ./sdnn "${small[@]}" --strategy model
   [ "$(grep -c 'sdnn: MPI_Win_allocate failed the one-sided check under .* windows use MPI_Win_create over MPI_Alloc_mem from now on' "$tmp/out")" = 1 ] &&
     ok "the switch is said on one line, $np ranks" || bad "the switch is said on one line, $np ranks" "$tmp/out"
   expect "the backend chosen by the check is printed, $np ranks" "^windows: MPI_Win_create over MPI_Alloc_mem \(checked; chosen by the check after MPI_Win_allocate: rank [0-9]+ got [0-9]+ wrong byte"
   # Both backends failing: one message naming the library, a non-zero exit on every rank (each
   # rank's status recorded by a wrapper), no output file.
   rm -rf "$tmp/status" && mkdir -p "$tmp/status"
-  run "both window backends failing the check, $np ranks" 1 timeout 60 env SDNN_TEST_BREAK_WINDOW_CHECK=allocate,create $MPIRUN -np "$np" \
+  run "both window backends failing the check, $np ranks" 1 timeout 60 env SDNN_TEST_BREAK_WINDOW_CHECK=allocate,create SDNN_MODEL_COMM=window-gets $MPIRUN -np "$np" \
       sh tests/rank_status.sh "$tmp/status" "$np" ./sdnn "${small[@]}" --strategy model --out "$tmp/out.tsv" &&
     expect "the check's failure names the library, $np ranks" "^sdnn: error: this MPI library's one-sided communication returns wrong data \(.+\): MPI_Win_allocate: rank [0-9]+ got [0-9]+ wrong byte\(s\) of [0-9]+ from rank [0-9]+; then MPI_Win_create over MPI_Alloc_mem: .*no window backend can be trusted \(see docs/mpi.md\)$"
   [ "$(grep -c 'sdnn: error' "$tmp/out")" = 1 ] && ok "one error line for the failed check, $np ranks" || bad "one error line for the failed check, $np ranks" "$tmp/out"
@@ -309,6 +311,14 @@ for np in 2 3; do
   run "shared window failing the check, $np ranks" 1 timeout 60 env SDNN_TEST_BREAK_WINDOW_CHECK=shared $MPIRUN -np "$np" ./sdnn "${small[@]}" --share-network &&
     expect "the shared window's failure names the library, $np ranks" "^sdnn: error: this MPI library's one-sided communication returns wrong data \(.+\): MPI_Win_allocate_shared: rank $((np - 1)) got 16 wrong byte\(s\) of 16 from its node's shared segment; shared windows have no other backend \(see docs/mpi.md\)$"
 done
+# Data x model's window over the node segments fails its check (create broken): one message
+# naming that memory, exit 1 on every rank.
+rm -rf "$tmp/status" && mkdir -p "$tmp/status"
+run "data x model's window over the node segments failing the check" 1 timeout 60 env SDNN_TEST_BREAK_WINDOW_CHECK=create \
+    $MPIRUN -np 2 sh tests/rank_status.sh "$tmp/status" 2 ./sdnn "${small[@]}" --strategy model &&
+  expect "the node segments' failure names the memory" "^sdnn: error: this MPI library's one-sided communication returns wrong data \(.+\): MPI_Win_create over each node's shared segment: rank [0-9]+ got [0-9]+ wrong byte\(s\) of [0-9]+ from rank [0-9]+; no window backend can be trusted \(see docs/mpi.md\)$"
+[ "$(cat "$tmp"/status/* 2>/dev/null | grep -cx 1)" = 2 ] && ok "every rank exits 1 after the node segments' failed check" ||
+  bad "every rank exits 1 after the node segments' failed check (statuses: $(cat "$tmp"/status/* 2>/dev/null | tr '\n' ' '))" "$tmp/out"
 # The official data's model-strategy runs below print the window backend chosen by the check on
 # every grid of two or more column blocks (they were also run a second time here, at 1x2 and 1x4).
 
