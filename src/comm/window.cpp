@@ -271,9 +271,10 @@ Window::Window(MPI_Comm comm, std::size_t bytes, bool same_size, bool callers_me
   // with no other backend to try (as if chosen by hand; bit 4 says so).
   const WindowBackend proposed = callers_memory ? WindowBackend::create : window_backend();
   const bool by_hand = callers_memory || state.choice != WindowBackendChoice::automatic;
-  callers_memory_ = callers_memory;
-  memory_ = memory;
-  const std::uint64_t mine[3] = {bytes, static_cast<std::uint64_t>(proposed) | (by_hand ? 2u : 0u) | (callers_memory ? 4u : 0u),
+  const bool no_memory = callers_memory && memory == nullptr && bytes > 0;  // refused on every rank below
+  const std::uint64_t mine[3] = {bytes,
+                                 static_cast<std::uint64_t>(proposed) | (by_hand ? 2u : 0u) | (callers_memory ? 4u : 0u) |
+                                     (no_memory ? 8u : 0u),
                                  state.windows_made++};
   int ranks = 0;
   check_mpi(MPI_Comm_size(comm, &ranks), "MPI_Comm_size");
@@ -296,8 +297,12 @@ Window::Window(MPI_Comm comm, std::size_t bytes, bool same_size, bool callers_me
                                   std::to_string(sizes[r]) + " bytes and rank 0 for " + std::to_string(sizes[0]));
   }
   bool any_callers = false, all_callers = true;
-  for (std::size_t r = 0; r < sizes.size(); ++r)
+  for (std::size_t r = 0; r < sizes.size(); ++r) {
     any_callers |= (table[3 * r + 1] & 4u) != 0, all_callers &= (table[3 * r + 1] & 4u) != 0;
+    if ((table[3 * r + 1] & 8u) != 0)
+      throw std::invalid_argument("Window: rank " + std::to_string(r) + " gave no memory for its " +
+                                  std::to_string(sizes[r]) + " bytes");
+  }
   if (any_callers && !all_callers)
     throw std::invalid_argument("Window: some ranks gave their own memory and some did not");
   if (any_by_hand && !all_alike)
@@ -310,7 +315,7 @@ Window::Window(MPI_Comm comm, std::size_t bytes, bool same_size, bool callers_me
 
   for (;;) {
     try {
-      open(backend, comm, bytes, same_size);
+      open(backend, comm, bytes, same_size, callers_memory ? memory : nullptr);
     } catch (const std::runtime_error& e) {
       release();
       if (state.switch_reason.empty() || by_hand) throw;
@@ -360,15 +365,15 @@ Window::Window(MPI_Comm comm, std::size_t bytes, bool same_size, bool callers_me
     state.last_description = std::string(to_string(backend_)) + " (checked)";
 }
 
-void Window::open(WindowBackend backend, MPI_Comm comm, std::size_t bytes, bool same_size) {
+void Window::open(WindowBackend backend, MPI_Comm comm, std::size_t bytes, bool same_size, std::byte* callers) {
   WindowInfo info(same_size);
   const ErrorsReturnedOn errors_returned(comm);  // e.g. Open MPI 4.1 refuses MPI_Win_create on one process
   MPI_Win win = MPI_WIN_NULL;
   void* base = nullptr;
   if (backend == WindowBackend::allocate) {
     check_mpi(MPI_Win_allocate(static_cast<MPI_Aint>(bytes), 1, info.get(), comm, &base, &win), "MPI_Win_allocate");
-  } else if (callers_memory_) {
-    base = memory_;
+  } else if (callers != nullptr) {
+    base = callers;
     check_mpi(MPI_Win_create(base, static_cast<MPI_Aint>(bytes), 1, info.get(), comm, &win), "MPI_Win_create");
   } else {
     if (bytes > 0) check_mpi(MPI_Alloc_mem(static_cast<MPI_Aint>(bytes), MPI_INFO_NULL, &base), "MPI_Alloc_mem");
@@ -734,22 +739,19 @@ SharedWindow::SharedWindow(MPI_Comm comm, std::size_t bytes) {
   }
 }
 
-std::vector<int> SharedWindow::node_ranks_of(MPI_Comm comm) const {
-  if (!valid()) throw std::logic_error("SharedWindow::node_ranks_of: an empty window");
-  int ranks = 0;
+SharedWindow::Places SharedWindow::places_of(MPI_Comm comm) const {
+  if (!valid()) throw std::logic_error("SharedWindow::places_of: an empty window");
+  int rank = 0, ranks = 0;
+  check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
   check_mpi(MPI_Comm_size(comm, &ranks), "MPI_Comm_size");
-  MPI_Group all = MPI_GROUP_NULL, node = MPI_GROUP_NULL;
-  check_mpi(MPI_Comm_group(comm, &all), "MPI_Comm_group");
-  check_mpi(MPI_Comm_group(node_comm_, &node), "MPI_Comm_group");
-  std::vector<int> in_all(static_cast<std::size_t>(ranks)), in_node(static_cast<std::size_t>(ranks));
-  for (int r = 0; r < ranks; ++r) in_all[static_cast<std::size_t>(r)] = r;
-  const int rc = MPI_Group_translate_ranks(all, ranks, in_all.data(), node, in_node.data());
-  MPI_Group_free(&all);
-  MPI_Group_free(&node);
-  check_mpi(rc, "MPI_Group_translate_ranks");
-  for (int& r : in_node)
-    if (r == MPI_UNDEFINED) r = -1;
-  return in_node;
+  int mine[2] = {rank, node_rank_};  // [0]: the leader's rank in comm, from the leader
+  check_mpi(MPI_Bcast(&mine[0], 1, MPI_INT, 0, node_comm_), "MPI_Bcast");
+  std::vector<int> all(2 * static_cast<std::size_t>(ranks));
+  check_mpi(MPI_Allgather(mine, 2, MPI_INT, all.data(), 2, MPI_INT, comm), "MPI_Allgather");
+  Places places;
+  for (std::size_t r = 0; r < static_cast<std::size_t>(ranks); ++r)
+    places.leader.push_back(all[2 * r]), places.node_rank.push_back(all[2 * r + 1]);
+  return places;
 }
 
 void SharedWindow::check(MPI_Comm comm, std::uint64_t window_number) {

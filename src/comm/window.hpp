@@ -230,9 +230,9 @@ class Window {
   // over the backend's.
   Window(MPI_Comm comm, std::size_t bytes, bool same_size, bool callers_memory, std::byte* memory,
          const std::string& memory_name);
-  // Makes the MPI window with `backend` (over memory_ when the caller gave memory), sets its
-  // error handler, opens the epoch.
-  void open(WindowBackend backend, MPI_Comm comm, std::size_t bytes, bool same_size);
+  // Makes the MPI window with `backend` (MPI_Win_create over `callers`, when not null, instead of
+  // memory of its own), sets its error handler, opens the epoch.
+  void open(WindowBackend backend, MPI_Comm comm, std::size_t bytes, bool same_size, std::byte* callers);
   // The check (collective): "" when every rank got the right bytes, else what went wrong.
   std::string check(const std::vector<std::uint64_t>& window_numbers);
 
@@ -240,8 +240,6 @@ class Window {
   MPI_Comm comm_ = MPI_COMM_NULL;
   WindowBackend backend_ = WindowBackend::allocate;
   void* allocated_ = nullptr;  // MPI_Alloc_mem's memory of the create backend, freed after the window
-  bool callers_memory_ = false;  // the window is over memory_, the caller's
-  std::byte* memory_ = nullptr;
   std::byte* data_ = nullptr;
   std::size_t size_ = 0;
   std::vector<std::size_t> sizes_;  // every rank's segment, in bytes
@@ -291,10 +289,15 @@ class SharedWindow {
   int node_rank() const noexcept { return node_rank_; }
   int node_size() const noexcept { return node_size_; }
   MPI_Comm node_comm() const noexcept { return node_comm_; }
-  // For each rank of `comm` (the communicator this window was made from), its rank on this node
-  // (where its part of a segment laid out by node rank lies), or -1 when it is on another node.
-  // Local (MPI_Group_translate_ranks); throws std::logic_error on an empty window.
-  std::vector<int> node_ranks_of(MPI_Comm comm) const;
+  // Collective over `comm` (the communicator this window was made from): for each of its ranks,
+  // the rank in `comm` of its node's leader (node rank 0) and its rank on its node, so that a rank
+  // can tell the ranks of its own node (the same leader) and address any rank's part of a segment
+  // laid out by node rank (its leader's, e.g. through a window the leaders expose). Throws
+  // std::logic_error on an empty window (on every rank: the emptiness is the same everywhere).
+  struct Places {
+    std::vector<int> leader, node_rank;
+  };
+  Places places_of(MPI_Comm comm) const;
   MPI_Win handle() const noexcept { return win_; }
   // How many SharedWindows hold an MPI window in this process (for leak checks).
   static int live_count() noexcept;

@@ -696,19 +696,13 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
       window = Window(MPI_COMM_WORLD, leader ? shared.data() : nullptr, leader ? shared.size() : 0,
                       "each node's shared segment");
       mine = shared.data() + static_cast<std::size_t>(shared.node_rank()) * stride;
-      // Every rank's leader (world rank) and node rank, on every rank.
-      int place[2] = {rank, shared.node_rank()};
-      check_mpi(MPI_Bcast(&place[0], 1, MPI_INT, 0, shared.node_comm()), "MPI_Bcast");
-      int world_size = 1;
-      MPI_Comm_size(MPI_COMM_WORLD, &world_size);
-      std::vector<int> places(2 * static_cast<std::size_t>(world_size));
-      check_mpi(MPI_Allgather(place, 2, MPI_INT, places.data(), 2, MPI_INT, MPI_COMM_WORLD), "MPI_Allgather");
-      const std::vector<int> node_ranks = shared.node_ranks_of(MPI_COMM_WORLD);
+      const SharedWindow::Places places = shared.places_of(MPI_COMM_WORLD);
       for (int b = 0; b < grid.columns; ++b) {
         const auto peer = static_cast<std::size_t>(group_base + b);
-        segments.target_rank[b] = places[2 * peer];
-        segments.target_offset[b] = static_cast<std::size_t>(places[2 * peer + 1]) * stride;
-        if (node_ranks[peer] >= 0) segments.on_node[b] = shared.data() + static_cast<std::size_t>(node_ranks[peer]) * stride;
+        const std::size_t at = static_cast<std::size_t>(places.node_rank[peer]) * stride;
+        segments.target_rank[b] = places.leader[peer];
+        segments.target_offset[b] = at;
+        if (places.leader[peer] == places.leader[static_cast<std::size_t>(rank)]) segments.on_node[b] = shared.data() + at;
       }
     } else {
       window = Window(MPI_COMM_WORLD, segment_bytes);

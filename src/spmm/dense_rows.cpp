@@ -50,6 +50,7 @@ struct PanelOperands {
   Index begin, end, first, last;
   Index readable;  // panels of `in` from the call's first: the grouped kernel prefetches the next G
                    // of them while it computes G
+  bool floats;     // not grouped: the kernel reads in_float, converting each vector (in is unused)
 };
 // This thread's buffer of at least `size` doubles (64-byte aligned) for a group's inputs.
 double* group_input_buffer(std::size_t size);
@@ -371,7 +372,7 @@ void all_panels(const PanelOperands& op, Index p, Index panels) {
 // ports that do the multiply-adds); AVX2 was faster converting the float vectors it loads.
 void multiply_wide_panels(const PanelOperands& op, Index panels) {
   static_assert(kPanelRows == 8, "register blocking assumes 8 rows per panel");
-  const bool grouped = op.groups > 0, floats = !grouped && op.in == nullptr;  // floats: see column_block
+  const bool grouped = op.groups > 0, floats = !grouped && op.floats;  // floats: see column_block
   switch (hn::Lanes(PanelTag())) {
     case 8:  // AVX-512
       grouped  ? all_panels<1, 4, 4, true, true>(op, 0, panels)
@@ -483,12 +484,13 @@ void widen_weights(const CscMatrix& weights, DoubleBuffer& wide) {
 }
 
 // The output neurons at positions [begin, end) of wide.order that lie in [first, last), of panels
-// [first_panel, first_panel + panels) of `in`, whose panels in double start at `wide_panels`;
+// [first_panel, first_panel + panels) of `in`, whose panels in double start at `wide_panels`
+// (floats: not widened, the kernel converts what it loads; see multiply_panel_span);
 // the span's output panel q at out + q x out_stride, its row r's count at row_nonzeros[r].
 void multiply_panel_range(const DenseRows& in, const double* wide_panels, const double* wide_weights,
                           const ColumnGroups& groups, const CscMatrix& w, const Value* bias, Index first_panel,
                           Index panels, Index begin, Index end, Index first, Index last, Value* out,
-                          std::size_t out_stride, std::uint32_t* row_nonzeros) {
+                          std::size_t out_stride, std::uint32_t* row_nonzeros, bool floats = false) {
   ensure_simd_choice();
   const std::size_t stride = std::size_t{in.neurons} * kPanelRows;
   const PanelOperands op{groups.count() > 0 ? nullptr : wide_panels,
@@ -508,7 +510,8 @@ void multiply_panel_range(const DenseRows& in, const double* wide_panels, const 
                          end,
                          first,
                          last,
-                         in.panels() - first_panel};
+                         in.panels() - first_panel,
+                         floats};
   HWY_DYNAMIC_DISPATCH(multiply_wide_panels)(op, panels);
 }
 
@@ -594,7 +597,7 @@ void multiply_panel_span(const DenseRows& in, Index first_panel, Index panels, W
     widen(in.panel.data() + std::size_t{first_panel} * stride, wide.panels.size(), wide.panels.data());
   }
   multiply_panel_range(in, floats ? nullptr : wide.panels.data(), wide.weights.data(), wide.groups, weights, bias,
-                       first_panel, panels, 0, weights.cols(), 0, weights.cols(), out, out_stride, row_nonzeros);
+                       first_panel, panels, 0, weights.cols(), 0, weights.cols(), out, out_stride, row_nonzeros, floats);
 }
 
 bool worth_dense(const CsrMatrix& rows, Index neurons, double threshold) {

@@ -987,8 +987,9 @@ TEST(SharedWindow, MovesAndFrees) {
 
 // A Window over the caller's memory, here each rank's part of its node's shared segment (as data x
 // model makes it): what a rank stores there, its node's ranks read in place and every rank gets
-// through the window, with the same bytes; node_ranks_of says which ranks share the node and
-// where their parts are; the backend chosen for the process is left as it was.
+// through the window, with the same bytes; places_of says which ranks share the node and
+// where their parts are, and a window the leaders expose whole gives every part at its leader;
+// the backend chosen for the process is left as it was.
 TEST(SharedWindow, WindowOverEachRanksPartOfTheNodeSegment) {
   if (!create_windows_work()) GTEST_SKIP() << kNoCreate;
   const int rank = world_rank(), ranks = world_size();
@@ -1003,11 +1004,15 @@ TEST(SharedWindow, WindowOverEachRanksPartOfTheNodeSegment) {
     MPI_Comm_free(&node);
   }
   SharedWindow shared(MPI_COMM_WORLD, kStride * static_cast<std::size_t>(node_size));
-  const std::vector<int> node_ranks = shared.node_ranks_of(MPI_COMM_WORLD);
-  ASSERT_EQ(node_ranks.size(), static_cast<std::size_t>(ranks));
-  EXPECT_EQ(node_ranks[static_cast<std::size_t>(rank)], shared.node_rank());
+  const SharedWindow::Places places = shared.places_of(MPI_COMM_WORLD);
+  ASSERT_EQ(places.node_rank.size(), static_cast<std::size_t>(ranks));
+  ASSERT_EQ(places.leader.size(), static_cast<std::size_t>(ranks));
+  const int my_leader = places.leader[static_cast<std::size_t>(rank)];
+  EXPECT_EQ(places.node_rank[static_cast<std::size_t>(rank)], shared.node_rank());
+  EXPECT_EQ(places.node_rank[static_cast<std::size_t>(my_leader)], 0);
+  EXPECT_EQ(shared.is_node_leader(), my_leader == rank);
   int on_node = 0;
-  for (int r : node_ranks) on_node += r >= 0;
+  for (int leader : places.leader) on_node += leader == my_leader;
   EXPECT_EQ(on_node, shared.node_size());
   std::byte* mine = shared.data() + static_cast<std::size_t>(shared.node_rank()) * kStride;
   Window window(MPI_COMM_WORLD, mine, kValues * sizeof(std::uint64_t), "the node's segment");
@@ -1023,15 +1028,36 @@ TEST(SharedWindow, WindowOverEachRanksPartOfTheNodeSegment) {
     window.get_elements(got.data(), kValues, peer, 0);
     window.flush(peer);
     for (std::size_t i = 0; i < kValues; ++i) EXPECT_EQ(got[i], value_of(peer, i)) << "peer " << peer << ", element " << i;
-    if (const int r = node_ranks[static_cast<std::size_t>(peer)]; r >= 0) {
-      const auto* in_place = reinterpret_cast<const std::uint64_t*>(shared.data() + static_cast<std::size_t>(r) * kStride);
+    const std::size_t at = static_cast<std::size_t>(places.node_rank[static_cast<std::size_t>(peer)]) * kStride;
+    if (places.leader[static_cast<std::size_t>(peer)] == my_leader) {
+      const auto* in_place = reinterpret_cast<const std::uint64_t*>(shared.data() + at);
       for (std::size_t i = 0; i < kValues; ++i) EXPECT_EQ(in_place[i], value_of(peer, i)) << "peer " << peer << " in place";
     }
+  }
+  // The leaders expose their whole node segment (the others 0 bytes): a rank's part is at its
+  // node rank x the stride of its leader's segment.
+  {
+    const bool leader = shared.is_node_leader();
+    Window whole(MPI_COMM_WORLD, leader ? shared.data() : nullptr, leader ? shared.size() : 0, "the node's segment");
+    // Its check wrote its pattern over the first and last bytes of the node segment: store again.
+    for (std::size_t i = 0; i < kValues; ++i) reinterpret_cast<std::uint64_t*>(mine)[i] = value_of(rank, i);
+    shared.fence_node();
+    whole.barrier();
+    for (int peer = 0; peer < ranks; ++peer) {
+      std::vector<std::uint64_t> got(kValues, 0);
+      const int target = places.leader[static_cast<std::size_t>(peer)];
+      whole.get_elements(got.data(), kValues, target,
+                         static_cast<std::size_t>(places.node_rank[static_cast<std::size_t>(peer)]) * kStride / sizeof(std::uint64_t));
+      whole.flush(target);
+      for (std::size_t i = 0; i < kValues; ++i)
+        EXPECT_EQ(got[i], value_of(peer, i)) << "peer " << peer << " at its leader, element " << i;
+    }
+    whole.barrier();
   }
   window.free();  // before the memory it is over
   shared.free();
   EXPECT_EQ(Window::live_count(), before);
-  EXPECT_THROW(shared.node_ranks_of(MPI_COMM_WORLD), std::logic_error);
+  EXPECT_THROW(shared.places_of(MPI_COMM_WORLD), std::logic_error);
 }
 
 
@@ -1217,6 +1243,15 @@ TEST_F(WindowCheck, WindowOverTheCallersMemoryIsCheckedToo) {
       else Window window(MPI_COMM_WORLD, memory.data(), memory.size(), "test memory");
     } catch (const std::invalid_argument& e) {
       threw = std::string(e.what()).find("some ranks gave their own memory") != std::string::npos;
+    }
+    EXPECT_TRUE(on_every_rank(threw));
+  }
+  {  // a rank that gives no memory for its bytes: refused on every rank, before MPI sees it
+    bool threw = false;
+    try {
+      Window window(MPI_COMM_WORLD, world_rank() == 0 ? nullptr : memory.data(), memory.size(), "test memory");
+    } catch (const std::invalid_argument& e) {
+      threw = std::string(e.what()).find("rank 0 gave no memory for its 64 bytes") != std::string::npos;
     }
     EXPECT_TRUE(on_every_rank(threw));
   }
