@@ -9,7 +9,7 @@
 // reads is positive". Rows that die are dropped, so dead rows cost nothing in later layers.
 //
 // The kernel is written once with Google Highway and compiled for every SIMD target of the
-// machine family (x86: AVX3_DL, AVX3 (AVX-512), AVX2, SSE4, SSSE3; ARM: NEON; a portable
+// machine family (x86: AVX3 (AVX-512), AVX2, SSE4; ARM: NEON and SVE; a portable
 // fallback everywhere); the best one the CPU supports is chosen at run time, so one binary built
 // for a baseline CPU serves every node. The environment variable SDNN_SIMD=<target> (e.g. AVX2)
 // restricts the choice to that target or lower ones. No MPI here.
