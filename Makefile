@@ -108,10 +108,12 @@ $(BUILD)/%.o: %.cpp
 	$(CXX) $(CXXFLAGS) -c -o $@ $<
 
 -include $(BUILD)/tests/tools/sdnn_check.d $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(MPI_TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d) $(BENCH_MPI_OBJ:.o=.d)
-# dense_rows.cpp includes itself once per SIMD target (Highway's foreach_target.h), which leaves
-# GCC's -MMD list with the .cpp alone: the headers it reads are named here, for every build.
+# dense_rows.cpp and bench_peak.cpp include themselves once per SIMD target (Highway's
+# foreach_target.h), which leaves GCC's -MMD list with the .cpp alone: the headers they read are
+# named here, for every build.
 DENSE_ROWS_HEADERS := $(wildcard src/spmm/*.hpp)
 $(BUILD)/src/spmm/dense_rows.o build/sim/src/spmm/dense_rows.o build/tsan/src/spmm/dense_rows.o: $(DENSE_ROWS_HEADERS)
+$(BUILD)/bench/bench_peak.o: src/spmm/simd_targets.hpp bench/bench_support.hpp
 # Sanitizer builds (SAN, make tsan): the kernel's lambdas are not forced inline
 # (src/spmm/dense_rows.cpp says why).
 ifneq ($(SAN),)

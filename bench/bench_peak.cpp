@@ -9,9 +9,7 @@
 // vector of the target) and bytes/s.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "../bench/bench_peak.cpp"  // found through -Isrc
-#ifndef HWY_DISABLED_TARGETS
-#define HWY_DISABLED_TARGETS (HWY_RVV | HWY_SSSE3)  // the kernel's targets (src/spmm/dense_rows.cpp)
-#endif
+#include "spmm/simd_targets.hpp"  // the kernel's targets
 #include <hwy/foreach_target.h>  // must come before highway.h
 #include <hwy/highway.h>
 

@@ -5,14 +5,7 @@
 // calls the best one the CPU supports. Everything else is compiled once (HWY_ONCE).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "spmm/dense_rows.cpp"
-// AArch64 compiles NEON and the SVE targets (SVE, SVE2, SVE_256, SVE2_128). RVV is left out: its
-// vectors are sizeless like SVE's, which the kernel allows for (with_registers), but no RISC-V
-// compiler or emulator has tried it, so RISC-V runs the portable target. SSSE3 is left out too:
-// only x86 CPUs of 2006-2008 have it without SSE4 (they run the portable target), and it was a
-// fifth of this file's compile time in every build.
-#ifndef HWY_DISABLED_TARGETS
-#define HWY_DISABLED_TARGETS (HWY_RVV | HWY_SSSE3)
-#endif
+#include "spmm/simd_targets.hpp"  // the targets left out (RVV, SSSE3) and why
 #include <hwy/foreach_target.h>  // must come before highway.h
 #include <hwy/highway.h>
 
