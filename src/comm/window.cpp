@@ -700,7 +700,7 @@ void Window::barrier() {
 
 int SharedWindow::live_count() noexcept { return live_shared_windows.load(); }
 
-SharedWindow::SharedWindow(MPI_Comm comm, std::size_t bytes) {
+SharedWindow::SharedWindow(MPI_Comm comm, std::size_t bytes, Sizing sizing) {
   if (comm == MPI_COMM_NULL) throw std::invalid_argument("SharedWindow: MPI_COMM_NULL");
   MPI_Comm node = MPI_COMM_NULL;
   check_mpi(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
@@ -711,7 +711,13 @@ SharedWindow::SharedWindow(MPI_Comm comm, std::size_t bytes) {
     check_mpi(MPI_Comm_size(node_comm_, &node_size_), "MPI_Comm_size");
     // Sizes before data: the whole node learns the leader's size, so a bad one fails everywhere.
     // The leader's window number goes along, for the check's pattern.
-    std::uint64_t leader[2] = {bytes, backend_state().windows_made++};
+    // Per rank: node_size x bytes, or more than any MPI_Aint where that overflows (refused below).
+    const auto ranks = static_cast<std::uint64_t>(node_size_);
+    std::uint64_t total = bytes;
+    if (sizing == Sizing::per_rank)
+      total = bytes > std::numeric_limits<std::uint64_t>::max() / ranks ? std::numeric_limits<std::uint64_t>::max()
+                                                                          : bytes * ranks;
+    std::uint64_t leader[2] = {total, backend_state().windows_made++};
     check_mpi(MPI_Bcast(leader, 2, MPI_UINT64_T, 0, node_comm_), "MPI_Bcast");
     const std::uint64_t leader_bytes = leader[0], window_number = leader[1];
     if (leader_bytes > max_aint)

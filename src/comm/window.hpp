@@ -259,7 +259,11 @@ class SharedWindow {
   // Checked like a Window (the leader writes the pattern, every rank of the node reads it through
   // data(), one MPI_Allreduce over `comm`): a failure throws WindowCheckFailure on every rank of
   // `comm` (there is no other backend for shared windows).
-  SharedWindow(MPI_Comm comm, std::size_t bytes);
+  // Sizing::per_rank: `bytes` is each rank's part (the leader's value counts) and the leader
+  // allocates node_size() x bytes, rank r's part at r x bytes, so that a caller needs no node
+  // communicator of its own to size the segment.
+  enum class Sizing { leader_total, per_rank };
+  SharedWindow(MPI_Comm comm, std::size_t bytes, Sizing sizing = Sizing::leader_total);
   ~SharedWindow();
 
   SharedWindow(const SharedWindow&) = delete;

@@ -690,8 +690,7 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
     MPI_Allreduce(want, agreed, 2, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
     if (agreed[0] == 0) {
       const std::size_t stride = (agreed[1] + 63) / 64 * 64;
-      const int node_size = node_place(MPI_COMM_WORLD).size;
-      shared = SharedWindow(MPI_COMM_WORLD, stride * static_cast<std::size_t>(node_size));
+      shared = SharedWindow(MPI_COMM_WORLD, stride, SharedWindow::Sizing::per_rank);
       const bool leader = shared.is_node_leader();
       window = Window(MPI_COMM_WORLD, leader ? shared.data() : nullptr, leader ? shared.size() : 0,
                       "each node's shared segment");

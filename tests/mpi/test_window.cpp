@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -930,6 +931,40 @@ TEST(SharedWindow, OneCopyPerNode) {
   for (int r = 0; r < node_size; ++r)
     EXPECT_EQ(window.as<std::uint64_t>()[r], value_of(world_of[static_cast<std::size_t>(r)], 7)) << "slot " << r;
   window.fence_node();
+}
+
+TEST(SharedWindow, PerRankSizingGivesEveryRankOfTheNodeItsPart) {
+  const int rank = world_rank();
+  int node_size = 0;
+  {
+    MPI_Comm node = MPI_COMM_NULL;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &node_size);
+    MPI_Comm_free(&node);
+  }
+  constexpr std::size_t kPart = 3 * sizeof(std::uint64_t);
+  SharedWindow window(MPI_COMM_WORLD, kPart, SharedWindow::Sizing::per_rank);
+  EXPECT_EQ(window.node_size(), node_size);
+  EXPECT_EQ(window.size(), kPart * static_cast<std::size_t>(node_size));
+  std::vector<int> world_of(static_cast<std::size_t>(node_size));
+  MPI_Allgather(&rank, 1, MPI_INT, world_of.data(), 1, MPI_INT, window.node_comm());
+  auto* part = reinterpret_cast<std::uint64_t*>(window.data() + static_cast<std::size_t>(window.node_rank()) * kPart);
+  for (std::size_t i = 0; i < 3; ++i) part[i] = value_of(rank, i);
+  window.fence_node();
+  for (int r = 0; r < node_size; ++r)
+    for (std::size_t i = 0; i < 3; ++i)
+      EXPECT_EQ(window.as<std::uint64_t>()[static_cast<std::size_t>(r) * 3 + i], value_of(world_of[static_cast<std::size_t>(r)], i))
+          << "part " << r << ", entry " << i;
+  window.fence_node();
+}
+
+TEST(SharedWindow, PerRankSizingThatOverflowsIsRefusedOnEveryRank) {
+  // node_size x bytes past 2^64 (or past MPI_Aint) on a node of several ranks; on a node of one
+  // rank, bytes alone past MPI_Aint: refused the same way everywhere, no rank left waiting.
+  const std::size_t huge = std::numeric_limits<std::size_t>::max() / 2 + 1;
+  EXPECT_THROW(SharedWindow(MPI_COMM_WORLD, huge, SharedWindow::Sizing::per_rank), std::invalid_argument);
+  SharedWindow after(MPI_COMM_WORLD, 64, SharedWindow::Sizing::per_rank);  // still usable after the refusal
+  EXPECT_TRUE(after.valid());
 }
 
 TEST(SharedWindow, MovesAndFrees) {
