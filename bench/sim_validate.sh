@@ -2,7 +2,9 @@
 # sim_validate.sh: how close SimGrid's SMPI comes to real runs on this machine. The same runs real
 # (build/release, mpirun) and simulated (build/sim, smpirun on bench/platforms/this_machine.xml:
 # one host, 2 cores, its shared-memory figures measured here), side by side in one script:
-#   program  the official 1200 inputs (1024 neurons x 120 layers), 1 thread per rank, on 1, 2 and
+#   program  the official 1200 inputs (1024 neurons x 120 layers; PROBLEM=default: the generated
+#            default problem, INPUTS inputs, a run some 20 times longer, so that the OS's time
+#            slices weigh less in the oversubscribed runs), 1 thread per rank, on 1, 2 and
 #            4 ranks (4: oversubscribed, 2 ranks per core, in both), data x data (csr), data x
 #            model (csc, grid 1 x P) and the pipeline (csr, grid 1 x P, its automatic split):
 #            median inference time and communication/compute of REPS runs
@@ -14,10 +16,12 @@
 # docs/simulation.md.
 # Usage: bench/sim_validate.sh        Environment: OUT (default bench/out/sim-validate), REPS
 #   (default 3), RANKS (default "1 2 4"), PARTS (default "program mpi": which half to run), HOST_SPEED (default bench/platforms/host_speed.sh's),
-#   DATA (default ../shared/data/graphchallenge).
+#   DATA (default ../shared/data/graphchallenge), PROBLEM (official or default; default official),
+#   INPUTS (PROBLEM=default: its inputs, default 60000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-bench/out/sim-validate} reps=${REPS:-3} ranks=${RANKS:-"1 2 4"} parts=${PARTS:-"program mpi"}
+problem=${PROBLEM:-official} inputs=${INPUTS:-60000}
 data=${DATA:-../shared/data/graphchallenge}
 platform=bench/platforms/this_machine.xml
 mkdir -p "$out"
@@ -31,8 +35,14 @@ smpirun_cmd() {  # RANKS: smpirun on this machine's platform, ranks packed on it
   echo smpirun -np "$1" -platform "$platform" -hostfile "$out/hostfile" --cfg=smpi/host-speed:"${host_speed}f" \
     --log=root.thresh:warning
 }
-official=(--network "$data/neuron1024" --neurons 1024 --layers 120 --inputs 1200
-          --input "$data/sparse-images-1024-first1200.tsv" --threads 1 --no-verify -q)
+case $problem in
+  official) official=(--network "$data/neuron1024" --neurons 1024 --layers 120 --inputs 1200
+                      --input "$data/sparse-images-1024-first1200.tsv" --threads 1 --no-verify -q)
+            problem_name="official 1200" ;;
+  default) official=(--inputs "$inputs" --threads 1 --no-verify -q)
+           problem_name="default $inputs" ;;
+  *) echo "sim_validate.sh: PROBLEM is official or default, not '$problem'" >&2; exit 2 ;;
+esac
 value() { grep '^summary ' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 rows=$out/rows.csv
@@ -59,7 +69,7 @@ for p in $ranks; do
       $(smpirun_cmd "$p") build/sim/sdnn "${official[@]}" "${args[@]}" > "$out/sim.log" 2>&1
       value "$out/sim.log" infer_s >> "$out/sim_t"; value "$out/sim.log" comm_ratio >> "$out/sim_c"
     done
-    name="official 1200; $p rank(s); $label"
+    name="$problem_name; $p rank(s); $label"
     add program "$name" "inference (s)" "$(median < "$out/real_t")" "$(median < "$out/sim_t")"
     [ "$strategy" != data ] && [ "$p" -gt 1 ] &&
       add program "$name" "communication/compute" "$(median < "$out/real_c")" "$(median < "$out/sim_c")"
