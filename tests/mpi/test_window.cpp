@@ -909,16 +909,20 @@ TEST(SharedWindow, LeaderWritesEveryRankOfTheNodeReads) {
   EXPECT_EQ(SharedWindow::live_count(), before);
 }
 
+// How many ranks of MPI_COMM_WORLD share this rank's node, found apart from SharedWindow.
+int world_node_size() {
+  MPI_Comm node = MPI_COMM_NULL;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+  int size = 0;
+  MPI_Comm_size(node, &size);
+  MPI_Comm_free(&node);
+  return size;
+}
+
 TEST(SharedWindow, OneCopyPerNode) {
   const int rank = world_rank();
   // Every rank passes the same size; one slot per rank of the node, each written by its rank.
-  int node_size = 0;
-  {
-    MPI_Comm node = MPI_COMM_NULL;
-    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-    MPI_Comm_size(node, &node_size);
-    MPI_Comm_free(&node);
-  }
+  const int node_size = world_node_size();
   SharedWindow window(MPI_COMM_WORLD, sizeof(std::uint64_t) * static_cast<std::size_t>(node_size));
   EXPECT_EQ(window.node_size(), node_size);
   EXPECT_EQ(window.size(), sizeof(std::uint64_t) * static_cast<std::size_t>(node_size));
@@ -935,13 +939,7 @@ TEST(SharedWindow, OneCopyPerNode) {
 
 TEST(SharedWindow, PerRankSizingGivesEveryRankOfTheNodeItsPart) {
   const int rank = world_rank();
-  int node_size = 0;
-  {
-    MPI_Comm node = MPI_COMM_NULL;
-    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-    MPI_Comm_size(node, &node_size);
-    MPI_Comm_free(&node);
-  }
+  const int node_size = world_node_size();
   constexpr std::size_t kPart = 3 * sizeof(std::uint64_t);
   SharedWindow window(MPI_COMM_WORLD, kPart, SharedWindow::Sizing::per_rank);
   EXPECT_EQ(window.node_size(), node_size);
@@ -1031,13 +1029,7 @@ TEST(SharedWindow, WindowOverEachRanksPartOfTheNodeSegment) {
   const int before = Window::live_count();
   const std::string description = window_backend_description();
   constexpr std::size_t kValues = 37, kStride = 320;  // a part: kValues uint64 rounded up to 64 bytes
-  int node_size = 0;
-  {
-    MPI_Comm node = MPI_COMM_NULL;
-    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-    MPI_Comm_size(node, &node_size);
-    MPI_Comm_free(&node);
-  }
+  const int node_size = world_node_size();
   SharedWindow shared(MPI_COMM_WORLD, kStride * static_cast<std::size_t>(node_size));
   const SharedWindow::Places places = shared.places_of(MPI_COMM_WORLD);
   ASSERT_EQ(places.node_rank.size(), static_cast<std::size_t>(ranks));
