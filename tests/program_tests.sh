@@ -319,6 +319,31 @@ run "data x model's window over the node segments failing the check" 1 timeout 6
   expect "the node segments' failure names the memory" "^sdnn: error: this MPI library's one-sided communication returns wrong data \(.+\): MPI_Win_create over each node's shared segment: rank [0-9]+ got [0-9]+ wrong byte\(s\) of [0-9]+ from rank [0-9]+; no window backend can be trusted \(see docs/mpi.md\)$"
 [ "$(cat "$tmp"/status/* 2>/dev/null | grep -cx 1)" = 2 ] && ok "every rank exits 1 after the node segments' failed check" ||
   bad "every rank exits 1 after the node segments' failed check (statuses: $(cat "$tmp"/status/* 2>/dev/null | tr '\n' ' '))" "$tmp/out"
+# Data x model across nodes, on one machine: SDNN_TEST_RANKS_PER_NODE=K (test-only) cuts the node
+# into "nodes" of K ranks, so a row group's peers on another node are pulled with gets from that
+# node's leader (one message per node for a dense layer).
+for case in "4 1x4 2" "4 2x2 3" "3 1x3 1"; do
+  set -- $case
+  check_generated "generated, data x model $2 on $1 ranks in nodes of $3" \
+    env SDNN_TEST_RANKS_PER_NODE="$3" $MPIRUN -np "$1" ./sdnn "${small[@]}" --strategy model --grid "$2"
+done
+run "bad SDNN_TEST_RANKS_PER_NODE" 1 env SDNN_TEST_RANKS_PER_NODE=0 $MPIRUN -np 2 ./sdnn "${small[@]}" --strategy model &&
+  expect "bad SDNN_TEST_RANKS_PER_NODE named" "sdnn: error: SDNN_TEST_RANKS_PER_NODE: '0' is not a positive number of ranks"
+# MPI_Win_create over the node segments refused, as Open MPI 4.1 does with no single-copy
+# mechanism between processes (containers that forbid process_vm_readv; forced here with
+# btl_vader_single_copy_mechanism=none, which MPI_Win_allocate survives): row groups within a node
+# read their peers in place with no window; groups across nodes pull every peer through the
+# backend's windows. Open MPI only: MPICH knows nothing of the variable.
+if $MPIRUN --version 2>&1 | grep -q "Open MPI"; then
+  check_generated "generated, data x model 1x2, MPI_Win_create refused" \
+    env OMPI_MCA_btl_vader_single_copy_mechanism=none $MPIRUN -np 2 ./sdnn "${small[@]}" --strategy model --grid 1x2
+  expect "the refusal is said, groups within a node" "^sdnn: MPI_Win_create over each node's shared segment was refused under Open MPI .*\(MPI_Win_create: .*\); every row group lies within a node and reads its peers in place, with no window$"
+  check_generated "generated, data x model 1x4 in nodes of 2, MPI_Win_create refused" \
+    env OMPI_MCA_btl_vader_single_copy_mechanism=none SDNN_TEST_RANKS_PER_NODE=2 $MPIRUN -np 4 ./sdnn "${small[@]}" --strategy model --grid 1x4
+  expect "the refusal is said, groups across nodes" "^sdnn: MPI_Win_create over each node's shared segment was refused under Open MPI .*; data x model pulls every peer through MPI_Win_allocate windows \(window-gets\)$"
+else
+  skip "data x model with MPI_Win_create refused (forced through Open MPI's btl_vader_single_copy_mechanism; this is not Open MPI)"
+fi
 # The official data's model-strategy runs below print the window backend chosen by the check on
 # every grid of two or more column blocks (they were also run a second time here, at 1x2 and 1x4).
 

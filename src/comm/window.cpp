@@ -6,6 +6,7 @@
 #include "comm/mpi_library.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -698,6 +699,21 @@ void Window::barrier() {
 // ---------------------------------------------------------------------------------------------
 // SharedWindow
 
+namespace {
+
+// SDNN_TEST_RANKS_PER_NODE (test-only): 0 when unset; a bad value throws.
+int test_ranks_per_node() {
+  const char* text = std::getenv("SDNN_TEST_RANKS_PER_NODE");
+  if (text == nullptr || *text == '\0') return 0;
+  char* end = nullptr;
+  const long value = std::strtol(text, &end, 10);
+  if (*end != '\0' || value < 1 || value > INT_MAX)
+    throw std::invalid_argument(std::string("SDNN_TEST_RANKS_PER_NODE: '") + text + "' is not a positive number of ranks");
+  return static_cast<int>(value);
+}
+
+}  // namespace
+
 int SharedWindow::live_count() noexcept { return live_shared_windows.load(); }
 
 SharedWindow::SharedWindow(MPI_Comm comm, std::size_t bytes, Sizing sizing) {
@@ -706,6 +722,16 @@ SharedWindow::SharedWindow(MPI_Comm comm, std::size_t bytes, Sizing sizing) {
   check_mpi(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
   node_comm_ = node;
   try {
+    // Test-only: SDNN_TEST_RANKS_PER_NODE=K splits each node into "nodes" of K consecutive ranks,
+    // so that the paths between nodes (gets from another node's leader) run on one machine.
+    if (const int per_node = test_ranks_per_node(); per_node > 0) {
+      int at = 0;
+      check_mpi(MPI_Comm_rank(node_comm_, &at), "MPI_Comm_rank");
+      MPI_Comm part = MPI_COMM_NULL;
+      check_mpi(MPI_Comm_split(node_comm_, at / per_node, at, &part), "MPI_Comm_split");
+      MPI_Comm_free(&node_comm_);
+      node_comm_ = part;
+    }
     check_mpi(MPI_Comm_set_errhandler(node_comm_, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
     check_mpi(MPI_Comm_rank(node_comm_, &node_rank_), "MPI_Comm_rank");
     check_mpi(MPI_Comm_size(node_comm_, &node_size_), "MPI_Comm_size");

@@ -77,6 +77,7 @@
 #include "main/strategy_model.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -688,22 +689,59 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
     const bool wanted = comm_switches.node_shared && window_backend_choice() == WindowBackendChoice::automatic;
     std::uint64_t want[2] = {wanted ? 0u : 1u, segment_bytes}, agreed[2] = {0, 0};
     MPI_Allreduce(want, agreed, 2, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
-    if (agreed[0] == 0) {
+    bool window_gets = agreed[0] != 0;
+    if (!window_gets) {
       const std::size_t stride = (agreed[1] + 63) / 64 * 64;
       shared = SharedWindow(MPI_COMM_WORLD, stride, SharedWindow::Sizing::per_rank);
       const bool leader = shared.is_node_leader();
-      window = Window(MPI_COMM_WORLD, leader ? shared.data() : nullptr, leader ? shared.size() : 0,
-                      "each node's shared segment");
-      mine = shared.data() + static_cast<std::size_t>(shared.node_rank()) * stride;
       const SharedWindow::Places places = shared.places_of(MPI_COMM_WORLD);
+      bool group_on_node = true;  // every peer of this rank's row group is on its node
       for (int b = 0; b < grid.columns; ++b) {
         const auto peer = static_cast<std::size_t>(group_base + b);
         const std::size_t at = static_cast<std::size_t>(places.node_rank[peer]) * stride;
         segments.target_rank[b] = places.leader[peer];
         segments.target_offset[b] = at;
         if (places.leader[peer] == places.leader[static_cast<std::size_t>(rank)]) segments.on_node[b] = shared.data() + at;
+        else group_on_node = false;
       }
-    } else {
+      // MPI_Win_create over memory MPI did not allocate can be refused where MPI_Win_allocate
+      // works: Open MPI 4.1 without a single-copy mechanism between its processes (no CMA, as in
+      // containers that forbid process_vm_readv) has no one-sided component for it. Then, when
+      // every row group lies within a node, nothing needs the window (every peer is read in place)
+      // and an empty one stands in; else every segment is the backend's (window-gets).
+      std::string refused;
+      try {
+        window = Window(MPI_COMM_WORLD, leader ? shared.data() : nullptr, leader ? shared.size() : 0,
+                        "each node's shared segment");
+      } catch (const WindowCheckFailure&) {
+        throw;
+      } catch (const std::runtime_error& e) {
+        refused = e.what();
+      }
+      int flags[3] = {refused.empty() ? 0 : 1, refused.empty() ? 1 : 0, group_on_node ? 0 : 1}, any[3] = {0, 0, 0};
+      MPI_Allreduce(flags, any, 3, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+      if (any[0] != 0 && any[1] != 0)
+        throw std::runtime_error("data x model: MPI_Win_create over each node's shared segment failed on some ranks "
+                                 "and not on others" + (refused.empty() ? std::string() : " (here: " + refused + ")"));
+      if (any[0] != 0) {
+        if (rank == 0)
+          std::fprintf(stderr,
+                       "sdnn: MPI_Win_create over each node's shared segment was refused under %s (%s); %s\n",
+                       mpi_library_version().c_str(), refused.c_str(),
+                       any[2] == 0 ? "every row group lies within a node and reads its peers in place, with no window"
+                                   : "data x model pulls every peer through MPI_Win_allocate windows (window-gets)");
+        if (any[2] == 0) {
+          window = Window(MPI_COMM_WORLD, std::size_t{0});
+        } else {
+          shared = SharedWindow();
+          segments.on_node.assign(grid.columns, nullptr);
+          segments.target_offset.assign(grid.columns, 0);
+          window_gets = true;
+        }
+      }
+      if (!window_gets) mine = shared.data() + static_cast<std::size_t>(shared.node_rank()) * stride;
+    }
+    if (window_gets) {
       window = Window(MPI_COMM_WORLD, segment_bytes);
       mine = window.data();
       for (int b = 0; b < grid.columns; ++b) segments.target_rank[b] = group_base + b;
