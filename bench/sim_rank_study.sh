@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# sim_rank_study.sh: bench/rank_study.sh's configurations simulated by SimGrid's SMPI (build/sim/sdnn,
+# make sim) on PLATFORM, every rank packed on its one host (hostfile node-0:P), the computations
+# timed here in CPU time and converted with smpi/host-speed (this machine's, bench/platforms/
+# host_speed.sh), REPS times; with REAL (one or more rank_study.csv of real runs on the machine that
+# PLATFORM describes), both side by side: the simulator asked to predict a machine it did not run on.
+#
+# Writes $OUT/sim_rank_study.csv (the columns of rank_study.csv) and, with REAL,
+# $OUT/sim_rank_study.md: per configuration the real median (all REAL files pooled) with its range,
+# the simulated median, the error (simulated - real) / real, and the same against the real time
+# calibrated at 1 rank (divided by the ratio real / simulated of the 1-rank run of the same
+# strategy, as bench/sim_validate.sh's load correction does).
+# Environment: OUT (default bench/out/sim-rank-study), PLATFORM (default
+#   bench/platforms/lent_16core.xml), RANKS, GRIDS, INPUTS (as rank_study.sh; RANKS is not capped
+#   by this machine's cores), REPS (default 1), HOST_SPEED (default host_speed.sh's), REAL (default
+#   none).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-bench/out/sim-rank-study} platform=${PLATFORM:-bench/platforms/lent_16core.xml} reps=${REPS:-1}
+inputs=${INPUTS:-60000}
+command -v smpirun > /dev/null || { echo "sim_rank_study.sh: smpirun not installed (make sim-deps)" >&2; exit 1; }
+make --no-print-directory sim > /dev/null
+host_speed=${HOST_SPEED:-$(bench/platforms/host_speed.sh)}
+mkdir -p "$out"
+csv=$out/sim_rank_study.csv
+echo "rep,ranks,strategy,grid,infer_s,comm_ratio,imbalance,load1" > "$csv"
+field() { tr ' ' '\n' <<< "$1" | sed -n "s/^$2=//p"; }
+# The configurations of rank_study.sh, every rank count kept (nproc here says nothing of PLATFORM).
+configs=$(CORES=1000000 bash bench/rank_study.sh --list)
+echo "sim_rank_study.sh: host speed ${host_speed}; platform $platform; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+for rep in $(seq "$reps"); do
+  while read -r p strategy format grid; do
+    grid_args=()
+    [ "$strategy" = data ] || grid_args=(--grid "$grid")
+    echo "node-0:$p" > "$out/hostfile"
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    if ! smpirun -np "$p" -platform "$platform" -hostfile "$out/hostfile" --cfg=smpi/host-speed:"${host_speed}f" \
+         --log=root.thresh:warning build/sim/sdnn --inputs "$inputs" --threads 1 --no-verify -q \
+         --strategy "$strategy" --format "$format" "${grid_args[@]}" < /dev/null > "$out/run.log" 2>&1; then
+      echo "sim_rank_study.sh: $p ranks, $strategy $grid failed:" >&2; tail -5 "$out/run.log" >&2; exit 1
+    fi
+    line=$(grep '^summary ' "$out/run.log")
+    echo "$rep,$p,$strategy,$grid,$(field "$line" infer_s),$(field "$line" comm_ratio),$(field "$line" imbalance),$load" >> "$csv"
+  done <<< "$configs"
+  echo "sim_rank_study.sh: repetition $rep of $reps done"
+done
+rm -f "$out/run.log" "$out/hostfile"
+[ -n "${REAL:-}" ] || exit 0
+# Medians per configuration, real (pooled) and simulated, then the table.
+{
+  for f in $REAL; do tail -n +2 "$f" | sed 's/^/real,/'; done
+  tail -n +2 "$csv" | sed 's/^/sim,/'
+} | awk -F, '
+  function med(s,   v, m, i, j, x) { m = split(s, v, " "); for (i = 2; i <= m; i++) { x = v[i]; for (j = i - 1; j >= 1 && v[j] + 0 > x + 0; j--) v[j + 1] = v[j]; v[j + 1] = x }
+    lo = v[1]; hi = v[m]; return m % 2 ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2 }
+  { k = $3 " " $4 " " $5; t[$1, k] = t[$1, k] " " $6; c[$1, k] = c[$1, k] " " $7; if (!(k in seen)) { seen[k] = 1; order[++n] = k } }
+  END {
+    for (i = 1; i <= n; i++) { k = order[i]; split(k, w, " "); if (w[1] == 1 && ((("real", k) in t)) && ((("sim", k) in t))) f[w[2]] = med(t["real", k]) / med(t["sim", k]) }
+    print "| ranks | strategy | grid | real (s), median [range] | simulated (s) | error | real calibrated at 1 rank | error, calibrated | comm/compute real | simulated |"
+    print "|---|---|---|---|---|---|---|---|---|---|"
+    for (i = 1; i <= n; i++) { k = order[i]; if (!((("real", k) in t)) || !((("sim", k) in t))) continue
+      split(k, w, " "); r = med(t["real", k]); rlo = lo; rhi = hi; s = med(t["sim", k]); cal = r / f[w[2]]
+      printf "| %s | %s | %s | %.3f [%.3f, %.3f] | %.3f | %+.0f%% | %.3f | %+.0f%% | %.3f | %.3f |\n", w[1], (w[2] == "data" ? "data x data" : w[2] == "model" ? "data x model" : "pipeline"),
+        w[3], r, rlo, rhi, s, 100 * (s - r) / r, cal, 100 * (s - cal) / cal, med(c["real", k]), med(c["sim", k]) } }' > "$out/sim_rank_study.md"
+cat "$out/sim_rank_study.md"
