@@ -7,27 +7,31 @@
 #
 # Writes $OUT/sim_rank_study.csv (the columns of rank_study.csv) and, with REAL,
 # $OUT/sim_rank_study.md: per configuration the real median (all REAL files pooled) with its range,
-# the simulated median, the error (simulated - real) / real, and the same against the real time
-# calibrated at 1 rank (divided by the ratio real / simulated of the 1-rank run of the same
-# strategy, as bench/sim_validate.sh's load correction does).
+# the simulated median and the error (simulated - real) / real; then each time as a multiple of
+# data x data's at the same rank count, real and simulated, and the error between the two: SMPI
+# gives every simulated core the speed of one core running alone, while P busy cores of a real
+# node run slower each (clock, shared caches, memory), which data x data, sending nothing, shows
+# alone; the multiples set that node factor aside and keep what the strategies add.
 # Environment: OUT (default bench/out/sim-rank-study), PLATFORM (default
 #   bench/platforms/lent_16core.xml), RANKS, GRIDS, INPUTS (as rank_study.sh; RANKS is not capped
 #   by this machine's cores), REPS (default 1), HOST_SPEED (default host_speed.sh's), REAL (default
-#   none).
+#   none), TABLE_ONLY=1 (no runs: the table again from $OUT/sim_rank_study.csv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-bench/out/sim-rank-study} platform=${PLATFORM:-bench/platforms/lent_16core.xml} reps=${REPS:-1}
 inputs=${INPUTS:-60000}
-command -v smpirun > /dev/null || { echo "sim_rank_study.sh: smpirun not installed (make sim-deps)" >&2; exit 1; }
-make --no-print-directory sim > /dev/null
-host_speed=${HOST_SPEED:-$(bench/platforms/host_speed.sh)}
+if [ "${TABLE_ONLY:-0}" != 1 ]; then
+  command -v smpirun > /dev/null || { echo "sim_rank_study.sh: smpirun not installed (make sim-deps)" >&2; exit 1; }
+  make --no-print-directory sim > /dev/null
+  host_speed=${HOST_SPEED:-$(bench/platforms/host_speed.sh)}
+  echo "sim_rank_study.sh: host speed ${host_speed}; platform $platform; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+fi
 mkdir -p "$out"
 csv=$out/sim_rank_study.csv
-echo "rep,ranks,strategy,grid,infer_s,comm_ratio,imbalance,load1" > "$csv"
+[ "${TABLE_ONLY:-0}" = 1 ] && reps=0 || echo "rep,ranks,strategy,grid,infer_s,comm_ratio,imbalance,load1" > "$csv"
 field() { tr ' ' '\n' <<< "$1" | sed -n "s/^$2=//p"; }
 # The configurations of rank_study.sh, every rank count kept (nproc here says nothing of PLATFORM).
 configs=$(CORES=1000000 bash bench/rank_study.sh --list)
-echo "sim_rank_study.sh: host speed ${host_speed}; platform $platform; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for rep in $(seq "$reps"); do
   while read -r p strategy format grid; do
     grid_args=()
@@ -55,11 +59,11 @@ rm -f "$out/run.log" "$out/hostfile"
     lo = v[1]; hi = v[m]; return m % 2 ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2 }
   { k = $3 " " $4 " " $5; t[$1, k] = t[$1, k] " " $6; c[$1, k] = c[$1, k] " " $7; if (!(k in seen)) { seen[k] = 1; order[++n] = k } }
   END {
-    for (i = 1; i <= n; i++) { k = order[i]; split(k, w, " "); if (w[1] == 1 && ((("real", k) in t)) && ((("sim", k) in t))) f[w[2]] = med(t["real", k]) / med(t["sim", k]) }
-    print "| ranks | strategy | grid | real (s), median [range] | simulated (s) | error | real calibrated at 1 rank | error, calibrated | comm/compute real | simulated |"
-    print "|---|---|---|---|---|---|---|---|---|---|"
+    for (i = 1; i <= n; i++) { k = order[i]; split(k, w, " "); if (w[2] == "data" && ((("real", k) in t)) && ((("sim", k) in t))) { dr[w[1]] = med(t["real", k]); ds[w[1]] = med(t["sim", k]) } }
+    print "| ranks | strategy | grid | real (s), median [range] | simulated (s) | error | x data x data, real | simulated | error | comm/compute real | simulated |"
+    print "|---|---|---|---|---|---|---|---|---|---|---|"
     for (i = 1; i <= n; i++) { k = order[i]; if (!((("real", k) in t)) || !((("sim", k) in t))) continue
-      split(k, w, " "); r = med(t["real", k]); rlo = lo; rhi = hi; s = med(t["sim", k]); cal = r / f[w[2]]
-      printf "| %s | %s | %s | %.3f [%.3f, %.3f] | %.3f | %+.0f%% | %.3f | %+.0f%% | %.3f | %.3f |\n", w[1], (w[2] == "data" ? "data x data" : w[2] == "model" ? "data x model" : "pipeline"),
-        w[3], r, rlo, rhi, s, 100 * (s - r) / r, cal, 100 * (s - cal) / cal, med(c["real", k]), med(c["sim", k]) } }' > "$out/sim_rank_study.md"
+      split(k, w, " "); r = med(t["real", k]); rlo = lo; rhi = hi; s = med(t["sim", k]); xr = r / dr[w[1]]; xs = s / ds[w[1]]
+      printf "| %s | %s | %s | %.3f [%.3f, %.3f] | %.3f | %+.0f%% | %.2f | %.2f | %+.0f%% | %.3f | %.3f |\n", w[1], (w[2] == "data" ? "data x data" : w[2] == "model" ? "data x model" : "pipeline"),
+        w[3], r, rlo, rhi, s, 100 * (s - r) / r, xr, xs, 100 * (xs - xr) / xr, med(c["real", k]), med(c["sim", k]) } }' > "$out/sim_rank_study.md"
 cat "$out/sim_rank_study.md"
