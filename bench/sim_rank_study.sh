@@ -6,7 +6,8 @@
 # PLATFORM describes), both side by side: the simulator asked to predict a machine it did not run on.
 #
 # Writes $OUT/sim_rank_study.csv (the columns of rank_study.csv) and, with REAL,
-# $OUT/sim_rank_study.md: per configuration the real median (all REAL files pooled) with its range,
+# $OUT/sim_rank_study.md and $OUT/sim_rank_study.png (gnuplot, gnuplot-nox installed when missing:
+# time against ranks, real median and simulated, per strategy, grids 1 x P); per configuration the real median (all REAL files pooled) with its range,
 # the simulated median and the error (simulated - real) / real; then each time as a multiple of
 # data x data's at the same rank count, real and simulated, and the error between the two: SMPI
 # gives every simulated core the speed of one core running alone, while P busy cores of a real
@@ -67,3 +68,25 @@ rm -f "$out/run.log" "$out/hostfile"
       printf "| %s | %s | %s | %.3f [%.3f, %.3f] | %.3f | %+.0f%% | %.2f | %.2f | %+.0f%% | %.3f | %.3f |\n", w[1], (w[2] == "data" ? "data x data" : w[2] == "model" ? "data x model" : "pipeline"),
         w[3], r, rlo, rhi, s, 100 * (s - r) / r, xr, xs, 100 * (xs - xr) / xr, med(c["real", k]), med(c["sim", k]) } }' > "$out/sim_rank_study.md"
 cat "$out/sim_rank_study.md"
+# The plot: one block per series (strategy x real/simulated), data x data and the 1 x P grids.
+command -v gnuplot > /dev/null || make --no-print-directory plot-deps > /dev/null
+awk -F'|' 'NR > 2 { g = $4; gsub(/ /, "", g); if (g != "-" && g !~ /^1x/) next
+    k = $3; sub(/^ +/, "", k); sub(/ +$/, "", k); split($5, r, " ")
+    real[k] = real[k] sprintf("%d %s\n", $2, r[1]); sim[k] = sim[k] sprintf("%d %s\n", $2, $6) }
+  END { n = split("data x data,pipeline,data x model", order, ",")
+    for (i = 1; i <= n; i++) { k = order[i]; if (!(k in real)) continue
+      printf "\"%s, real\"\n%s\n\n\"%s, simulated\"\n%s\n\n", k, real[k], k, sim[k] } }' "$out/sim_rank_study.md" > "$out/plot.dat"
+series=$(grep -c '^"' "$out/plot.dat")
+gnuplot <<EOF
+set terminal pngcairo size 900,560 font ",10" noenhanced
+set output "$out/sim_rank_study.png"
+set title "real (solid) and simulated (dashed) inference time, default problem ($inputs inputs), 1 thread per rank\nplatform $(basename "$platform")"
+set key below
+set grid
+set logscale xy 2
+set xlabel "ranks (data x data; data x model and pipeline on grid 1 x P)"
+set ylabel "inference (s)"
+plot for [i=0:$((series - 2)):2] "$out/plot.dat" index i using 1:2 with linespoints lw 2 lt (i / 2 + 1) dt 1 title columnheader(1), \
+     for [i=1:$((series - 1)):2] "$out/plot.dat" index i using 1:2 with linespoints lw 2 lt ((i - 1) / 2 + 1) dt 2 title columnheader(1)
+EOF
+rm -f "$out/plot.dat"
