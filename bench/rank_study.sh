@@ -17,6 +17,7 @@
 # Measured on the lent 16-core machine (docs/simulation.md, "A machine with a core per rank").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/common.sh  # field (its mpirun_cmd is replaced below)
 cores=${CORES:-$(nproc)}
 ranks=() grids=()
 for p in ${RANKS:-1 2 4 8 16}; do [ "$p" -le "$cores" ] && ranks+=("$p"); done
@@ -34,7 +35,6 @@ read -r -a mpirun_cmd <<< "${MPIRUN:-mpirun --map-by core --bind-to core $([ "$(
 mkdir -p "$out"
 csv=$out/rank_study.csv
 echo "rep,ranks,strategy,grid,infer_s,comm_ratio,imbalance,load1" > "$csv"
-field() { tr ' ' '\n' <<< "$1" | sed -n "s/^$2=//p"; }
 for rep in $(seq "$reps"); do
   while read -r p strategy format grid; do
     load=$(cut -d' ' -f1 /proc/loadavg) grid_args=()

@@ -19,6 +19,7 @@
 #   none), TABLE_ONLY=1 (no runs: the table again from $OUT/sim_rank_study.csv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/common.sh  # field
 out=${OUT:-bench/out/sim-rank-study} platform=${PLATFORM:-bench/platforms/lent_16core.xml} reps=${REPS:-1}
 inputs=${INPUTS:-60000}
 if [ "${TABLE_ONLY:-0}" != 1 ]; then
@@ -30,7 +31,6 @@ fi
 mkdir -p "$out"
 csv=$out/sim_rank_study.csv
 [ "${TABLE_ONLY:-0}" = 1 ] && reps=0 || echo "rep,ranks,strategy,grid,infer_s,comm_ratio,imbalance,load1" > "$csv"
-field() { tr ' ' '\n' <<< "$1" | sed -n "s/^$2=//p"; }
 # The configurations of rank_study.sh, every rank count kept (nproc here says nothing of PLATFORM).
 configs=$(CORES=1000000 bash bench/rank_study.sh --list)
 for rep in $(seq "$reps"); do

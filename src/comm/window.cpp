@@ -6,8 +6,8 @@
 #include "comm/mpi_library.hpp"
 
 #include <algorithm>
-#include <climits>
 #include <atomic>
+#include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
