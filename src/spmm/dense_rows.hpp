@@ -136,6 +136,8 @@ class DenseMultiplier {
                 const ColumnGroups* groups = nullptr, int threads = 1);
   // Nonzeros of the last output (to decide when to go back to sparse rows).
   Offset last_nonzeros() const { return nonzeros_; }
+  // Room for outputs of `values` panel entries (virtual memory: nothing is touched).
+  void reserve(std::size_t values) { scratch_.panel.reserve(values); }
 
  private:
   DenseRows scratch_;
