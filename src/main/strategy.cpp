@@ -89,14 +89,11 @@ class ModelStrategy final : public Strategy {
       for (Layer& layer : problem.network) layer.weights_csr = CsrMatrix();
   }
 
-  // run_data_model decides how the grid runs (one column block: the data strategy's engine loop,
-  // at the engine's density threshold; else the column-block loop, at kGroupDenseShare of it).
+  // run_data_model decides how the grid runs (one column block: the data strategy's engine loop;
+  // else the column-block loop), both at the engine's density threshold.
   RankResult run(const LoadedProblem& problem, const EngineOptions& engine, bool keep_final_rows,
                  RankFigures& figures) override {
-    EngineOptions group_engine = engine;
-    if (grid_.columns > 1 && engine.dense_threshold <= 1.0)
-      group_engine.dense_threshold = kGroupDenseShare * engine.dense_threshold;
-    return run_data_model(mpi_, problem, grid_, group_engine, model_comm_from_environment(!options_.no_overlap),
+    return run_data_model(mpi_, problem, grid_, engine, model_comm_from_environment(!options_.no_overlap),
                           keep_final_rows, figures);
   }
 

@@ -46,7 +46,7 @@ ModelComm model_comm_from_environment(bool overlap);
 // the data strategy's engine loop (infer_rows, main/row_engine.hpp; CSR with dense panels, data
 // parallelism, whatever engine's format; figures without communication; final rows kept only
 // when keep_final_rows), else through the column-block loop of strategy_model.cpp, which always
-// keeps its final rows (the caller scales engine.dense_threshold by kGroupDenseShare for it).
+// keeps its final rows.
 // The result's final rows: this rank's block (group rows x block columns, CSR, local numbering),
 // with their categories and exact sum; figures: compute and communication time, bytes,
 // messages, per layer. Collective over MPI_COMM_WORLD.
@@ -57,11 +57,5 @@ RankResult run_data_model(const MpiSession& mpi, const LoadedProblem& problem, c
 RankResult run_data_model(int rank, const LoadedProblem& problem, const Grid& grid, const EngineOptions& engine,
                           const ModelComm& comm, bool keep_final_rows, RankFigures& figures);
 
-// The model strategy moves a row group of two or more column blocks to dense panels at this share
-// of the engine's density: its sparse kernel is one CSC accumulator over all the group's rows, slower per
-// multiply-add than a data-parallel block's, so panels pay off sooner. Measured on 2 quiet AVX-512
-// cores (docs/strategies.md): the default problem, whose input is 11.9% dense, --grid 1x2
-// 3.24 s -> 1.96 s; the official inputs 1x2 0.077 s -> 0.055 s; Fashion unchanged.
-inline constexpr double kGroupDenseShare = 0.5;
 
 }  // namespace sdnn
