@@ -57,5 +57,4 @@ RankResult run_data_model(const MpiSession& mpi, const LoadedProblem& problem, c
 RankResult run_data_model(int rank, const LoadedProblem& problem, const Grid& grid, const EngineOptions& engine,
                           const ModelComm& comm, bool keep_final_rows, RankFigures& figures);
 
-
 }  // namespace sdnn

@@ -43,8 +43,8 @@ struct EngineOptions {
   // entries moves to dense panels (dense_rows.hpp), and back below a quarter of it. Above 1:
   // never. Needs the weights by columns too. 1/16: with the SIMD panel kernel (AVX2 and AVX3 at
   // 15 to 18 G multiply-adds/s on a Zen 4 core, against about 0.7 G for the sparse accumulator),
-  // rows pay off in panels from about 5% of their entries on; 1/8, the figure of the first,
-  // scalar-speed panel kernel, left the default problem 20% and N = 16384 60% slower
+  // rows pay off in panels from about 5% of their entries on; 1/8, the figure of the first
+  // panel kernel (an AVX-512 loop), left the default problem 20% and N = 16384 60% slower
   // (docs/results.md, "The dense threshold, re-measured").
   double dense_threshold = 0.0625;
   // Data parallelism: false drops each block's final rows once its categories and checksum are
