@@ -174,14 +174,18 @@ MemoryEstimate estimate_memory(const Options& o, int ranks, int node_ranks, int 
       // Data x model once its row group's rows are dense: its columns of the group's rows as
       // panels twice (input and output of a layer), the neurons pulled from its peers, each
       // thread's few full-width panels in double and float; with peers, the window's dense slots
-      // (two) and sparse slots (two, at most the dense threshold's share of the rows' entries).
+      // (two) and sparse slots (two, each the larger of the dense threshold's share of the rows'
+      // entries and the group's input, as strategy_model.cpp sizes them).
       const std::uint64_t M = static_cast<std::uint64_t>(model_columns);
       const std::uint64_t group_rows = std::uint64_t{o.inputs} / (P / M) + 1, columns = o.neurons / M + 1;
       work += group_rows * (2 * columns + (o.neurons - std::min<std::uint64_t>(o.neurons, columns))) * sizeof(Value) +
               static_cast<std::uint64_t>(threads) * 12 * kPanelRows * o.neurons * (sizeof(double) + sizeof(Value));
-      if (M > 1)
-        work += 2 * group_rows * columns * sizeof(Value) +
-                2 * std::min(group_rows * columns, group_rows * o.neurons / 8) * kEntry;
+      if (M > 1) {
+        const auto sparse_most = std::max<std::uint64_t>(
+            static_cast<std::uint64_t>(EngineOptions().dense_threshold * static_cast<double>(group_rows) * o.neurons),
+            shard);
+        work += 2 * group_rows * columns * sizeof(Value) + 2 * std::min(group_rows * columns, sparse_most) * kEntry;
+      }
     }
   } else {
     const std::uint64_t rows = std::max<std::uint64_t>(o.inputs / P, 1);
