@@ -186,6 +186,61 @@ TEST(HashPermutation, AffineAndIdentity) {
   EXPECT_TRUE(Permutation::affine(1, 0, 0).is_identity());              // one permutation of 1 element
 }
 
+// The data x model strategy's cyclic column blocks (strategy.cpp): a deal to M hands maps the
+// residue class m of the ids onto the contiguous block m, keeps each class's order, and its
+// inverse is the deal to n / M hands.
+TEST(HashPermutation, DealMapsResidueClassesOntoContiguousBlocks) {
+  EXPECT_EQ(Permutation::deal(8, 2).table(), (std::vector<Index>{0, 4, 1, 5, 2, 6, 3, 7}));
+  EXPECT_EQ(Permutation::deal(6, 3).table(), (std::vector<Index>{0, 2, 4, 1, 3, 5}));
+  for (const std::uint64_t n : {1u, 2u, 4u, 6u, 12u, 48u, 1024u, 4096u, 30030u, 65536u})
+    for (std::uint64_t hands = 1; hands <= std::min<std::uint64_t>(n, 64); ++hands) {
+      if (n % hands != 0) {
+        EXPECT_THROW(Permutation::deal(n, hands), std::invalid_argument) << n << " to " << hands;
+        continue;
+      }
+      SCOPED_TRACE("n = " + std::to_string(n) + ", hands = " + std::to_string(hands));
+      const Permutation p = Permutation::deal(n, hands), q = p.inverted();
+      EXPECT_EQ(p.is_identity(), hands == 1 || hands == n);
+      if (!p.is_identity()) EXPECT_EQ(p.hands(), hands);
+      EXPECT_EQ(q, Permutation::deal(n, n / hands));
+      EXPECT_EQ(q.inverted(), p);
+      const std::vector<Index> forward = p.table(), backward = p.inverse_table();
+      std::vector<char> seen(n, 0);
+      for (Index i = 0; i < n; ++i) {
+        const Index y = forward[i];
+        ASSERT_LT(y, n);
+        ASSERT_FALSE(seen[y]) << "p(" << i << ") = " << y << " twice";
+        seen[y] = 1;
+        ASSERT_EQ(y / (n / hands), i % hands) << "id " << i << " is not in the block of its residue class";
+        if (i >= hands) ASSERT_EQ(y, forward[i - hands] + 1) << "a class's order is not kept";
+        ASSERT_EQ(p.inverse(y), i);
+        ASSERT_EQ(backward[y], i);
+        ASSERT_EQ(q(y), i);
+      }
+    }
+  EXPECT_THROW(Permutation::deal(10, 0), std::invalid_argument);
+  EXPECT_THROW(Permutation::deal(10, 4), std::invalid_argument);
+  EXPECT_NE(Permutation::deal(8, 2), Permutation::affine(8, 1, 0));
+  EXPECT_NE(Permutation::deal(8, 2), Permutation::deal(8, 4));
+}
+
+// A network renumbered by a deal gives the final activations of the original once undone.
+TEST(HashPermutation, DealtNetworkGivesTheSameActivations) {
+  const Index n = 48;
+  std::mt19937 rng(11);
+  const Network network = test::random_network(n, 12, rng);
+  const CsrMatrix input = test::random_inputs(40, n, 0.5, 0.1f, 2.0f, rng);
+  const CsrMatrix expected = reference_inference(network, input);
+  ASSERT_GT(expected.nnz(), 0u) << "every row died: the test would compare empty matrices";
+  for (const std::uint64_t hands : {2u, 3u, 4u, 8u}) {
+    const Permutation deal = Permutation::deal(n, hands);
+    Network dealt = test::clone_network(network);
+    permute_network(dealt, deal);
+    const CsrMatrix got = unpermute(reference_inference(dealt, permute_columns(input, deal)), nullptr, &deal);
+    EXPECT_EQ(first_difference(got, expected), "") << hands << " hands";
+  }
+}
+
 TEST(HashMode, ParseAndPrint) {
   for (const HashMode m : {HashMode::none, HashMode::input, HashMode::network, HashMode::both})
     EXPECT_EQ(parse_hash_mode(to_string(m)), m);

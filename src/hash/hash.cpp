@@ -182,7 +182,17 @@ Permutation Permutation::affine(std::uint64_t n, std::uint64_t stride, std::uint
   return p;
 }
 
+Permutation Permutation::deal(std::uint64_t n, std::uint64_t parts) {
+  Permutation p(n);  // throws std::invalid_argument when n > kMaxSize
+  if (parts == 0 || (n > 0 && n % parts != 0))
+    throw std::invalid_argument("a deal of " + std::to_string(n) + " elements to " + std::to_string(parts) +
+                                " hands: the hands must divide the elements");
+  if (parts > 1 && parts < n) p.hands_ = parts;
+  return p;
+}
+
 Permutation Permutation::inverted() const {
+  if (hands_ > 1) return deal(n_, n_ / hands_);
   if (n_ <= 1) return *this;
   // p^-1(y) = inverse_stride * y - inverse_stride * offset (mod n); both factors < n <= 2^32.
   return affine(n_, inverse_stride_, (n_ - inverse_stride_ * offset_ % n_) % n_);

@@ -1,6 +1,8 @@
 // hash.hpp: the hashings of --hash none|input|network|both, and how to apply and undo them.
 //
 // A hashing is a Permutation, an affine bijection p(i) = (stride * i + offset) mod n on 0..n-1.
+// A Permutation can also be a deal (Permutation::deal), which is not a hashing: the data x model
+// strategy's cyclic column blocks (strategy.cpp).
 // - Input hashing permutes the rows of Y0 (new row p(i) = old row i) before they are split over
 //   ranks and thread blocks, so that heavy and light inputs spread evenly over the shards.
 // - Network hashing permutes the neuron ids everywhere at once: the columns of Y0, the rows and
@@ -55,18 +57,34 @@ class Permutation {
   // For n <= 1 (one permutation only) the coefficients are ignored: the identity.
   static Permutation affine(std::uint64_t n, std::uint64_t stride, std::uint64_t offset);
 
+  // Deals 0..n-1 to `parts` equal hands, as cards: i goes to hand i mod parts, hand h holding
+  // [h * n / parts, (h + 1) * n / parts): p(i) = (i mod parts) * (n / parts) + i div parts. Its
+  // inverse is the deal to n / parts hands. Contiguous blocks of p's image are then residue
+  // classes of the original ids (cyclic distribution). Throws std::invalid_argument unless
+  // parts >= 1 divides n, or when n > kMaxSize. deal(n, 1) and deal(n, n) are the identity.
+  static Permutation deal(std::uint64_t n, std::uint64_t parts);
+
   std::uint64_t size() const { return n_; }
   std::uint64_t stride() const { return stride_; }
   std::uint64_t offset() const { return offset_; }
-  bool is_identity() const { return stride_ == 1 && offset_ == 0; }
+  // The hands of a deal (1: an affine permutation).
+  std::uint64_t hands() const { return hands_; }
+  bool is_identity() const { return stride_ == 1 && offset_ == 0 && hands_ == 1; }
 
   // p(i), for i < size(). stride, i < n <= 2^32: stride * i + offset < 2^64, no overflow.
-  Index operator()(Index i) const { return static_cast<Index>((stride_ * i + offset_) % n_); }
-  // p^-1(y), for y < size(): inverse_stride * (y - offset) mod n.
+  Index operator()(Index i) const {
+    if (hands_ > 1) return static_cast<Index>(i % hands_ * (n_ / hands_) + i / hands_);
+    return static_cast<Index>((stride_ * i + offset_) % n_);
+  }
+  // p^-1(y), for y < size(): inverse_stride * (y - offset) mod n (a deal: the deal to n / hands).
   Index inverse(Index y) const {
+    if (hands_ > 1) {
+      const std::uint64_t hand = n_ / hands_;
+      return static_cast<Index>(y % hand * hands_ + y / hand);
+    }
     return static_cast<Index>(inverse_stride_ * ((y + n_ - offset_) % n_) % n_);
   }
-  // p^-1 as a Permutation of its own (affine too).
+  // p^-1 as a Permutation of its own (affine, or a deal, too).
   Permutation inverted() const;
 
   // table()[i] = p(i); inverse_table()[y] = p^-1(y). n entries each.
@@ -75,12 +93,13 @@ class Permutation {
 
   // Equal maps (the coefficients are kept normalised, so equal maps have equal coefficients).
   friend bool operator==(const Permutation& a, const Permutation& b) {
-    return a.n_ == b.n_ && a.stride_ == b.stride_ && a.offset_ == b.offset_;
+    return a.n_ == b.n_ && a.stride_ == b.stride_ && a.offset_ == b.offset_ && a.hands_ == b.hands_;
   }
   friend bool operator!=(const Permutation& a, const Permutation& b) { return !(a == b); }
 
  private:
   std::uint64_t n_, stride_, offset_, inverse_stride_;
+  std::uint64_t hands_ = 1;  // > 1: a deal (stride 1, offset 0)
 };
 
 enum class HashMode { none, input, network, both };
