@@ -1,5 +1,6 @@
 // memory.cpp: see memory.hpp.
 #include "main/memory.hpp"
+#include "main/strategy_model.hpp"
 #include "main/strategy_pipeline.hpp"
 
 #include <sys/stat.h>
@@ -171,20 +172,21 @@ MemoryEstimate estimate_memory(const Options& o, int ranks, int node_ranks, int 
   if (model || o.parallel == Parallelism::model) {
     work = (model ? 3 : 4) * shard * kEntry;
     if (model) {
-      // Data x model once its row group's rows are dense: its columns of the group's rows as
-      // panels twice (input and output of a layer), the neurons pulled from its peers, each
-      // thread's few full-width panels in double and float; with peers, the window's dense slots
-      // (two) and sparse slots (two, each the larger of the dense threshold's share of the rows'
-      // entries and the group's input, as strategy_model.cpp sizes them).
+      // Data x model once its row group's rows are dense: its columns of a super-block's rows
+      // (with peers; the group's rows with one column block) as panels twice (input and output of
+      // a layer), the neurons pulled from its peers, each thread's few full-width panels in double
+      // and float; with peers, the window's dense slots (two) and sparse slots (two, each the
+      // larger of the dense threshold's share of the super-block's entries and the group's input,
+      // as strategy_model.cpp sizes them), and the super-blocks' final rows (the shard).
       const std::uint64_t M = static_cast<std::uint64_t>(model_columns);
       const std::uint64_t group_rows = std::uint64_t{o.inputs} / (P / M) + 1, columns = o.neurons / M + 1;
-      work += group_rows * (2 * columns + (o.neurons - std::min<std::uint64_t>(o.neurons, columns))) * sizeof(Value) +
+      const std::uint64_t part_rows = M > 1 ? std::min<std::uint64_t>(group_rows, ModelComm::kSuperRowsPerThread * static_cast<std::uint64_t>(threads) + 1) : group_rows;
+      work += part_rows * (2 * columns + (o.neurons - std::min<std::uint64_t>(o.neurons, columns))) * sizeof(Value) +
               static_cast<std::uint64_t>(threads) * 12 * kPanelRows * o.neurons * (sizeof(double) + sizeof(Value));
       if (M > 1) {
         const auto sparse_most = std::max<std::uint64_t>(
-            static_cast<std::uint64_t>(EngineOptions().dense_threshold * static_cast<double>(group_rows) * o.neurons),
-            shard);
-        work += 2 * group_rows * columns * sizeof(Value) + 2 * std::min(group_rows * columns, sparse_most) * kEntry;
+            static_cast<std::uint64_t>(EngineOptions().dense_threshold * static_cast<double>(part_rows) * o.neurons), shard);
+        work += 2 * part_rows * columns * sizeof(Value) + 2 * std::min(part_rows * columns, sparse_most) * kEntry + shard * kEntry;
       }
     }
   } else {

@@ -5,6 +5,7 @@
 #include "main/strategy.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 #include <iterator>
 #include <stdexcept>
 #include <utility>
@@ -79,7 +80,9 @@ class DataStrategy final : public Strategy {
 // rows through each layer in turn.
 class ModelStrategy final : public Strategy {
  public:
-  ModelStrategy(const Options& options, const MpiSession& mpi, Grid grid) : Strategy(options, mpi, grid) {}
+  // Throws std::invalid_argument for an unknown switch in SDNN_MODEL_COMM.
+  ModelStrategy(const Options& options, const MpiSession& mpi, Grid grid)
+      : Strategy(options, mpi, grid), comm_(model_comm_from_environment(!options.no_overlap)) {}
 
   // One column block: the whole layers, CSR (left multiplication) and CSC (dense panels), as the
   // data strategy holds them; else CSC only.
@@ -93,8 +96,7 @@ class ModelStrategy final : public Strategy {
   // else the column-block loop), both at the engine's density threshold.
   RankResult run(const LoadedProblem& problem, const EngineOptions& engine, bool keep_final_rows,
                  RankFigures& figures) override {
-    return run_data_model(mpi_, problem, grid_, engine, model_comm_from_environment(!options_.no_overlap),
-                          keep_final_rows, figures);
+    return run_data_model(mpi_, problem, grid_, engine, comm_, keep_final_rows, figures);
   }
 
   // The whole network loaded again (one column block), its reference restricted to this rank's columns.
@@ -118,10 +120,18 @@ class ModelStrategy final : public Strategy {
     plan.row_group = mpi_.rank() / grid_.columns;
     plan.column_groups = grid_.columns;
     plan.column_group = mpi_.rank() % grid_.columns;
+    // Cyclic column blocks (ModelComm::cyclic_columns): block m holds the neurons j = m mod M,
+    // renumbered by a deal so that they are the contiguous block m of the ids the strategy sees.
+    // On RadiX-Net the neurons that share their inputs differ in the top bits of their ids and
+    // agree in the low ones, so each block holds whole groups of them and the dense kernel
+    // converts each input once for the group (docs/strategies.md, issue 10, eighth pass).
+    if (comm_.cyclic_columns && plan.neurons.is_identity() && grid_.columns > 1 && options_.neurons % grid_.columns == 0)
+      plan.neurons = Permutation::deal(options_.neurons, static_cast<std::uint64_t>(grid_.columns));
   }
 
  private:
   bool one_column_block() const { return grid_.columns == 1; }
+  ModelComm comm_;  // SDNN_MODEL_COMM's switches
 };
 
 // Data x pipeline stages (strategy_pipeline.hpp): rank (d, s) holds the layers of stage s and,

@@ -10,12 +10,27 @@
 // Every rank of row group d exchanges data with the M ranks of its group only, and the per-layer
 // collective covers the group (its communicator), so row groups never wait for each other.
 //
+// Super-blocks: the group's rows go through the layers in consecutive ranges of at most
+// ModelComm::super_rows rows (2048 per thread), each range through every layer before the next,
+// as data x data's blocks go. Every super-block uses the one window below, sized for the
+// largest, so that its slots are touched once and stay in cache: the whole group at once (the
+// default problem's 60,000 rows, dense from the input) had 250 MB of dense slots per rank at 1x2,
+// first touched at 2 to 5 us a page and streamed through memory by every layer. Smaller
+// super-blocks repeat the group's per-layer synchronisation more often (docs/strategies.md,
+// issue 10, eighth pass). Every row group runs as many super-blocks (agreed over all ranks), of
+// near-equal sizes; their final rows are stacked.
+//
+// Cyclic column blocks (ModelComm::cyclic_columns, applied when loading: strategy.cpp): column
+// block m holds the neurons j = m mod M, renumbered to be contiguous, so that on RadiX-Net each
+// block holds whole groups of neurons that share their inputs.
+//
 // The window: one over every rank (MPI_COMM_WORLD), created once and never grown, so that no
 // collective outside the group is ever needed (a window per row group would be created on
 // sibling communicators, which collide under Open MPI 4.1: comm/window.hpp). Each rank's segment
 // holds two sparse slots (layer parity), each its block of Y as CSC: column offsets (C + 1
 // uint64), then row indices (cap uint32), then values (cap float); then two dense slots. A row
-// that died stays dead, so the group's rows alive in the input (R) bound every layer: a block
+// that died stays dead, so the rows alive in a super-block's input (R, the largest super-block's
+// for the slots) bound every layer: a block
 // that stays sparse holds less than dense_threshold x R x N entries (else its group would go
 // dense), which is cap (R x C when dense panels are off); a dense slot holds R x C floats.
 // The segments of the ranks of a node lie in one node segment (SharedWindow,
@@ -92,6 +107,7 @@
 #include "main/row_engine.hpp"
 #include "partition/row_partition.hpp"
 #include "spmm/dense_rows.hpp"
+#include "spmm/engine.hpp"
 #include "spmm/reuse.hpp"
 #include "spmm/split_multiply.hpp"
 
@@ -147,6 +163,11 @@ class GroupReuse {
     return dropped;
   }
   void expand(CsrMatrix& final_rows) const { expand_matrix(log_, final_rows); }
+  // Before the next super-block of rows (run_column_blocks): its own log and schedule.
+  void restart() {
+    schedule_ = ReuseSchedule();
+    log_.clear();
+  }
 
  private:
   std::uint64_t drop_repeated(CscMatrix& y, Index column_base, std::size_t layers_left, bool look) {
@@ -215,23 +236,35 @@ class DensePanels {
     std::vector<Index> position(block.rows(), 0);  // an alive row's place in the panels
     for (Index r = 0; r < block.rows(); ++r)
       if (alive[r]) position[r] = mine_.rows(), mine_.ids.push_back(r);
-    // Straight from the columns (no CSR copy), on every thread: column k of every panel is one
-    // thread's, and two neighbouring columns share a cache line, hence pairs. Into the slot
-    // (panels as they are: the next layer reads its own columns there, as the peers'), mine_
-    // keeping only the rows' ids.
-    const std::size_t values = static_cast<std::size_t>(mine_.panels()) * C * kPanelRows;
+    // Straight from the columns (no CSR copy) into the slot (panels as they are: the next layer
+    // reads its own columns there, as the peers'), mine_ keeping only the rows' ids; a tile of
+    // panels (about 256 KB) at a time on each thread, zeroed and then filled column by column
+    // from where each column reaches the tile's rows, so that the writes stay in the tile (one
+    // column at a time over every panel wrote 32 bytes per cache line and page).
     mine_.panel.clear();
     Value* const panels = dense_slots(group_.rank()) + slot * capacity_rows_ * C;
-#pragma omp parallel for num_threads(threads_) schedule(static)
-    for (std::size_t p = 0; p < values / kPanelRows; p += C)
-      std::memset(panels + p * kPanelRows, 0, std::size_t{C} * kPanelRows * sizeof(Value));
-#pragma omp parallel for num_threads(threads_) schedule(static, 2)
-    for (Index k = 0; k < C; ++k)
-      for (Offset p = block.begin(k); p < block.end(k); ++p) {
-        if (!alive[block.indices[p]]) continue;
-        const Index i = position[block.indices[p]];
-        panels[(static_cast<std::size_t>(i / kPanelRows) * C + k) * kPanelRows + i % kPanelRows] = block.values[p];
+    const std::size_t panel_values = std::size_t{C} * kPanelRows;
+    const Index tile_panels = static_cast<Index>(std::max<std::size_t>(1, (std::size_t{1} << 16) / panel_values));
+    const Index all_panels = mine_.panels(), tiles = (all_panels + tile_panels - 1) / tile_panels;
+#pragma omp parallel for num_threads(threads_) schedule(dynamic, 1)
+    for (Index t = 0; t < tiles; ++t) {
+      const Index first_panel = t * tile_panels, end_panel = std::min(all_panels, first_panel + tile_panels);
+      Value* const tile = panels + first_panel * panel_values;
+      std::memset(tile, 0, (end_panel - first_panel) * panel_values * sizeof(Value));
+      // The tile's rows: original rows [first_row, end_row) (positions follow the rows' order).
+      const Index first_row = mine_.ids[first_panel * kPanelRows];
+      const Index end_row = mine_.ids[std::min(mine_.rows(), end_panel * kPanelRows) - 1] + 1;
+      for (Index k = 0; k < C; ++k) {
+        const Index* begin = block.indices.data() + block.begin(k);
+        const Index* end = block.indices.data() + block.end(k);
+        for (const Index* at = std::lower_bound(begin, end, first_row); at != end && *at < end_row; ++at) {
+          if (!alive[*at]) continue;
+          const Index i = position[*at] - first_panel * kPanelRows;
+          tile[(static_cast<std::size_t>(i / kPanelRows) * C + k) * kPanelRows + i % kPanelRows] =
+              block.values[static_cast<std::size_t>(at - block.indices.data())];
+        }
       }
+    }
     local_nonzeros_ = block.nnz();
     source_rows_.resize(mine_.rows());
     for (Index i = 0; i < mine_.rows(); ++i) source_rows_[i] = i;
@@ -588,8 +621,14 @@ ModelComm model_comm_from_environment(bool overlap) {
       comm.panels_per_part = 0;
     else if (word == "window-gets")
       comm.node_shared = false;
+    else if (word == "block-columns")
+      comm.cyclic_columns = false;
+    else if (word.rfind("super-rows=", 0) == 0 && word.size() > 11 &&
+             word.find_first_not_of("0123456789", 11) == std::string::npos && word.size() < 11 + 10)
+      comm.super_rows = std::stoull(word.substr(11));
     else if (!word.empty())
-      throw std::invalid_argument("SDNN_MODEL_COMM: unknown switch '" + word + "' (world-sync, per-range-gets, panel-blocks, whole-gets, window-gets)");
+      throw std::invalid_argument("SDNN_MODEL_COMM: unknown switch '" + word +
+                                  "' (world-sync, per-range-gets, panel-blocks, whole-gets, window-gets, super-rows=N, block-columns)");
   }
   return comm;
 }
@@ -621,6 +660,29 @@ RankResult run_data_model(int rank, const LoadedProblem& problem, const Grid& gr
 }
 
 namespace {
+// How many super-blocks a row group's `rows` go in (see the top of this file): of at most
+// super_rows rows each (0: the whole group at once); the largest count over every rank, so that
+// every row group runs as many (a collective over every rank, as SDNN_MODEL_COMM=world-sync's
+// per-layer barrier, meets the same number of times).
+std::size_t super_block_count(Index rows, std::size_t super_rows) {
+  std::uint64_t count = super_rows == 0 || rows == 0 ? 1 : (std::uint64_t{rows} + super_rows - 1) / super_rows;
+  MPI_Allreduce(MPI_IN_PLACE, &count, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+  return static_cast<std::size_t>(count);
+}
+
+// Copies `part`, a super-block's final rows, into `all` from row first_row on (the super-blocks
+// come in order, so that all's offsets up to first_row are set).
+void stack_rows(const CsrMatrix& part, Index first_row, CsrMatrix& all) {
+  const Offset base = all.offsets[first_row];
+  all.indices.resize(base + part.nnz());
+  all.values.resize(base + part.nnz());
+  std::copy(part.indices.begin(), part.indices.begin() + static_cast<std::ptrdiff_t>(part.nnz()),
+            all.indices.begin() + static_cast<std::ptrdiff_t>(base));
+  std::copy(part.values.begin(), part.values.begin() + static_cast<std::ptrdiff_t>(part.nnz()),
+            all.values.begin() + static_cast<std::ptrdiff_t>(base));
+  for (Index r = 0; r < part.rows(); ++r) all.offsets[first_row + r + 1] = base + part.offsets[r + 1];
+}
+
 // The column-block loop (M >= 2; see the top of this file): returns this rank's final block.
 CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& grid, const EngineOptions& engine,
                             const ModelComm& comm_switches, RankFigures& figures) {
@@ -639,8 +701,13 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
   for (const Layer& layer : problem.network)
     plans.push_back(plan_pulls(layer.weights_csc, neurons, grid, row_group, block));
 
-  // Y_0's block: the group's rows, this rank's columns.
-  CscMatrix current = convert<ColMajor>(problem.input, own.first, own.last);
+  // Super-blocks (see the top of this file): the group's rows in `parts` consecutive ranges,
+  // each taken through every layer before the next, all through the one window below.
+  const std::size_t parts = super_block_count(
+      rows, comm_switches.super_rows == ModelComm::kAutomatic
+                ? ModelComm::kSuperRowsPerThread * static_cast<std::size_t>(std::max(engine.threads, 1))
+                : comm_switches.super_rows);
+  auto part_first = [&](std::size_t part) { return static_cast<Index>(std::uint64_t{rows} * part / parts); };
 
   // Dense panels once the group's rows are dense enough (the engine's rule), when every layer
   // holds all of this rank's columns.
@@ -650,14 +717,24 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
   // One window over every rank, created once and never grown (see the top of this file): per
   // rank two sparse slots whose capacity is what a block can hold while its group stays sparse,
   // then two dense slots of the group's rows (padded to panels) x its columns.
-  // A row that died stays dead, so the group's rows alive in the input bound every later layer's.
-  const std::uint64_t input_most = group.max(current.nnz());
-  std::uint64_t alive_most = 0;
+  // A row that died stays dead, so the group's rows alive in a super-block's input bound every
+  // later layer's; the slots hold the largest super-block's.
+  std::uint64_t input_most = 0, alive_most = 0;
   {
     std::vector<std::uint8_t> nonempty(rows, 0);
-    for (Offset p = 0; p < current.nnz(); ++p) nonempty[current.indices[p]] = 1;
+    std::vector<std::uint64_t> part_nonzeros(parts, 0);
+    for (std::size_t part = 0; part < parts; ++part)
+      for (Index r = part_first(part); r < part_first(part + 1); ++r)
+        for (Offset p = problem.input.begin(r); p < problem.input.end(r); ++p)
+          if (problem.input.indices[p] >= own.first && problem.input.indices[p] < own.last)
+            nonempty[r] = 1, ++part_nonzeros[part];
+    input_most = group.max(*std::max_element(part_nonzeros.begin(), part_nonzeros.end()));
     group.max_in_place(nonempty);
-    for (std::uint8_t n : nonempty) alive_most += n;
+    for (std::size_t part = 0; part < parts; ++part) {
+      std::uint64_t alive_rows = 0;
+      for (Index r = part_first(part); r < part_first(part + 1); ++r) alive_rows += nonempty[r];
+      alive_most = std::max(alive_most, alive_rows);
+    }
   }
   const std::uint64_t padded_rows = (alive_most + kPanelRows - 1) / kPanelRows * kPanelRows;
   auto capacity_of = [&](int peer_block) {
@@ -773,6 +850,7 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
     }
   };
   DensePanels dense(group, window, segments, dense_at, padded_rows, neurons, own, engine.threads, shared);
+  CscMatrix current;  // Y_l's block: the super-block's rows, this rank's columns (while sparse)
   bool in_panels = false;
   Offset group_nonzeros = 0;
   std::vector<std::uint8_t> alive;
@@ -785,7 +863,7 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
     if (fits) store(current, slot);
     std::vector<std::uint64_t> counts{!fits, need, 0, 0};  // not stored, nonzeros, non-positive, alive
     if (dense_allowed) {
-      alive.assign(rows, 0);
+      alive.assign(current.rows(), 0);
       for (Offset p = 0; p < current.nnz(); ++p) {
         counts[2] += !(current.values[p] > 0.0f);
         counts[3] += alive[current.indices[p]] == 0;
@@ -819,16 +897,11 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
   };
   figures.layer_rows.assign(layers, 0);
   std::unique_ptr<GroupReuse> reuse;
+  if (engine.reuse) reuse = std::make_unique<GroupReuse>(row_group, block);
   // Rows are counted once per group, on its first rank.
   auto count_rows = [&](std::size_t l, std::uint64_t alive_rows) {
-    if (l < layers && block == 0) figures.layer_rows[l] = alive_rows, figures.rows_computed += alive_rows;
+    if (l < layers && block == 0) figures.layer_rows[l] += alive_rows, figures.rows_computed += alive_rows;
   };
-  if (engine.reuse) {
-    reuse = std::make_unique<GroupReuse>(row_group, block);
-    count_rows(0, reuse->before_store(current, own.first, layers));
-  }
-  publish_sparse(0, [](auto&& step) { step(); });
-
   figures.layer_compute_s.assign(layers, 0.0);
   figures.layer_comm_s.assign(layers, 0.0);
   figures.layer_nonzeros.assign(layers, 0);
@@ -839,6 +912,17 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
   CscMatrix pulled, next;
   std::vector<Offset> peer_offsets;
   std::vector<std::size_t> range_offset_at;  // where each range's offsets start in peer_offsets
+  CsrMatrix result(rows, columns);  // the super-blocks' final rows, stacked
+
+  for (std::size_t part = 0; part < parts; ++part) {
+  const Index first_row = part_first(part), part_rows = part_first(part + 1) - first_row;
+  current = convert<ColMajor>(slice_rows(problem.input, first_row, first_row + part_rows), own.first, own.last);
+  in_panels = false;
+  if (reuse) {
+    reuse->restart();
+    count_rows(0, reuse->before_store(current, own.first, layers));
+  }
+  publish_sparse(0, [](auto&& step) { step(); });
 
   for (std::size_t l = 0; l < layers; ++l) {
     const PullPlan& plan = plans[l];
@@ -853,7 +937,7 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
     const double layer_start = mpi_seconds();
     std::uint64_t bytes = 0, messages = 0;
     if (in_panels) {
-      figures.layer_nonzeros[l] = dense.local_nonzeros();
+      figures.layer_nonzeros[l] += dense.local_nonzeros();
       figures.active_nonzeros += dense.local_nonzeros();
       group_nonzeros = dense.layer(plan, layer, read_slot, write_slot, overlap, comm_switches.merged_gets,
                                    comm_switches.panel_blocks, comm_switches.panels_per_part, timed, bytes, messages);
@@ -861,7 +945,7 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
       const Index alive_rows = dense.rows().rows();
       if (alive_rows == 0 || static_cast<double>(group_nonzeros) <
                                  0.25 * engine.dense_threshold * static_cast<double>(alive_rows) * neurons) {
-        current = to_csc(dense.to_rows(rows));
+        current = to_csc(dense.to_rows(part_rows));
         in_panels = false;
         publish_sparse(write_slot, timed);
       } else if (reuse && reuse->due()) {
@@ -869,7 +953,7 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
       }
       if (reuse) count_rows(l + 1, dense.rows().rows());
     } else {
-      figures.layer_nonzeros[l] = current.nnz();
+      figures.layer_nonzeros[l] += current.nnz();
       figures.active_nonzeros += current.nnz();
 
       // Sizes first: the column offsets of every pulled range, one get per peer (its ranges'
@@ -901,7 +985,7 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
         window.flush_all();
       });
       // Then the data: the pulled matrix's columns are the ranges' columns, back to back.
-      pulled.reset(rows, plan.pulled_columns);
+      pulled.reset(part_rows, plan.pulled_columns);
       {
         Index column = 0;
         for (std::size_t r = 0; r < plan.ranges.size(); ++r) {
@@ -939,20 +1023,23 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
       publish_sparse(write_slot, timed);
     }
     if (comm_switches.world_sync) timed([] { MPI_Barrier(MPI_COMM_WORLD); });
-    figures.layer_comm_s[l] = comm;
-    figures.layer_compute_s[l] = mpi_seconds_since(layer_start) - comm;
-    figures.layer_bytes[l] = bytes;
+    figures.layer_comm_s[l] += comm;
+    figures.layer_compute_s[l] += mpi_seconds_since(layer_start) - comm;
+    figures.layer_bytes[l] += bytes;
     figures.layer_columns[l] = plan.pulled_columns;
     figures.pulled_columns += plan.pulled_columns;
     figures.comm_s += comm;
     figures.bytes_pulled += bytes;
     figures.messages += messages;
-    if (engine.progress) engine.progress(static_cast<double>(l + 1) / static_cast<double>(layers), "layers");
+    if (engine.progress)
+      engine.progress(static_cast<double>(part * layers + l + 1) / static_cast<double>(parts * layers), "layers");
   }
-  CsrMatrix result = in_panels ? dense.to_rows(rows) : to_csr(current);  // the panels' values are in the window
+  CsrMatrix final_rows = in_panels ? dense.to_rows(part_rows) : to_csr(current);  // the panels' values are in the window
+  if (reuse) reuse->expand(final_rows);
+  stack_rows(final_rows, first_row, result);
+  }
   window.free();
   shared.free();
-  if (reuse) reuse->expand(result);
   return result;
 }
 

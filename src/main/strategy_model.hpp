@@ -35,10 +35,18 @@ struct ModelComm {
   bool node_shared = true;    // the ranks of a node hold their slots in one node segment (MPI_Win_allocate_shared) and
                               // read each other's in place, the window made over it for the other nodes' gets;
                               // false: every peer's bytes come through the window's gets
+  std::size_t super_rows = kAutomatic;  // a row group's rows go through the layers in super-blocks of at most this
+                                        // many rows, one after the other (0: the whole group at once; kAutomatic:
+                                        // kSuperRowsPerThread x the engine's threads)
+  static constexpr std::size_t kAutomatic = ~std::size_t{0};
+  static constexpr std::size_t kSuperRowsPerThread = 2048;
+  bool cyclic_columns = true;  // column block m holds the neurons j with j mod M = m (a deal, hash.hpp, applied when
+                               // loading, when M divides N and the network is not hashed); false: contiguous blocks
 };
 // The switches named in the environment variable SDNN_MODEL_COMM, a comma-separated list of
-// world-sync, per-range-gets, panel-blocks, whole-gets and window-gets (unset or empty: the defaults); other words throw
-// std::invalid_argument naming the accepted ones. `overlap` is passed through.
+// world-sync, per-range-gets, panel-blocks, whole-gets, window-gets, super-rows=N and block-columns (unset or empty:
+// the defaults);
+// other words throw std::invalid_argument naming the accepted ones. `overlap` is passed through.
 ModelComm model_comm_from_environment(bool overlap);
 
 // Runs every layer of this rank's share; the one place that decides how a grid runs: on a grid of

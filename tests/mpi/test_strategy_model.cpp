@@ -175,6 +175,27 @@ TEST(DataModelStrategy, DensePanelsMatchTheVerifierOnEveryGrid) {
   check_every_grid(p, 1, false, true, 0.125);
 }
 
+// A row group's rows in super-blocks (ModelComm::super_rows), each taken through every layer in
+// turn through the one window: the verifier's answers on every grid, with 1 and 2 threads, with
+// and without reuse, for super-blocks of one row, of one panel (8 rows), of 10 rows (on 2 x 2 the
+// groups of 30 and 31 rows would run 3 and 4: the count is agreed over every rank, so the group
+// of 30 runs 4 shorter ones) and of more rows than a group holds on most grids (40).
+TEST(DataModelStrategy, SuperBlocksOfRowsMatchTheVerifierOnEveryGrid) {
+  const RandomProblem p = random_problem(61, 3);
+  for (const std::size_t super_rows : {std::size_t{1}, std::size_t{8}, std::size_t{10}, std::size_t{40}})
+    for (const bool reuse : {false, true}) {
+      EngineOptions engine;
+      engine.format = Format::csc;
+      engine.threads = super_rows == 10 ? 2 : 1;
+      engine.reuse = reuse;
+      engine.dense_threshold = 0.125;
+      ModelComm comm;
+      comm.super_rows = super_rows;
+      SCOPED_TRACE("super-blocks of " + std::to_string(super_rows) + " rows" + (reuse ? ", reuse" : ""));
+      run_every_grid(p, engine, comm, [](const Grid&, int, const RankFigures&) {});
+    }
+}
+
 TEST(DataModelStrategy, GroupedLayersMatchTheVerifierOnEveryGrid) {
   const RandomProblem p = random_problem(53, 17, "GGGTGGKGTGGG");
   ColumnGroups groups;
@@ -328,20 +349,29 @@ TEST(DataModelStrategy, SwitchesFromTheEnvironment) {
   EXPECT_FALSE(comm.panel_blocks);
   EXPECT_TRUE(comm.node_shared);
   EXPECT_GT(comm.panels_per_part, 0u);
-  ASSERT_EQ(setenv("SDNN_MODEL_COMM", "world-sync,per-range-gets,panel-blocks,whole-gets,window-gets", 1), 0);
+  EXPECT_EQ(comm.super_rows, ModelComm::kAutomatic);
+  EXPECT_TRUE(comm.cyclic_columns);
+  ASSERT_EQ(setenv("SDNN_MODEL_COMM",
+                   "world-sync,per-range-gets,panel-blocks,whole-gets,window-gets,super-rows=0,block-columns", 1), 0);
   comm = model_comm_from_environment(true);
+  EXPECT_EQ(comm.super_rows, 0u);
+  EXPECT_FALSE(comm.cyclic_columns);
   EXPECT_EQ(comm.panels_per_part, 0u);
   EXPECT_TRUE(comm.overlap);
   EXPECT_TRUE(comm.world_sync);
   EXPECT_FALSE(comm.merged_gets);
   EXPECT_TRUE(comm.panel_blocks);
   EXPECT_FALSE(comm.node_shared);
-  ASSERT_EQ(setenv("SDNN_MODEL_COMM", "world-sync,fast", 1), 0);
-  try {
-    model_comm_from_environment(true);
-    ADD_FAILURE() << "an unknown switch was accepted";
-  } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("'fast'"), std::string::npos) << e.what();
+  ASSERT_EQ(setenv("SDNN_MODEL_COMM", "super-rows=300", 1), 0);
+  EXPECT_EQ(model_comm_from_environment(true).super_rows, 300u);
+  for (const char* bad : {"world-sync,fast", "super-rows=", "super-rows=12x", "super-rows=-1", "super-rows=99999999999"}) {
+    ASSERT_EQ(setenv("SDNN_MODEL_COMM", bad, 1), 0);
+    try {
+      model_comm_from_environment(true);
+      ADD_FAILURE() << "the switches '" << bad << "' were accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("unknown switch"), std::string::npos) << e.what();
+    }
   }
   unsetenv("SDNN_MODEL_COMM");
 }
