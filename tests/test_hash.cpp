@@ -201,7 +201,9 @@ TEST(HashPermutation, DealMapsResidueClassesOntoContiguousBlocks) {
       SCOPED_TRACE("n = " + std::to_string(n) + ", hands = " + std::to_string(hands));
       const Permutation p = Permutation::deal(n, hands), q = p.inverted();
       EXPECT_EQ(p.is_identity(), hands == 1 || hands == n);
-      if (!p.is_identity()) EXPECT_EQ(p.hands(), hands);
+      if (!p.is_identity()) {
+        EXPECT_EQ(p.hands(), hands);
+      }
       EXPECT_EQ(q, Permutation::deal(n, n / hands));
       EXPECT_EQ(q.inverted(), p);
       const std::vector<Index> forward = p.table(), backward = p.inverse_table();
@@ -212,7 +214,9 @@ TEST(HashPermutation, DealMapsResidueClassesOntoContiguousBlocks) {
         ASSERT_FALSE(seen[y]) << "p(" << i << ") = " << y << " twice";
         seen[y] = 1;
         ASSERT_EQ(y / (n / hands), i % hands) << "id " << i << " is not in the block of its residue class";
-        if (i >= hands) ASSERT_EQ(y, forward[i - hands] + 1) << "a class's order is not kept";
+        if (i >= hands) {
+          ASSERT_EQ(y, forward[i - hands] + 1) << "a class's order is not kept";
+        }
         ASSERT_EQ(p.inverse(y), i);
         ASSERT_EQ(backward[y], i);
         ASSERT_EQ(q(y), i);

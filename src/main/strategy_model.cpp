@@ -915,128 +915,128 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
   CsrMatrix result(rows, columns);  // the super-blocks' final rows, stacked
 
   for (std::size_t part = 0; part < parts; ++part) {
-  const Index first_row = part_first(part), part_rows = part_first(part + 1) - first_row;
-  current = convert<ColMajor>(slice_rows(problem.input, first_row, first_row + part_rows), own.first, own.last);
-  in_panels = false;
-  if (reuse) {
-    reuse->restart();
-    count_rows(0, reuse->before_store(current, own.first, layers));
-  }
-  publish_sparse(0, [](auto&& step) { step(); });
-
-  for (std::size_t l = 0; l < layers; ++l) {
-    const PullPlan& plan = plans[l];
-    const Layer& layer = problem.network[l];
-    const int read_slot = static_cast<int>(l % 2), write_slot = static_cast<int>((l + 1) % 2);
-    double comm = 0;
-    auto timed = [&](auto&& step) {
-      const double start = mpi_seconds();
-      step();
-      comm += mpi_seconds_since(start);
-    };
-    const double layer_start = mpi_seconds();
-    std::uint64_t bytes = 0, messages = 0;
-    if (in_panels) {
-      figures.layer_nonzeros[l] += dense.local_nonzeros();
-      figures.active_nonzeros += dense.local_nonzeros();
-      group_nonzeros = dense.layer(plan, layer, read_slot, write_slot, overlap, comm_switches.merged_gets,
-                                   comm_switches.panel_blocks, comm_switches.panels_per_part, timed, bytes, messages);
-      // Back to sparse rows below a quarter of the threshold (every rank of the group agrees).
-      const Index alive_rows = dense.rows().rows();
-      if (alive_rows == 0 || static_cast<double>(group_nonzeros) <
-                                 0.25 * engine.dense_threshold * static_cast<double>(alive_rows) * neurons) {
-        current = to_csc(dense.to_rows(part_rows));
-        in_panels = false;
-        publish_sparse(write_slot, timed);
-      } else if (reuse && reuse->due()) {
-        dense.drop_repeats_in_group(*reuse, layers - l - 1);  // the group agrees on every pair
-      }
-      if (reuse) count_rows(l + 1, dense.rows().rows());
-    } else {
-      figures.layer_nonzeros[l] += current.nnz();
-      figures.active_nonzeros += current.nnz();
-
-      // Sizes first: the column offsets of every pulled range, one get per peer (its ranges'
-      // span, lengths + 1; the ranges of one peer are consecutive in the plan).
-      range_offset_at.resize(plan.ranges.size());
-      {
-        std::size_t spans = 0;  // the buffer is sized before any get writes into it
-        for (std::size_t r = 0; r < plan.ranges.size(); ++r)
-          if (r + 1 == plan.ranges.size() || plan.ranges[r + 1].peer != plan.ranges[r].peer || !comm_switches.merged_gets)
-            spans += 1;
-        peer_offsets.resize(spans + neurons);  // each span: its columns + 1; the spans are disjoint
-      }
-      timed([&] {
-        std::size_t at = 0;
-        for (std::size_t r = 0; r < plan.ranges.size();) {
-          const int peer = plan.ranges[r].peer;
-          std::size_t end = r;
-          while (end < plan.ranges.size() && plan.ranges[end].peer == peer && (comm_switches.merged_gets || end == r))
-            ++end;
-          const Index first = plan.ranges[r].first, last = plan.ranges[end - 1].last;
-          for (std::size_t q = r; q < end; ++q) range_offset_at[q] = at + (plan.ranges[q].first - first);
-          const std::size_t count = last - first + 1;
-          if (fetch(peer_offsets.data() + at, count * sizeof(Offset), peer,
-                    layout_of(peer % grid.columns).offsets_at(read_slot) + first * sizeof(Offset)))
-            bytes += count * sizeof(Offset), ++messages;
-          at += count;
-          r = end;
-        }
-        window.flush_all();
-      });
-      // Then the data: the pulled matrix's columns are the ranges' columns, back to back.
-      pulled.reset(part_rows, plan.pulled_columns);
-      {
-        Index column = 0;
-        for (std::size_t r = 0; r < plan.ranges.size(); ++r) {
-          const PullPlan::Range& range = plan.ranges[r];
-          const Offset* offsets = peer_offsets.data() + range_offset_at[r];
-          for (Index c = 0; c < range.last - range.first; ++c, ++column)
-            pulled.offsets[column + 1] = pulled.offsets[column] + (offsets[c + 1] - offsets[c]);
-        }
-      }
-      pulled.reserve_nonzeros(pulled.nnz());
-      timed([&] {
-        Offset at = 0;
-        for (std::size_t r = 0; r < plan.ranges.size(); ++r) {
-          const PullPlan::Range& range = plan.ranges[r];
-          const SlotLayout theirs = layout_of(range.peer % grid.columns);
-          const Offset* offsets = peer_offsets.data() + range_offset_at[r];
-          const Offset first = offsets[0], count = offsets[range.last - range.first] - first;
-          if (count == 0) continue;
-          const bool got = fetch(pulled.indices.data() + at, count * sizeof(Index), range.peer,
-                                 theirs.indices_at(read_slot) + first * sizeof(Index));
-          fetch(pulled.values.data() + at, count * sizeof(Value), range.peer,
-                theirs.values_at(read_slot) + first * sizeof(Value));
-          at += count;
-          if (got) bytes += count * (sizeof(Index) + sizeof(Value)), messages += 2;
-        }
-        if (!overlap) window.flush_all();
-      });
-      multiplier.partial(current, plan.local_weights, partial);  // overlaps the gets in flight
-      if (overlap) timed([&] { window.flush_all(); });
-      multiplier.finish(partial, pulled, plan.remote_weights, layer.bias.data(), next);
-      std::swap(current, next);
-
-      // Store Y_l in the other slot; one collective per layer (see the top of this file).
-      if (reuse) count_rows(l + 1, reuse->before_store(current, own.first, layers - l - 1));
-      publish_sparse(write_slot, timed);
+    const Index first_row = part_first(part), part_rows = part_first(part + 1) - first_row;
+    current = convert<ColMajor>(slice_rows(problem.input, first_row, first_row + part_rows), own.first, own.last);
+    in_panels = false;
+    if (reuse) {
+      reuse->restart();
+      count_rows(0, reuse->before_store(current, own.first, layers));
     }
-    if (comm_switches.world_sync) timed([] { MPI_Barrier(MPI_COMM_WORLD); });
-    figures.layer_comm_s[l] += comm;
-    figures.layer_compute_s[l] += mpi_seconds_since(layer_start) - comm;
-    figures.layer_bytes[l] += bytes;
-    figures.layer_columns[l] = plan.pulled_columns;
-    figures.pulled_columns += plan.pulled_columns;
-    figures.comm_s += comm;
-    figures.bytes_pulled += bytes;
-    figures.messages += messages;
-    if (engine.progress)
-      engine.progress(static_cast<double>(part * layers + l + 1) / static_cast<double>(parts * layers), "layers");
-  }
-  CsrMatrix final_rows = in_panels ? dense.to_rows(part_rows) : to_csr(current);  // the panels' values are in the window
-  if (reuse) reuse->expand(final_rows);
-  stack_rows(final_rows, first_row, result);
+    publish_sparse(0, [](auto&& step) { step(); });
+
+    for (std::size_t l = 0; l < layers; ++l) {
+      const PullPlan& plan = plans[l];
+      const Layer& layer = problem.network[l];
+      const int read_slot = static_cast<int>(l % 2), write_slot = static_cast<int>((l + 1) % 2);
+      double comm = 0;
+      auto timed = [&](auto&& step) {
+        const double start = mpi_seconds();
+        step();
+        comm += mpi_seconds_since(start);
+      };
+      const double layer_start = mpi_seconds();
+      std::uint64_t bytes = 0, messages = 0;
+      if (in_panels) {
+        figures.layer_nonzeros[l] += dense.local_nonzeros();
+        figures.active_nonzeros += dense.local_nonzeros();
+        group_nonzeros = dense.layer(plan, layer, read_slot, write_slot, overlap, comm_switches.merged_gets,
+                                     comm_switches.panel_blocks, comm_switches.panels_per_part, timed, bytes, messages);
+        // Back to sparse rows below a quarter of the threshold (every rank of the group agrees).
+        const Index alive_rows = dense.rows().rows();
+        if (alive_rows == 0 || static_cast<double>(group_nonzeros) <
+                                   0.25 * engine.dense_threshold * static_cast<double>(alive_rows) * neurons) {
+          current = to_csc(dense.to_rows(part_rows));
+          in_panels = false;
+          publish_sparse(write_slot, timed);
+        } else if (reuse && reuse->due()) {
+          dense.drop_repeats_in_group(*reuse, layers - l - 1);  // the group agrees on every pair
+        }
+        if (reuse) count_rows(l + 1, dense.rows().rows());
+      } else {
+        figures.layer_nonzeros[l] += current.nnz();
+        figures.active_nonzeros += current.nnz();
+
+        // Sizes first: the column offsets of every pulled range, one get per peer (its ranges'
+        // span, lengths + 1; the ranges of one peer are consecutive in the plan).
+        range_offset_at.resize(plan.ranges.size());
+        {
+          std::size_t spans = 0;  // the buffer is sized before any get writes into it
+          for (std::size_t r = 0; r < plan.ranges.size(); ++r)
+            if (r + 1 == plan.ranges.size() || plan.ranges[r + 1].peer != plan.ranges[r].peer || !comm_switches.merged_gets)
+              spans += 1;
+          peer_offsets.resize(spans + neurons);  // each span: its columns + 1; the spans are disjoint
+        }
+        timed([&] {
+          std::size_t at = 0;
+          for (std::size_t r = 0; r < plan.ranges.size();) {
+            const int peer = plan.ranges[r].peer;
+            std::size_t end = r;
+            while (end < plan.ranges.size() && plan.ranges[end].peer == peer && (comm_switches.merged_gets || end == r))
+              ++end;
+            const Index first = plan.ranges[r].first, last = plan.ranges[end - 1].last;
+            for (std::size_t q = r; q < end; ++q) range_offset_at[q] = at + (plan.ranges[q].first - first);
+            const std::size_t count = last - first + 1;
+            if (fetch(peer_offsets.data() + at, count * sizeof(Offset), peer,
+                      layout_of(peer % grid.columns).offsets_at(read_slot) + first * sizeof(Offset)))
+              bytes += count * sizeof(Offset), ++messages;
+            at += count;
+            r = end;
+          }
+          window.flush_all();
+        });
+        // Then the data: the pulled matrix's columns are the ranges' columns, back to back.
+        pulled.reset(part_rows, plan.pulled_columns);
+        {
+          Index column = 0;
+          for (std::size_t r = 0; r < plan.ranges.size(); ++r) {
+            const PullPlan::Range& range = plan.ranges[r];
+            const Offset* offsets = peer_offsets.data() + range_offset_at[r];
+            for (Index c = 0; c < range.last - range.first; ++c, ++column)
+              pulled.offsets[column + 1] = pulled.offsets[column] + (offsets[c + 1] - offsets[c]);
+          }
+        }
+        pulled.reserve_nonzeros(pulled.nnz());
+        timed([&] {
+          Offset at = 0;
+          for (std::size_t r = 0; r < plan.ranges.size(); ++r) {
+            const PullPlan::Range& range = plan.ranges[r];
+            const SlotLayout theirs = layout_of(range.peer % grid.columns);
+            const Offset* offsets = peer_offsets.data() + range_offset_at[r];
+            const Offset first = offsets[0], count = offsets[range.last - range.first] - first;
+            if (count == 0) continue;
+            const bool got = fetch(pulled.indices.data() + at, count * sizeof(Index), range.peer,
+                                   theirs.indices_at(read_slot) + first * sizeof(Index));
+            fetch(pulled.values.data() + at, count * sizeof(Value), range.peer,
+                  theirs.values_at(read_slot) + first * sizeof(Value));
+            at += count;
+            if (got) bytes += count * (sizeof(Index) + sizeof(Value)), messages += 2;
+          }
+          if (!overlap) window.flush_all();
+        });
+        multiplier.partial(current, plan.local_weights, partial);  // overlaps the gets in flight
+        if (overlap) timed([&] { window.flush_all(); });
+        multiplier.finish(partial, pulled, plan.remote_weights, layer.bias.data(), next);
+        std::swap(current, next);
+
+        // Store Y_l in the other slot; one collective per layer (see the top of this file).
+        if (reuse) count_rows(l + 1, reuse->before_store(current, own.first, layers - l - 1));
+        publish_sparse(write_slot, timed);
+      }
+      if (comm_switches.world_sync) timed([] { MPI_Barrier(MPI_COMM_WORLD); });
+      figures.layer_comm_s[l] += comm;
+      figures.layer_compute_s[l] += mpi_seconds_since(layer_start) - comm;
+      figures.layer_bytes[l] += bytes;
+      figures.layer_columns[l] = plan.pulled_columns;
+      figures.pulled_columns += plan.pulled_columns;
+      figures.comm_s += comm;
+      figures.bytes_pulled += bytes;
+      figures.messages += messages;
+      if (engine.progress)
+        engine.progress(static_cast<double>(part * layers + l + 1) / static_cast<double>(parts * layers), "layers");
+    }
+    CsrMatrix final_rows = in_panels ? dense.to_rows(part_rows) : to_csr(current);  // the panels' values are in the window
+    if (reuse) reuse->expand(final_rows);
+    stack_rows(final_rows, first_row, result);
   }
   window.free();
   shared.free();
