@@ -45,8 +45,7 @@ struct ModelComm {
 };
 // The switches named in the environment variable SDNN_MODEL_COMM, a comma-separated list of
 // world-sync, per-range-gets, panel-blocks, whole-gets, window-gets, super-rows=N and block-columns (unset or empty:
-// the defaults);
-// other words throw std::invalid_argument naming the accepted ones. `overlap` is passed through.
+// the defaults); other words throw std::invalid_argument naming the accepted ones. `overlap` is passed through.
 ModelComm model_comm_from_environment(bool overlap);
 
 // Runs every layer of this rank's share; the one place that decides how a grid runs: on a grid of
