@@ -12,7 +12,9 @@
 # of dense rows), panel-blocks (dense rows: a peer's whole block fetched as one block per stored panel,
 # merged by Window::get_blocks, instead of one plain get), whole-gets (dense rows: one get per peer
 # for the layer, instead of parts of the stored panels computed as they arrive), window-gets (every
-# peer's bytes through the window's gets, as before the node segments), no-overlap
+# peer's bytes through the window's gets, as before the node segments), block-columns (contiguous
+# column blocks instead of cyclic ones), super-rows=N (super-blocks of N rows; 0: the whole row
+# group at once), no-overlap
 # (sdnn --no-overlap: every get completes before the layer computes). Each variant's row, and its
 # communication over this build's, is what that change gains.
 #
@@ -41,7 +43,7 @@ variants=${VARIANTS:-}
 old=${OLD:-}
 [ -n "$old" ] || [ -n "$variants" ] || { echo "model_sync_sim.sh: set OLD (the older SMPI build of sdnn) or VARIANTS" >&2; exit 1; }
 for v in $variants; do
-  case $v in world-sync|per-range-gets|panel-blocks|whole-gets|window-gets|no-overlap) ;; *) echo "model_sync_sim.sh: unknown variant $v" >&2; exit 1 ;; esac
+  case $v in world-sync|per-range-gets|panel-blocks|whole-gets|window-gets|block-columns|super-rows=*|no-overlap) ;; *) echo "model_sync_sim.sh: unknown variant $v" >&2; exit 1 ;; esac
 done
 new=${NEW:-build/sim/sdnn}
 grids=${GRIDS:-"2x2 1x4 4x4 2x8 1x16 8x8 4x16 1x64"}
@@ -80,7 +82,7 @@ for grid in $grids; do
     case $build in
       old) binary=$old ;;
       no-overlap) binary_flags=--no-overlap ;;
-      world-sync|per-range-gets|panel-blocks|whole-gets|window-gets) switches=$build ;;
+      world-sync|per-range-gets|panel-blocks|whole-gets|window-gets|block-columns|super-rows=*) switches=$build ;;
     esac
     SDNN_MODEL_COMM=$switches smpirun -np "$p" -platform "$platform" -hostfile "$out/hostfile" --cfg=smpi/host-speed:"${host_speed}f" $flags \
       --log=root.thresh:warning "$binary" --network "$out/data/neuron1024-l120.sdnn" \
