@@ -180,13 +180,16 @@ MemoryEstimate estimate_memory(const Options& o, int ranks, int node_ranks, int 
       // as strategy_model.cpp sizes them), and the super-blocks' final rows (the shard).
       const std::uint64_t M = static_cast<std::uint64_t>(model_columns);
       const std::uint64_t group_rows = std::uint64_t{o.inputs} / (P / M) + 1, columns = o.neurons / M + 1;
-      const std::uint64_t part_rows = M > 1 ? std::min<std::uint64_t>(group_rows, ModelComm::kSuperRowsPerThread * static_cast<std::uint64_t>(threads) + 1) : group_rows;
+      const std::uint64_t super_rows = ModelComm::kSuperRowsPerThread * static_cast<std::uint64_t>(threads) + 1;
+      const std::uint64_t part_rows = M > 1 ? std::min(group_rows, super_rows) : group_rows;
       work += part_rows * (2 * columns + (o.neurons - std::min<std::uint64_t>(o.neurons, columns))) * sizeof(Value) +
               static_cast<std::uint64_t>(threads) * 12 * kPanelRows * o.neurons * (sizeof(double) + sizeof(Value));
       if (M > 1) {
         const auto sparse_most = std::max<std::uint64_t>(
-            static_cast<std::uint64_t>(EngineOptions().dense_threshold * static_cast<double>(part_rows) * o.neurons), shard);
-        work += 2 * part_rows * columns * sizeof(Value) + 2 * std::min(part_rows * columns, sparse_most) * kEntry + shard * kEntry;
+            static_cast<std::uint64_t>(EngineOptions().dense_threshold * static_cast<double>(part_rows) * o.neurons),
+            shard);
+        work += 2 * part_rows * columns * sizeof(Value) + 2 * std::min(part_rows * columns, sparse_most) * kEntry +
+                shard * kEntry;
       }
     }
   } else {
