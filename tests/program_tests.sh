@@ -227,6 +227,20 @@ for np in 1 2; do
     if grep -q '^inference:' "$tmp/out" || [ "$(value load_only)" != yes ]; then bad "load only runs no inference, $np rank(s)" "$tmp/out"
     else ok "load only runs no inference, $np rank(s)"; fi
 done
+# The estimate follows data x model's super-blocks: the whole row group at once
+# (SDNN_MODEL_COMM=super-rows=0, a measuring switch) is estimated larger than the automatic
+# super-blocks of 2048 rows per thread (20,000 rows per group here).
+estimate_mb() { sed -n 's/.*estimated before loading \([0-9]*\) MB per rank.*/\1/p' "$tmp/out"; }
+big=(--strategy model --grid 1x2 --threads 1 --neurons 1024 --layers 2 --inputs 20000 --load-only)
+if run "load only, 1x2, automatic super-blocks" 0 $MPIRUN -np 2 ./sdnn "${big[@]}"; then
+  auto_mb=$(estimate_mb)
+  if run "load only, 1x2, super-rows=0" 0 env SDNN_MODEL_COMM=super-rows=0 $MPIRUN -np 2 ./sdnn "${big[@]}"; then
+    whole_mb=$(estimate_mb)
+    if [ -n "$auto_mb" ] && [ -n "$whole_mb" ] && [ "$whole_mb" -gt $((auto_mb + 50)) ]; then
+      ok "the estimate follows super-rows ($auto_mb MB automatic, $whole_mb MB whole group)"
+    else bad "the estimate follows super-rows ($auto_mb MB automatic, $whole_mb MB whole group)" "$tmp/out"; fi
+  fi
+fi
 run "load only with --out" 2 ./sdnn "${good[@]}" --load-only --out "$tmp/x.tsv" && expect "load only refuses outputs" "--load-only reads the problem and stops"
 run "read figures of a full run" 0 ./sdnn "${good[@]}" -q && expect "a full run prints the read rate" "^read: .* MB read at [0-9.]+ MB/s" &&
   if [ -n "$(value read_mb_s)" ] && [ -n "$(value input_mb)" ]; then ok "summary holds read_mb_s and input_mb"; else bad "summary holds read_mb_s and input_mb" "$tmp/out"; fi

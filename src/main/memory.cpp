@@ -180,7 +180,13 @@ MemoryEstimate estimate_memory(const Options& o, int ranks, int node_ranks, int 
       // as strategy_model.cpp sizes them), and the super-blocks' final rows (the shard).
       const std::uint64_t M = static_cast<std::uint64_t>(model_columns);
       const std::uint64_t group_rows = std::uint64_t{o.inputs} / (P / M) + 1, columns = o.neurons / M + 1;
-      const std::uint64_t super_rows = ModelComm::kSuperRowsPerThread * static_cast<std::uint64_t>(threads) + 1;
+      // The super-block's rows as the strategy sizes them (SDNN_MODEL_COMM=super-rows=N, checked
+      // when the strategy was made, or automatic; 0: the whole group).
+      const std::size_t asked = model_comm_from_environment(true).super_rows;
+      const std::uint64_t super_rows =
+          asked == ModelComm::kAutomatic ? ModelComm::kSuperRowsPerThread * static_cast<std::uint64_t>(threads) + 1
+          : asked == 0                   ? group_rows
+                                         : std::uint64_t{asked};
       const std::uint64_t part_rows = M > 1 ? std::min(group_rows, super_rows) : group_rows;
       work += part_rows * (2 * columns + (o.neurons - std::min<std::uint64_t>(o.neurons, columns))) * sizeof(Value) +
               static_cast<std::uint64_t>(threads) * 12 * kPanelRows * o.neurons * (sizeof(double) + sizeof(Value));
