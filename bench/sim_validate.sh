@@ -17,7 +17,8 @@
 # Usage: bench/sim_validate.sh        Environment: OUT (default bench/out/sim-validate), REPS
 #   (default 3), RANKS (default "1 2 4"), PARTS (default "program mpi": which half to run), HOST_SPEED (default bench/platforms/host_speed.sh's),
 #   DATA (default ../shared/data/graphchallenge), PROBLEM (official or default; default official),
-#   INPUTS (PROBLEM=default: its inputs, default 60000).
+#   INPUTS (PROBLEM=default: its inputs, default 60000), ROUND_TRIP (a built bench/core_round_trip.c:
+#   each real run labelled in labels.csv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-bench/out/sim-validate} reps=${REPS:-3} ranks=${RANKS:-"1 2 4"} parts=${PARTS:-"program mpi"}
@@ -51,6 +52,13 @@ add() {  # KIND CASE METRIC REAL SIMULATED
   awk -v OFS=, -v k="$1" -v c="$2" -v m="$3" -v r="$4" -v s="$5" \
     'BEGIN { e = (r > 0) ? sprintf("%+.0f", 100 * (s - r) / r) : ""; print k, c, m, r, s, e }' >> "$rows"
 }
+# ROUND_TRIP: a core_round_trip binary (bench/core_round_trip.c): each real run is labelled by
+# the cache line's round trip between cores 0 and 1 before and after it ($out/labels.csv), since
+# on some KVM guests the host moves the vCPUs between cores that share a cache and cores that
+# do not, which data x model's real times follow (docs/strategies.md, issue 10, eighth pass).
+labels=$out/labels.csv
+round_trip() { if [ -n "${ROUND_TRIP:-}" ]; then "$ROUND_TRIP" 2>&1 | sed -n 's/.*round trip \([0-9.]*\) ns.*/\1/p'; fi; }
+if [ -n "${ROUND_TRIP:-}" ]; then echo "case,rep,round_trip_before_ns,round_trip_after_ns,real_infer_s" > "$labels"; fi
 echo "sim_validate.sh: host speed ${host_speed}; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- the program: real and simulated runs alternate, REPS times.
@@ -63,9 +71,13 @@ for p in $ranks; do
       pipeline) args=(--strategy pipeline --format csr --grid "1x$p") label="pipeline 1 x P" ;;
     esac
     : > "$out/real_t"; : > "$out/sim_t"; : > "$out/real_c"; : > "$out/sim_c"
-    for _ in $(seq "$reps"); do
+    for rep in $(seq "$reps"); do
+      trip=$(round_trip)
       "${mpirun_cmd[@]}" -np "$p" ./sdnn "${official[@]}" "${args[@]}" > "$out/real.log" 2>&1
       value "$out/real.log" infer_s >> "$out/real_t"; value "$out/real.log" comm_ratio >> "$out/real_c"
+      if [ -n "$trip" ]; then
+        echo "$problem_name; $p rank(s); $label,$rep,$trip,$(round_trip),$(value "$out/real.log" infer_s)" >> "$labels"
+      fi
       $(smpirun_cmd "$p") build/sim/sdnn "${official[@]}" "${args[@]}" > "$out/sim.log" 2>&1
       value "$out/sim.log" infer_s >> "$out/sim_t"; value "$out/sim.log" comm_ratio >> "$out/sim_c"
     done
