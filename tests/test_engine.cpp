@@ -1,7 +1,8 @@
 // test_engine.cpp: infer() over whole networks in every offered combination (csr/data with and without
 // dense panels, csc/data, csc/model; 1 and 2 threads; small blocks) against reference_inference entry by
 // entry; the refused csr+model and other argument errors; 0 rows, 0 layers; a generated RadiX-Net;
-// blocks through one InferenceSession against separate calls.
+// blocks through one InferenceSession against separate calls; the column groups prepared with the
+// weights.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -10,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "hash/hash.hpp"
 #include "io/generate.hpp"
 #include "spmm/dense_rows.hpp"
 #include "spmm/engine.hpp"
@@ -67,7 +69,7 @@ std::uint64_t expected_active_nonzeros(const Network& network, const CsrMatrix& 
   for (const Layer& layer : network) {
     total += y.nnz();
     Network one;
-    one.push_back(Layer{layer.weights_csr.clone(), CscMatrix(), layer.bias});
+    one.push_back(Layer{layer.weights_csr.clone(), CscMatrix(), layer.bias, {}});
     y = reference_inference(one, y);
   }
   return total;
@@ -140,7 +142,7 @@ TEST(Engine, RandomNetworksReachTheCapAndKillRows) {
   std::vector<std::size_t> alive{categories_of(y).size()};
   for (const Layer& layer : network) {
     Network one;
-    one.push_back(Layer{layer.weights_csr.clone(), CscMatrix(), layer.bias});
+    one.push_back(Layer{layer.weights_csr.clone(), CscMatrix(), layer.bias, {}});
     y = reference_inference(one, y);
     capped += test::count_equal(y, kActivationCap);
     alive.push_back(categories_of(y).size());
@@ -225,12 +227,63 @@ TEST(Engine, PrepareWeightsConvertsBothWays) {
   std::mt19937 rng(12);
   Network network = test::random_network(37, 2, rng);
   Network from_csc;
-  for (Layer& layer : network) from_csc.push_back(Layer{CsrMatrix(), to_csc(layer.weights_csr), layer.bias});
+  for (Layer& layer : network) from_csc.push_back(Layer{CsrMatrix(), to_csc(layer.weights_csr), layer.bias, {}});
   prepare_weights(network, true, true);
   prepare_weights(from_csc, true, false);
   for (std::size_t l = 0; l < network.size(); ++l) {
     EXPECT_EQ(first_difference(to_csr(network[l].weights_csc), network[l].weights_csr), "");
     EXPECT_EQ(first_difference(from_csc[l].weights_csr, network[l].weights_csr), "");
+  }
+}
+
+// prepare_weights gives every layer with CSC weights its column groups (as group_columns computes
+// them); the engine reads the layer's groups when it has them (a deliberately wrong grouping
+// changes the answer), computes its own when the layer has none, and any valid grouping gives
+// the same bits; network hashing empties the groups of the old numbering.
+TEST(Engine, ColumnGroupsPreparedWithTheWeights) {
+  Network network = generate_network(64, 12, 5);
+  prepare_weights(network, true, true);
+  Index grouped = 0;
+  for (const Layer& layer : network) {
+    ASSERT_TRUE(layer.has_column_groups());
+    ColumnGroups fresh;
+    group_columns(layer.weights_csc, fresh);
+    EXPECT_EQ(layer.column_groups.order, fresh.order);
+    EXPECT_EQ(layer.column_groups.start, fresh.start);
+    grouped += layer.column_groups.count() > 0;
+  }
+  EXPECT_GT(grouped, 0u);  // a RadiX-Net: the grouped kernel runs
+  const CsrMatrix input = generate_inputs(300, 64, 5);
+  const CsrMatrix expected = check_all_combinations(network, input, 7);
+
+  Network without = test::clone_network(network);  // no groups: the engine computes its own
+  for (const Layer& layer : without) EXPECT_FALSE(layer.has_column_groups());
+  EXPECT_EQ(first_difference(check_all_combinations(without, input, 7), expected), "");
+
+  Network ungrouped = test::clone_network(network);  // valid, column by column
+  for (Layer& layer : ungrouped) {
+    layer.column_groups.order.resize(64);
+    for (Index j = 0; j < 64; ++j) layer.column_groups.order[j] = j;
+  }
+  EXPECT_EQ(first_difference(check_all_combinations(ungrouped, input, 7), expected), "");
+
+  Network wrong = test::clone_network(network);  // every neuron in one group: not what W says
+  for (Layer& layer : wrong) {
+    layer.column_groups.order.resize(64);
+    for (Index j = 0; j < 64; ++j) layer.column_groups.order[j] = j;
+    layer.column_groups.start = {0, 64};
+  }
+  EXPECT_NE(first_difference(infer(wrong, input, options_of({Format::csr, Parallelism::data, 1, kAlwaysDense}, 7)).activations, expected), "");
+
+  Network hashed = test::clone_network(network);
+  for (Layer& layer : hashed) layer.column_groups = network[&layer - hashed.data()].column_groups;
+  permute_network(hashed, Permutation::hashing(64, 3));
+  for (const Layer& layer : hashed) EXPECT_FALSE(layer.has_column_groups());
+  prepare_weights(hashed, true, true);
+  for (const Layer& layer : hashed) {
+    ColumnGroups fresh;
+    group_columns(layer.weights_csc, fresh);
+    EXPECT_EQ(layer.column_groups.order, fresh.order);
   }
 }
 

@@ -60,7 +60,7 @@ Problem grouped_problem(Index rows, Index n, Index leaders, std::uint32_t seed, 
 
 CsrMatrix reference_one_layer(const Layer& layer, const CsrMatrix& y) {
   Network one;
-  one.push_back(Layer{layer.weights_csr.clone(), CscMatrix(), layer.bias});
+  one.push_back(Layer{layer.weights_csr.clone(), CscMatrix(), layer.bias, {}});
   return reference_inference(one, y);
 }
 
@@ -329,8 +329,8 @@ TEST(Kernels, ActiveRowsDropDeadRowsAndKeepIds) {
   // The survivors, fed on as they are (ids and all), go through a second layer like the reference.
   const Problem q = random_problem(70, 64, 32, 0.15, -1.0f, 1.0f, -0.8f, 0.0f);
   Network two;
-  two.push_back(Layer{p.layer.weights_csr.clone(), CscMatrix(), p.layer.bias});
-  two.push_back(Layer{q.layer.weights_csr.clone(), CscMatrix(), q.layer.bias});
+  two.push_back(Layer{p.layer.weights_csr.clone(), CscMatrix(), p.layer.bias, {}});
+  two.push_back(Layer{q.layer.weights_csr.clone(), CscMatrix(), q.layer.bias, {}});
   ActiveRows out2;
   left.multiply(out, q.layer.weights_csr, q.layer.bias.data(), out2);
   CsrMatrix got = place(out2, 70, 64, base, step);

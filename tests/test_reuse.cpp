@@ -241,7 +241,7 @@ std::uint64_t alive_rows_over_layers(const Network& network, const CsrMatrix& in
   for (const Layer& layer : network) {
     total += categories_of(y).size();
     Network one;
-    one.push_back(Layer{layer.weights_csr.clone(), CscMatrix(), layer.bias});
+    one.push_back(Layer{layer.weights_csr.clone(), CscMatrix(), layer.bias, {}});
     y = reference_inference(one, y);
   }
   return total;

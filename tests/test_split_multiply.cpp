@@ -49,7 +49,7 @@ CsrMatrix columns_of(const CsrMatrix& a, Index first, Index last) {
 
 CsrMatrix reference_one_layer(const Layer& layer, const CsrMatrix& y) {
   Network one;
-  one.push_back(Layer{layer.weights_csr.clone(), CscMatrix(), layer.bias});
+  one.push_back(Layer{layer.weights_csr.clone(), CscMatrix(), layer.bias, {}});
   return reference_inference(one, y);
 }
 

@@ -125,7 +125,7 @@ inline Network random_network(Index neurons, Index layers, std::mt19937& rng) {
 inline Network clone_network(const Network& network) {
   Network copy;
   for (const Layer& layer : network)
-    copy.push_back(Layer{layer.weights_csr.clone(), layer.weights_csc.clone(), layer.bias});
+    copy.push_back(Layer{layer.weights_csr.clone(), layer.weights_csc.clone(), layer.bias, {}});
   return copy;
 }
 

@@ -267,6 +267,7 @@ void permute_network(Network& network, const Permutation& neurons) {
       Layer& layer = network[static_cast<std::size_t>(sl)];
       if (present(layer.weights_csr)) layer.weights_csr = permute_compressed(layer.weights_csr, &neurons, &neurons);
       if (present(layer.weights_csc)) layer.weights_csc = permute_compressed(layer.weights_csc, &neurons, &neurons);
+      layer.column_groups = ColumnGroups();  // the old numbering's
       std::vector<Value> bias(n);
       for (std::uint64_t j = 0; j < n; ++j) bias[neurons(static_cast<Index>(j))] = layer.bias[j];
       layer.bias = std::move(bias);

@@ -118,7 +118,7 @@ void write_report(const std::string& path, const RunDescription& run, const std:
        << "\", \"parallel\": \"" << run.parallel << "\", \"hash\": \"" << run.hash << "\", \"grid\": \"" << run.grid
        << "\", \"neurons\": " << run.neurons << ", \"layers\": " << run.layers << ", \"inputs\": " << run.inputs
        << ", \"ranks\": " << run.ranks << ", \"threads\": " << run.threads << ", \"read_s\": " << run.read_s
-       << ", \"infer_s\": " << run.infer_s << ", \"rate\": " << run.rate << ", \"categories\": " << run.categories
+       << ", \"prepare_s\": " << run.prepare_s << ", \"infer_s\": " << run.infer_s << ", \"rate\": " << run.rate << ", \"categories\": " << run.categories
        << ", \"imbalance\": " << imbalance(ranks) << ", \"comm_compute_ratio\": " << comm_compute_ratio(ranks)
        << "},\n  \"ranks\": [\n";
   std::ostringstream csv;
@@ -199,7 +199,8 @@ void print_results(const Options& o, const RunResults& r, const std::vector<Rank
   const double multiply_adds = static_cast<double>(r.active_nonzeros) * 32;
   // --reuse: rows multiplied over all layers, and their share of inputs x layers.
   const double rows_share = static_cast<double>(r.rows_computed) / (static_cast<double>(o.inputs) * o.layers);
-  std::printf("inference: %.3f s\n", run.infer_s);
+  std::printf("inference: %.3f s (the weights prepared before it in %.3f s: formats, column groups%s)\n", run.infer_s,
+              run.prepare_s, run.strategy == "pipeline" ? ", the pipeline's stage split" : "");
   std::printf("simd: %s (dense-panel kernel; SDNN_SIMD restricts the target)\n", r.simd.c_str());
   std::printf("rate: %.4e edges/s (%u inputs x %llu connections)\n", run.rate, o.inputs,
               static_cast<unsigned long long>(r.connections));
@@ -228,10 +229,11 @@ void print_results(const Options& o, const RunResults& r, const std::vector<Rank
     std::printf("windows: %s\n", windows.c_str());  // the backend the one-sided check settled on
   std::printf(
       "summary neurons=%u layers=%u inputs=%u ranks=%d threads=%d strategy=%s grid=%s format=%s parallel=%s "
-      "hash=%s read_s=%.6f infer_s=%.6f rate=%.6e categories=%zu checksum=%.17g imbalance=%.4f comm_ratio=%.4f "
+      "hash=%s read_s=%.6f prepare_s=%.6f infer_s=%.6f rate=%.6e categories=%zu checksum=%.17g imbalance=%.4f comm_ratio=%.4f "
       "verify=%s challenge=%s peak_rss_mb=%.1f read_mb_s=%.1f network_mb=%.1f input_mb=%.1f input_rows=%llu simd=%s%s",
       o.neurons, o.layers, o.inputs, run.ranks, run.threads, run.strategy.c_str(), run.grid.c_str(),
-      run.format.c_str(), run.parallel.c_str(), run.hash.c_str(), run.read_s, run.infer_s, run.rate, run.categories,
+      run.format.c_str(), run.parallel.c_str(), run.hash.c_str(), run.read_s, run.prepare_s, run.infer_s, run.rate,
+      run.categories,
       r.checksum, balance, ratio, r.verdict.c_str(), r.challenge.c_str(), r.peak_mb, problem.read_mb_s,
       problem.network_mb, problem.largest_input_mb, static_cast<unsigned long long>(problem.input_rows),
       r.simd.c_str(), r.strategy_fields.c_str());

@@ -39,6 +39,7 @@ struct RunDescription {
   std::uint32_t neurons = 0, layers = 0, inputs = 0;
   int ranks = 1, threads = 1;
   double read_s = 0, infer_s = 0, rate = 0;
+  double prepare_s = 0;  // the slowest rank's weight preparation (formats, column groups), not in infer_s
   std::size_t categories = 0;
 };
 

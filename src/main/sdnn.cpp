@@ -403,10 +403,14 @@ int run(const MpiSession& mpi, const Options& o, int threads) {
   results.estimate_mb = static_cast<double>(before.estimate.total()) / 1e6;
 
   LoadedProblem problem;
+  double prepare_s = 0;  // the weights' formats and column groups, before the timed inference
   phase(mpi, [&] {
     problem = load_problem(mpi, o, plan);
+    const double start = mpi_seconds();
     strategy->prepare_weights(problem, engine_options(mpi, o, *strategy, threads));
+    prepare_s = mpi_seconds_since(start);
   });
+  description.prepare_s = mpi.max(prepare_s);
   SharedNetwork shared;  // lives to the end of the run; freed collectively
   if (o.share_network) phase(mpi, [&] { shared = share_network(problem.network, o.layers, o.neurons); });
   NetworkHeld network{network_bytes_of(problem.network), 0, 0, o.share_network ? &shared : nullptr};

@@ -77,6 +77,8 @@ SharedNetwork share_network(Network& network, std::uint32_t layers, std::uint32_
                                            reinterpret_cast<const Value*>(at(where[5])));
     const Value* bias = reinterpret_cast<const Value*>(at(where[6]));
     views[l].bias.assign(bias, bias + neurons);  // small: a private copy
+    if (l < network.size())  // the leader's (small: each rank's own copy); the engine computes the others'
+      views[l].column_groups = std::move(network[l].column_groups);
   });
   network = std::move(views);  // the leader's own copy goes here
   shared.ranks_on_node = shared.window.node_size();

@@ -555,9 +555,14 @@ void group_columns(const CscMatrix& w, ColumnGroups& groups) {
   for (Index j = 0; j < n; ++j) order[next[group_of[j]]++] = j;
 }
 
-void widen_operands(const DenseRows& in, const CscMatrix& weights, WideOperands& wide) {
+void widen_operands(const DenseRows& in, const CscMatrix& weights, WideOperands& wide, const ColumnGroups* groups) {
   widen_weights(weights, wide.weights);
-  group_columns(weights, wide.groups);
+  if (groups) {
+    wide.groups.order.assign(groups->order.begin(), groups->order.end());
+    wide.groups.start.assign(groups->start.begin(), groups->start.end());
+  } else {
+    group_columns(weights, wide.groups);
+  }
   widen_panels(in, wide);
 }
 
@@ -698,6 +703,9 @@ void prepare_panel_output(const DenseRows& in, DenseRows& out) {
   out.panel.resize(static_cast<std::size_t>(in.panels()) * in.neurons * kPanelRows);
 }
 
+// Computes into `out` and drops its dead rows in place (a third panel buffer, written and then
+// copied from, would be one more block of fresh pages per thread and a copy of every row a layer
+// after the first row that died).
 // The weights in double once per layer. Grouped layers: the kernel reads the float panels. Not
 // grouped: the input panels in double a few at a time (12: whole groups of 4 and of 3 panels),
 // each converted once and used at once, so that the doubles stay in cache and a thread holds 12
@@ -706,7 +714,7 @@ void DenseMultiplier::multiply(const DenseRows& in, const CscMatrix& weights, co
                                const ColumnGroups* groups, int threads) {
   constexpr Index kWidePanels = 12;
   ensure_simd_choice();  // may throw: not inside a parallel region
-  prepare_panel_output(in, scratch_);
+  prepare_panel_output(in, out);
   row_nonzeros_.assign(static_cast<std::size_t>(in.panels()) * kPanelRows, 0);
   widen_weights(weights, wide_.weights);
   if (!groups) {
@@ -723,7 +731,7 @@ void DenseMultiplier::multiply(const DenseRows& in, const CscMatrix& weights, co
     const double* wide_panels = groups->count() > 0 ? nullptr : wide_.panels.data();
     if (threads <= 1) {
       multiply_panel_range(in, wide_panels, wide_.weights.data(), *groups, weights, bias, 0, in.panels(), 0, in.neurons,
-                           0, in.neurons, scratch_.panel.data(), stride, row_nonzeros_.data());
+                           0, in.neurons, out.panel.data(), stride, row_nonzeros_.data());
     } else {
       // Shares of 16 output neurons in the kernel's order (a RadiX-Net group each), each
       // thread's kept entries counted apart and added once.
@@ -736,12 +744,12 @@ void DenseMultiplier::multiply(const DenseRows& in, const CscMatrix& weights, co
 #pragma omp for schedule(dynamic, 1)
         for (Index j = 0; j < in.neurons; j += kShare)
           multiply_panel_range(in, wide_panels, wide_.weights.data(), *groups, weights, bias, 0, in.panels(), j,
-                               std::min(in.neurons, j + kShare), 0, in.neurons, scratch_.panel.data(), stride, mine);
+                               std::min(in.neurons, j + kShare), 0, in.neurons, out.panel.data(), stride, mine);
       }
       for (const auto& counts : thread_row_nonzeros_)
         for (std::size_t r = 0; r < counts.size(); ++r) row_nonzeros_[r] += counts[r];
     }
-    nonzeros_ = keep_alive_rows(scratch_, row_nonzeros_.data(), out);
+    nonzeros_ = drop_dead_rows(out, row_nonzeros_.data());
     return;
   }
   for (Index p = 0; p < in.panels(); p += kWidePanels) {
@@ -749,10 +757,10 @@ void DenseMultiplier::multiply(const DenseRows& in, const CscMatrix& weights, co
     wide_.panels.resize(count * stride);
     widen(in.panel.data() + p * stride, count * stride, wide_.panels.data());
     multiply_panel_range(in, wide_.panels.data(), wide_.weights.data(), *groups, weights, bias, p, count, 0,
-                         in.neurons, 0, in.neurons, scratch_.panel.data() + p * stride, stride,
+                         in.neurons, 0, in.neurons, out.panel.data() + p * stride, stride,
                          row_nonzeros_.data() + std::size_t{p} * kPanelRows);
   }
-  nonzeros_ = keep_alive_rows(scratch_, row_nonzeros_.data(), out);
+  nonzeros_ = drop_dead_rows(out, row_nonzeros_.data());
 }
 
 }  // namespace sdnn

@@ -58,17 +58,8 @@ class DoubleBuffer {
   std::size_t size_ = 0, capacity_ = 0;
 };
 
-// Output neurons whose columns of W read the same inputs in the same order (a RadiX-Net layer
-// has groups of 16) are computed together, so that the kernel loads each input's panel column
-// once for several neurons (the loads, not the multiply-adds, bound it otherwise). `order` lists
-// every output neuron group by group, ascending within a group; group g is
-// order[start[g], start[g + 1]). A layer whose groups would average fewer than 2 neurons is not
-// grouped: order is 0, 1, ..., neurons - 1 and start is empty. Computed once per layer
-// (group_columns) and reusable for every call with the same weights.
-struct ColumnGroups {
-  std::vector<Index> order, start;
-  Index count() const { return start.empty() ? 0 : static_cast<Index>(start.size() - 1); }
-};
+// W's column groups (ColumnGroups, layer.hpp), computed once per layer by prepare_weights
+// (engine.hpp) and reusable for every call with the same weights.
 void group_columns(const CscMatrix& weights, ColumnGroups& groups);
 
 // One layer's operands as the kernel reads them: the input panels and W's values in double, and
@@ -78,7 +69,10 @@ struct WideOperands {
   DoubleBuffer weights;  // CscMatrix::values in double, same order
   ColumnGroups groups;
 };
-void widen_operands(const DenseRows& in, const CscMatrix& weights, WideOperands& wide);
+// `groups`: the weights' column groups when the caller holds them (Layer::column_groups;
+// copied), else computed here.
+void widen_operands(const DenseRows& in, const CscMatrix& weights, WideOperands& wide,
+                    const ColumnGroups* groups = nullptr);
 // Only the panels, for new panels under weights that `wide` already holds (widen_operands of
 // other panels and the same weights): the kernel reads the floats of grouped layers as they are.
 void widen_panels(const DenseRows& in, WideOperands& wide);
@@ -128,19 +122,16 @@ std::vector<std::string> simd_targets_available();
 
 class DenseMultiplier {
  public:
-  // out = activate(in * W + bias) with W by columns; rows that die are left out. `groups`:
-  // group_columns(weights), when the caller keeps them across calls (else computed here).
+  // out = activate(in * W + bias) with W by columns (out is not in); rows that die are left
+  // out. `groups`: group_columns(weights), when the caller keeps them (else computed here).
   // threads > 1: the output neurons are shared out between a nested OpenMP team of that many
   // threads (for a caller whose other threads are idle; the values do not change).
   void multiply(const DenseRows& in, const CscMatrix& weights, const Value* bias, DenseRows& out,
                 const ColumnGroups* groups = nullptr, int threads = 1);
   // Nonzeros of the last output (to decide when to go back to sparse rows).
   Offset last_nonzeros() const { return nonzeros_; }
-  // Room for outputs of `values` panel entries (virtual memory: nothing is touched).
-  void reserve(std::size_t values) { scratch_.panel.reserve(values); }
 
  private:
-  DenseRows scratch_;
   WideOperands wide_;  // the weights, and a few panels at a time
   std::vector<std::uint32_t> row_nonzeros_;
   std::vector<std::vector<std::uint32_t>> thread_row_nonzeros_;  // threads > 1

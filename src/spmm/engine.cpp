@@ -46,6 +46,15 @@ void prepare_weights(Network& network, bool need_csr, bool need_csc) {
     if (need_csc && layer.weights_csc.cols() == 0 && layer.weights_csr.rows() > 0)
       layer.weights_csc = to_csc(layer.weights_csr);
   }
+  ThreadFailure failure;
+#pragma omp parallel for schedule(dynamic, 4)
+  for (std::size_t l = 0; l < network.size(); ++l)
+    failure.guard([&] {
+      Layer& layer = network[l];
+      if (layer.weights_csc.cols() > 0 && !layer.has_column_groups())
+        group_columns(layer.weights_csc, layer.column_groups);
+    });
+  failure.rethrow();
 }
 
 CsrMatrix slice_rows(const CsrMatrix& a, Index first, Index last) {
@@ -174,7 +183,7 @@ class BlockRunner {
   // the blocks not yet done (fewer than the threads: the idle ones help with dense layers);
   // shared: with reuse, the rows that blocks in dense panels stand for, for the other blocks.
   BlockRunner(Index neurons, Index block_rows, const EngineOptions& options, bool dense_allowed,
-              const std::vector<ColumnGroups>& layer_groups, const std::atomic<Index>& unfinished,
+              const std::vector<const ColumnGroups*>& layer_groups, const std::atomic<Index>& unfinished,
               SharedRepresentatives* shared)
       : neurons_(neurons), block_rows_(block_rows), options_(options), dense_allowed_(dense_allowed),
         layer_groups_(layer_groups), unfinished_(unfinished), left_(neurons), right_(block_rows),
@@ -226,7 +235,7 @@ class BlockRunner {
       if (in_panels) {
         if (panels_.rows() == 0) break;
         active += panel_nonzeros;
-        dense_.multiply(panels_, layer.weights_csc, layer.bias.data(), next_panels_, &layer_groups_[l],
+        dense_.multiply(panels_, layer.weights_csc, layer.bias.data(), next_panels_, layer_groups_[l],
                         team_size(panels_.panels()));
         std::swap(panels_, next_panels_);
         panel_nonzeros = dense_.last_nonzeros();
@@ -302,7 +311,7 @@ class BlockRunner {
     to_dense(rows, neurons_, panels_);
     return true;
   }
-  // The first block to enter panels gives the three panel buffers room for a whole block, so that
+  // The first block to enter panels gives the two panel buffers room for a whole block, so that
   // a later block with a few more rows does not allocate them again: each new allocation is
   // fresh pages, and a first touch costs more than the copy (1.7 us a page on a KVM guest).
   // Reserved, not touched: a block's rows decide the memory it uses.
@@ -313,7 +322,6 @@ class BlockRunner {
     const std::size_t whole = panels * kPanelRows * static_cast<std::size_t>(neurons_);
     panels_.panel.reserve(whole);
     next_panels_.panel.reserve(whole);
-    dense_.reserve(whole);
   }
 
   // The threads for this block's next dense layer: its share of the threads that have no block
@@ -332,7 +340,7 @@ class BlockRunner {
   bool panels_reserved_ = false;
   const EngineOptions& options_;
   bool dense_allowed_;
-  const std::vector<ColumnGroups>& layer_groups_;
+  const std::vector<const ColumnGroups*>& layer_groups_;
   const std::atomic<Index>& unfinished_;
   LeftMultiplier left_;
   RightMultiplier right_;
@@ -360,7 +368,9 @@ struct InferenceSession::State {
   const Network& network;
   const EngineOptions options;  // the runners hold a reference to it
   std::vector<Thread> threads = std::vector<Thread>(static_cast<std::size_t>(std::max(1, options.threads)));
-  std::vector<ColumnGroups> layer_groups;  // data parallelism with dense panels: computed at the start
+  std::vector<const ColumnGroups*> layer_groups;  // data parallelism with dense panels: each layer's (its own, or
+                                                 // computed at the start into own_groups)
+  std::vector<ColumnGroups> own_groups;
   std::atomic<Index> unfinished{0};  // the blocks of the current call not yet done
 };
 
@@ -390,7 +400,7 @@ InferenceResult infer_data_parallel(InferenceSession::State& state, const CsrMat
   if (options.reuse && dense_allowed) shared = std::make_unique<SharedRepresentatives>(network.size());
   // The blocks not yet done (a thread with none left to take helps the last ones through their
   // dense layers, in a nested team: nesting allowed for the region).
-  const std::vector<ColumnGroups>& layer_groups = state.layer_groups;
+  const std::vector<const ColumnGroups*>& layer_groups = state.layer_groups;
   if (dense_allowed && layer_groups.size() != network.size())
     throw std::logic_error("infer: the session has no column groups for the dense kernel");
   std::atomic<Index>& unfinished = state.unfinished;
@@ -519,7 +529,7 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
           active += panel_nonzeros;
           result.layer_nonzeros[l] = panel_nonzeros;
           prepare_panel_output(panels, computed);
-          widen_operands(panels, layer.weights_csc, wide);
+          widen_operands(panels, layer.weights_csc, wide, layer.has_column_groups() ? &layer.column_groups : nullptr);
           row_nonzeros.assign(static_cast<std::size_t>(panels.panels()) * kPanelRows, 0);
         });
         if (failure.failed()) break;  // every thread: the single ended with a barrier
@@ -613,15 +623,25 @@ InferenceSession::InferenceSession(const Network& network, const EngineOptions& 
     : state_(std::make_unique<State>(network, options)) {
   check_combination(options.format, options.parallel);
   if (options.threads < 1) throw std::invalid_argument("the engine needs at least one thread");
-  // Each layer's column groups for the dense kernel, once for all blocks of all calls, before the
-  // first (a pipeline stage computes them while it waits for its first block).
+  // Each layer's column groups for the dense kernel: the layer's own (prepare_weights), else
+  // computed here once for all blocks of all calls, before the first (a pipeline stage computes
+  // them while it waits for its first block).
   const Index neurons = network.empty() ? 0 : static_cast<Index>(network.front().bias.size());
   if (options.parallel != Parallelism::data || !panels_possible(network, neurons, options)) return;
-  state_->layer_groups.resize(network.size());
+  State& state = *state_;
+  state.layer_groups.resize(network.size());
+  state.own_groups.resize(network.size());
   ThreadFailure failure;
 #pragma omp parallel for num_threads(options.threads) schedule(dynamic, 4)
   for (std::size_t l = 0; l < network.size(); ++l)
-    failure.guard([&] { group_columns(network[l].weights_csc, state_->layer_groups[l]); });
+    failure.guard([&] {
+      if (network[l].has_column_groups()) {
+        state.layer_groups[l] = &network[l].column_groups;
+      } else {
+        group_columns(network[l].weights_csc, state.own_groups[l]);
+        state.layer_groups[l] = &state.own_groups[l];
+      }
+    });
   failure.rethrow();
 }
 

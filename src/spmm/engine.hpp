@@ -75,7 +75,8 @@ struct InferenceResult {
   std::vector<std::uint64_t> layer_rows;      // rows multiplied in layer l (filled with reuse only)
 };
 
-// Makes sure every layer holds its weights in the format(s) asked for (converting as needed).
+// Makes sure every layer holds its weights in the format(s) asked for (converting as needed), and
+// every layer holding CSC weights its column groups (Layer::column_groups), layers in parallel.
 void prepare_weights(Network& network, bool need_csr, bool need_csc);
 
 // Inference of one network in several calls (the pipeline runs each block of rows through its

@@ -193,7 +193,7 @@ void check_balance(int groups) {
   const LayerRange loaded = stage_layers(kLayers, stages, stage);
   Network mine;
   for (Index l = loaded.first; l < loaded.last; ++l)
-    mine.push_back(Layer{whole[l].weights_csr.clone(), CscMatrix(), whole[l].bias});
+    mine.push_back(Layer{whole[l].weights_csr.clone(), CscMatrix(), whole[l].bias, {}});
   prepare_weights(mine, true, true);
   std::mt19937 input_rng(3);
   const CsrMatrix input = stage == 0 ? random_inputs(300, kNeurons, 0.5, 0.5f, 1.0f, input_rng) : CsrMatrix(0, kNeurons);
@@ -245,7 +245,7 @@ void check_moves(int groups) {
     const LayerRange had = stage_layers(kLayers, stages, stage, from), gets = stage_layers(kLayers, stages, stage, to);
     Network mine;
     for (Index l = had.first; l < had.last; ++l) {
-      mine.push_back(Layer{whole[l].weights_csr.clone(), CscMatrix(), whole[l].bias});
+      mine.push_back(Layer{whole[l].weights_csr.clone(), CscMatrix(), whole[l].bias, {}});
       mine.back().weights_csr.reserve_nonzeros(mine.back().weights_csr.nnz() + 5);  // room beyond the nonzeros
     }
     Index expected_received = 0;
