@@ -40,17 +40,15 @@ void check_combination(Format f, Parallelism p) {
 }
 
 void prepare_weights(Network& network, bool need_csr, bool need_csc) {
-  for (Layer& layer : network) {
-    if (need_csr && layer.weights_csr.rows() == 0 && layer.weights_csc.cols() > 0)
-      layer.weights_csr = to_csr(layer.weights_csc);
-    if (need_csc && layer.weights_csc.cols() == 0 && layer.weights_csr.rows() > 0)
-      layer.weights_csc = to_csc(layer.weights_csr);
-  }
   ThreadFailure failure;
-#pragma omp parallel for schedule(dynamic, 4)
+#pragma omp parallel for schedule(dynamic, 1)
   for (std::size_t l = 0; l < network.size(); ++l)
     failure.guard([&] {
       Layer& layer = network[l];
+      if (need_csr && layer.weights_csr.rows() == 0 && layer.weights_csc.cols() > 0)
+        layer.weights_csr = to_csr(layer.weights_csc);
+      if (need_csc && layer.weights_csc.cols() == 0 && layer.weights_csr.rows() > 0)
+        layer.weights_csc = to_csc(layer.weights_csr);
       if (layer.weights_csc.cols() > 0 && !layer.has_column_groups())
         group_columns(layer.weights_csc, layer.column_groups);
     });
