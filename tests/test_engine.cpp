@@ -273,7 +273,8 @@ TEST(Engine, ColumnGroupsPreparedWithTheWeights) {
     for (Index j = 0; j < 64; ++j) layer.column_groups.order[j] = j;
     layer.column_groups.start = {0, 64};
   }
-  EXPECT_NE(first_difference(infer(wrong, input, options_of({Format::csr, Parallelism::data, 1, kAlwaysDense}, 7)).activations, expected), "");
+  const EngineOptions dense = options_of({Format::csr, Parallelism::data, 1, kAlwaysDense}, 7);
+  EXPECT_NE(first_difference(infer(wrong, input, dense).activations, expected), "");
 
   Network hashed = test::clone_network(network);
   for (Layer& layer : hashed) layer.column_groups = network[&layer - hashed.data()].column_groups;

@@ -118,7 +118,8 @@ void write_report(const std::string& path, const RunDescription& run, const std:
        << "\", \"parallel\": \"" << run.parallel << "\", \"hash\": \"" << run.hash << "\", \"grid\": \"" << run.grid
        << "\", \"neurons\": " << run.neurons << ", \"layers\": " << run.layers << ", \"inputs\": " << run.inputs
        << ", \"ranks\": " << run.ranks << ", \"threads\": " << run.threads << ", \"read_s\": " << run.read_s
-       << ", \"prepare_s\": " << run.prepare_s << ", \"infer_s\": " << run.infer_s << ", \"rate\": " << run.rate << ", \"categories\": " << run.categories
+       << ", \"prepare_s\": " << run.prepare_s << ", \"infer_s\": " << run.infer_s << ", \"rate\": " << run.rate
+       << ", \"categories\": " << run.categories
        << ", \"imbalance\": " << imbalance(ranks) << ", \"comm_compute_ratio\": " << comm_compute_ratio(ranks)
        << "},\n  \"ranks\": [\n";
   std::ostringstream csv;
@@ -229,8 +230,9 @@ void print_results(const Options& o, const RunResults& r, const std::vector<Rank
     std::printf("windows: %s\n", windows.c_str());  // the backend the one-sided check settled on
   std::printf(
       "summary neurons=%u layers=%u inputs=%u ranks=%d threads=%d strategy=%s grid=%s format=%s parallel=%s "
-      "hash=%s read_s=%.6f prepare_s=%.6f infer_s=%.6f rate=%.6e categories=%zu checksum=%.17g imbalance=%.4f comm_ratio=%.4f "
-      "verify=%s challenge=%s peak_rss_mb=%.1f read_mb_s=%.1f network_mb=%.1f input_mb=%.1f input_rows=%llu simd=%s%s",
+      "hash=%s read_s=%.6f prepare_s=%.6f infer_s=%.6f rate=%.6e categories=%zu checksum=%.17g imbalance=%.4f "
+      "comm_ratio=%.4f verify=%s challenge=%s peak_rss_mb=%.1f read_mb_s=%.1f network_mb=%.1f input_mb=%.1f "
+      "input_rows=%llu simd=%s%s",
       o.neurons, o.layers, o.inputs, run.ranks, run.threads, run.strategy.c_str(), run.grid.c_str(),
       run.format.c_str(), run.parallel.c_str(), run.hash.c_str(), run.read_s, run.prepare_s, run.infer_s, run.rate,
       run.categories,

@@ -704,9 +704,8 @@ void prepare_panel_output(const DenseRows& in, DenseRows& out) {
 }
 
 // Computes into `out` and drops its dead rows in place (a third panel buffer, written and then
-// copied from, would be one more block of fresh pages per thread and a copy of every row a layer
-// after the first row that died).
-// The weights in double once per layer. Grouped layers: the kernel reads the float panels. Not
+// copied from, would be one more block of fresh pages per thread and a copy of every row after
+// the first that died). The weights in double once per layer. Grouped layers: the kernel reads the float panels. Not
 // grouped: the input panels in double a few at a time (12: whole groups of 4 and of 3 panels),
 // each converted once and used at once, so that the doubles stay in cache and a thread holds 12
 // panels of them, not its whole block (all at once when a team shares the layer).
