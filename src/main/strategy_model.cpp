@@ -304,8 +304,7 @@ class DensePanels {
     // While the gets are in flight: the weights in double (one copy per thread) and the output.
     if (static_cast<int>(wide_.size()) < threads_) wide_.resize(threads_);
 #pragma omp parallel num_threads(threads_)
-    widen_operands(DenseRows(), layer.weights_csc, wide_[omp_get_thread_num()],
-                   layer.has_column_groups() ? &layer.column_groups : nullptr);
+    widen_operands(DenseRows(), layer.weights_csc, wide_[omp_get_thread_num()], layer.prepared_column_groups());
     const Index panels = mine_.panels();
     row_nonzeros_.assign(static_cast<std::size_t>(panels) * kPanelRows, 0);
     prepare_compute(read_slot, write_slot);

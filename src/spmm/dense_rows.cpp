@@ -712,6 +712,7 @@ void prepare_panel_output(const DenseRows& in, DenseRows& out) {
 void DenseMultiplier::multiply(const DenseRows& in, const CscMatrix& weights, const Value* bias, DenseRows& out,
                                const ColumnGroups* groups, int threads) {
   constexpr Index kWidePanels = 12;
+  if (&in == &out) throw std::invalid_argument("DenseMultiplier::multiply: the output may not be the input");
   ensure_simd_choice();  // may throw: not inside a parallel region
   prepare_panel_output(in, out);
   row_nonzeros_.assign(static_cast<std::size_t>(in.panels()) * kPanelRows, 0);

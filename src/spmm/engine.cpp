@@ -527,7 +527,7 @@ InferenceResult infer_model_parallel(const Network& network, const CsrMatrix& in
           active += panel_nonzeros;
           result.layer_nonzeros[l] = panel_nonzeros;
           prepare_panel_output(panels, computed);
-          widen_operands(panels, layer.weights_csc, wide, layer.has_column_groups() ? &layer.column_groups : nullptr);
+          widen_operands(panels, layer.weights_csc, wide, layer.prepared_column_groups());
           row_nonzeros.assign(static_cast<std::size_t>(panels.panels()) * kPanelRows, 0);
         });
         if (failure.failed()) break;  // every thread: the single ended with a barrier
@@ -633,9 +633,8 @@ InferenceSession::InferenceSession(const Network& network, const EngineOptions& 
 #pragma omp parallel for num_threads(options.threads) schedule(dynamic, 4)
   for (std::size_t l = 0; l < network.size(); ++l)
     failure.guard([&] {
-      if (network[l].has_column_groups()) {
-        state.layer_groups[l] = &network[l].column_groups;
-      } else {
+      state.layer_groups[l] = network[l].prepared_column_groups();
+      if (!state.layer_groups[l]) {
         group_columns(network[l].weights_csc, state.own_groups[l]);
         state.layer_groups[l] = &state.own_groups[l];
       }

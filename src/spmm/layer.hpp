@@ -44,6 +44,8 @@ struct Layer {
   bool has_column_groups() const {
     return weights_csc.cols() > 0 && column_groups.order.size() == static_cast<std::size_t>(weights_csc.cols());
   }
+  // The prepared groups for a kernel call, null when there are none (the kernel computes them).
+  const ColumnGroups* prepared_column_groups() const { return has_column_groups() ? &column_groups : nullptr; }
 };
 
 using Network = std::vector<Layer>;
