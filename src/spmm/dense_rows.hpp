@@ -105,9 +105,9 @@ void multiply_panel_span(const DenseRows& in, Index first_panel, Index panels, W
                          const CscMatrix& weights, const Value* bias, Value* out, std::size_t out_stride,
                          std::uint32_t* row_nonzeros);
 Offset keep_alive_rows(DenseRows& computed, const std::uint32_t* row_nonzeros, DenseRows& kept);
-// The same in place: drops from `rows` the rows r with row_nonzeros[r] == 0 (a row only moves to
-// an earlier place; the padding rows after the last kept one are zeroed) and returns the nonzeros
-// of those kept.
+// The same in place: drops from `rows` the rows r with row_nonzeros[r] == 0 and returns the
+// nonzeros of those kept. The kept rows are not kept in order (each dead row takes the last kept
+// row's place); the padding rows after the last are zero.
 Offset drop_dead_rows(DenseRows& rows, const std::uint32_t* row_nonzeros);
 
 // Whether rows are worth dense panels: at least `threshold` of their entries set, all positive
@@ -123,7 +123,7 @@ std::vector<std::string> simd_targets_available();
 class DenseMultiplier {
  public:
   // out = activate(in * W + bias) with W by columns (out is not in); rows that die are left
-  // out. `groups`: group_columns(weights), when the caller keeps them (else computed here).
+  // out, and the order of those kept changes (drop_dead_rows). `groups`: group_columns(weights), when the caller keeps them (else computed here).
   // threads > 1: the output neurons are shared out between a nested OpenMP team of that many
   // threads (for a caller whose other threads are idle; the values do not change).
   void multiply(const DenseRows& in, const CscMatrix& weights, const Value* bias, DenseRows& out,
