@@ -10,11 +10,15 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include "hash/hash.hpp"
 #include "io/generate.hpp"
 #include "spmm/dense_rows.hpp"
 #include "spmm/engine.hpp"
+#include "spmm/panel_handoff.hpp"
 #include "spmm/reference.hpp"
 #include "spmm/thread_failure.hpp"
 #include "test_support.hpp"
@@ -490,25 +494,95 @@ TEST(Engine, SliceRows) {
   EXPECT_EQ(first_difference(slice_rows(a, 0, 30), a), "");
 }
 
-// Fewer blocks than threads (3 blocks of 200 rows, 2 to 4 threads, dense panels from the start):
-// the threads with no block left split the last blocks' dense layers between them (nested teams,
-// the RadiX-Net layers' grouped kernel); the answer is the reference's, entry by entry.
-TEST(Engine, LastBlocksShareTheirDenseLayers) {
-  Network network = generate_network(64, 20, 7);
+// Fewer blocks than threads (3 blocks of 200 rows, 2 to 4 threads; one block, 2 threads; dense
+// panels from the start): the threads with no block left take half the panels of the blocks
+// still running (PanelHandoff), again and again; the answer is the reference's, entry by entry,
+// and the multiply-adds counted are those of 1 thread. Whether a thread waits when a block
+// reaches a layer boundary depends on the scheduler (a busy machine may not run the idle thread
+// before the blocks end), so the handoffs are counted over every case and a few runs of each.
+TEST(Engine, LastBlocksHandTheirPanelsToIdleThreads) {
+  Network network = generate_network(64, 60, 7, -0.04f);  // most rows live through 60 layers, some die
   prepare_weights(network, true, true);
   ColumnGroups groups;
   group_columns(network[0].weights_csc, groups);
-  ASSERT_GT(groups.count(), 0u);  // the grouped kernel is the one shared
+  ASSERT_GT(groups.count(), 0u);  // the RadiX-Net layers' grouped kernel
   const CsrMatrix input = generate_inputs(600, 64, 7);
   const CsrMatrix expected = reference_inference(network, input);
-  ASSERT_GT(categories_of(expected).size(), 0u);
-  for (const int threads : {2, 3, 4})
-    for (const Format f : {Format::csr, Format::csc}) {
-      SCOPED_TRACE(to_string(f) + " " + std::to_string(threads) + " threads");
-      const InferenceResult r = infer(network, input, options_of({f, Parallelism::data, threads, kAlwaysDense}, 200));
-      EXPECT_EQ(first_difference(r.activations, expected), "");
-      EXPECT_EQ(checksum_of(r.activations), checksum_of(expected));
-    }
+  ASSERT_GT(categories_of(expected).size(), 400u);
+  ASSERT_LT(categories_of(expected).size(), 600u);
+  const InferenceResult serial = infer(network, input, options_of({Format::csr, Parallelism::data, 1, kAlwaysDense}, 200));
+  EXPECT_EQ(serial.panel_handoffs, 0u);
+  std::uint64_t handoffs = 0;
+  for (const auto& [threads, block] : std::vector<std::pair<int, Index>>{{2, 600}, {3, 200}, {4, 200}, {2, 200}})
+    for (const Format f : {Format::csr, Format::csc})
+      for (int run = 0; run < 5; ++run) {
+        SCOPED_TRACE(to_string(f) + " " + std::to_string(threads) + " threads, blocks of " + std::to_string(block));
+        const InferenceResult r = infer(network, input, options_of({f, Parallelism::data, threads, kAlwaysDense}, block));
+        EXPECT_EQ(first_difference(r.activations, expected), "");
+        EXPECT_EQ(checksum_of(r.activations), checksum_of(expected));
+        EXPECT_EQ(r.exact_sum, serial.exact_sum);
+        EXPECT_EQ(r.categories, serial.categories);
+        EXPECT_EQ(r.active_nonzeros, serial.active_nonzeros);
+        EXPECT_EQ(r.layer_nonzeros, serial.layer_nonzeros);
+        handoffs += r.panel_handoffs;
+      }
+  EXPECT_GT(handoffs, 0u);
+}
+
+// The handoff itself, two threads in a fixed order: a waiter lends its buffer, a giver fills it
+// with the second half of its panels (the giver keeps the first), the waiter gets them with
+// their layer and entries, in its own buffer; the waiter's next wait ends when the work is done.
+// With nobody waiting, give changes nothing; with no work, wait returns at once.
+TEST(Engine, PanelHandoffGivesHalfThePanelsToTheWaiter) {
+  const Index neurons = 5;
+  DenseRows mine;
+  mine.neurons = neurons;
+  for (Index r = 0; r < 20; ++r) mine.ids.push_back(100 + r);  // 3 panels, the last one half full
+  mine.panel.assign(std::size_t{3} * neurons * kPanelRows, 0.0f);
+  for (Index r = 0; r < 20; ++r)
+    for (Index k = 0; k < neurons; ++k)
+      mine.panel[std::size_t{r / kPanelRows} * neurons * kPanelRows + std::size_t{k} * kPanelRows + r % kPanelRows] =
+          static_cast<Value>(r * 10 + k + 1);
+  const DenseRows before = mine;
+  {
+    PanelHandoff none(2, 0);
+    DenseRows lent = before;
+    std::size_t layer = 0;
+    Offset nonzeros = 0;
+    EXPECT_FALSE(none.wait(1, lent, layer, nonzeros));
+    EXPECT_EQ(lent.ids, before.ids);  // the caller's buffer back
+    EXPECT_FALSE(none.wanted());
+    EXPECT_FALSE(none.give(mine, 8, 1, 1));
+    EXPECT_EQ(mine.ids, before.ids);
+    EXPECT_EQ(mine.panel, before.panel);
+  }
+  PanelHandoff handoff(2, 1);  // one block: the giver's
+  DenseRows received;
+  received.panel.reserve(std::size_t{8} * neurons * kPanelRows);  // the waiter's touched buffer
+  const Value* lent_storage = received.panel.data();
+  std::size_t layer = 0;
+  Offset nonzeros = 0;
+  bool got = false, second = true;
+  std::thread waiter([&] {
+    got = handoff.wait(1, received, layer, nonzeros);
+    handoff.done();                                    // the piece
+    second = handoff.wait(1, received, layer, nonzeros);  // ends once the block is done too
+  });
+  while (!handoff.wanted()) std::this_thread::yield();
+  EXPECT_TRUE(handoff.give(mine, 8, 37, 6));
+  handoff.done();  // the block
+  waiter.join();
+  EXPECT_TRUE(got);
+  EXPECT_FALSE(second);
+  EXPECT_EQ(handoff.handoffs(), 1u);
+  EXPECT_EQ(layer, 6u);
+  EXPECT_EQ(nonzeros, 37u);
+  EXPECT_EQ(mine.ids, std::vector<Index>(before.ids.begin(), before.ids.begin() + 8));
+  EXPECT_EQ(mine.panel, std::vector<Value>(before.panel.begin(), before.panel.begin() + neurons * kPanelRows));
+  EXPECT_EQ(received.neurons, neurons);
+  EXPECT_EQ(received.ids, std::vector<Index>(before.ids.begin() + 8, before.ids.end()));
+  EXPECT_EQ(received.panel, std::vector<Value>(before.panel.begin() + neurons * kPanelRows, before.panel.end()));
+  EXPECT_EQ(received.panel.data(), lent_storage);  // filled in the waiter's own buffer
 }
 
 TEST(Engine, GeneratedRadixNet) {

@@ -570,6 +570,11 @@ TEST(Kernels, DropDeadRowsInPlaceKeepsTheLiveRows) {
     DenseRows in_place = dense;
     EXPECT_EQ(drop_dead_rows(in_place, row_nonzeros.data()), expected);
     EXPECT_EQ(same_rows(in_place, kept), "") << rows << " rows";
+    for (Index r = 0; r < in_place.rows(); ++r) {  // each kept row's count moved with it
+      std::uint32_t count = 0;
+      for (Index k = 0; k < neurons; ++k) count += in_place.at(r, k) != 0.0f;
+      EXPECT_EQ(row_nonzeros[r], count) << rows << " rows, row " << r;
+    }
     EXPECT_EQ(in_place.panel.size(), kept.panel.size());
     moved += in_place.ids != kept.ids;
   }

@@ -9,7 +9,6 @@
 #include <hwy/foreach_target.h>  // must come before highway.h
 #include <hwy/highway.h>
 
-#include <omp.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -646,7 +645,7 @@ void to_sparse(const DenseRows& in, ActiveRows& out) {
 // there (moving every row after the first dead one forward, as keep_alive_rows does, cost the
 // official problem 9% of its time: rows die in most layers, and each move touches a line of
 // every panel column). The order of the rows changes; their values do not depend on it.
-Offset drop_dead_rows(DenseRows& rows, const std::uint32_t* row_nonzeros) {
+Offset drop_dead_rows(DenseRows& rows, std::uint32_t* row_nonzeros) {
   const std::size_t panel_size = std::size_t{rows.neurons} * kPanelRows;
   auto row_at = [&](Index r) { return rows.panel.data() + std::size_t{r / kPanelRows} * panel_size + r % kPanelRows; };
   Offset nonzeros = 0;
@@ -666,6 +665,8 @@ Offset drop_dead_rows(DenseRows& rows, const std::uint32_t* row_nonzeros) {
     Value* to = row_at(r);
     for (Index k = 0; k < rows.neurons; ++k) to[std::size_t{k} * kPanelRows] = from[std::size_t{k} * kPanelRows];
     rows.ids[r] = rows.ids[last];
+    row_nonzeros[r] = row_nonzeros[last];
+    row_nonzeros[last] = 0;
     if (last < padded) {
       Value* moved = row_at(last);
       for (Index k = 0; k < rows.neurons; ++k) moved[std::size_t{k} * kPanelRows] = 0.0f;
@@ -713,13 +714,13 @@ void prepare_panel_output(const DenseRows& in, DenseRows& out) {
 }
 
 // Computes into `out` and drops its dead rows in place (a third panel buffer, written and then
-// copied from, would be one more block of fresh pages per thread and a copy of every row after
-// the first that died). The weights in double once per layer. Grouped layers: the kernel reads the float panels. Not
-// grouped: the input panels in double a few at a time (12: whole groups of 4 and of 3 panels),
-// each converted once and used at once, so that the doubles stay in cache and a thread holds 12
-// panels of them, not its whole block (all at once when a team shares the layer).
+// copied from, would be one more block of fresh pages per thread). The weights in double once
+// per layer. Grouped layers: the kernel reads the float panels. Not grouped: the input panels in
+// double a few at a time (12: whole groups of 4 and of 3 panels), each converted once and used
+// at once, so that the doubles stay in cache and a thread holds 12 panels of them, not its whole
+// block.
 void DenseMultiplier::multiply(const DenseRows& in, const CscMatrix& weights, const Value* bias, DenseRows& out,
-                               const ColumnGroups* groups, int threads) {
+                               const ColumnGroups* groups) {
   constexpr Index kWidePanels = 12;
   if (&in == &out) throw std::invalid_argument("DenseMultiplier::multiply: the output may not be the input");
   ensure_simd_choice();  // may throw: not inside a parallel region
@@ -731,43 +732,18 @@ void DenseMultiplier::multiply(const DenseRows& in, const CscMatrix& weights, co
     groups = &wide_.groups;
   }
   const std::size_t stride = std::size_t{in.neurons} * kPanelRows;
-  if (threads > 1 || groups->count() > 0) {
-    // Grouped layers read the float panels; otherwise every panel in double at once.
-    if (groups->count() == 0) {
-      wide_.panels.resize(in.panel.size());
-      widen(in.panel.data(), in.panel.size(), wide_.panels.data());
+  if (groups->count() > 0) {  // grouped layers read the float panels
+    multiply_panel_range(in, nullptr, wide_.weights.data(), *groups, weights, bias, 0, in.panels(), 0, in.neurons, 0,
+                         in.neurons, out.panel.data(), stride, row_nonzeros_.data());
+  } else {
+    for (Index p = 0; p < in.panels(); p += kWidePanels) {
+      const Index count = std::min(kWidePanels, in.panels() - p);
+      wide_.panels.resize(count * stride);
+      widen(in.panel.data() + p * stride, count * stride, wide_.panels.data());
+      multiply_panel_range(in, wide_.panels.data(), wide_.weights.data(), *groups, weights, bias, p, count, 0,
+                           in.neurons, 0, in.neurons, out.panel.data() + p * stride, stride,
+                           row_nonzeros_.data() + std::size_t{p} * kPanelRows);
     }
-    const double* wide_panels = groups->count() > 0 ? nullptr : wide_.panels.data();
-    if (threads <= 1) {
-      multiply_panel_range(in, wide_panels, wide_.weights.data(), *groups, weights, bias, 0, in.panels(), 0, in.neurons,
-                           0, in.neurons, out.panel.data(), stride, row_nonzeros_.data());
-    } else {
-      // Shares of 16 output neurons in the kernel's order (a RadiX-Net group each), each
-      // thread's kept entries counted apart and added once.
-      constexpr Index kShare = 16;
-      thread_row_nonzeros_.resize(static_cast<std::size_t>(threads));
-      for (auto& counts : thread_row_nonzeros_) counts.assign(row_nonzeros_.size(), 0);
-#pragma omp parallel num_threads(threads)
-      {
-        std::uint32_t* mine = thread_row_nonzeros_[static_cast<std::size_t>(omp_get_thread_num())].data();
-#pragma omp for schedule(dynamic, 1)
-        for (Index j = 0; j < in.neurons; j += kShare)
-          multiply_panel_range(in, wide_panels, wide_.weights.data(), *groups, weights, bias, 0, in.panels(), j,
-                               std::min(in.neurons, j + kShare), 0, in.neurons, out.panel.data(), stride, mine);
-      }
-      for (const auto& counts : thread_row_nonzeros_)
-        for (std::size_t r = 0; r < counts.size(); ++r) row_nonzeros_[r] += counts[r];
-    }
-    nonzeros_ = drop_dead_rows(out, row_nonzeros_.data());
-    return;
-  }
-  for (Index p = 0; p < in.panels(); p += kWidePanels) {
-    const Index count = std::min(kWidePanels, in.panels() - p);
-    wide_.panels.resize(count * stride);
-    widen(in.panel.data() + p * stride, count * stride, wide_.panels.data());
-    multiply_panel_range(in, wide_.panels.data(), wide_.weights.data(), *groups, weights, bias, p, count, 0,
-                         in.neurons, 0, in.neurons, out.panel.data() + p * stride, stride,
-                         row_nonzeros_.data() + std::size_t{p} * kPanelRows);
   }
   nonzeros_ = drop_dead_rows(out, row_nonzeros_.data());
 }

@@ -107,8 +107,9 @@ void multiply_panel_span(const DenseRows& in, Index first_panel, Index panels, W
 Offset keep_alive_rows(DenseRows& computed, const std::uint32_t* row_nonzeros, DenseRows& kept);
 // The same in place: drops from `rows` the rows r with row_nonzeros[r] == 0 and returns the
 // nonzeros of those kept. The kept rows are not kept in order (each dead row takes the last kept
-// row's place); the padding rows after the last are zero.
-Offset drop_dead_rows(DenseRows& rows, const std::uint32_t* row_nonzeros);
+// row's place, and its count with it: row_nonzeros[r] is then kept row r's); the padding rows
+// after the last are zero.
+Offset drop_dead_rows(DenseRows& rows, std::uint32_t* row_nonzeros);
 
 // Whether rows are worth dense panels: at least `threshold` of their entries set, all positive
 // (so that "reached" is "the sum of the inputs read is positive").
@@ -124,17 +125,15 @@ class DenseMultiplier {
  public:
   // out = activate(in * W + bias) with W by columns (out is not in); rows that die are left
   // out, and the order of those kept changes (drop_dead_rows). `groups`: group_columns(weights), when the caller keeps them (else computed here).
-  // threads > 1: the output neurons are shared out between a nested OpenMP team of that many
-  // threads (for a caller whose other threads are idle; the values do not change).
   void multiply(const DenseRows& in, const CscMatrix& weights, const Value* bias, DenseRows& out,
-                const ColumnGroups* groups = nullptr, int threads = 1);
-  // Nonzeros of the last output (to decide when to go back to sparse rows).
+                const ColumnGroups* groups = nullptr);
+  // Nonzeros of the last output (to decide when to go back to sparse rows), and of its row r.
   Offset last_nonzeros() const { return nonzeros_; }
+  std::uint32_t last_row_nonzeros(Index r) const { return row_nonzeros_[r]; }
 
  private:
   WideOperands wide_;  // the weights, and a few panels at a time
   std::vector<std::uint32_t> row_nonzeros_;
-  std::vector<std::vector<std::uint32_t>> thread_row_nonzeros_;  // threads > 1
   Offset nonzeros_ = 0;
 };
 

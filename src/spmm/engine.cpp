@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "dense_rows.hpp"
+#include "panel_handoff.hpp"
 #include "reuse.hpp"
 #include "thread_failure.hpp"
 #include "spmm.hpp"
@@ -177,23 +178,22 @@ bool panels_possible(const Network& network, Index neurons, const EngineOptions&
 // dense panels once they are dense enough.
 class BlockRunner {
  public:
-  // layer_groups: each layer's column groups (group_columns), for the dense kernel; unfinished:
-  // the blocks not yet done (fewer than the threads: the idle ones help with dense layers);
-  // shared: with reuse, the rows that blocks in dense panels stand for, for the other blocks.
+  // layer_groups: each layer's column groups (group_columns), for the dense kernel; shared: with
+  // reuse, the rows that blocks in dense panels stand for, for the other blocks.
   BlockRunner(Index neurons, Index block_rows, const EngineOptions& options, bool dense_allowed,
-              const std::vector<const ColumnGroups*>& layer_groups, const std::atomic<Index>& unfinished,
-              SharedRepresentatives* shared)
+              const std::vector<const ColumnGroups*>& layer_groups, SharedRepresentatives* shared)
       : neurons_(neurons), block_rows_(block_rows), options_(options), dense_allowed_(dense_allowed),
-        layer_groups_(layer_groups), unfinished_(unfinished), left_(neurons), right_(block_rows),
-        panel_reuse_(shared) {}
+        layer_groups_(layer_groups), left_(neurons), right_(block_rows), panel_reuse_(shared) {}
 
   // Before each call of a session: this call's figures start from zero, and with reuse its
-  // blocks in panels share their rows through `shared` (null without it).
-  void start_call(std::size_t layers, SharedRepresentatives* shared) {
+  // blocks in panels share their rows through `shared` (null without it); without reuse, its
+  // blocks in panels give rows to idle threads through `handoff` (null: they do not).
+  void start_call(std::size_t layers, SharedRepresentatives* shared, PanelHandoff* handoff) {
     layer_nonzeros.assign(layers, 0);
     layer_seconds.assign(layers, 0.0);
     if (options_.reuse) layer_rows.assign(layers, 0);
     panel_reuse_.attach(shared);
+    handoff_ = options_.reuse ? nullptr : handoff;
   }
 
   std::vector<std::uint64_t> layer_nonzeros;  // this thread's figures, over the call's blocks
@@ -203,19 +203,42 @@ class BlockRunner {
 
   // rows: the block's nonempty rows with their ids; on return, the survivors of every layer.
   // Returns the nonzeros multiplied (the sum over layers of nnz of the layer's input).
-  std::uint64_t run(const Network& network, ActiveRows& rows) {
+  std::uint64_t run(const Network& network, ActiveRows& rows) { return run_from(network, 0, false, 0, rows); }
+
+  // With no block left to take: takes rows that other threads' blocks give (PanelHandoff)
+  // through their remaining layers until every block is done; after each piece, `finish(rows)`
+  // with its surviving rows. Returns the nonzeros multiplied.
+  template <class Finish>
+  std::uint64_t help(const Network& network, PanelHandoff& handoff, int thread, ActiveRows& rows, Finish&& finish) {
+    std::uint64_t active = 0;
+    std::size_t layer = 0;
+    Offset nonzeros = 0;
+    while (handoff.wait(thread, panels_, layer, nonzeros)) {
+      struct Done {  // every piece taken is done, also when it fails (the others wait for it)
+        PanelHandoff& handoff;
+        ~Done() { handoff.done(); }
+      } done{handoff};
+      active += run_from(network, layer, true, nonzeros, rows);
+      finish(rows);
+    }
+    return active;
+  }
+
+ private:
+  // Layers [first_layer, end) of a block: rows (sparse) or panels_ (in_panels, with
+  // panel_nonzeros entries); on return, rows holds the survivors.
+  std::uint64_t run_from(const Network& network, std::size_t first_layer, bool in_panels, Offset panel_nonzeros,
+                         ActiveRows& rows) {
     const bool csr = options_.format == Format::csr;
     std::uint64_t active = 0;
-    bool in_panels = false;
-    Offset panel_nonzeros = 0;
-    if (!csr) csc_ = to_csc(rows.rows);  // local row r is rows.ids[r]
+    if (!csr && !in_panels) csc_ = to_csc(rows.rows);  // local row r is rows.ids[r]
     layer_nonzeros.resize(network.size(), 0);
     layer_seconds.resize(network.size(), 0.0);
     reuse_log.clear();
     panel_reuse_.start_block();
     if (options_.reuse) layer_rows.resize(network.size(), 0);
     ReuseSchedule schedule;
-    for (std::size_t l = 0; l < network.size(); ++l) {
+    for (std::size_t l = first_layer; l < network.size(); ++l) {
       const Layer& layer = network[l];
       const double start = omp_get_wtime();
       const std::uint64_t active_before = active;
@@ -233,10 +256,11 @@ class BlockRunner {
       if (in_panels) {
         if (panels_.rows() == 0) break;
         active += panel_nonzeros;
-        dense_.multiply(panels_, layer.weights_csc, layer.bias.data(), next_panels_, layer_groups_[l],
-                        team_size(panels_.panels()));
+        dense_.multiply(panels_, layer.weights_csc, layer.bias.data(), next_panels_, layer_groups_[l]);
         std::swap(panels_, next_panels_);
         panel_nonzeros = dense_.last_nonzeros();
+        if (handoff_ && l + 1 < network.size() && panels_.panels() >= 2 && handoff_->wanted())
+          panel_nonzeros -= give_half(l + 1);
         if (!dense_enough(panel_nonzeros, panels_.rows(), neurons_, 0.25 * options_.dense_threshold)) {
           to_sparse(panels_, rows);
           if (!csr) csc_ = to_csc(rows.rows);
@@ -261,12 +285,23 @@ class BlockRunner {
     }
     return active;
   }
+
+ public:
   // After run (rows: its result): the categories and checksum of the rows the block dropped.
   void add_reused(const ActiveRows& rows, std::vector<Index>& categories, ExactSum& sum) {
     panel_reuse_.finish_block(reuse_log, rows, categories, sum);
   }
 
  private:
+  // The second half of panels_ (whole panels) to a waiting thread, which takes them on from
+  // the next layer; returns the nonzeros given (0 when no thread waits any more).
+  Offset give_half(std::size_t next_layer) {
+    const Index keep = (panels_.panels() + 1) / 2 * kPanelRows;
+    Offset given = 0;
+    for (Index r = keep; r < panels_.rows(); ++r) given += dense_.last_row_nonzeros(r);
+    return handoff_->give(panels_, keep, given, next_layer) ? given : 0;
+  }
+
   // Drops repeated rows of the block's current form when the schedule says so; returns the rows
   // the layer will multiply.
   Index reuse_before_layer(std::size_t layer, bool csr, bool in_panels, ActiveRows& rows, Offset& panel_nonzeros,
@@ -322,24 +357,13 @@ class BlockRunner {
     next_panels_.panel.reserve(whole);
   }
 
-  // The threads for this block's next dense layer: its share of the threads that have no block
-  // left to take (when fewer blocks than threads remain, a dense block's output neurons are
-  // split between a nested team, so that the last blocks do not leave threads idle), at most
-  // one per 2 panels: a smaller layer (tens of microseconds) gains less than a team's start
-  // costs, and far less on a loaded machine, where each start waits for a time slice.
-  int team_size(Index panels) const {
-    const Index unfinished = std::max<Index>(1, unfinished_.load(std::memory_order_relaxed));
-    if (unfinished >= static_cast<Index>(options_.threads)) return 1;
-    return static_cast<int>(std::clamp<Index>(panels / 2, 1, static_cast<Index>(options_.threads) / unfinished));
-  }
-
   Index neurons_;
   Index block_rows_;
   bool panels_reserved_ = false;
   const EngineOptions& options_;
   bool dense_allowed_;
   const std::vector<const ColumnGroups*>& layer_groups_;
-  const std::atomic<Index>& unfinished_;
+  PanelHandoff* handoff_ = nullptr;
   LeftMultiplier left_;
   RightMultiplier right_;
   DenseMultiplier dense_;
@@ -369,7 +393,6 @@ struct InferenceSession::State {
   std::vector<const ColumnGroups*> layer_groups;  // data parallelism with dense panels: each layer's (its own, or
                                                  // computed at the start into own_groups)
   std::vector<ColumnGroups> own_groups;
-  std::atomic<Index> unfinished{0};  // the blocks of the current call not yet done
 };
 
 namespace {
@@ -396,54 +419,76 @@ InferenceResult infer_data_parallel(InferenceSession::State& state, const CsrMat
   // With reuse, blocks in dense panels also drop rows that other blocks of the call compute.
   std::unique_ptr<SharedRepresentatives> shared;
   if (options.reuse && dense_allowed) shared = std::make_unique<SharedRepresentatives>(network.size());
-  // The blocks not yet done (a thread with none left to take helps the last ones through their
-  // dense layers, in a nested team: nesting allowed for the region).
   const std::vector<const ColumnGroups*>& layer_groups = state.layer_groups;
   if (dense_allowed && layer_groups.size() != network.size())
     throw std::logic_error("infer: the session has no column groups for the dense kernel");
-  std::atomic<Index>& unfinished = state.unfinished;
-  unfinished.store(blocks);
-  const int nesting = omp_get_max_active_levels();
-  omp_set_max_active_levels(std::max(nesting, 2));
+  // A thread with no block left to take helps the last ones: they give it half their panels.
+  PanelHandoff handoff(options.threads, blocks);
+  std::vector<ActiveRows> piece_results;  // the rows of the pieces given (with keep_activations)
+  std::vector<Index> piece_categories;
+  ExactSum piece_sum = 0;
 #pragma omp parallel num_threads(options.threads) reduction(+ : active)
   {
-    InferenceSession::State::Thread& mine = state.threads[static_cast<std::size_t>(omp_get_thread_num())];
+    const int thread = omp_get_thread_num();
+    InferenceSession::State::Thread& mine = state.threads[static_cast<std::size_t>(thread)];
     if (!mine.runner)
       mine.runner = std::make_unique<BlockRunner>(neurons, std::min(block_rows, std::max<Index>(rows, 1)), options,
-                                                  dense_allowed, layer_groups, unfinished, nullptr);
+                                                  dense_allowed, layer_groups, nullptr);
     BlockRunner& runner = *mine.runner;
-    runner.start_call(network.size(), shared.get());
+    runner.start_call(network.size(), shared.get(), &handoff);
     ActiveRows& block = mine.block;
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, 1) nowait
     for (Index b = 0; b < blocks; ++b) {
-      if (failure.failed()) continue;
-      failure.guard([&] {
-        const Index first = b * block_rows, last = std::min(rows, first + block_rows);
-        gather_nonempty_rows(input, first, last, nullptr, block);
-        active += runner.run(network, block);
-        if (options.final_results || options.reuse) {  // reuse resolves its rows' results across blocks
-          block_sums[b] = exact_sum_of(block.rows);
-          for (Index r = 0; r < block.rows.rows(); ++r)
-            if (block.rows.end(r) > block.rows.begin(r)) block_categories[b].push_back(block.ids[r]);
-        }
-        runner.add_reused(block, block_categories[b], block_sums[b]);
-        if (options.keep_activations) {
-          results[b].rows = block.rows.clone();
-          results[b].ids = block.ids;
-          expand_rows(runner.reuse_log, results[b]);
-        }
-        meter.advance(last - first, "rows through all layers");
-      });
-      unfinished.fetch_sub(1, std::memory_order_relaxed);
+      if (!failure.failed())
+        failure.guard([&] {
+          const Index first = b * block_rows, last = std::min(rows, first + block_rows);
+          gather_nonempty_rows(input, first, last, nullptr, block);
+          active += runner.run(network, block);
+          if (options.final_results || options.reuse) {  // reuse resolves its rows' results across blocks
+            block_sums[b] = exact_sum_of(block.rows);
+            for (Index r = 0; r < block.rows.rows(); ++r)
+              if (block.rows.end(r) > block.rows.begin(r)) block_categories[b].push_back(block.ids[r]);
+          }
+          runner.add_reused(block, block_categories[b], block_sums[b]);
+          if (options.keep_activations) {
+            results[b].rows = block.rows.clone();
+            results[b].ids = block.ids;
+            expand_rows(runner.reuse_log, results[b]);
+          }
+          meter.advance(last - first, "rows through all layers");
+        });
+      handoff.done();
     }
+    // The pieces this thread took, their results as a block's (no reuse: nothing to expand).
+    std::vector<ActiveRows> my_pieces;
+    std::vector<Index> my_categories;
+    ExactSum my_sum = 0;
+    failure.guard([&] {
+      active += runner.help(network, handoff, thread, block, [&](const ActiveRows& piece) {
+        if (options.final_results) {
+          my_sum += exact_sum_of(piece.rows);
+          for (Index r = 0; r < piece.rows.rows(); ++r)
+            if (piece.rows.end(r) > piece.rows.begin(r)) my_categories.push_back(piece.ids[r]);
+        }
+        if (options.keep_activations) my_pieces.push_back({piece.rows.clone(), piece.ids});
+      });
+    });
 #pragma omp critical(sdnn_layer_figures)
-    for (std::size_t l = 0; l < runner.layer_seconds.size(); ++l) {
-      result.layer_nonzeros[l] += runner.layer_nonzeros[l];
-      result.layer_seconds[l] += runner.layer_seconds[l];
-      if (options.reuse) result.layer_rows[l] += runner.layer_rows[l];
+    {
+      for (std::size_t l = 0; l < runner.layer_seconds.size(); ++l) {
+        result.layer_nonzeros[l] += runner.layer_nonzeros[l];
+        result.layer_seconds[l] += runner.layer_seconds[l];
+        if (options.reuse) result.layer_rows[l] += runner.layer_rows[l];
+      }
+      for (ActiveRows& piece : my_pieces) piece_results.push_back(std::move(piece));
+      piece_categories.insert(piece_categories.end(), my_categories.begin(), my_categories.end());
+      piece_sum += my_sum;
     }
   }
-  omp_set_max_active_levels(nesting);
+  result.panel_handoffs = handoff.handoffs();
+  result.exact_sum += piece_sum;
+  result.categories = std::move(piece_categories);
+  for (ActiveRows& piece : piece_results) results.push_back(std::move(piece));
   failure.rethrow();
   for (Index b = 0; b < blocks; ++b) {
     result.exact_sum += block_sums[b];

@@ -73,6 +73,7 @@ struct InferenceResult {
   std::vector<std::uint64_t> layer_nonzeros;  // nnz(Y_{l-1}) multiplied in layer l
   std::vector<double> layer_seconds;          // time in layer l (data: summed over threads)
   std::vector<std::uint64_t> layer_rows;      // rows multiplied in layer l (filled with reuse only)
+  std::uint64_t panel_handoffs = 0;           // data: dense rows given to idle threads (PanelHandoff)
 };
 
 // Makes sure every layer holds its weights in the format(s) asked for (converting as needed), and
