@@ -585,6 +585,80 @@ TEST(Engine, PanelHandoffGivesHalfThePanelsToTheWaiter) {
   EXPECT_EQ(received.panel.data(), lent_storage);  // filled in the waiter's own buffer
 }
 
+// Blocks that thin to one panel park their rows for a later block to take in at the same layer
+// (1 thread: the same parks every run), and rows no block takes in go to a thread with nothing
+// else to do; 1 to 3 threads, csr and csc: the reference's answer and 1 thread's figures.
+TEST(Engine, ThinBlocksJoinLaterBlocks) {
+  Network network = generate_network(64, 60, 7);  // most rows die, a few live through 60 layers
+  prepare_weights(network, true, true);
+  const CsrMatrix input = generate_inputs(1200, 64, 7);
+  const CsrMatrix expected = reference_inference(network, input);
+  ASSERT_GT(categories_of(expected).size(), 0u);
+  const InferenceResult serial = infer(network, input, options_of({Format::csr, Parallelism::data, 1, kAlwaysDense}, 60));
+  EXPECT_GT(serial.panel_parks, 0u);
+  EXPECT_EQ(first_difference(serial.activations, expected), "");
+  for (const int threads : {1, 2, 3})
+    for (const Format f : {Format::csr, Format::csc}) {
+      SCOPED_TRACE(to_string(f) + " " + std::to_string(threads) + " threads");
+      const InferenceResult r = infer(network, input, options_of({f, Parallelism::data, threads, kAlwaysDense}, 60));
+      EXPECT_EQ(first_difference(r.activations, expected), "");
+      EXPECT_EQ(r.exact_sum, serial.exact_sum);
+      EXPECT_EQ(r.categories, serial.categories);
+      EXPECT_EQ(r.active_nonzeros, serial.active_nonzeros);
+      EXPECT_EQ(r.layer_nonzeros, serial.layer_nonzeros);
+    }
+}
+
+// The pool of parked rows by itself: rows parked at layers 5 and 7; a block at layer 5 takes in
+// those of layer 5 (appended after its own rows, the padding still zero); a thread with nothing
+// to do gets those of layer 7 from wait, and wait ends once they are done.
+TEST(Engine, ParkedRowsAreTakenInOrWaitedFor) {
+  const Index neurons = 3;
+  auto rows_of = [&](Index count, Index first_id) {
+    DenseRows d;
+    d.neurons = neurons;
+    for (Index r = 0; r < count; ++r) d.ids.push_back(first_id + r);
+    d.panel.assign(std::size_t{d.panels()} * neurons * kPanelRows, 0.0f);
+    for (Index r = 0; r < count; ++r)
+      for (Index k = 0; k < neurons; ++k)
+        d.panel[std::size_t{r / kPanelRows} * neurons * kPanelRows + std::size_t{k} * kPanelRows + r % kPanelRows] =
+            static_cast<Value>(first_id + r + k);
+    return d;
+  };
+  PanelHandoff pool(1, 1);  // one block, that parks twice and takes in once
+  pool.block_started();
+  EXPECT_FALSE(pool.blocks_unstarted());
+  DenseRows three = rows_of(3, 10), two = rows_of(2, 20);
+  pool.park(three, 6, 5);
+  pool.park(two, 4, 7);
+  EXPECT_EQ(three.rows(), 0u);
+  EXPECT_EQ(two.rows(), 0u);
+  EXPECT_TRUE(pool.any_parked());
+  EXPECT_EQ(pool.parked(), 2u);
+  DenseRows block = rows_of(7, 0);
+  EXPECT_EQ(pool.absorb(6, block), 0u);  // nothing parked at layer 6
+  EXPECT_EQ(block.rows(), 7u);
+  EXPECT_EQ(pool.absorb(5, block), 6u);
+  EXPECT_EQ(block.ids, (std::vector<Index>{0, 1, 2, 3, 4, 5, 6, 10, 11, 12}));
+  EXPECT_EQ(block.panel.size(), std::size_t{2} * neurons * kPanelRows);
+  for (Index r = 0; r < 16; ++r)
+    for (Index k = 0; k < neurons; ++k) {
+      const Value v = block.panel[std::size_t{r / kPanelRows} * neurons * kPanelRows + std::size_t{k} * kPanelRows + r % kPanelRows];
+      EXPECT_EQ(v, r < 10 ? static_cast<Value>(block.ids[r] + k) : 0.0f) << "row " << r << " neuron " << k;
+    }
+  pool.done();  // the block
+  DenseRows mine;
+  std::size_t layer = 0;
+  Offset nonzeros = 0;
+  ASSERT_TRUE(pool.wait(0, mine, layer, nonzeros));
+  EXPECT_EQ(layer, 7u);
+  EXPECT_EQ(nonzeros, 4u);
+  EXPECT_EQ(mine.ids, (std::vector<Index>{20, 21}));
+  EXPECT_FALSE(pool.any_parked());
+  pool.done();  // the parked rows, taken through their layers
+  EXPECT_FALSE(pool.wait(0, mine, layer, nonzeros));
+}
+
 TEST(Engine, GeneratedRadixNet) {
   Network network = generate_network(64, 20, 7);
   prepare_weights(network, true, true);

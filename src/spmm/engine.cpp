@@ -259,8 +259,18 @@ class BlockRunner {
         dense_.multiply(panels_, layer.weights_csc, layer.bias.data(), next_panels_, layer_groups_[l]);
         std::swap(panels_, next_panels_);
         panel_nonzeros = dense_.last_nonzeros();
-        if (handoff_ && l + 1 < network.size() && panels_.panels() >= 2 && handoff_->wanted())
-          panel_nonzeros -= give_half(l + 1);
+        if (handoff_ && l + 1 < network.size()) {
+          // Rows other blocks parked at the next layer join these; half the panels go to a
+          // waiting thread; a last panel waits for a later block (the rows then leave: the
+          // block's rows are empty from here on).
+          if (handoff_->any_parked()) panel_nonzeros += handoff_->absorb(l + 1, panels_);
+          if (panels_.panels() >= 2) {
+            if (handoff_->wanted()) panel_nonzeros -= give_half(l + 1);
+          } else if (panels_.rows() > 0 && handoff_->blocks_unstarted()) {
+            handoff_->park(panels_, panel_nonzeros, l + 1);
+            panel_nonzeros = 0;
+          }
+        }
         if (!dense_enough(panel_nonzeros, panels_.rows(), neurons_, 0.25 * options_.dense_threshold)) {
           to_sparse(panels_, rows);
           if (!csr) csc_ = to_csc(rows.rows);
@@ -441,6 +451,7 @@ InferenceResult infer_data_parallel(InferenceSession::State& state, const CsrMat
     for (Index b = 0; b < blocks; ++b) {
       if (!failure.failed())
         failure.guard([&] {
+          handoff.block_started();
           const Index first = b * block_rows, last = std::min(rows, first + block_rows);
           gather_nonempty_rows(input, first, last, nullptr, block);
           active += runner.run(network, block);
@@ -486,6 +497,7 @@ InferenceResult infer_data_parallel(InferenceSession::State& state, const CsrMat
     }
   }
   result.panel_handoffs = handoff.handoffs();
+  result.panel_parks = handoff.parked();
   result.exact_sum += piece_sum;
   result.categories = std::move(piece_categories);
   for (ActiveRows& piece : piece_results) results.push_back(std::move(piece));

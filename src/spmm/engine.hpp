@@ -74,6 +74,7 @@ struct InferenceResult {
   std::vector<double> layer_seconds;          // time in layer l (data: summed over threads)
   std::vector<std::uint64_t> layer_rows;      // rows multiplied in layer l (filled with reuse only)
   std::uint64_t panel_handoffs = 0;           // data: dense rows given to idle threads (PanelHandoff)
+  std::uint64_t panel_parks = 0;              // data: thin blocks' rows parked for a later block
 };
 
 // Makes sure every layer holds its weights in the format(s) asked for (converting as needed), and

@@ -7,8 +7,79 @@
 
 namespace sdnn {
 
-PanelHandoff::PanelHandoff(int threads, std::int64_t work)
-    : slots_(static_cast<std::size_t>(threads > 0 ? threads : 1)), work_left_(work) {}
+PanelHandoff::PanelHandoff(int threads, std::int64_t blocks)
+    : slots_(static_cast<std::size_t>(threads > 0 ? threads : 1)), work_left_(blocks), blocks_(blocks) {}
+
+void PanelHandoff::park(DenseRows& panels, Offset nonzeros, std::size_t layer) {
+  std::lock_guard<std::mutex> lock(parked_mutex_);
+  Parked entry{DenseRows(), layer, nonzeros};
+  if (!spare_.empty()) {
+    entry.panels = std::move(spare_.back());
+    spare_.pop_back();
+  }
+  std::swap(entry.panels, panels);
+  parked_.push_back(std::move(entry));  // may throw: then nothing is parked (panels is gone with entry)
+  panels.neurons = parked_.back().panels.neurons;
+  panels.ids.clear();
+  panels.panel.clear();
+  work_left_.fetch_add(1, std::memory_order_acq_rel);
+  parked_count_.fetch_add(1, std::memory_order_release);
+  parks_.fetch_add(1, std::memory_order_relaxed);
+}
+
+Offset PanelHandoff::absorb(std::size_t layer, DenseRows& panels) {
+  std::vector<Parked> taken;
+  {
+    std::lock_guard<std::mutex> lock(parked_mutex_);
+    for (std::size_t i = 0; i < parked_.size();) {
+      if (parked_[i].layer == layer) {
+        taken.push_back(std::move(parked_[i]));
+        parked_[i] = std::move(parked_.back());
+        parked_.pop_back();
+      } else {
+        ++i;
+      }
+    }
+    parked_count_.fetch_sub(static_cast<int>(taken.size()), std::memory_order_relaxed);
+  }
+  Offset nonzeros = 0;
+  const std::size_t panel_size = std::size_t{panels.neurons} * kPanelRows;
+  for (Parked& entry : taken) {
+    struct Done {  // taken in: done, also if appending fails (its rows are then lost with the error)
+      PanelHandoff& handoff;
+      ~Done() { handoff.done(); }
+    } done{*this};
+    for (Index i = 0; i < entry.panels.rows(); ++i) {
+      const Index r = panels.rows();
+      if (r % kPanelRows == 0) panels.panel.resize(panels.panel.size() + panel_size, 0.0f);
+      Value* to = panels.panel.data() + std::size_t{r / kPanelRows} * panel_size + r % kPanelRows;
+      const Value* from = entry.panels.panel.data() + std::size_t{i / kPanelRows} * panel_size + i % kPanelRows;
+      for (Index k = 0; k < panels.neurons; ++k) to[std::size_t{k} * kPanelRows] = from[std::size_t{k} * kPanelRows];
+      panels.ids.push_back(entry.panels.ids[i]);
+    }
+    nonzeros += entry.nonzeros;
+  }
+  std::lock_guard<std::mutex> lock(parked_mutex_);
+  for (Parked& entry : taken) spare_.push_back(std::move(entry.panels));
+  return nonzeros;
+}
+
+bool PanelHandoff::take_parked(DenseRows& panels, std::size_t& layer, Offset& nonzeros) {
+  std::lock_guard<std::mutex> lock(parked_mutex_);
+  if (parked_.empty()) return false;
+  std::size_t earliest = 0;
+  for (std::size_t i = 1; i < parked_.size(); ++i)
+    if (parked_[i].layer < parked_[earliest].layer) earliest = i;
+  Parked& entry = parked_[earliest];
+  std::swap(panels, entry.panels);
+  layer = entry.layer;
+  nonzeros = entry.nonzeros;
+  spare_.push_back(std::move(entry.panels));
+  parked_[earliest] = std::move(parked_.back());
+  parked_.pop_back();
+  parked_count_.fetch_sub(1, std::memory_order_relaxed);
+  return true;
+}
 
 bool PanelHandoff::wait(int thread, DenseRows& panels, std::size_t& layer, Offset& nonzeros) {
   Slot& slot = slots_.at(static_cast<std::size_t>(thread));
@@ -18,14 +89,19 @@ bool PanelHandoff::wait(int thread, DenseRows& panels, std::size_t& layer, Offse
   for (unsigned spins = 0;; ++spins) {
     const int state = slot.state.load(std::memory_order_acquire);
     if (state == kFilled) break;
-    if (state == kOpen && work_left_.load(std::memory_order_acquire) == 0) {
+    const bool finished = work_left_.load(std::memory_order_acquire) == 0;
+    if (state == kOpen && (finished || any_parked())) {
       int open = kOpen;
-      if (slot.state.compare_exchange_strong(open, kIdle, std::memory_order_acq_rel)) {
-        waiting_.fetch_sub(1, std::memory_order_acq_rel);
-        std::swap(slot.panels, panels);
-        return false;
-      }
-      continue;  // a giver took the slot meanwhile: its rows are coming
+      if (!slot.state.compare_exchange_strong(open, kIdle, std::memory_order_acq_rel))
+        continue;  // a giver took the slot meanwhile: its rows are coming
+      waiting_.fetch_sub(1, std::memory_order_acq_rel);
+      std::swap(slot.panels, panels);
+      if (finished) return false;
+      if (take_parked(panels, layer, nonzeros)) return true;
+      std::swap(slot.panels, panels);  // another thread took them: wait again
+      slot.state.store(kOpen, std::memory_order_release);
+      waiting_.fetch_add(1, std::memory_order_acq_rel);
+      continue;
     }
     // A few milliseconds of yields (a block's layer takes tens of microseconds), then short
     // sleeps, so that a long wait on a machine with more threads than cores costs little.
