@@ -6,10 +6,12 @@
 namespace sdnn {
 
 RankResult infer_rows(const LoadedProblem& problem, const EngineOptions& engine, bool keep_final_rows,
-                      RankFigures& figures) {
+                      RankFigures& figures, std::unique_ptr<InferenceSession>* keep_session) {
   EngineOptions mine = engine;
   mine.keep_activations = keep_final_rows;
-  InferenceResult result = infer(problem.network, problem.input, mine);
+  auto session = std::make_unique<InferenceSession>(problem.network, mine);
+  InferenceResult result = session->run(problem.input);
+  if (keep_session) *keep_session = std::move(session);
   figures.active_nonzeros = result.active_nonzeros;
   figures.layer_nonzeros = std::move(result.layer_nonzeros);
   figures.layer_compute_s = std::move(result.layer_seconds);

@@ -6,6 +6,8 @@
 // (strategy_model.cpp).
 #pragma once
 
+#include <memory>
+
 #include "main/load.hpp"
 #include "main/report.hpp"
 #include "main/strategy.hpp"
@@ -15,8 +17,10 @@ namespace sdnn {
 
 // Runs the engine with `engine` on problem.input through problem.network (its layers prepared in
 // engine.format) and fills figures (compute per layer, communication 0). keep_final_rows false:
-// final_rows stays empty (the engine drops each block's rows once counted).
+// final_rows stays empty (the engine drops each block's rows once counted). keep_session: where
+// to leave the engine's session (its buffers) for the caller to free after timing the run; null:
+// freed here.
 RankResult infer_rows(const LoadedProblem& problem, const EngineOptions& engine, bool keep_final_rows,
-                      RankFigures& figures);
+                      RankFigures& figures, std::unique_ptr<InferenceSession>* keep_session = nullptr);
 
 }  // namespace sdnn

@@ -345,6 +345,7 @@ RankResult infer_share(const MpiSession& mpi, Strategy& strategy, const LoadedPr
     const double start = mpi_seconds();
     result = strategy.run(problem, engine, keep_final_rows, figures);
     figures.compute_s = mpi_seconds_since(start) - figures.comm_s;
+    strategy.release_buffers();
   });
   const double start = mpi_seconds();
   mpi.barrier();  // the wait for the slowest rank

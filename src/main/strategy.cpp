@@ -55,7 +55,7 @@ class DataStrategy final : public Strategy {
 
   RankResult run(const LoadedProblem& problem, const EngineOptions& engine, bool keep_final_rows,
                  RankFigures& figures) override {
-    return infer_rows(problem, engine, keep_final_rows, figures);
+    return infer_rows(problem, engine, keep_final_rows, figures, &kept_session_);
   }
 
   std::string verifier_difference(const LoadPlan&, const LoadedProblem& problem,

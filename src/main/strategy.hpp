@@ -79,6 +79,10 @@ class Strategy {
   // Collective: prints the strategy's own lines on rank 0 and returns its own summary fields
   // (" key=value ..."; the pipeline's per stage), "" when it has none.
   virtual std::string report_own_figures(const RankFigures& figures) const;
+  // Frees what run() kept past its timed end: the engine's work buffers (data x data), whose
+  // unmapping is not inference (on a KVM guest, 0.2 to 0.4 ms of a 10 ms run: every page a thread
+  // touched, and the other threads' TLBs). The driver calls it once run() is timed.
+  void release_buffers() { kept_session_.reset(); }
 
  protected:
   Strategy(const Options& options, const MpiSession& mpi, Grid grid) : options_(options), mpi_(mpi), grid_(grid) {}
@@ -88,6 +92,7 @@ class Strategy {
   Options options_;
   const MpiSession& mpi_;
   Grid grid_;
+  std::unique_ptr<InferenceSession> kept_session_;  // run()'s engine session, until release_buffers()
 };
 
 // The strategy that options.strategy names, for this rank. Throws std::invalid_argument (the
