@@ -205,9 +205,10 @@ class BlockRunner {
   // Returns the nonzeros multiplied (the sum over layers of nnz of the layer's input).
   std::uint64_t run(const Network& network, ActiveRows& rows) { return run_from(network, 0, false, 0, rows); }
 
-  // With no block left to take: takes rows that other threads' blocks give (PanelHandoff)
-  // through their remaining layers until every block is done; after each piece, `finish(rows)`
-  // with its surviving rows. Returns the nonzeros multiplied.
+  // With no block left to take: takes rows that other threads' blocks give, or that thin blocks
+  // parked and no block took in (PanelHandoff), through their remaining layers until every block
+  // is done; after each piece, `finish(rows)` with its surviving rows. Returns the nonzeros
+  // multiplied.
   template <class Finish>
   std::uint64_t help(const Network& network, PanelHandoff& handoff, int thread, ActiveRows& rows, Finish&& finish) {
     std::uint64_t active = 0;
@@ -432,7 +433,8 @@ InferenceResult infer_data_parallel(InferenceSession::State& state, const CsrMat
   const std::vector<const ColumnGroups*>& layer_groups = state.layer_groups;
   if (dense_allowed && layer_groups.size() != network.size())
     throw std::logic_error("infer: the session has no column groups for the dense kernel");
-  // A thread with no block left to take helps the last ones: they give it half their panels.
+  // A thread with no block left to take helps the last ones (they give it half their panels) and
+  // takes the rows of thin blocks that no later block took in.
   PanelHandoff handoff(options.threads, blocks);
   std::vector<ActiveRows> piece_results;  // the rows of the pieces given (with keep_activations)
   std::vector<Index> piece_categories;
