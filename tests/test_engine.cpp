@@ -510,14 +510,16 @@ TEST(Engine, LastBlocksHandTheirPanelsToIdleThreads) {
   const CsrMatrix expected = reference_inference(network, input);
   ASSERT_GT(categories_of(expected).size(), 400u);
   ASSERT_LT(categories_of(expected).size(), 600u);
-  const InferenceResult serial = infer(network, input, options_of({Format::csr, Parallelism::data, 1, kAlwaysDense}, 200));
+  const InferenceResult serial =
+      infer(network, input, options_of({Format::csr, Parallelism::data, 1, kAlwaysDense}, 200));
   EXPECT_EQ(serial.panel_handoffs, 0u);
   std::uint64_t handoffs = 0;
   for (const auto& [threads, block] : std::vector<std::pair<int, Index>>{{2, 600}, {3, 200}, {4, 200}, {2, 200}})
     for (const Format f : {Format::csr, Format::csc})
       for (int run = 0; run < 5; ++run) {
         SCOPED_TRACE(to_string(f) + " " + std::to_string(threads) + " threads, blocks of " + std::to_string(block));
-        const InferenceResult r = infer(network, input, options_of({f, Parallelism::data, threads, kAlwaysDense}, block));
+        const InferenceResult r =
+            infer(network, input, options_of({f, Parallelism::data, threads, kAlwaysDense}, block));
         EXPECT_EQ(first_difference(r.activations, expected), "");
         EXPECT_EQ(checksum_of(r.activations), checksum_of(expected));
         EXPECT_EQ(r.exact_sum, serial.exact_sum);
@@ -594,7 +596,8 @@ TEST(Engine, ThinBlocksJoinLaterBlocks) {
   const CsrMatrix input = generate_inputs(1200, 64, 7);
   const CsrMatrix expected = reference_inference(network, input);
   ASSERT_GT(categories_of(expected).size(), 0u);
-  const InferenceResult serial = infer(network, input, options_of({Format::csr, Parallelism::data, 1, kAlwaysDense}, 60));
+  const InferenceResult serial =
+      infer(network, input, options_of({Format::csr, Parallelism::data, 1, kAlwaysDense}, 60));
   EXPECT_GT(serial.panel_parks, 0u);
   EXPECT_EQ(first_difference(serial.activations, expected), "");
   for (const int threads : {1, 2, 3})
@@ -643,7 +646,8 @@ TEST(Engine, ParkedRowsAreTakenInOrWaitedFor) {
   EXPECT_EQ(block.panel.size(), std::size_t{2} * neurons * kPanelRows);
   for (Index r = 0; r < 16; ++r)
     for (Index k = 0; k < neurons; ++k) {
-      const Value v = block.panel[std::size_t{r / kPanelRows} * neurons * kPanelRows + std::size_t{k} * kPanelRows + r % kPanelRows];
+      const std::size_t at = std::size_t{r / kPanelRows} * neurons * kPanelRows + std::size_t{k} * kPanelRows;
+      const Value v = block.panel[at + r % kPanelRows];
       EXPECT_EQ(v, r < 10 ? static_cast<Value>(block.ids[r] + k) : 0.0f) << "row " << r << " neuron " << k;
     }
   pool.done();  // the block

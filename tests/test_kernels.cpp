@@ -99,7 +99,8 @@ std::string same_rows(const DenseRows& a, const DenseRows& b) {
   for (const DenseRows* d : {&a, &b})
     for (Index r = d->rows(); r < d->panels() * kPanelRows; ++r)
       for (Index k = 0; k < d->neurons; ++k)
-        if (d->panel[std::size_t{r / kPanelRows} * d->neurons * kPanelRows + std::size_t{k} * kPanelRows + r % kPanelRows] != 0.0f)
+        if (d->panel[std::size_t{r / kPanelRows} * d->neurons * kPanelRows + std::size_t{k} * kPanelRows +
+                     r % kPanelRows] != 0.0f)
           return "padding row " + std::to_string(r) + " not zero";
   return "";
 }
@@ -560,8 +561,8 @@ TEST(Kernels, DropDeadRowsInPlaceKeepsTheLiveRows) {
     for (Index r = 0; r < rows; ++r)
       for (Index k = 0; alive[r] && k < neurons; ++k)
         if (k % 4 != 1) {
-          dense.panel[std::size_t{r / kPanelRows} * neurons * kPanelRows + std::size_t{k} * kPanelRows + r % kPanelRows] =
-              value(random);
+          dense.panel[std::size_t{r / kPanelRows} * neurons * kPanelRows + std::size_t{k} * kPanelRows +
+                      r % kPanelRows] = value(random);
           ++row_nonzeros[r];
           ++expected;
         }

@@ -9,7 +9,6 @@
 #include <hwy/foreach_target.h>  // must come before highway.h
 #include <hwy/highway.h>
 
-
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>

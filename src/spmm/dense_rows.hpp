@@ -124,7 +124,8 @@ std::vector<std::string> simd_targets_available();
 class DenseMultiplier {
  public:
   // out = activate(in * W + bias) with W by columns (out is not in); rows that die are left
-  // out, and the order of those kept changes (drop_dead_rows). `groups`: group_columns(weights), when the caller keeps them (else computed here).
+  // out, and the order of those kept changes (drop_dead_rows). `groups`: group_columns(weights),
+  // when the caller keeps them (else computed here).
   void multiply(const DenseRows& in, const CscMatrix& weights, const Value* bias, DenseRows& out,
                 const ColumnGroups* groups = nullptr);
   // Nonzeros of the last output (to decide when to go back to sparse rows), and of its row r.
