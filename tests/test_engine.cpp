@@ -580,10 +580,10 @@ TEST(Engine, PanelHandoffGivesHalfThePanelsToTheWaiter) {
   EXPECT_EQ(layer, 6u);
   EXPECT_EQ(nonzeros, 37u);
   EXPECT_EQ(mine.ids, std::vector<Index>(before.ids.begin(), before.ids.begin() + 8));
-  EXPECT_EQ(mine.panel, std::vector<Value>(before.panel.begin(), before.panel.begin() + neurons * kPanelRows));
+  EXPECT_EQ(mine.panel, PanelValues(before.panel.begin(), before.panel.begin() + neurons * kPanelRows));
   EXPECT_EQ(received.neurons, neurons);
   EXPECT_EQ(received.ids, std::vector<Index>(before.ids.begin() + 8, before.ids.end()));
-  EXPECT_EQ(received.panel, std::vector<Value>(before.panel.begin() + neurons * kPanelRows, before.panel.end()));
+  EXPECT_EQ(received.panel, PanelValues(before.panel.begin() + neurons * kPanelRows, before.panel.end()));
   EXPECT_EQ(received.panel.data(), lent_storage);  // filled in the waiter's own buffer
 }
 

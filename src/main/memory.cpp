@@ -17,6 +17,7 @@
 #include "io/tsv.hpp"
 #include "spmm/dense_rows.hpp"
 #include "spmm/engine.hpp"
+#include "spmm/huge_pages.hpp"
 
 namespace sdnn {
 namespace {
@@ -232,6 +233,9 @@ MemoryEstimate estimate_memory(const Options& o, int ranks, int node_ranks, int 
   e.input_bytes += shard_rows * sizeof(Offset);
   input_loading += shard_rows * sizeof(Offset);
   work += row_work + thread_work;
+  // Each thread's large working buffers (two panel buffers and the panels in double) on huge
+  // pages may each round up to a whole 2 MiB page (spmm/huge_pages.hpp).
+  if (huge_pages_enabled()) work += static_cast<std::uint64_t>(threads) * 3 * kHugePageBytes;
   // While the network loads, the input is not there yet; loading's transients are freed before
   // inference (see total()).
   e.loading_bytes = std::max(network_loading > e.input_bytes ? network_loading - e.input_bytes : 0, input_loading);

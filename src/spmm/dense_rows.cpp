@@ -451,8 +451,8 @@ std::string simd_target() {
 
 void DoubleBuffer::resize(std::size_t size) {
   if (size > capacity_) {
-    data_ = hwy::AllocateAligned<double>(size);
-    if (!data_) throw std::bad_alloc();
+    if (size > static_cast<std::size_t>(-1) / sizeof(double)) throw std::bad_alloc();
+    data_.reset(static_cast<double*>(allocate_working(size * sizeof(double))));
     capacity_ = size;
   }
   size_ = size;

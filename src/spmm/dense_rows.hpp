@@ -15,13 +15,13 @@
 // restricts the choice to that target or lower ones. No MPI here.
 #pragma once
 
-#include <hwy/aligned_allocator.h>
-
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "huge_pages.hpp"
 #include "layer.hpp"
 #include "spmm.hpp"
 
@@ -29,10 +29,13 @@ namespace sdnn {
 
 inline constexpr Index kPanelRows = 8;
 
+// A block's panel storage (huge_pages.hpp: large buffers on transparent huge pages).
+using PanelValues = std::vector<Value, WorkingAllocator<Value>>;
+
 struct DenseRows {
   Index neurons = 0;
   std::vector<Index> ids;    // the id of each row, in order
-  std::vector<Value> panel;  // panels x neurons x kPanelRows; padding rows hold 0
+  PanelValues panel;  // panels x neurons x kPanelRows; padding rows hold 0
   Index rows() const { return static_cast<Index>(ids.size()); }
   Index panels() const { return (rows() + kPanelRows - 1) / kPanelRows; }
   Value at(Index row, Index neuron) const {
@@ -54,7 +57,10 @@ class DoubleBuffer {
   std::size_t size() const { return size_; }
 
  private:
-  hwy::AlignedFreeUniquePtr<double[]> data_;
+  struct Free {
+    void operator()(double* p) const noexcept { free_working(p); }
+  };
+  std::unique_ptr<double[], Free> data_;
   std::size_t size_ = 0, capacity_ = 0;
 };
 
