@@ -214,6 +214,9 @@ class BlockRunner {
     std::uint64_t active = 0;
     std::size_t layer = 0;
     Offset nonzeros = 0;
+    // The buffer lent to the giver gets a whole block's room (on huge pages) first, also when this
+    // thread's own blocks never reached panels.
+    if (dense_allowed_) reserve_panels();
     while (handoff.wait(thread, panels_, layer, nonzeros)) {
       struct Done {  // every piece taken is done, also when it fails (the others wait for it)
         PanelHandoff& handoff;

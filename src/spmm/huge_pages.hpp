@@ -11,7 +11,7 @@
 namespace sdnn {
 
 inline constexpr std::size_t kHugePageBytes = std::size_t{2} << 20;
-inline constexpr std::size_t kHugePageMinBytes = std::size_t{1} << 20;
+inline constexpr std::size_t kHugePageMinBytes = std::size_t{1} << 19;
 
 // Raw storage for `bytes` bytes, 64-byte aligned at least; throws std::bad_alloc.
 void* allocate_working(std::size_t bytes);
