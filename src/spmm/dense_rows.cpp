@@ -611,7 +611,7 @@ void to_dense(const ActiveRows& in, Index neurons, DenseRows& out) {
   out.ids = in.ids;
   out.panel.assign(static_cast<std::size_t>(out.panels()) * neurons * kPanelRows, 0.0f);
   for (Index r = 0; r < in.rows.rows(); ++r) {
-    Value* base = out.panel.data() + static_cast<std::size_t>(r / kPanelRows) * neurons * kPanelRows + r % kPanelRows;
+    Value* base = out.row_start(r);
     for (Offset p = in.rows.begin(r); p < in.rows.end(r); ++p) base[std::size_t{in.rows.indices[p]} * kPanelRows] = in.rows.values[p];
   }
 }
@@ -645,8 +645,6 @@ void to_sparse(const DenseRows& in, ActiveRows& out) {
 // official problem 9% of its time: rows die in most layers, and each move touches a line of
 // every panel column). The order of the rows changes; their values do not depend on it.
 Offset drop_dead_rows(DenseRows& rows, std::uint32_t* row_nonzeros) {
-  const std::size_t panel_size = std::size_t{rows.neurons} * kPanelRows;
-  auto row_at = [&](Index r) { return rows.panel.data() + std::size_t{r / kPanelRows} * panel_size + r % kPanelRows; };
   Offset nonzeros = 0;
   Index kept = 0;
   for (Index r = 0; r < rows.rows(); ++r) {
@@ -660,19 +658,17 @@ Offset drop_dead_rows(DenseRows& rows, std::uint32_t* row_nonzeros) {
   for (Index r = 0; r < kept; ++r) {
     if (row_nonzeros[r] != 0) continue;
     do --last; while (row_nonzeros[last] == 0);
-    const Value* from = row_at(last);
-    Value* to = row_at(r);
-    for (Index k = 0; k < rows.neurons; ++k) to[std::size_t{k} * kPanelRows] = from[std::size_t{k} * kPanelRows];
+    copy_panel_row(rows.row_start(last), rows.row_start(r), rows.neurons);
     rows.ids[r] = rows.ids[last];
     row_nonzeros[r] = row_nonzeros[last];
     row_nonzeros[last] = 0;
     if (last < padded) {
-      Value* moved = row_at(last);
+      Value* moved = rows.row_start(last);
       for (Index k = 0; k < rows.neurons; ++k) moved[std::size_t{k} * kPanelRows] = 0.0f;
     }
   }
   rows.ids.resize(kept);
-  rows.panel.resize(static_cast<std::size_t>(rows.panels()) * panel_size);
+  rows.panel.resize(static_cast<std::size_t>(rows.panels()) * rows.neurons * kPanelRows);
   return nonzeros;
 }
 
@@ -696,13 +692,8 @@ Offset keep_alive_rows(DenseRows& computed, const std::uint32_t* row_nonzeros, D
     if (row_nonzeros[r] > 0) out.ids.push_back(computed.ids[r]);
   out.panel.assign(static_cast<std::size_t>(out.panels()) * panel_size, 0.0f);
   Index to = 0;
-  for (Index r = 0; r < computed.rows(); ++r) {
-    if (row_nonzeros[r] == 0) continue;
-    const Value* from_panel = computed.panel.data() + (r / kPanelRows) * panel_size + r % kPanelRows;
-    Value* to_panel = out.panel.data() + (to / kPanelRows) * panel_size + to % kPanelRows;
-    for (Index k = 0; k < n; ++k) to_panel[std::size_t{k} * kPanelRows] = from_panel[std::size_t{k} * kPanelRows];
-    ++to;
-  }
+  for (Index r = 0; r < computed.rows(); ++r)
+    if (row_nonzeros[r] > 0) copy_panel_row(computed.row_start(r), out.row_start(to++), n);
   return nonzeros;
 }
 

@@ -41,7 +41,19 @@ struct DenseRows {
   Value at(Index row, Index neuron) const {
     return panel[(static_cast<std::size_t>(row / kPanelRows) * neurons + neuron) * kPanelRows + row % kPanelRows];
   }
+  // Row r's first entry in its panel; its entry k is kPanelRows x k further on.
+  Value* row_start(Index r) {
+    return panel.data() + static_cast<std::size_t>(r / kPanelRows) * neurons * kPanelRows + r % kPanelRows;
+  }
+  const Value* row_start(Index r) const {
+    return panel.data() + static_cast<std::size_t>(r / kPanelRows) * neurons * kPanelRows + r % kPanelRows;
+  }
 };
+
+// Copies one row of `neurons` entries between panels (from row_start to row_start).
+inline void copy_panel_row(const Value* from, Value* to, Index neurons) {
+  for (Index k = 0; k < neurons; ++k) to[std::size_t{k} * kPanelRows] = from[std::size_t{k} * kPanelRows];
+}
 
 // Sparse rows to dense panels and back (values must be positive for the dense kernel).
 void to_dense(const ActiveRows& in, Index neurons, DenseRows& out);

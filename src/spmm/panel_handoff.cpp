@@ -52,10 +52,8 @@ Offset PanelHandoff::absorb(std::size_t layer, DenseRows& panels) {
     for (Index i = 0; i < entry.panels.rows(); ++i) {
       const Index r = panels.rows();
       if (r % kPanelRows == 0) panels.panel.resize(panels.panel.size() + panel_size, 0.0f);
-      Value* to = panels.panel.data() + std::size_t{r / kPanelRows} * panel_size + r % kPanelRows;
-      const Value* from = entry.panels.panel.data() + std::size_t{i / kPanelRows} * panel_size + i % kPanelRows;
-      for (Index k = 0; k < panels.neurons; ++k) to[std::size_t{k} * kPanelRows] = from[std::size_t{k} * kPanelRows];
       panels.ids.push_back(entry.panels.ids[i]);
+      copy_panel_row(entry.panels.row_start(i), panels.row_start(r), panels.neurons);
     }
     nonzeros += entry.nonzeros;
   }
