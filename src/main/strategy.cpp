@@ -92,11 +92,12 @@ class ModelStrategy final : public Strategy {
       for (Layer& layer : problem.network) layer.weights_csr = CsrMatrix();
   }
 
-  // run_data_model decides how the grid runs (one column block: the data strategy's engine loop;
-  // else the column-block loop), both at the engine's density threshold.
+  // run_data_model decides how the grid runs (one column block: the data strategy's engine loop,
+  // its buffers kept until release_buffers(); else the column-block loop), both at the engine's
+  // density threshold.
   RankResult run(const LoadedProblem& problem, const EngineOptions& engine, bool keep_final_rows,
                  RankFigures& figures) override {
-    return run_data_model(mpi_, problem, grid_, engine, comm_, keep_final_rows, figures);
+    return run_data_model(mpi_, problem, grid_, engine, comm_, keep_final_rows, figures, &kept_session_);
   }
 
   // The whole network loaded again (one column block), its reference restricted to this rank's columns.

@@ -79,9 +79,10 @@ class Strategy {
   // Collective: prints the strategy's own lines on rank 0 and returns its own summary fields
   // (" key=value ..."; the pipeline's per stage), "" when it has none.
   virtual std::string report_own_figures(const RankFigures& figures) const;
-  // Frees what run() kept past its timed end: the engine's work buffers (data x data), whose
-  // unmapping is not inference (on a KVM guest, 0.2 to 0.4 ms of a 10 ms run: every page a thread
-  // touched, and the other threads' TLBs). The driver calls it once run() is timed.
+  // Frees what run() kept past its timed end: the engine's work buffers (data x data, and data x
+  // model with one column block), whose unmapping is not inference (on a KVM guest, 0.2 to 0.4 ms
+  // of a 10 ms run: every page a thread touched, and the other threads' TLBs). The driver calls
+  // it once run() is timed.
   void release_buffers() { kept_session_.reset(); }
 
  protected:

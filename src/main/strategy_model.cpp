@@ -635,8 +635,8 @@ ModelComm model_comm_from_environment(bool overlap) {
 
 RankResult run_data_model(const MpiSession& mpi, const LoadedProblem& problem, const Grid& grid,
                           const EngineOptions& engine, const ModelComm& comm, bool keep_final_rows,
-                          RankFigures& figures) {
-  return run_data_model(mpi.rank(), problem, grid, engine, comm, keep_final_rows, figures);
+                          RankFigures& figures, std::unique_ptr<InferenceSession>* keep_session) {
+  return run_data_model(mpi.rank(), problem, grid, engine, comm, keep_final_rows, figures, keep_session);
 }
 
 namespace {
@@ -645,12 +645,13 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
 }  // namespace
 
 RankResult run_data_model(int rank, const LoadedProblem& problem, const Grid& grid, const EngineOptions& engine,
-                          const ModelComm& comm, bool keep_final_rows, RankFigures& figures) {
+                          const ModelComm& comm, bool keep_final_rows, RankFigures& figures,
+                          std::unique_ptr<InferenceSession>* keep_session) {
   if (grid.columns == 1) {  // nothing to exchange: the data strategy's engine loop (see the top of this file)
     EngineOptions blocks = engine;
     blocks.format = Format::csr;
     blocks.parallel = Parallelism::data;
-    return infer_rows(problem, blocks, keep_final_rows, figures);
+    return infer_rows(problem, blocks, keep_final_rows, figures, keep_session);
   }
   RankResult result;
   result.final_rows = run_column_blocks(rank, problem, grid, engine, comm, figures);

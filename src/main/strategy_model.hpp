@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "comm/mpi_session.hpp"
@@ -56,12 +57,15 @@ ModelComm model_comm_from_environment(bool overlap);
 // keeps its final rows.
 // The result's final rows: this rank's block (group rows x block columns, CSR, local numbering),
 // with their categories and exact sum; figures: compute and communication time, bytes,
-// messages, per layer. Collective over MPI_COMM_WORLD.
+// messages, per layer. Collective over MPI_COMM_WORLD. keep_session: with one column block (the
+// data strategy's engine loop), where the engine's work buffers go, for the caller to free once
+// the run is timed (infer_rows); null: freed before returning.
 RankResult run_data_model(const MpiSession& mpi, const LoadedProblem& problem, const Grid& grid,
                           const EngineOptions& engine, const ModelComm& comm, bool keep_final_rows,
-                          RankFigures& figures);
+                          RankFigures& figures, std::unique_ptr<InferenceSession>* keep_session = nullptr);
 // The same for the rank `rank` of MPI_COMM_WORLD, where no MpiSession exists (the MPI tests).
 RankResult run_data_model(int rank, const LoadedProblem& problem, const Grid& grid, const EngineOptions& engine,
-                          const ModelComm& comm, bool keep_final_rows, RankFigures& figures);
+                          const ModelComm& comm, bool keep_final_rows, RankFigures& figures,
+                          std::unique_ptr<InferenceSession>* keep_session = nullptr);
 
 }  // namespace sdnn
