@@ -49,7 +49,7 @@ TEST(HugePages, BlocksAreAlignedAndWritable) {
 }
 
 TEST(HugePages, LargeBlocksCarryTheAdviceAndStartApart) {
-  if (!huge_pages_enabled()) GTEST_SKIP() << "SDNN_HUGE_PAGES=0 in the environment";
+  if (!huge_pages_enabled()) GTEST_SKIP() << "huge pages off (SDNN_HUGE_PAGES=0, or an AddressSanitizer build)";
   static const int probe = 0;
   if (vm_flags_of(&probe).empty()) GTEST_SKIP() << "no VmFlags in /proc/self/smaps on this kernel";
   std::vector<void*> blocks;
