@@ -612,6 +612,34 @@ TEST(Engine, ThinBlocksJoinLaterBlocks) {
     }
 }
 
+// Blocks of two panels thin to one and park; later blocks take their rows in, and near the end
+// a block grown that way may give half its panels to an idle thread, rows it took in among them
+// (counted from the panels: the multiplier counted only the layer's own rows, and reading its
+// counts for the others was a heap overflow, caught under ASan in
+// Engine.AnExceptionOnOneThreadLeavesInferOnce). Every figure as 1 thread's over many runs: when
+// a thread waits, and so whether a run meets that case, is the scheduler's choice.
+TEST(Engine, RowsTakenInAndHandedOnAreCounted) {
+  Network network = generate_network(64, 60, 7);
+  prepare_weights(network, true, true);
+  const CsrMatrix input = generate_inputs(3000, 64, 11);
+  const CsrMatrix expected = reference_inference(network, input);
+  const InferenceResult serial =
+      infer(network, input, options_of({Format::csr, Parallelism::data, 1, kAlwaysDense}, 16));
+  EXPECT_GT(serial.panel_parks, 0u);
+  std::uint64_t handoffs = 0;
+  for (int run = 0; run < 6; ++run)
+    for (const int threads : {2, 3, 4}) {
+      SCOPED_TRACE(std::to_string(threads) + " threads, run " + std::to_string(run));
+      const InferenceResult r =
+          infer(network, input, options_of({Format::csr, Parallelism::data, threads, kAlwaysDense}, 16));
+      EXPECT_EQ(first_difference(r.activations, expected), "");
+      EXPECT_EQ(r.active_nonzeros, serial.active_nonzeros);
+      EXPECT_EQ(r.layer_nonzeros, serial.layer_nonzeros);
+      handoffs += r.panel_handoffs;
+    }
+  EXPECT_GT(handoffs, 0u) << "no run handed panels on: the case tests nothing";
+}
+
 // The pool of parked rows by itself: rows parked at layers 5 and 7; a block at layer 5 takes in
 // those of layer 5 (appended after its own rows, the padding still zero); a thread with nothing
 // to do gets those of layer 7 from wait, and wait ends once they are done.

@@ -526,6 +526,31 @@ TEST_P(DenseEveryTarget, ColumnPiecesEqualWholeLayer) {
   EXPECT_EQ(same_rows(in_place, kept), "");
 }
 
+// A panel row by its start: row_start, row_nonzeros (a count over the row's entries, kPanelRows
+// apart) and copy_panel_row, against DenseRows::at, for rows in every slot of three panels.
+TEST(Kernels, PanelRowsByTheirStart) {
+  DenseRows rows;
+  rows.neurons = 5;
+  for (Index r = 0; r < 19; ++r) rows.ids.push_back(100 + r);
+  rows.panel.assign(std::size_t{rows.panels()} * rows.neurons * kPanelRows, 0.0f);
+  for (Index r = 0; r < rows.rows(); ++r)
+    for (Index k = 0; k < rows.neurons; ++k)
+      if ((r + k) % 3 != 0) rows.row_start(r)[std::size_t{k} * kPanelRows] = static_cast<Value>(r * 10 + k);
+  for (Index r = 0; r < rows.rows(); ++r) {
+    Index expected = 0;
+    for (Index k = 0; k < rows.neurons; ++k) {
+      EXPECT_EQ(rows.at(r, k), (r + k) % 3 != 0 ? static_cast<Value>(r * 10 + k) : 0.0f) << r << " " << k;
+      expected += rows.at(r, k) != 0.0f;
+    }
+    EXPECT_EQ(rows.row_nonzeros(r), expected) << r;
+  }
+  DenseRows copy = rows;
+  copy_panel_row(rows.row_start(17), copy.row_start(2), rows.neurons);
+  for (Index r = 0; r < rows.rows(); ++r)
+    for (Index k = 0; k < rows.neurons; ++k) EXPECT_EQ(copy.at(r, k), rows.at(r == 2 ? 17 : r, k)) << r << " " << k;
+  EXPECT_EQ(copy.row_nonzeros(2), rows.row_nonzeros(17));
+}
+
 // drop_dead_rows against keep_alive_rows on rows whose dead ones are all zero (as the kernel
 // leaves them): none dead, all dead, dead at the front, at the end, every other one, and a row
 // moved out of the last kept panel (its old place must be zeroed).

@@ -48,6 +48,13 @@ struct DenseRows {
   const Value* row_start(Index r) const {
     return panel.data() + static_cast<std::size_t>(r / kPanelRows) * neurons * kPanelRows + r % kPanelRows;
   }
+  // Row r's nonzero entries, counted.
+  Index row_nonzeros(Index r) const {
+    const Value* row = row_start(r);
+    Index count = 0;
+    for (Index k = 0; k < neurons; ++k) count += row[std::size_t{k} * kPanelRows] != 0.0f;
+    return count;
+  }
 };
 
 // Copies one row of `neurons` entries between panels (from row_start to row_start).
@@ -146,7 +153,8 @@ class DenseMultiplier {
   // when the caller keeps them (else computed here).
   void multiply(const DenseRows& in, const CscMatrix& weights, const Value* bias, DenseRows& out,
                 const ColumnGroups* groups = nullptr);
-  // Nonzeros of the last output (to decide when to go back to sparse rows), and of its row r.
+  // Nonzeros of the last output (to decide when to go back to sparse rows), and of its row r
+  // (r < the rows of that output).
   Offset last_nonzeros() const { return nonzeros_; }
   std::uint32_t last_row_nonzeros(Index r) const { return row_nonzeros_[r]; }
 

@@ -267,9 +267,10 @@ class BlockRunner {
           // Rows other blocks parked at the next layer join these; half the panels go to a
           // waiting thread; a last panel waits for a later block (the rows then leave: the
           // block's rows are empty from here on).
+          const Index computed_rows = panels_.rows();  // rows after these were taken in
           if (handoff_->any_parked()) panel_nonzeros += handoff_->absorb(l + 1, panels_);
           if (panels_.panels() >= 2) {
-            if (handoff_->wanted()) panel_nonzeros -= give_half(l + 1);
+            if (handoff_->wanted()) panel_nonzeros -= give_half(l + 1, computed_rows);
           } else if (panels_.rows() > 0 && handoff_->blocks_unstarted()) {
             handoff_->park(panels_, panel_nonzeros, l + 1);
             panel_nonzeros = 0;
@@ -308,11 +309,14 @@ class BlockRunner {
 
  private:
   // The second half of panels_ (whole panels) to a waiting thread, which takes them on from
-  // the next layer; returns the nonzeros given (0 when no thread waits any more).
-  Offset give_half(std::size_t next_layer) {
+  // the next layer; returns the nonzeros given (0 when no thread waits any more). Rows
+  // [0, computed_rows) are the layer's output, whose counts the multiplier kept; rows after them
+  // were taken in from parked blocks and are counted here.
+  Offset give_half(std::size_t next_layer, Index computed_rows) {
     const Index keep = (panels_.panels() + 1) / 2 * kPanelRows;
     Offset given = 0;
-    for (Index r = keep; r < panels_.rows(); ++r) given += dense_.last_row_nonzeros(r);
+    for (Index r = keep; r < panels_.rows(); ++r)
+      given += r < computed_rows ? dense_.last_row_nonzeros(r) : panels_.row_nonzeros(r);
     return handoff_->give(panels_, keep, given, next_layer) ? given : 0;
   }
 

@@ -13,6 +13,20 @@
 namespace sdnn {
 namespace {
 
+// AddressSanitizer sees malloc's blocks, not mappings: its builds keep every block in malloc so
+// that it still catches a write past a panel buffer's end.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+
 // Each block starts kHeaderBytes after its allocation, which is described just before the block
 // (Header); huge blocks start a further 0..kColors-1 times kColorBytes in, so that blocks placed
 // on 2 MiB boundaries (physically contiguous under a huge page) do not all map the same offsets
@@ -47,20 +61,6 @@ char* map_huge(std::size_t bytes) {
 }
 
 }  // namespace
-
-// AddressSanitizer sees malloc's blocks, not mappings: its builds keep every block in malloc so
-// that it still catches a write past a panel buffer's end.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kAddressSanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kAddressSanitizer = true;
-#else
-constexpr bool kAddressSanitizer = false;
-#endif
-#else
-constexpr bool kAddressSanitizer = false;
-#endif
 
 bool huge_pages_enabled() {
   static const bool enabled = [] {
