@@ -230,49 +230,43 @@ class DensePanels {
   // Moves the rows of `block` (group rows x C, CSC) marked in `alive` to panels and publishes
   // them in `slot`.
   void enter(const CscMatrix& block, const std::vector<std::uint8_t>& alive, int slot) {
-    const Index C = own_.size();
-    mine_.neurons = C;
-    mine_.ids.clear();
-    std::vector<Index> position(block.rows(), 0);  // an alive row's place in the panels
-    for (Index r = 0; r < block.rows(); ++r)
-      if (alive[r]) position[r] = mine_.rows(), mine_.ids.push_back(r);
-    // Straight from the columns (no CSR copy) into the slot (panels as they are: the next layer
-    // reads its own columns there, as the peers'), mine_ keeping only the rows' ids; a tile of
-    // panels (about 256 KB) at a time on each thread, zeroed and then filled column by column
-    // from where each column reaches the tile's rows, so that the writes stay in the tile (one
-    // column at a time over every panel wrote 32 bytes per cache line and page).
-    mine_.panel.clear();
-    Value* const panels = dense_slots(group_.rank()) + slot * capacity_rows_ * C;
-    const std::size_t panel_values = std::size_t{C} * kPanelRows;
-    const Index tile_panels = static_cast<Index>(std::max<std::size_t>(1, (std::size_t{1} << 16) / panel_values));
-    const Index all_panels = mine_.panels(), tiles = (all_panels + tile_panels - 1) / tile_panels;
-#pragma omp parallel for num_threads(threads_) schedule(dynamic, 1)
-    for (Index t = 0; t < tiles; ++t) {
-      const Index first_panel = t * tile_panels, end_panel = std::min(all_panels, first_panel + tile_panels);
-      Value* const tile = panels + first_panel * panel_values;
-      std::memset(tile, 0, (end_panel - first_panel) * panel_values * sizeof(Value));
-      // The tile's rows: original rows [first_row, end_row) (positions follow the rows' order).
-      const Index first_row = mine_.ids[first_panel * kPanelRows];
-      const Index end_row = mine_.ids[std::min(mine_.rows(), end_panel * kPanelRows) - 1] + 1;
+    // Straight from the columns (no CSR copy), a tile's rows at a time: each column from where
+    // it reaches the tile's first row (rows and positions follow the same order).
+    fill_slot(alive, slot, [&](Value* tile, Index first_position, Index end_position) {
+      const Index C = own_.size();
+      const Index first_row = mine_.ids[first_position], end_row = mine_.ids[end_position - 1] + 1;
       for (Index k = 0; k < C; ++k) {
         const Index* begin = block.indices.data() + block.begin(k);
         const Index* end = block.indices.data() + block.end(k);
         for (const Index* at = std::lower_bound(begin, end, first_row); at != end && *at < end_row; ++at) {
           if (!alive[*at]) continue;
-          const Index i = position[*at] - first_panel * kPanelRows;
+          const Index i = position_[*at] - first_position;
           tile[(static_cast<std::size_t>(i / kPanelRows) * C + k) * kPanelRows + i % kPanelRows] =
               block.values[static_cast<std::size_t>(at - block.indices.data())];
         }
       }
-    }
+    });
     local_nonzeros_ = block.nnz();
-    source_rows_.resize(mine_.rows());
-    for (Index i = 0; i < mine_.rows(); ++i) source_rows_[i] = i;
-    stored_stride_ = static_cast<Index>(mine_.panels()) * kPanelRows;
-    own_slot_ = slot;
-    sync_slots();
-    MPI_Barrier(group_.comm());  // every store of the group is done
-    sync_slots();
+  }
+  // The same from a super-block's input rows (rows first_row + r of `input`, CSR over every
+  // neuron, r marked in `alive`), with no CSC copy first: each row's entries in this rank's
+  // columns (input rows have ascending columns: from_triplets, and archives are checked).
+  // `nonzeros`: the entries of the marked rows in this rank's columns.
+  void enter_rows(const CsrMatrix& input, Index first_row, const std::vector<std::uint8_t>& alive, Offset nonzeros,
+                  int slot) {
+    fill_slot(alive, slot, [&](Value* tile, Index first_position, Index end_position) {
+      const Index C = own_.size();
+      for (Index i = first_position; i < end_position; ++i) {
+        const Index row = first_row + mine_.ids[i];
+        const Index* indices = input.indices.data();
+        const Index* from = std::lower_bound(indices + input.begin(row), indices + input.end(row), own_.first);
+        Value* to = tile + static_cast<std::size_t>((i - first_position) / kPanelRows) * C * kPanelRows +
+                    (i - first_position) % kPanelRows;
+        for (const Index* at = from; at != indices + input.end(row) && *at < own_.last; ++at)
+          to[std::size_t{*at - own_.first} * kPanelRows] = input.values[static_cast<std::size_t>(at - indices)];
+      }
+    });
+    local_nonzeros_ = nonzeros;
   }
 
   // One layer (see the top of this file): pulls the neurons of `plan` from the peers' slot
@@ -366,6 +360,41 @@ class DensePanels {
   }
 
  private:
+  // enter's and enter_rows' common part: mine_ takes the rows marked in `alive` (ids, in order;
+  // position_: each one's place), and their values go straight into the panels of `slot` (as
+  // they are: the next layer reads its own columns there, as the peers'), mine_ keeping only the
+  // rows' ids: a tile of panels (about 256 KB) at a time on each thread, zeroed and then filled
+  // by fill_tile(tile, first position, end position), so that the writes stay in the tile (one
+  // column at a time over every panel wrote 32 bytes per cache line and page). Then the group's
+  // stores are made visible to it.
+  template <class FillTile>
+  void fill_slot(const std::vector<std::uint8_t>& alive, int slot, FillTile&& fill_tile) {
+    const Index C = own_.size();
+    mine_.neurons = C;
+    mine_.ids.clear();
+    position_.assign(alive.size(), 0);
+    for (Index r = 0; r < static_cast<Index>(alive.size()); ++r)
+      if (alive[r]) position_[r] = mine_.rows(), mine_.ids.push_back(r);
+    mine_.panel.clear();
+    Value* const panels = dense_slots(group_.rank()) + slot * capacity_rows_ * C;
+    const std::size_t panel_values = std::size_t{C} * kPanelRows;
+    const Index tile_panels = static_cast<Index>(std::max<std::size_t>(1, (std::size_t{1} << 16) / panel_values));
+    const Index all_panels = mine_.panels(), tiles = (all_panels + tile_panels - 1) / tile_panels;
+#pragma omp parallel for num_threads(threads_) schedule(dynamic, 1)
+    for (Index t = 0; t < tiles; ++t) {
+      const Index first_panel = t * tile_panels, end_panel = std::min(all_panels, first_panel + tile_panels);
+      Value* const tile = panels + first_panel * panel_values;
+      std::memset(tile, 0, (end_panel - first_panel) * panel_values * sizeof(Value));
+      fill_tile(tile, first_panel * kPanelRows, std::min(mine_.rows(), end_panel * kPanelRows));
+    }
+    source_rows_.resize(mine_.rows());
+    for (Index i = 0; i < mine_.rows(); ++i) source_rows_[i] = i;
+    stored_stride_ = static_cast<Index>(mine_.panels()) * kPanelRows;
+    own_slot_ = slot;
+    sync_slots();
+    MPI_Barrier(group_.comm());  // every store of the group is done
+    sync_slots();
+  }
   // Column block b's dense slots: this rank's own, or a peer's on this node, in place.
   Value* dense_slots(int b) const {
     return reinterpret_cast<Value*>(segments_.on_node[b] + dense_at_[b]);
@@ -579,6 +608,7 @@ class DensePanels {
   int own_slot_ = 0;  // the slot that holds this rank's columns of mine_'s rows
   Index stored_stride_ = 0;          // rows (padded to panels) in the slots: the last layer input's
   std::vector<Index> source_rows_;   // where each of mine_'s rows is in the slots
+  std::vector<Index> position_;      // enter: each row's place in mine_ (when alive)
   struct PulledRange {
     Index first, width;         // neurons [first, first + width)
     const Value* values;        // in pulled_: stored panel p's kPanelRows x width at values + p x panel_stride
@@ -720,15 +750,24 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
   // then two dense slots of the group's rows (padded to panels) x its columns.
   // A row that died stays dead, so the group's rows alive in a super-block's input bound every
   // later layer's; the slots hold the largest super-block's.
+  // Input row r's entries in this rank's columns: [first, last) of its arrays (input rows have
+  // ascending columns: from_triplets, and archives are checked).
+  auto own_entries = [&](Index r) {
+    const Index* indices = problem.input.indices.data();
+    const Index* first = std::lower_bound(indices + problem.input.begin(r), indices + problem.input.end(r), own.first);
+    const Index* last = std::lower_bound(first, indices + problem.input.end(r), own.last);
+    return std::pair<Offset, Offset>(static_cast<Offset>(first - indices), static_cast<Offset>(last - indices));
+  };
   std::uint64_t input_most = 0, alive_most = 0;
   {
     std::vector<std::uint8_t> nonempty(rows, 0);
     std::vector<std::uint64_t> part_nonzeros(parts, 0);
     for (std::size_t part = 0; part < parts; ++part)
-      for (Index r = part_first(part); r < part_first(part + 1); ++r)
-        for (Offset p = problem.input.begin(r); p < problem.input.end(r); ++p)
-          if (problem.input.indices[p] >= own.first && problem.input.indices[p] < own.last)
-            nonempty[r] = 1, ++part_nonzeros[part];
+      for (Index r = part_first(part); r < part_first(part + 1); ++r) {
+        const auto [first, last] = own_entries(r);
+        nonempty[r] = last > first;
+        part_nonzeros[part] += last - first;
+      }
     input_most = group.max(*std::max_element(part_nonzeros.begin(), part_nonzeros.end()));
     group.max_in_place(nonempty);
     for (std::size_t part = 0; part < parts; ++part) {
@@ -855,6 +894,44 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
   bool in_panels = false;
   Offset group_nonzeros = 0;
   std::vector<std::uint8_t> alive;
+  // Whether the group's rows are dense enough for panels (the engine's rule): counts are the
+  // group's sums {-, nonzeros, non-positive entries, rows alive on some rank}; `alive` (this
+  // rank's rows with an entry) becomes the group's when the counts allow it (collective).
+  auto group_goes_dense = [&](const std::vector<std::uint64_t>& counts, auto&& timed) {
+    // The group's alive rows are at least the mean of its ranks' (a necessary condition first,
+    // agreed without a collective; the rows alive in the group only when it holds).
+    const double threshold = engine.dense_threshold * static_cast<double>(neurons);
+    bool go_dense = dense_allowed && counts[2] == 0 && counts[1] > 0 &&
+                    static_cast<double>(counts[1]) * grid.columns >= threshold * static_cast<double>(counts[3]);
+    if (go_dense) {
+      timed([&] { group.max_in_place(alive); });
+      std::uint64_t group_alive = 0;
+      for (std::uint8_t a : alive) group_alive += a;
+      go_dense = static_cast<double>(counts[1]) >= threshold * static_cast<double>(group_alive);
+    }
+    return go_dense;
+  };
+  // A super-block's input rows [first_row, first_row + part_rows) straight to dense panels
+  // (DensePanels::enter_rows) when the group's rows are dense enough; returns false, with
+  // nothing stored, when they are not (then publish_sparse decides again on the same counts).
+  auto enter_input_dense = [&](Index first_row, Index part_rows) {
+    if (!dense_allowed) return false;
+    std::vector<std::uint64_t> counts{0, 0, 0, 0};
+    alive.assign(part_rows, 0);
+    for (Index r = 0; r < part_rows; ++r) {
+      const auto [first, last] = own_entries(first_row + r);
+      for (Offset p = first; p < last; ++p) counts[2] += !(problem.input.values[p] > 0.0f);
+      counts[1] += last - first;
+      counts[3] += last > first;
+      alive[r] = last > first;
+    }
+    const Offset local_nonzeros = counts[1];
+    group.sum_in_place(counts);
+    if (!group_goes_dense(counts, [](auto&& step) { step(); })) return false;
+    group_nonzeros = counts[1];
+    dense.enter_rows(problem.input, first_row, alive, local_nonzeros, 0);
+    return true;
+  };
   // Stores Y_l (sparse) in `slot` when it fits and runs the group's collective; moves the group to
   // dense panels when its rows are dense enough. A block that does not fit can only belong to a
   // group that goes dense (capacity_of), so every block that stays sparse was stored.
@@ -876,18 +953,7 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
       group.sum_in_place(counts);
       sync_segments();
     });
-    // The group's alive rows are at least the mean of its ranks' (a necessary condition first,
-    // agreed without a collective; the rows alive in the group only when it holds).
-    const double threshold = engine.dense_threshold * static_cast<double>(neurons);
-    bool go_dense = dense_allowed && counts[2] == 0 && counts[1] > 0 &&
-                    static_cast<double>(counts[1]) * grid.columns >= threshold * static_cast<double>(counts[3]);
-    if (go_dense) {
-      timed([&] { group.max_in_place(alive); });
-      std::uint64_t group_alive = 0;
-      for (std::uint8_t a : alive) group_alive += a;
-      go_dense = static_cast<double>(counts[1]) >= threshold * static_cast<double>(group_alive);
-    }
-    if (!go_dense) {
+    if (!group_goes_dense(counts, timed)) {
       if (counts[0] > 0) throw std::logic_error("data x model: a sparse block outgrew its window");
       return;
     }
@@ -917,13 +983,17 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
 
   for (std::size_t part = 0; part < parts; ++part) {
     const Index first_row = part_first(part), part_rows = part_first(part + 1) - first_row;
-    current = convert<ColMajor>(slice_rows(problem.input, first_row, first_row + part_rows), own.first, own.last);
-    in_panels = false;
-    if (reuse) {
-      reuse->restart();
-      count_rows(0, reuse->before_store(current, own.first, layers));
+    // Dense from the input (as the default problem is): straight into the panels; else as CSC
+    // (with --reuse always: it looks for repeated rows in the sparse block first).
+    in_panels = !reuse && enter_input_dense(first_row, part_rows);
+    if (!in_panels) {
+      current = convert<ColMajor>(slice_rows(problem.input, first_row, first_row + part_rows), own.first, own.last);
+      if (reuse) {
+        reuse->restart();
+        count_rows(0, reuse->before_store(current, own.first, layers));
+      }
+      publish_sparse(0, [](auto&& step) { step(); });
     }
-    publish_sparse(0, [](auto&& step) { step(); });
 
     for (std::size_t l = 0; l < layers; ++l) {
       const PullPlan& plan = plans[l];
