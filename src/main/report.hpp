@@ -30,6 +30,10 @@ struct RankFigures {
   // --reuse: rows multiplied, over all layers and per layer (distinct rows; data x model counts a
   // row group's rows on its first rank only)
   std::uint64_t rows_computed = 0;
+  // data x model: super-blocks' thin tails parked, parked tails taken in by a later piece of rows,
+  // and pieces of parked tails run after the last super-block (strategy_model.cpp; this rank's
+  // counts, not in the report)
+  std::uint64_t tails_parked = 0, tails_taken_in = 0, tail_pieces_at_end = 0;
   std::vector<double> layer_compute_s, layer_comm_s;
   std::vector<std::uint64_t> layer_nonzeros, layer_bytes, layer_columns, layer_rows;
 };

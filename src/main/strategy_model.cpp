@@ -99,6 +99,7 @@
 #include <stdexcept>
 #include <string>
 #include <memory>
+#include <utility>
 
 #include <omp.h>
 
@@ -213,6 +214,18 @@ struct SegmentMap {
   std::vector<std::size_t> target_offset;
 };
 
+// Rows a thin super-block parked at the input of layer `layer` (run_column_blocks): this rank's
+// columns of them as panels (panels.ids: their rows in the super-block), `ids` their rows in the
+// group; nonzeros on this rank and in the group.
+struct ParkedRows {
+  std::size_t layer = 0;
+  DenseRows panels;
+  std::vector<Index> ids;
+  Offset local_nonzeros = 0, group_nonzeros = 0;
+};
+// A super-block parks its rows when they are at most 1 / kParkShare of the largest super-block's.
+constexpr std::uint64_t kParkShare = 4;
+
 // The group's alive rows as dense panels, this rank's C columns of them (see the top of this
 // file). Every call is collective over the group, in the same order on every rank.
 class DensePanels {
@@ -267,6 +280,51 @@ class DensePanels {
       }
     });
     local_nonzeros_ = nonzeros;
+  }
+
+  // Thin tails (run_column_blocks). Whether `rows` more rows fit after the layer input's: in the
+  // slots and within `most` rows alive (what the sparse slots are sized for).
+  bool has_room_for(Index rows, std::uint64_t most) const {
+    const std::uint64_t padded = (std::uint64_t{rows} + kPanelRows - 1) / kPanelRows * kPanelRows;
+    return stored_stride_ + padded <= capacity_rows_ && std::uint64_t{mine_.rows()} + rows <= most;
+  }
+  // Appends rows parked by another super-block (this rank's columns of them, as panels) to the
+  // layer input, after its stored rows (whole panels: one memcpy), as rows first_id, first_id + 1,
+  // ... of mine_; their `nonzeros` are this rank's. publish_absorbed after the last.
+  void absorb(const DenseRows& parked, Offset nonzeros, Index first_id) {
+    const std::size_t C = own_.size();
+    Value* const to = dense_slots(group_.rank()) + own_slot_ * capacity_rows_ * C + std::size_t{stored_stride_} * C;
+    std::memcpy(to, parked.panel.data(), std::size_t{parked.panels()} * C * kPanelRows * sizeof(Value));
+    for (Index j = 0; j < parked.rows(); ++j) {
+      mine_.ids.push_back(first_id + j);
+      source_rows_.push_back(stored_stride_ + j);
+    }
+    stored_stride_ += parked.panels() * kPanelRows;
+    local_nonzeros_ += nonzeros;
+  }
+  // The rows absorbed are stored: visible to the group (collective over the group).
+  void publish_absorbed() {
+    sync_slots();
+    MPI_Barrier(group_.comm());
+    sync_slots();
+  }
+  // Moves the layer input's rows out (this rank's columns of them, as panels; ids: their rows
+  // in mine_) and returns their nonzeros on this rank; no row is left.
+  Offset park(DenseRows& out) {
+    fill_panels();
+    out = std::move(mine_);
+    const Offset nonzeros = local_nonzeros_;
+    start_empty(own_slot_);
+    return nonzeros;
+  }
+  // No rows: the input of a layer whose rows come by absorb, in `slot`.
+  void start_empty(int slot) {
+    mine_ = DenseRows();
+    mine_.neurons = own_.size();
+    source_rows_.clear();
+    stored_stride_ = 0;
+    own_slot_ = slot;
+    local_nonzeros_ = 0;
   }
 
   // One layer (see the top of this file): pulls the neurons of `plan` from the peers' slot
@@ -653,12 +711,14 @@ ModelComm model_comm_from_environment(bool overlap) {
       comm.node_shared = false;
     else if (word == "block-columns")
       comm.cyclic_columns = false;
+    else if (word == "separate-tails")
+      comm.join_tails = false;
     else if (word.rfind("super-rows=", 0) == 0 && word.size() > 11 &&
              word.find_first_not_of("0123456789", 11) == std::string::npos && word.size() < 11 + 10)
       comm.super_rows = std::stoull(word.substr(11));
     else if (!word.empty())
       throw std::invalid_argument("SDNN_MODEL_COMM: unknown switch '" + word +
-                                  "' (world-sync, per-range-gets, panel-blocks, whole-gets, window-gets, super-rows=N, block-columns)");
+                                  "' (world-sync, per-range-gets, panel-blocks, whole-gets, window-gets, super-rows=N, separate-tails, block-columns)");
   }
   return comm;
 }
@@ -730,7 +790,7 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
   std::vector<PullPlan> plans;
   plans.reserve(layers);
   for (const Layer& layer : problem.network)
-    plans.push_back(plan_pulls(layer.weights_csc, neurons, grid, row_group, block));
+    plans.push_back(plan_pulls(layer.weights_csc, neurons, grid, row_group, block, false));  // split when first sparse
 
   // Super-blocks (see the top of this file): the group's rows in `parts` consecutive ranges,
   // each taken through every layer before the next, all through the one window below.
@@ -979,24 +1039,41 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
   CscMatrix pulled, next;
   std::vector<Offset> peer_offsets;
   std::vector<std::size_t> range_offset_at;  // where each range's offsets start in peer_offsets
-  CsrMatrix result(rows, columns);  // the super-blocks' final rows, stacked
-
-  for (std::size_t part = 0; part < parts; ++part) {
-    const Index first_row = part_first(part), part_rows = part_first(part + 1) - first_row;
-    // Dense from the input (as the default problem is): straight into the panels; else as CSC
-    // (with --reuse always: it looks for repeated rows in the sparse block first).
-    in_panels = !reuse && enter_input_dense(first_row, part_rows);
-    if (!in_panels) {
-      current = convert<ColMajor>(slice_rows(problem.input, first_row, first_row + part_rows), own.first, own.last);
-      if (reuse) {
-        reuse->restart();
-        count_rows(0, reuse->before_store(current, own.first, layers));
+  // Thin tails (see the top of this file): a super-block whose rows thinned to park_rows or
+  // fewer, while super-blocks not yet started remain, parks them at its next layer; the first
+  // super-block in panels to reach that layer with room for them takes them in (and parks them
+  // again with its own while it is as thin); what no super-block took runs at the end. Every
+  // rank of the group parks and takes in the same rows (the decisions follow the group's figures).
+  const bool join_tails = comm_switches.join_tails && dense_allowed && !reuse && !comm_switches.world_sync;
+  const std::uint64_t park_rows = alive_most / kParkShare;
+  std::vector<ParkedRows> parked;
+  // The piece of rows going through the layers: a super-block, with the rows it took in after
+  // its own; local row r (of current and the panels' ids) is row piece_ids[r] of the group.
+  std::vector<Index> piece_ids;
+  std::vector<ActiveRows> finished;  // every piece's final rows (ids: the group's rows)
+  // Takes in the rows parked at `layer` that fit (collective over the group).
+  auto take_in_parked = [&](std::size_t layer) {
+    bool any = false;
+    for (std::size_t i = 0; i < parked.size();) {
+      if (parked[i].layer != layer || !dense.has_room_for(parked[i].panels.rows(), alive_most)) {
+        ++i;
+        continue;
       }
-      publish_sparse(0, [](auto&& step) { step(); });
+      dense.absorb(parked[i].panels, parked[i].local_nonzeros, static_cast<Index>(piece_ids.size()));
+      piece_ids.insert(piece_ids.end(), parked[i].ids.begin(), parked[i].ids.end());
+      group_nonzeros += parked[i].group_nonzeros;
+      parked.erase(parked.begin() + static_cast<std::ptrdiff_t>(i));
+      ++figures.tails_taken_in;
+      any = true;
     }
-
-    for (std::size_t l = 0; l < layers; ++l) {
-      const PullPlan& plan = plans[l];
+    if (any) dense.publish_absorbed();
+  };
+  std::size_t pieces_done = 0;  // for the progress report: super-blocks finished or parked
+  // Layers [first_layer, layers) of the piece (in panels or as `current`); returns false when it
+  // parked its rows (may_park: super-blocks not yet started remain).
+  auto run_layers = [&](std::size_t first_layer, bool may_park) {
+    for (std::size_t l = first_layer; l < layers; ++l) {
+      PullPlan& plan = plans[l];
       const Layer& layer = problem.network[l];
       const int read_slot = static_cast<int>(l % 2), write_slot = static_cast<int>((l + 1) % 2);
       double comm = 0;
@@ -1016,7 +1093,7 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
         const Index alive_rows = dense.rows().rows();
         if (alive_rows == 0 || static_cast<double>(group_nonzeros) <
                                    0.25 * engine.dense_threshold * static_cast<double>(alive_rows) * neurons) {
-          current = to_csc(dense.to_rows(part_rows));
+          current = to_csc(dense.to_rows(static_cast<Index>(piece_ids.size())));
           in_panels = false;
           publish_sparse(write_slot, timed);
         } else if (reuse && reuse->due()) {
@@ -1026,6 +1103,7 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
       } else {
         figures.layer_nonzeros[l] += current.nnz();
         figures.active_nonzeros += current.nnz();
+        if (!plan.weights_split) split_weights(layer.weights_csc, neurons, grid, block, plan);
 
         // Sizes first: the column offsets of every pulled range, one get per peer (its ranges'
         // span, lengths + 1; the ranges of one peer are consecutive in the plan).
@@ -1056,7 +1134,7 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
           window.flush_all();
         });
         // Then the data: the pulled matrix's columns are the ranges' columns, back to back.
-        pulled.reset(part_rows, plan.pulled_columns);
+        pulled.reset(static_cast<Index>(piece_ids.size()), plan.pulled_columns);
         {
           Index column = 0;
           for (std::size_t r = 0; r < plan.ranges.size(); ++r) {
@@ -1103,15 +1181,73 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
       figures.bytes_pulled += bytes;
       figures.messages += messages;
       if (engine.progress)
-        engine.progress(static_cast<double>(part * layers + l + 1) / static_cast<double>(parts * layers), "layers");
+        engine.progress(static_cast<double>(std::min(pieces_done, parts - 1) * layers + l + 1) /
+                            static_cast<double>(parts * layers), "layers");
+      if (join_tails && in_panels && l + 1 < layers) {
+        take_in_parked(l + 1);
+        if (may_park && dense.rows().rows() <= park_rows) {
+          ParkedRows tail;
+          tail.layer = l + 1;
+          tail.group_nonzeros = group_nonzeros;
+          tail.local_nonzeros = dense.park(tail.panels);
+          tail.ids.reserve(tail.panels.rows());
+          for (Index id : tail.panels.ids) tail.ids.push_back(piece_ids[id]);
+          parked.push_back(std::move(tail));
+          ++figures.tails_parked;
+          return false;
+        }
+      }
     }
-    CsrMatrix final_rows = in_panels ? dense.to_rows(part_rows) : to_csr(current);  // the panels' values are in the window
+    return true;
+  };
+  // A piece's final rows, this rank's columns, into `finished` (rows with an entry).
+  auto finish_piece = [&] {
+    const Index size = static_cast<Index>(piece_ids.size());
+    CsrMatrix final_rows = in_panels ? dense.to_rows(size) : to_csr(current);  // the panels' values are in the window
     if (reuse) reuse->expand(final_rows);
-    stack_rows(final_rows, first_row, result);
+    ActiveRows kept;
+    gather_nonempty_rows(final_rows, 0, size, piece_ids.data(), kept);
+    finished.push_back(std::move(kept));
+  };
+
+  for (std::size_t part = 0; part < parts; ++part) {
+    const Index first_row = part_first(part), part_rows = part_first(part + 1) - first_row;
+    piece_ids.resize(part_rows);
+    for (Index r = 0; r < part_rows; ++r) piece_ids[r] = first_row + r;
+    // Dense from the input (as the default problem is): straight into the panels; else as CSC
+    // (with --reuse always: it looks for repeated rows in the sparse block first).
+    in_panels = !reuse && enter_input_dense(first_row, part_rows);
+    if (!in_panels) {
+      current = convert<ColMajor>(slice_rows(problem.input, first_row, first_row + part_rows), own.first, own.last);
+      if (reuse) {
+        reuse->restart();
+        count_rows(0, reuse->before_store(current, own.first, layers));
+      }
+      publish_sparse(0, [](auto&& step) { step(); });
+    }
+    if (run_layers(0, join_tails && part + 1 < parts)) finish_piece();
+    ++pieces_done;
+  }
+  // The parked rows no super-block took in, from the earliest layer on, each piece taking in
+  // the others as it reaches their layers.
+  while (!parked.empty()) {
+    std::size_t first = 0;
+    for (std::size_t i = 1; i < parked.size(); ++i)
+      if (parked[i].layer < parked[first].layer) first = i;
+    const std::size_t layer = parked[first].layer;
+    piece_ids.clear();
+    group_nonzeros = 0;
+    dense.start_empty(static_cast<int>(layer % 2));
+    in_panels = true;
+    take_in_parked(layer);
+    if (piece_ids.empty()) throw std::logic_error("data x model: parked rows that fit no piece");
+    ++figures.tail_pieces_at_end;
+    run_layers(layer, false);
+    finish_piece();
   }
   window.free();
   shared.free();
-  return result;
+  return assemble_rows(rows, columns, finished);
 }
 
 }  // namespace

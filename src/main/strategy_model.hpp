@@ -41,11 +41,13 @@ struct ModelComm {
                                         // kSuperRowsPerThread x the engine's threads)
   static constexpr std::size_t kAutomatic = ~std::size_t{0};
   static constexpr std::size_t kSuperRowsPerThread = 2048;
+  bool join_tails = true;      // a super-block thinned to a quarter of the largest one's rows parks them, and a later one
+                               // takes them in (run_column_blocks); false: every super-block runs its own tail
   bool cyclic_columns = true;  // column block m holds the neurons j with j mod M = m (a deal, hash.hpp, applied when
                                // loading, when M divides N and the network is not hashed); false: contiguous blocks
 };
 // The switches named in the environment variable SDNN_MODEL_COMM, a comma-separated list of
-// world-sync, per-range-gets, panel-blocks, whole-gets, window-gets, super-rows=N and block-columns (unset or empty:
+// world-sync, per-range-gets, panel-blocks, whole-gets, window-gets, super-rows=N, separate-tails and block-columns (unset or empty:
 // the defaults); other words throw std::invalid_argument naming the accepted ones. `overlap` is passed through.
 ModelComm model_comm_from_environment(bool overlap);
 

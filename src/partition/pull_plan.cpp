@@ -5,13 +5,12 @@
 
 namespace sdnn {
 
-PullPlan plan_pulls(const CscMatrix& weights, Index neurons, const Grid& grid, int row_group, int block) {
+PullPlan plan_pulls(const CscMatrix& weights, Index neurons, const Grid& grid, int row_group, int block, bool split) {
   PullPlan plan;
   std::vector<char> needed(neurons, 0);
   for (Offset p = 0; p < weights.nnz(); ++p) needed[weights.indices[p]] = 1;
   const RowRange own = shard_of(neurons, grid.columns, block);
   // Pulled columns in the order: peers by block, then increasing column; runs become ranges.
-  std::vector<Index> pulled_position(neurons, 0);
   for (int b = 0; b < grid.columns; ++b) {
     if (b == block) continue;
     const RowRange theirs = shard_of(neurons, grid.columns, b);
@@ -23,10 +22,23 @@ PullPlan plan_pulls(const CscMatrix& weights, Index neurons, const Grid& grid, i
         ++plan.ranges.back().last;
       else
         plan.ranges.push_back({peer, local, local + 1});
-      pulled_position[k] = plan.pulled_columns++;
+      ++plan.pulled_columns;
     }
   }
   for (Index k = own.first; k < own.last; ++k) plan.local_columns += needed[k];
+  if (split) split_weights(weights, neurons, grid, block, plan);
+  return plan;
+}
+
+void split_weights(const CscMatrix& weights, Index neurons, const Grid& grid, int block, PullPlan& plan) {
+  const RowRange own = shard_of(neurons, grid.columns, block);
+  // Each pulled neuron's column in the pulled matrix: the ranges' columns, back to back.
+  std::vector<Index> pulled_position(neurons, 0);
+  Index position = 0;
+  for (const PullPlan::Range& range : plan.ranges) {
+    const RowRange theirs = shard_of(neurons, grid.columns, range.peer % grid.columns);
+    for (Index local = range.first; local < range.last; ++local) pulled_position[theirs.first + local] = position++;
+  }
   // W split by where its rows' activations live, column by column: a column's rows stay in order
   // in both parts (pulled positions grow with the neuron id), so no sort is needed.
   plan.local_weights.reset(own.size(), weights.cols());
@@ -54,7 +66,7 @@ PullPlan plan_pulls(const CscMatrix& weights, Index neurons, const Grid& grid, i
         plan.remote_weights.values[remote_at++] = weights.values[p];
       }
     }
-  return plan;
+  plan.weights_split = true;
 }
 
 }  // namespace sdnn

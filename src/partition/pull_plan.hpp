@@ -3,7 +3,8 @@
 // neurons; for a layer whose column block of W is `weights` (N x C, CSC, rows in global neuron
 // ids) it needs the columns of Y_{l-1} that are nonzero rows of `weights`: those in its own block
 // are local, the others are pulled from the ranks (d, m') that own them. Computed once per layer
-// before the layer loop, from W alone. No MPI here.
+// before the layer loop, from W alone (the split of W for sparse rows when a layer first needs
+// it). No MPI here.
 #pragma once
 
 #include <vector>
@@ -26,12 +27,18 @@ struct PullPlan {
   std::vector<Range> ranges;   // in the order of the pulled matrix's columns
   Index pulled_columns = 0;    // sum of range lengths
   Index local_columns = 0;     // needed columns this rank owns
+  bool weights_split = false;  // local_weights and remote_weights are filled (split_weights)
   CscMatrix local_weights;     // rows: this rank's own columns (local numbering)
   CscMatrix remote_weights;    // rows: the pulled columns, in plan order
 };
 
 // The plan of one layer for the rank at (row group, column block `block`): `weights` is the
-// rank's column block of W (N x C, CSC, rows in global neuron ids).
-PullPlan plan_pulls(const CscMatrix& weights, Index neurons, const Grid& grid, int row_group, int block);
+// rank's column block of W (N x C, CSC, rows in global neuron ids). With split: its weights split
+// too (split_weights); without, only the ranges and counts (what dense rows need).
+PullPlan plan_pulls(const CscMatrix& weights, Index neurons, const Grid& grid, int row_group, int block,
+                    bool split = true);
+// Fills plan.local_weights and plan.remote_weights (W split by where its rows' activations live:
+// sparse rows multiply the two parts, SplitRightMultiplier) for the plan_pulls that made `plan`.
+void split_weights(const CscMatrix& weights, Index neurons, const Grid& grid, int block, PullPlan& plan);
 
 }  // namespace sdnn

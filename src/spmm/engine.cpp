@@ -124,10 +124,6 @@ CsrMatrix assemble_rows(Index rows, Index cols, const std::vector<ActiveRows>& b
   return y;
 }
 
-namespace {
-
-// The rows of `a` in [first, last) that hold any entry, with their ids (ids[i], or i itself when
-// ids is null).
 void gather_nonempty_rows(const CsrMatrix& a, Index first, Index last, const Index* ids, ActiveRows& out) {
   out.rows.reset(last - first, a.cols());
   out.ids.resize(last - first);
@@ -148,6 +144,8 @@ void gather_nonempty_rows(const CsrMatrix& a, Index first, Index last, const Ind
   out.rows.resize_major(kept);
   out.ids.resize(kept);
 }
+
+namespace {
 
 // Rows of a CSC matrix that hold any entry; all_positive tells whether every value is > 0.
 Index csc_alive_rows(const CscMatrix& a, std::vector<char>& mark, bool& all_positive) {

@@ -113,6 +113,10 @@ Index automatic_block_rows(Index rows, int threads);
 // indices unless `sort` is false; rows in no block are empty.
 CsrMatrix assemble_rows(Index rows, Index cols, const std::vector<ActiveRows>& blocks, bool sort = true);
 
+// The rows of `a` in [first, last) that hold any entry, with their ids (ids[i], or i itself when
+// ids is null).
+void gather_nonempty_rows(const CsrMatrix& a, Index first, Index last, const Index* ids, ActiveRows& out);
+
 // Rows [first, last) of a CSR matrix as a matrix of their own.
 CsrMatrix slice_rows(const CsrMatrix& a, Index first, Index last);
 
