@@ -18,7 +18,22 @@
 // first touched at 2 to 5 us a page and streamed through memory by every layer. Smaller
 // super-blocks repeat the group's per-layer synchronisation more often (docs/strategies.md,
 // issue 10, eighth pass). Every row group runs as many super-blocks (agreed over all ranks), of
-// near-equal sizes; their final rows are stacked.
+// near-equal sizes. A super-block dense from its input (the default problem's) goes from its
+// CSR rows straight into the dense slots (DensePanels::enter_rows), with no CSC copy first.
+//
+// Thin tails (ModelComm::join_tails; ninth pass): once most rows have died, each super-block
+// would take a few dozen rows through every remaining layer, paying the group's synchronisation,
+// the weights' widening and the per-layer set-up each time (the default problem's 1,771
+// survivors in 30 super-blocks of about 59 rows through layers 6-120). A super-block in panels
+// whose rows thinned to a quarter of the largest super-block's rows or fewer, while super-blocks
+// not yet started remain, parks them at its next layer (this rank's columns of them, as panels);
+// the first piece of rows in panels that reaches that layer with room in the slots (and within the
+// rows the sparse slots are sized for) appends them after its stored rows (DensePanels::absorb,
+// whole panels, one barrier) and goes on with them, parking them again with its own while as
+// thin; what no piece took runs after the last super-block, earliest layer first. The pieces'
+// final rows are assembled by their rows' ids. Every rank of the group parks and takes in the
+// same rows: the decisions follow the group's figures (its rows alive, its stored rows). Off with
+// --reuse (its log is per super-block) and world-sync (row groups would run different layer counts).
 //
 // Cyclic column blocks (ModelComm::cyclic_columns, applied when loading: strategy.cpp): column
 // block m holds the neurons j = m mod M, renumbered to be contiguous, so that on RadiX-Net each
