@@ -65,7 +65,9 @@ TEST(HugePages, LargeBlocksCarryTheAdviceAndStartApart) {
         << (advised ? "no MADV_HUGEPAGE on a 2 MiB block: " : "huge pages off, yet advised: ") << flags;
     starts.insert(reinterpret_cast<std::uintptr_t>(blocks.back()) % kHugePageBytes);
   }
-  if (advised) EXPECT_EQ(starts.size(), blocks.size()) << "large blocks start at the same offset in their 2 MiB pages";
+  if (advised) {
+    EXPECT_EQ(starts.size(), blocks.size()) << "large blocks start at the same offset in their 2 MiB pages";
+  }
   for (void* block : blocks) free_working(block);
 }
 

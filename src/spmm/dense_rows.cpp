@@ -662,10 +662,7 @@ Offset drop_dead_rows(DenseRows& rows, std::uint32_t* row_nonzeros) {
     rows.ids[r] = rows.ids[last];
     row_nonzeros[r] = row_nonzeros[last];
     row_nonzeros[last] = 0;
-    if (last < padded) {
-      Value* moved = rows.row_start(last);
-      for (Index k = 0; k < rows.neurons; ++k) moved[std::size_t{k} * kPanelRows] = 0.0f;
-    }
+    if (last < padded) clear_panel_row(rows.row_start(last), rows.neurons);
   }
   rows.ids.resize(kept);
   rows.panel.resize(static_cast<std::size_t>(rows.panels()) * rows.neurons * kPanelRows);

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "huge_pages.hpp"
@@ -38,16 +39,12 @@ struct DenseRows {
   PanelValues panel;  // panels x neurons x kPanelRows; padding rows hold 0
   Index rows() const { return static_cast<Index>(ids.size()); }
   Index panels() const { return (rows() + kPanelRows - 1) / kPanelRows; }
-  Value at(Index row, Index neuron) const {
-    return panel[(static_cast<std::size_t>(row / kPanelRows) * neurons + neuron) * kPanelRows + row % kPanelRows];
-  }
+  Value at(Index row, Index neuron) const { return row_start(row)[std::size_t{neuron} * kPanelRows]; }
   // Row r's first entry in its panel; its entry k is kPanelRows x k further on.
-  Value* row_start(Index r) {
-    return panel.data() + static_cast<std::size_t>(r / kPanelRows) * neurons * kPanelRows + r % kPanelRows;
-  }
   const Value* row_start(Index r) const {
     return panel.data() + static_cast<std::size_t>(r / kPanelRows) * neurons * kPanelRows + r % kPanelRows;
   }
+  Value* row_start(Index r) { return const_cast<Value*>(std::as_const(*this).row_start(r)); }
   // Row r's nonzero entries, counted.
   Index row_nonzeros(Index r) const {
     const Value* row = row_start(r);
@@ -60,6 +57,10 @@ struct DenseRows {
 // Copies one row of `neurons` entries between panels (from row_start to row_start).
 inline void copy_panel_row(const Value* from, Value* to, Index neurons) {
   for (Index k = 0; k < neurons; ++k) to[std::size_t{k} * kPanelRows] = from[std::size_t{k} * kPanelRows];
+}
+// Sets one row of `neurons` entries in its panel (from row_start) to +0.
+inline void clear_panel_row(Value* row, Index neurons) {
+  for (Index k = 0; k < neurons; ++k) row[std::size_t{k} * kPanelRows] = 0.0f;
 }
 
 // Sparse rows to dense panels and back (values must be positive for the dense kernel).

@@ -237,14 +237,11 @@ namespace {
 template <class Drop>
 Index compact_panels(DenseRows& rows, Drop&& drop) {
   const std::size_t panel_size = std::size_t{rows.neurons} * kPanelRows;
-  auto column = [&](Index r) { return rows.panel.data() + (r / kPanelRows) * panel_size + r % kPanelRows; };
   Index kept = 0;
   for (Index r = 0; r < rows.rows(); ++r) {
     if (drop(r)) continue;
     if (kept != r) {
-      const Value* from = column(r);
-      Value* to = column(kept);
-      for (Index k = 0; k < rows.neurons; ++k) to[std::size_t{k} * kPanelRows] = from[std::size_t{k} * kPanelRows];
+      copy_panel_row(rows.row_start(r), rows.row_start(kept), rows.neurons);
       rows.ids[kept] = rows.ids[r];
     }
     ++kept;
@@ -252,17 +249,13 @@ Index compact_panels(DenseRows& rows, Drop&& drop) {
   const Index dropped = rows.rows() - kept;
   rows.ids.resize(kept);
   rows.panel.resize(static_cast<std::size_t>(rows.panels()) * panel_size);
-  for (Index r = kept; r < rows.panels() * kPanelRows; ++r) {
-    Value* to = column(r);
-    for (Index k = 0; k < rows.neurons; ++k) to[std::size_t{k} * kPanelRows] = 0.0f;
-  }
+  for (Index r = kept; r < rows.panels() * kPanelRows; ++r) clear_panel_row(rows.row_start(r), rows.neurons);
   return dropped;
 }
 
 // The signature of one row of panels, the same as signatures_of(DenseRows) gives it.
 std::pair<std::uint64_t, std::uint64_t> panel_row_signature(const DenseRows& rows, Index r) {
-  const std::size_t panel_size = std::size_t{rows.neurons} * kPanelRows;
-  const Value* x = rows.panel.data() + (r / kPanelRows) * panel_size + r % kPanelRows;
+  const Value* x = rows.row_start(r);
   std::uint64_t hash = 0, count = 0;
   with_entry_hash([&](auto h) {
     for (Index k = 0; k < rows.neurons; ++k) {

@@ -275,8 +275,9 @@ TEST(DataModelStrategy, ThinTailsJoinAndMatchTheVerifier) {
           }
           EXPECT_GT(figures.tails_parked, 0u) << "grid " << grid.rows << "x" << grid.columns << ", rank " << rank;
           EXPECT_EQ(figures.tails_taken_in, figures.tails_parked) << "grid " << grid.rows << "x" << grid.columns;
-          if (grid.rows == 1)
+          if (grid.rows == 1) {
             EXPECT_GT(figures.tail_pieces_at_end, 0u) << "grid 1x" << grid.columns << ", rank " << rank;
+          }
         });
       }
 }
