@@ -231,12 +231,12 @@ struct SegmentMap {
 
 // Rows a thin super-block parked at the input of layer `layer` (run_column_blocks): this rank's
 // columns of them as panels (panels.ids: their rows in the super-block), `ids` their rows in the
-// group; nonzeros on this rank and in the group.
+// group; their nonzeros on this rank.
 struct ParkedRows {
   std::size_t layer = 0;
   DenseRows panels;
   std::vector<Index> ids;
-  Offset local_nonzeros = 0, group_nonzeros = 0;
+  Offset local_nonzeros = 0;
 };
 // A super-block parks its rows when they are at most 1 / kParkShare of the largest super-block's.
 constexpr std::uint64_t kParkShare = 4;
@@ -967,7 +967,6 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
   DensePanels dense(group, window, segments, dense_at, padded_rows, neurons, own, engine.threads, shared);
   CscMatrix current;  // Y_l's block: the super-block's rows, this rank's columns (while sparse)
   bool in_panels = false;
-  Offset group_nonzeros = 0;
   std::vector<std::uint8_t> alive;
   // Whether the group's rows are dense enough for panels (the engine's rule): counts are the
   // group's sums {-, nonzeros, non-positive entries, rows alive on some rank}; `alive` (this
@@ -1003,7 +1002,6 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
     const Offset local_nonzeros = counts[1];
     group.sum_in_place(counts);
     if (!group_goes_dense(counts, [](auto&& step) { step(); })) return false;
-    group_nonzeros = counts[1];
     dense.enter_rows(problem.input, first_row, alive, local_nonzeros, 0);
     return true;
   };
@@ -1032,7 +1030,6 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
       if (counts[0] > 0) throw std::logic_error("data x model: a sparse block outgrew its window");
       return;
     }
-    group_nonzeros = counts[1];
     dense.enter(current, alive, slot);
     current = CscMatrix();
     in_panels = true;
@@ -1076,7 +1073,6 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
       }
       dense.absorb(parked[i].panels, parked[i].local_nonzeros, static_cast<Index>(piece_ids.size()));
       piece_ids.insert(piece_ids.end(), parked[i].ids.begin(), parked[i].ids.end());
-      group_nonzeros += parked[i].group_nonzeros;
       parked.erase(parked.begin() + static_cast<std::ptrdiff_t>(i));
       ++figures.tails_taken_in;
       any = true;
@@ -1102,8 +1098,9 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
       if (in_panels) {
         figures.layer_nonzeros[l] += dense.local_nonzeros();
         figures.active_nonzeros += dense.local_nonzeros();
-        group_nonzeros = dense.layer(plan, layer, read_slot, write_slot, overlap, comm_switches.merged_gets,
-                                     comm_switches.panel_blocks, comm_switches.panels_per_part, timed, bytes, messages);
+        const Offset group_nonzeros = dense.layer(plan, layer, read_slot, write_slot, overlap, comm_switches.merged_gets,
+                                                  comm_switches.panel_blocks, comm_switches.panels_per_part, timed, bytes,
+                                                  messages);
         // Back to sparse rows below a quarter of the threshold (every rank of the group agrees).
         const Index alive_rows = dense.rows().rows();
         if (alive_rows == 0 || static_cast<double>(group_nonzeros) <
@@ -1203,7 +1200,6 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
         if (may_park && dense.rows().rows() <= park_rows) {
           ParkedRows tail;
           tail.layer = l + 1;
-          tail.group_nonzeros = group_nonzeros;
           tail.local_nonzeros = dense.park(tail.panels);
           tail.ids.reserve(tail.panels.rows());
           for (Index id : tail.panels.ids) tail.ids.push_back(piece_ids[id]);
@@ -1251,7 +1247,6 @@ CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& 
       if (parked[i].layer < parked[first].layer) first = i;
     const std::size_t layer = parked[first].layer;
     piece_ids.clear();
-    group_nonzeros = 0;
     dense.start_empty(static_cast<int>(layer % 2));
     in_panels = true;
     take_in_parked(layer);
