@@ -776,19 +776,6 @@ std::size_t super_block_count(Index rows, std::size_t super_rows) {
   return static_cast<std::size_t>(count);
 }
 
-// Copies `part`, a super-block's final rows, into `all` from row first_row on (the super-blocks
-// come in order, so that all's offsets up to first_row are set).
-void stack_rows(const CsrMatrix& part, Index first_row, CsrMatrix& all) {
-  const Offset base = all.offsets[first_row];
-  all.indices.resize(base + part.nnz());
-  all.values.resize(base + part.nnz());
-  std::copy(part.indices.begin(), part.indices.begin() + static_cast<std::ptrdiff_t>(part.nnz()),
-            all.indices.begin() + static_cast<std::ptrdiff_t>(base));
-  std::copy(part.values.begin(), part.values.begin() + static_cast<std::ptrdiff_t>(part.nnz()),
-            all.values.begin() + static_cast<std::ptrdiff_t>(base));
-  for (Index r = 0; r < part.rows(); ++r) all.offsets[first_row + r + 1] = base + part.offsets[r + 1];
-}
-
 // The column-block loop (M >= 2; see the top of this file): returns this rank's final block.
 CsrMatrix run_column_blocks(int rank, const LoadedProblem& problem, const Grid& grid, const EngineOptions& engine,
                             const ModelComm& comm_switches, RankFigures& figures) {
